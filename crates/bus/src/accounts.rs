@@ -1,0 +1,244 @@
+//! The claim shapes of every NATS identity the product mints: the operator,
+//! the system and controller accounts, one account per org, and users (nodes,
+//! integrators, the controller itself). Permission sets are decided here and
+//! nowhere else.
+
+use std::collections::BTreeMap;
+
+use nkeys::KeyPair;
+use ritma_protocol::{NodeSubject, OrgId, TenantId, subjects};
+use serde_json::{Value, json};
+
+use crate::BusError;
+use crate::jwt::{self, Claims};
+
+/// No limit, in the server's terms.
+const UNLIMITED: i64 = -1;
+
+fn nats_limits(jetstream: bool) -> Value {
+    let js = if jetstream { UNLIMITED } else { 0 };
+    json!({
+        "subs": UNLIMITED, "data": UNLIMITED, "payload": UNLIMITED,
+        "imports": UNLIMITED, "exports": UNLIMITED, "wildcards": true,
+        "conn": UNLIMITED, "leaf": UNLIMITED,
+        "mem_storage": js, "disk_storage": js, "streams": js, "consumer": js,
+    })
+}
+
+pub fn operator_jwt(operator: &KeyPair, system_account: &str) -> Result<String, BusError> {
+    let nats = json!({ "type": "operator", "version": 2, "system_account": system_account });
+    jwt::encode(Claims::new(operator, &operator.public_key(), "ritma", nats), operator)
+}
+
+pub fn system_account_jwt(operator: &KeyPair, account: &str) -> Result<String, BusError> {
+    let nats = json!({
+        "type": "account", "version": 2, "limits": nats_limits(false),
+        // The system account's own service exports, as nsc writes them.
+        "exports": [
+            { "name": "account-monitoring-services", "subject": "$SYS.REQ.ACCOUNT.*.*",
+              "type": "service", "response_type": "Stream", "account_token_position": 4 },
+            { "name": "account-monitoring-streams", "subject": "$SYS.ACCOUNT.*.>",
+              "type": "stream", "account_token_position": 3 }
+        ],
+    });
+    jwt::encode(Claims::new(operator, account, "SYS", nats), operator)
+}
+
+/// What the controller account needs to know about one org.
+#[derive(Debug, Clone)]
+pub struct OrgAccountRef {
+    pub org: OrgId,
+    pub account_public_key: String,
+}
+
+/// The controller's own account: JetStream on, and for every org a
+/// token-required service export of that org's subject space, which the org
+/// account imports. A node's JetStream publish in its org account so reaches
+/// the central stream here, which acks it.
+pub fn controller_account_jwt(
+    operator: &KeyPair,
+    account: &str,
+    orgs: &[OrgAccountRef],
+) -> Result<String, BusError> {
+    let exports: Vec<Value> = orgs
+        .iter()
+        .map(|o| {
+            json!({
+                "name": format!("org-{}", o.org),
+                "subject": subjects::org_all(&o.org),
+                "type": "service",
+                "token_req": true,
+                "response_type": "Singleton",
+            })
+        })
+        .collect();
+    let nats = json!({
+        "type": "account", "version": 2, "limits": nats_limits(true), "exports": exports,
+    });
+    jwt::encode(Claims::new(operator, account, "ritma-controller", nats), operator)
+}
+
+/// The activation that lets `org_account` import the controller's export of
+/// the org's subject space; signed by the controller account.
+pub fn activation_jwt(
+    controller_account: &KeyPair,
+    org: &OrgId,
+    org_account: &str,
+) -> Result<String, BusError> {
+    let nats = json!({
+        "type": "activation", "version": 2,
+        "subject": subjects::org_all(org),
+        "kind": "service",
+    });
+    jwt::encode(
+        Claims::new(controller_account, org_account, &format!("org-{org}"), nats),
+        controller_account,
+    )
+}
+
+/// Everything needed to (re)issue an org's account JWT.
+pub struct OrgAccountSpec<'a> {
+    pub org: &'a OrgId,
+    pub account_public_key: &'a str,
+    pub signing_key_public: &'a str,
+    pub controller_account: &'a KeyPair,
+    /// User public keys revoked in this account, with the time from which
+    /// every JWT of theirs issued before it is invalid.
+    pub revocations: &'a BTreeMap<String, i64>,
+}
+
+pub fn org_account_jwt(operator: &KeyPair, spec: &OrgAccountSpec<'_>) -> Result<String, BusError> {
+    let token = activation_jwt(spec.controller_account, spec.org, spec.account_public_key)?;
+    let nats = json!({
+        "type": "account", "version": 2, "limits": nats_limits(false),
+        "signing_keys": [spec.signing_key_public],
+        "imports": [{
+            "name": "ritma-ingest",
+            "subject": subjects::org_all(spec.org),
+            "account": spec.controller_account.public_key(),
+            "token": token,
+            "type": "service",
+        }],
+        "revocations": spec.revocations,
+    });
+    jwt::encode(
+        Claims::new(operator, spec.account_public_key, &format!("org-{}", spec.org), nats),
+        operator,
+    )
+}
+
+/// A user's permissions.
+#[derive(Debug, Clone, Default)]
+pub struct UserPermissions {
+    pub publish_allow: Vec<String>,
+    pub publish_deny: Vec<String>,
+    pub subscribe_allow: Vec<String>,
+    /// Allow replying once to requests (nodes answer dry-run commands).
+    pub allow_responses: bool,
+}
+
+impl UserPermissions {
+    /// A node publishes only its own telemetry and subscribes only its own
+    /// commands and its own reply inbox.
+    pub fn node(scope: &NodeSubject) -> Self {
+        use ritma_protocol::TelemetryKind;
+        let inbox = scope.inbox_prefix();
+        Self {
+            publish_allow: TelemetryKind::ALL
+                .iter()
+                .map(|k| scope.telemetry(*k))
+                .collect(),
+            publish_deny: vec![],
+            subscribe_allow: vec![scope.commands_wildcard(), format!("{inbox}.>")],
+            allow_responses: true,
+        }
+    }
+
+    /// Read-only: publishing anything is denied.
+    pub fn integrator(org: &OrgId, tenant: Option<&TenantId>, subjects: &[String]) -> Self {
+        let scope = subjects::integrator_scope(org, tenant);
+        let subscribe_allow = if subjects.is_empty() {
+            vec![scope]
+        } else {
+            subjects.to_vec()
+        };
+        Self {
+            publish_allow: vec![],
+            publish_deny: vec![">".into()],
+            subscribe_allow,
+            allow_responses: false,
+        }
+    }
+
+    /// The controller inside an org account: it publishes state changes and
+    /// commands of that org, and reads replies on its own inbox.
+    pub fn controller_in_org(org: &OrgId) -> Self {
+        Self {
+            publish_allow: vec![
+                subjects::state_changes(org, None),
+                subjects::org_commands(org),
+            ],
+            publish_deny: vec![],
+            subscribe_allow: vec![
+                subjects::state_changes(org, None),
+                "_INBOX_ritma_controller.>".into(),
+            ],
+            allow_responses: false,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut pub_ = serde_json::Map::new();
+        if !self.publish_allow.is_empty() {
+            pub_.insert("allow".into(), json!(self.publish_allow));
+        }
+        if !self.publish_deny.is_empty() {
+            pub_.insert("deny".into(), json!(self.publish_deny));
+        }
+        let mut v = json!({ "pub": pub_, "sub": { "allow": self.subscribe_allow } });
+        if self.allow_responses {
+            v["resp"] = json!({ "max": 1, "ttl": 0 });
+        }
+        v
+    }
+}
+
+/// A user JWT in an org (or the controller) account, signed by that
+/// account's signing key (`issuer_account` names the account).
+pub struct UserSpec<'a> {
+    pub name: &'a str,
+    pub user_public_key: &'a str,
+    pub account_public_key: &'a str,
+    pub permissions: &'a UserPermissions,
+    pub expires_at: Option<i64>,
+}
+
+pub fn user_jwt(signing_key: &KeyPair, spec: &UserSpec<'_>) -> Result<String, BusError> {
+    let mut nats = spec.permissions.to_json();
+    nats["type"] = json!("user");
+    nats["version"] = json!(2);
+    nats["subs"] = json!(UNLIMITED);
+    nats["data"] = json!(UNLIMITED);
+    nats["payload"] = json!(UNLIMITED);
+    if signing_key.public_key() != spec.account_public_key {
+        nats["issuer_account"] = json!(spec.account_public_key);
+    }
+    let mut claims = Claims::new(signing_key, spec.user_public_key, spec.name, nats);
+    if let Some(exp) = spec.expires_at {
+        claims = claims.expires_at(exp);
+    }
+    jwt::encode(claims, signing_key)
+}
+
+/// A user with every permission in its account (the controller's own users).
+pub fn unrestricted_user_jwt(
+    account: &KeyPair,
+    user_public_key: &str,
+    name: &str,
+) -> Result<String, BusError> {
+    let nats = json!({
+        "type": "user", "version": 2, "pub": {}, "sub": {},
+        "subs": UNLIMITED, "data": UNLIMITED, "payload": UNLIMITED,
+    });
+    jwt::encode(Claims::new(account, user_public_key, name, nats), account)
+}

@@ -1,0 +1,98 @@
+//! Connecting with a user JWT and its nkey. The JWT is read through a shared
+//! cell at every (re)connect, so a refreshed credential is picked up by the
+//! next reconnect without rebuilding the client.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_nats::{Auth, AuthError, ConnectOptions};
+use nkeys::KeyPair;
+
+use crate::BusError;
+
+/// A JWT that can be replaced while a connection uses it.
+#[derive(Clone)]
+pub struct SharedJwt(Arc<RwLock<String>>);
+
+impl SharedJwt {
+    pub fn new(jwt: String) -> Self {
+        Self(Arc::new(RwLock::new(jwt)))
+    }
+
+    pub fn set(&self, jwt: String) {
+        if let Ok(mut guard) = self.0.write() {
+            *guard = jwt;
+        }
+    }
+
+    pub fn get(&self) -> String {
+        self.0.read().map(|g| g.clone()).unwrap_or_default()
+    }
+}
+
+pub struct ConnectSpec {
+    pub urls: Vec<String>,
+    pub name: String,
+    pub jwt: SharedJwt,
+    pub key: Arc<KeyPair>,
+    pub inbox_prefix: Option<String>,
+    /// Keep retrying the first connect instead of failing (daemons).
+    pub retry_initial: bool,
+}
+
+pub fn options(spec: &ConnectSpec) -> ConnectOptions {
+    let jwt = spec.jwt.clone();
+    let key = spec.key.clone();
+    let mut opts = ConnectOptions::with_auth_callback(move |nonce| {
+        let jwt = jwt.get();
+        let key = key.clone();
+        async move {
+            let signature = key.sign(&nonce).map_err(AuthError::new)?;
+            let mut auth = Auth::new();
+            auth.jwt = Some(jwt);
+            auth.signature = Some(signature);
+            Ok(auth)
+        }
+    })
+    .name(&spec.name)
+    .connection_timeout(Duration::from_secs(5))
+    .ping_interval(Duration::from_secs(20))
+    .max_reconnects(None::<usize>);
+    if let Some(prefix) = &spec.inbox_prefix {
+        opts = opts.custom_inbox_prefix(prefix);
+    }
+    if spec.retry_initial {
+        opts = opts.retry_on_initial_connect();
+    }
+    opts
+}
+
+pub async fn connect(spec: ConnectSpec) -> Result<async_nats::Client, BusError> {
+    let url = spec.urls.join(",");
+    options(&spec)
+        .connect(spec.urls.clone())
+        .await
+        .map_err(|e| BusError::Connect {
+            url,
+            message: e.to_string(),
+        })
+}
+
+/// Connect as an unrestricted user of an account the caller holds the key of.
+pub async fn connect_as(
+    urls: &[String],
+    name: &str,
+    jwt: String,
+    key: &KeyPair,
+) -> Result<async_nats::Client, BusError> {
+    let key = KeyPair::from_seed(&key.seed().map_err(BusError::key)?).map_err(BusError::key)?;
+    connect(ConnectSpec {
+        urls: urls.to_vec(),
+        name: name.to_owned(),
+        jwt: SharedJwt::new(jwt),
+        key: Arc::new(key),
+        inbox_prefix: None,
+        retry_initial: false,
+    })
+    .await
+}

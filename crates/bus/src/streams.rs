@@ -1,0 +1,78 @@
+//! The JetStream layout, created idempotently at controller start.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use ritma_protocol::subjects;
+
+use crate::BusError;
+
+pub const TELEMETRY_STREAM: &str = "RITMA_TELEMETRY";
+pub const DEAD_LETTER_STREAM: &str = "RITMA_DEADLETTER";
+pub const INGEST_CONSUMER: &str = "ritma-ingest";
+
+/// Retries inside this window with the same `Nats-Msg-Id` are dropped by the server.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+pub struct StreamSettings {
+    pub max_age: Duration,
+    /// Must be at least 2 x batch x workers (measured: the 2.9 default of
+    /// 1000 starves batched workers).
+    pub max_ack_pending: i64,
+    pub ack_wait: Duration,
+    pub replicas: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_ack_pending: 20_000,
+            ack_wait: Duration::from_secs(30),
+            replicas: 1,
+        }
+    }
+}
+
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<consumer::PullConsumer, BusError> {
+    let err = |e: &dyn std::fmt::Display| BusError::JetStream(e.to_string());
+    let telemetry = js
+        .get_or_create_stream(stream::Config {
+            name: TELEMETRY_STREAM.into(),
+            subjects: vec![subjects::all_telemetry()],
+            storage: stream::StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            max_age: settings.max_age,
+            num_replicas: settings.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| err(&e))?;
+    js.get_or_create_stream(stream::Config {
+        name: DEAD_LETTER_STREAM.into(),
+        subjects: vec![subjects::all_dead_letters()],
+        storage: stream::StorageType::File,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        num_replicas: settings.replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| err(&e))?;
+    telemetry
+        .get_or_create_consumer(
+            INGEST_CONSUMER,
+            consumer::pull::Config {
+                durable_name: Some(INGEST_CONSUMER.into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: settings.ack_wait,
+                max_ack_pending: settings.max_ack_pending,
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| err(&e))
+}

@@ -1,0 +1,113 @@
+//! A nats-server process started from the project's `nats/server.conf`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ritma_bus::BusKeys;
+
+use crate::ports::{free_port, wait_for_port};
+use crate::tools;
+
+/// The server configuration template, compiled in so the binary works from any folder.
+pub const SERVER_CONF_TEMPLATE: &str = include_str!("../../../nats/server.conf");
+
+pub struct NatsServerSpec<'a> {
+    pub data_dir: &'a Path,
+    pub keys: &'a BusKeys,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub name: &'a str,
+}
+
+pub struct NatsServer {
+    pub url: String,
+    pub port: u16,
+    pub monitor_port: u16,
+    pub config_path: PathBuf,
+    binary: PathBuf,
+    child: Option<Child>,
+}
+
+pub fn render_config(template: &str, values: &[(&str, String)]) -> String {
+    values.iter().fold(template.to_owned(), |acc, (k, v)| {
+        acc.replace(&format!("{{{{{k}}}}}"), v)
+    })
+}
+
+impl NatsServer {
+    pub async fn start(spec: NatsServerSpec<'_>) -> anyhow::Result<Self> {
+        let binary = tools::find_or_install("nats-server", "nats-server", &|| {
+            vec![PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")]
+        })?;
+        let port = if spec.port == 0 { free_port()? } else { spec.port };
+        let monitor_port = free_port()?;
+        let resolver_dir = spec.data_dir.join("resolver");
+        let store_dir = spec.data_dir.join("jetstream");
+        std::fs::create_dir_all(&resolver_dir)?;
+        std::fs::create_dir_all(&store_dir)?;
+        let config = render_config(
+            SERVER_CONF_TEMPLATE,
+            &[
+                ("SERVER_NAME", spec.name.to_owned()),
+                ("HOST", "127.0.0.1".into()),
+                ("PORT", port.to_string()),
+                ("MONITOR_PORT", monitor_port.to_string()),
+                ("OPERATOR_JWT", spec.keys.operator_jwt()?),
+                ("SYSTEM_ACCOUNT", spec.keys.system_account.public_key()),
+                ("SYSTEM_ACCOUNT_JWT", spec.keys.system_account_jwt()?),
+                ("RESOLVER_DIR", resolver_dir.display().to_string()),
+                ("STORE_DIR", store_dir.display().to_string()),
+            ],
+        );
+        let config_path = spec.data_dir.join("server.conf");
+        std::fs::write(&config_path, config)?;
+        let mut server = Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            monitor_port,
+            config_path,
+            binary,
+            child: None,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.config_path.with_file_name("nats-server.log"))?;
+        let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&self.config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        wait_for_port(self.port, Duration::from_secs(15)).await?;
+        Ok(())
+    }
+
+    /// Stop the server (SIGKILL when `hard`), keeping its data.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start again on the same port with the same data.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn().await
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

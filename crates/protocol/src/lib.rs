@@ -1,0 +1,24 @@
+//! The wire contract between nodes, the controller and integrators.
+//!
+//! Subject names are built and parsed only here ([`subjects`]); message bodies
+//! are typed, versioned and validated here ([`messages`]). Every other crate
+//! goes through this one, so the contract documented in `docs/` (JSON Schema
+//! and AsyncAPI) has one source of truth, checked by this crate's tests.
+
+pub mod contract;
+pub mod ids;
+pub mod messages;
+pub mod subjects;
+pub mod validate;
+
+pub use ids::{IdError, NodeId, OrgId, TenantId};
+pub use messages::*;
+pub use subjects::{NodeSubject, SubjectError, TelemetryKind};
+pub use validate::ValidationError;
+
+/// The schema version every message this build emits carries, and the only
+/// one it accepts. A breaking change bumps it and adds a new decoder arm.
+pub const SCHEMA_VERSION: u16 = 1;
+
+/// Largest message body accepted anywhere on the bus, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;

@@ -1,0 +1,246 @@
+//! Every NATS subject the product uses is built and parsed here.
+//!
+//! Layout (the integrators' contract, documented in `docs/asyncapi.yaml`):
+//! - `ritma.<org>.<tenant>.node.<node>.{heartbeat,slo,usage,events}`: node to bus,
+//!   captured by JetStream;
+//! - `ritma.<org>.<tenant>.node.<node>.cmd.<command>`: controller to node;
+//! - `ritma.<org>.<tenant>.state.node.<node>`: controller to everyone, after commit;
+//! - `ritma_sys.*`: the controller's own internal subjects (dead letters).
+
+use std::fmt;
+
+use crate::ids::{IdError, NodeId, OrgId, TenantId};
+
+pub const ROOT: &str = "ritma";
+const SYSTEM_ROOT: &str = "ritma_sys";
+
+/// What a node publishes; each kind has its own subject suffix and schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TelemetryKind {
+    Heartbeat,
+    Slo,
+    Usage,
+    Events,
+}
+
+impl TelemetryKind {
+    pub const ALL: [TelemetryKind; 4] = [Self::Heartbeat, Self::Slo, Self::Usage, Self::Events];
+
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Heartbeat => "heartbeat",
+            Self::Slo => "slo",
+            Self::Usage => "usage",
+            Self::Events => "events",
+        }
+    }
+
+    fn from_token(token: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.token() == token)
+    }
+}
+
+impl fmt::Display for TelemetryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.token())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubjectError {
+    #[error("subject {0:?} is not a ritma node telemetry subject")]
+    NotTelemetry(String),
+    #[error("subject {subject:?} has an invalid id: {source}")]
+    BadId { subject: String, source: IdError },
+}
+
+/// The scope of one node: everything needed to build its subjects.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeSubject {
+    pub org: OrgId,
+    pub tenant: TenantId,
+    pub node: NodeId,
+}
+
+impl NodeSubject {
+    pub fn new(org: OrgId, tenant: TenantId, node: NodeId) -> Self {
+        Self { org, tenant, node }
+    }
+
+    fn prefix(&self) -> String {
+        format!("{ROOT}.{}.{}.node.{}", self.org, self.tenant, self.node)
+    }
+
+    /// Where this node publishes telemetry of `kind`.
+    pub fn telemetry(&self, kind: TelemetryKind) -> String {
+        format!("{}.{}", self.prefix(), kind.token())
+    }
+
+    /// One command sent to this node, e.g. `policy_changed`.
+    pub fn command(&self, command: &str) -> String {
+        format!("{}.cmd.{command}", self.prefix())
+    }
+
+    /// All commands for this node (what the node subscribes to).
+    pub fn commands_wildcard(&self) -> String {
+        format!("{}.cmd.>", self.prefix())
+    }
+
+    /// Where the controller announces this node's state changes.
+    pub fn state(&self) -> String {
+        format!("{ROOT}.{}.{}.state.node.{}", self.org, self.tenant, self.node)
+    }
+
+    /// The private reply-inbox prefix of this node's connection, so that no
+    /// other node of the org can read its replies (a plain `_INBOX.>` grant
+    /// would allow that).
+    pub fn inbox_prefix(&self) -> String {
+        format!("_INBOX_{}", self.node)
+    }
+
+    /// Parse a telemetry subject into the node scope and the kind.
+    pub fn parse_telemetry(subject: &str) -> Result<(Self, TelemetryKind), SubjectError> {
+        let not = || SubjectError::NotTelemetry(subject.chars().take(200).collect());
+        let parts: Vec<&str> = subject.split('.').collect();
+        let [root, org, tenant, node_lit, node, kind] = parts.as_slice() else {
+            return Err(not());
+        };
+        if *root != ROOT || *node_lit != "node" {
+            return Err(not());
+        }
+        let kind = TelemetryKind::from_token(kind).ok_or_else(not)?;
+        let bad = |source| SubjectError::BadId {
+            subject: subject.chars().take(200).collect(),
+            source,
+        };
+        Ok((
+            Self {
+                org: OrgId::new(*org).map_err(bad)?,
+                tenant: TenantId::new(*tenant).map_err(bad)?,
+                node: NodeId::new(*node).map_err(bad)?,
+            },
+            kind,
+        ))
+    }
+}
+
+/// Every telemetry subject of one org (the org account's service export).
+pub fn org_all(org: &OrgId) -> String {
+    format!("{ROOT}.{org}.>")
+}
+
+/// Every state change of one org, or of one tenant of it.
+pub fn state_changes(org: &OrgId, tenant: Option<&TenantId>) -> String {
+    match tenant {
+        Some(t) => format!("{ROOT}.{org}.{t}.state.>"),
+        None => format!("{ROOT}.{org}.*.state.>"),
+    }
+}
+
+/// What an integrator of `org` (optionally one tenant) may subscribe to.
+pub fn integrator_scope(org: &OrgId, tenant: Option<&TenantId>) -> String {
+    match tenant {
+        Some(t) => format!("{ROOT}.{org}.{t}.>"),
+        None => format!("{ROOT}.{org}.>"),
+    }
+}
+
+/// Commands to every node of an org (what the controller may publish there).
+pub fn org_commands(org: &OrgId) -> String {
+    format!("{ROOT}.{org}.*.node.*.cmd.>")
+}
+
+/// Filter of the central stream: node telemetry of every org.
+pub fn all_telemetry() -> String {
+    format!("{ROOT}.*.*.node.*.*")
+}
+
+/// Where rejected messages go, with the reason as the last token.
+pub fn dead_letter(reason: &str) -> String {
+    format!("{SYSTEM_ROOT}.deadletter.{reason}")
+}
+
+/// Filter of the dead-letter stream.
+pub fn all_dead_letters() -> String {
+    format!("{SYSTEM_ROOT}.deadletter.>")
+}
+
+/// `Nats-Msg-Id` for a node's message: stable across retries so that the
+/// stream's duplicate window drops a re-sent copy.
+pub fn message_id(node: &NodeId, seq: u64) -> String {
+    format!("{node}:{seq}")
+}
+
+/// True when `subject` is inside `pattern` under NATS wildcard rules.
+pub fn matches(pattern: &str, subject: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (p.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> NodeSubject {
+        NodeSubject::new(
+            OrgId::new("acme").unwrap(),
+            TenantId::new("prod").unwrap(),
+            NodeId::new("web-1").unwrap(),
+        )
+    }
+
+    #[test]
+    fn builds_the_documented_layout() {
+        let s = scope();
+        assert_eq!(
+            s.telemetry(TelemetryKind::Heartbeat),
+            "ritma.acme.prod.node.web-1.heartbeat"
+        );
+        assert_eq!(s.command("policy_changed"), "ritma.acme.prod.node.web-1.cmd.policy_changed");
+        assert_eq!(s.state(), "ritma.acme.prod.state.node.web-1");
+        assert_eq!(all_telemetry(), "ritma.*.*.node.*.*");
+    }
+
+    #[test]
+    fn parse_round_trips_every_kind() {
+        let s = scope();
+        for kind in TelemetryKind::ALL {
+            let (parsed, k) = NodeSubject::parse_telemetry(&s.telemetry(kind)).unwrap();
+            assert_eq!((parsed, k), (s.clone(), kind));
+            assert!(matches(&all_telemetry(), &s.telemetry(kind)));
+        }
+    }
+
+    #[test]
+    fn parse_rejects_foreign_subjects() {
+        for bad in [
+            "ritma.acme.prod.node.web-1",
+            "ritma.acme.prod.node.web-1.cmd.x",
+            "ritma.acme.prod.state.node.web-1",
+            "other.acme.prod.node.web-1.heartbeat",
+            "ritma.ACME.prod.node.web-1.heartbeat",
+            "ritma.acme.prod.node.web-1.heartbeat.extra",
+        ] {
+            assert!(NodeSubject::parse_telemetry(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wildcard_matching() {
+        assert!(matches("ritma.acme.>", "ritma.acme.prod.state.node.x"));
+        assert!(!matches("ritma.acme.>", "ritma.acme"));
+        assert!(!matches("ritma.acme.>", "ritma.other.prod.state.node.x"));
+        assert!(matches("a.*.c", "a.b.c"));
+        assert!(!matches("a.*.c", "a.b.d"));
+    }
+}
