@@ -1,0 +1,187 @@
+//! Server functions: the browser's only way to the controller API. Each runs on the
+//! console server with the token of the caller's session.
+
+use crate::model::{
+    AppError, CreatedToken, Dashboard, NodeDetail, NodePage, NodeQuery, SessionInfo, TokenInfo,
+};
+use leptos::prelude::*;
+
+/// Rows per inventory page.
+pub const PAGE_SIZE: u32 = 50;
+
+#[cfg(feature = "ssr")]
+mod ctx {
+    use crate::model::AppError;
+    use crate::server::{AppState, session::Session};
+    use leptos::prelude::use_context;
+
+    pub fn current() -> Result<(AppState, Session), AppError> {
+        let state = use_context::<AppState>()
+            .ok_or_else(|| AppError::Internal("console state missing".into()))?;
+        let parts = use_context::<axum::http::request::Parts>()
+            .ok_or_else(|| AppError::Internal("request missing".into()))?;
+        let (_, session) = state
+            .sessions
+            .from_headers(&parts.headers)
+            .ok_or(AppError::Unauthorized)?;
+        Ok((state, session))
+    }
+}
+
+#[server]
+pub async fn get_session() -> Result<SessionInfo, AppError> {
+    let (_, s) = ctx::current()?;
+    Ok(SessionInfo {
+        org: s.org,
+        orgs: s.orgs,
+    })
+}
+
+#[server]
+pub async fn get_dashboard() -> Result<Dashboard, AppError> {
+    use crate::model::Status;
+    let (st, s) = ctx::current()?;
+    let per_status = Status::ALL.map(|status| {
+        let q = NodeQuery {
+            status: Some(status.as_str().to_string()),
+            ..NodeQuery::default()
+        };
+        let (api, token, org) = (st.api.clone(), s.token.clone(), s.org.clone());
+        async move {
+            api.nodes(&token, &org, &q, 1)
+                .await
+                .map(|(_, _, total)| (status, total))
+        }
+    });
+    let all = NodeQuery::default();
+    let total = st.api.nodes(&s.token, &s.org, &all, 1);
+    let (counts, total) = futures::join!(futures::future::join_all(per_status), total);
+    let counts = counts.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok(Dashboard {
+        total: total?.2,
+        counts,
+        fetched_ms: chrono::Utc::now().timestamp_millis(),
+    })
+}
+
+#[server]
+pub async fn list_nodes(query: NodeQuery) -> Result<NodePage, AppError> {
+    let (st, s) = ctx::current()?;
+    if let Some(status) = query.get("status")
+        && crate::model::Status::parse(status).is_none()
+    {
+        return Err(AppError::BadRequest(format!("unknown status {status:?}")));
+    }
+    let (items, next_cursor, total) = st.api.nodes(&s.token, &s.org, &query, PAGE_SIZE).await?;
+    Ok(NodePage {
+        items,
+        next_cursor,
+        total,
+        fetched_ms: chrono::Utc::now().timestamp_millis(),
+    })
+}
+
+/// Tenants seen among the org's nodes (suggestions for filters and the wizard).
+#[server]
+pub async fn list_tenants() -> Result<Vec<String>, AppError> {
+    let (st, s) = ctx::current()?;
+    let (items, _, _) = st
+        .api
+        .nodes(&s.token, &s.org, &NodeQuery::default(), 200)
+        .await?;
+    let mut tenants: Vec<String> = items.into_iter().map(|n| n.tenant_id).collect();
+    tenants.sort();
+    tenants.dedup();
+    Ok(tenants)
+}
+
+#[server]
+pub async fn get_node(id: String) -> Result<NodeDetail, AppError> {
+    let (st, s) = ctx::current()?;
+    st.api
+        .node(&s.token, &s.org, &id, &st.config.node_controller_url)
+        .await
+}
+
+/// Parses `key=value` labels, one a line or comma separated.
+pub fn parse_labels(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in text.split(['\n', ',']) {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("label {item:?} is not key=value"))?;
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() {
+            return Err(format!("label {item:?} has an empty key"));
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+#[server]
+pub async fn create_token(
+    tenant: String,
+    ttl_secs: i64,
+    max_uses: i64,
+    labels: String,
+) -> Result<CreatedToken, AppError> {
+    let (st, s) = ctx::current()?;
+    let tenant = tenant.trim().to_string();
+    if tenant.is_empty() {
+        return Err(AppError::BadRequest("choose a tenant".into()));
+    }
+    if !(60..=30 * 86_400).contains(&ttl_secs) {
+        return Err(AppError::BadRequest(
+            "validity must be between 1 minute and 30 days".into(),
+        ));
+    }
+    if !(1..=10_000).contains(&max_uses) {
+        return Err(AppError::BadRequest(
+            "uses must be between 1 and 10000".into(),
+        ));
+    }
+    let labels = parse_labels(&labels).map_err(AppError::BadRequest)?;
+    let (info, secret) = st
+        .api
+        .create_token(&s.token, &s.org, &tenant, ttl_secs, max_uses, &labels)
+        .await?;
+    Ok(CreatedToken {
+        info,
+        secret,
+        controller_url: st.config.node_controller_url.clone(),
+        org_id: s.org,
+    })
+}
+
+#[server]
+pub async fn list_tokens() -> Result<Vec<TokenInfo>, AppError> {
+    let (st, s) = ctx::current()?;
+    let mut tokens = st.api.tokens(&s.token, &s.org).await?;
+    tokens.sort_by(|a, b| b.created.ms.cmp(&a.created.ms));
+    Ok(tokens)
+}
+
+#[server]
+pub async fn revoke_token(id: String) -> Result<(), AppError> {
+    let (st, s) = ctx::current()?;
+    st.api.revoke_token(&s.token, &s.org, &id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_labels;
+
+    #[test]
+    fn labels_parse() {
+        let l = parse_labels("env=prod\n role = web ,\n").unwrap();
+        assert_eq!(l.get("role").map(String::as_str), Some("web"));
+        assert_eq!(l.len(), 2);
+        assert!(parse_labels("nope").is_err());
+        assert!(parse_labels("=x").is_err());
+    }
+}

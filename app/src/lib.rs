@@ -1,0 +1,22 @@
+//! Ritma Node Console: the operators' web UI.
+//!
+//! One crate, two builds: with `ssr` it is the console server (axum, server-side
+//! rendering, server functions calling the controller API, a NATS subscription fanned
+//! out to browsers over SSE); with `hydrate` it is the WASM bundle that makes the
+//! server-rendered pages interactive and live.
+
+pub mod app;
+pub mod fns;
+pub mod live;
+pub mod model;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+#[cfg(feature = "hydrate")]
+#[allow(unsafe_code)] // wasm-bindgen's generated export glue
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

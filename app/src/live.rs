@@ -1,0 +1,236 @@
+//! Browser side of the live feed: one `EventSource` on `/live`, node status overrides
+//! applied in place, a re-sync counter bumped whenever the stream (re)opens.
+
+use crate::model::{LiveEvent, Status};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conn {
+    /// Server render, or before the stream first opens.
+    Connecting,
+    Open,
+    /// The browser is re-establishing the stream.
+    Reconnecting,
+    /// The stream was refused or closed; retrying with a delay.
+    Offline,
+}
+
+/// Bus status as reported by the console server (`bus` events).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusInfo {
+    pub connected: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NodeLive {
+    pub status: Status,
+    pub at_ms: i64,
+}
+
+#[derive(Clone, Copy)]
+pub struct Live {
+    pub conn: RwSignal<Conn>,
+    pub bus: RwSignal<Option<BusInfo>>,
+    /// Bumped when the stream (re)opens or the server asks for a re-sync: pages re-fetch.
+    pub sync: RwSignal<u64>,
+    /// Latest status per node id learned from the stream.
+    pub nodes: RwSignal<HashMap<String, NodeLive>>,
+    /// Recent events, newest first.
+    pub feed: RwSignal<Vec<LiveEvent>>,
+    /// Bumped on every status change.
+    pub tick: RwSignal<u64>,
+}
+
+impl Live {
+    pub fn new() -> Self {
+        Live {
+            conn: RwSignal::new(Conn::Connecting),
+            bus: RwSignal::new(None),
+            sync: RwSignal::new(0),
+            nodes: RwSignal::new(HashMap::new()),
+            feed: RwSignal::new(Vec::new()),
+            tick: RwSignal::new(0),
+        }
+    }
+
+    /// The status to show: the live one when it is at least as new as the fetched one.
+    pub fn status_for(&self, id: &str, base: Status, base_at_ms: i64) -> Status {
+        self.nodes.with(|m| {
+            m.get(id)
+                .filter(|l| l.at_ms >= base_at_ms)
+                .map(|l| l.status)
+                .unwrap_or(base)
+        })
+    }
+
+    pub fn apply(&self, ev: LiveEvent) {
+        if ev.kind == "status" {
+            if let Some(to) = ev.to {
+                let at_ms = ev.at.ms;
+                self.nodes.update(|m| {
+                    let newer = m.get(&ev.node_id).is_none_or(|l| at_ms >= l.at_ms);
+                    if newer {
+                        m.insert(ev.node_id.clone(), NodeLive { status: to, at_ms });
+                    }
+                });
+                self.tick.update(|n| *n += 1);
+            }
+        } else if ev.kind == "enrolled" {
+            // A node we have not listed yet: lists re-fetch.
+            self.sync.update(|n| *n += 1);
+        }
+        self.feed.update(|f| {
+            f.insert(0, ev);
+            f.truncate(25);
+        });
+    }
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Client clock for relative times; `None` during server render and hydration.
+#[derive(Clone, Copy)]
+pub struct Clock(pub RwSignal<Option<i64>>);
+
+impl Clock {
+    pub fn now_or(&self, fallback_ms: i64) -> i64 {
+        self.0.get().unwrap_or(fallback_ms)
+    }
+}
+
+/// Starts the clock and the live stream (browser only).
+pub fn start(live: Live, clock: Clock) {
+    #[cfg(feature = "hydrate")]
+    {
+        client::start_clock(clock);
+        client::connect(live, 1000);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (live, clock);
+    }
+}
+
+/// Marks `<body>` with a data attribute (test and styling hooks), browser only.
+pub fn mark_body(name: &str, value: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        if let Some(body) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.body())
+        {
+            let _ = body.set_attribute(name, value);
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (name, value);
+    }
+}
+
+/// Copies text to the clipboard (browser only); returns whether it was attempted.
+pub fn copy_text(text: &str) -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        if let Some(w) = web_sys::window() {
+            let _ = w.navigator().clipboard().write_text(text);
+            return true;
+        }
+        false
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = text;
+        false
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod client {
+    use super::{BusInfo, Clock, Conn, Live};
+    use crate::model::LiveEvent;
+    use leptos::prelude::*;
+    use std::time::Duration;
+    use wasm_bindgen::JsCast as _;
+    use wasm_bindgen::prelude::Closure;
+    use web_sys::{Event, EventSource, MessageEvent};
+
+    pub fn start_clock(clock: Clock) {
+        clock.0.set(Some(js_sys::Date::now() as i64));
+        set_interval(
+            move || clock.0.set(Some(js_sys::Date::now() as i64)),
+            Duration::from_secs(5),
+        );
+    }
+
+    fn listen(es: &EventSource, name: &str, f: impl FnMut(MessageEvent) + 'static) {
+        let cb = Closure::<dyn FnMut(MessageEvent)>::new(f);
+        let _ = es.add_event_listener_with_callback(name, cb.as_ref().unchecked_ref());
+        cb.forget();
+    }
+
+    /// Opens `/live`; on a refused or closed stream retries after `delay_ms` (backing off).
+    pub fn connect(live: Live, delay_ms: u32) {
+        let es = match EventSource::new("/live") {
+            Ok(es) => es,
+            Err(_) => {
+                live.conn.set(Conn::Offline);
+                retry(live, delay_ms);
+                return;
+            }
+        };
+        let onopen = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+            live.conn.set(Conn::Open);
+            super::mark_body("data-live", "open");
+            // Anything that changed between the page's fetch and now is re-fetched.
+            live.sync.update(|n| *n += 1);
+        });
+        es.set_onopen(Some(onopen.as_ref().unchecked_ref()));
+        onopen.forget();
+
+        let es2 = es.clone();
+        let onerror = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+            if es2.ready_state() == EventSource::CLOSED {
+                live.conn.set(Conn::Offline);
+                super::mark_body("data-live", "offline");
+                retry(live, delay_ms);
+            } else {
+                live.conn.set(Conn::Reconnecting);
+                super::mark_body("data-live", "reconnecting");
+            }
+        });
+        es.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+        onerror.forget();
+
+        listen(&es, "state", move |m: MessageEvent| {
+            if let Some(text) = m.data().as_string()
+                && let Ok(ev) = serde_json::from_str::<LiveEvent>(&text)
+            {
+                live.apply(ev);
+            }
+        });
+        listen(&es, "resync", move |_| live.sync.update(|n| *n += 1));
+        listen(&es, "bus", move |m: MessageEvent| {
+            if let Some(text) = m.data().as_string()
+                && let Ok(b) = serde_json::from_str::<BusInfo>(&text)
+            {
+                live.bus.set(Some(b));
+            }
+        });
+    }
+
+    fn retry(live: Live, delay_ms: u32) {
+        let next = (delay_ms * 2).min(30_000);
+        set_timeout(
+            move || connect(live, next),
+            Duration::from_millis(u64::from(delay_ms)),
+        );
+    }
+}

@@ -1,0 +1,361 @@
+//! Client of the controller REST API, mapping its JSON to the console's view types.
+
+use crate::model::{
+    AppError, HistoryEntry, HostFacts, Instant, NodeDetail, NodeQuery, NodeRow, OrgInfo, Spool,
+    Status, TokenInfo,
+};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+pub fn instant(at: DateTime<Utc>) -> Instant {
+    Instant {
+        ms: at.timestamp_millis(),
+        text: at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    }
+}
+
+pub fn now() -> Instant {
+    instant(Utc::now())
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    error: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApiOrg {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ApiNode {
+    id: String,
+    #[serde(default)]
+    org_id: String,
+    tenant_id: String,
+    #[serde(default)]
+    hostname: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    status: Status,
+    agent_version: Option<String>,
+    policy_version: Option<String>,
+    key_id: Option<String>,
+    #[serde(default)]
+    interval_secs: i64,
+    last_seen_at: Option<DateTime<Utc>>,
+    status_changed_at: DateTime<Utc>,
+    enrolled_at: DateTime<Utc>,
+    #[serde(default)]
+    connector_count: i64,
+    host: Option<ApiHost>,
+    spool: Option<ApiSpool>,
+    #[serde(default)]
+    status_history: Vec<ApiHistory>,
+}
+
+#[derive(Deserialize)]
+struct ApiHost {
+    hostname: Option<String>,
+    os: Option<String>,
+    kernel: Option<String>,
+    arch: Option<String>,
+    cpus: Option<i64>,
+    memory_bytes: Option<i64>,
+    uptime_secs: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ApiSpool {
+    #[serde(default)]
+    depth: i64,
+    #[serde(default)]
+    dropped: i64,
+}
+
+#[derive(Deserialize)]
+struct ApiHistory {
+    from: Status,
+    to: Status,
+    #[serde(default)]
+    reason: String,
+    at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct ApiNodePage {
+    items: Vec<ApiNode>,
+    next_cursor: Option<String>,
+    total: i64,
+}
+
+#[derive(Deserialize)]
+struct ApiToken {
+    id: String,
+    token: Option<String>,
+    tenant_id: String,
+    expires_at: DateTime<Utc>,
+    #[serde(default)]
+    max_uses: i64,
+    #[serde(default)]
+    uses: i64,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    created_at: DateTime<Utc>,
+}
+
+impl ApiNode {
+    fn row(&self) -> NodeRow {
+        NodeRow {
+            id: self.id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            hostname: self.hostname.clone(),
+            labels: self.labels.clone(),
+            status: self.status,
+            agent_version: self.agent_version.clone(),
+            policy_version: self.policy_version.clone(),
+            connector_count: self.connector_count,
+            last_seen: self.last_seen_at.map(instant),
+            status_changed: instant(self.status_changed_at),
+        }
+    }
+}
+
+impl ApiToken {
+    fn info(&self) -> TokenInfo {
+        TokenInfo {
+            id: self.id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            expires: instant(self.expires_at),
+            max_uses: self.max_uses,
+            uses: self.uses,
+            labels: self.labels.clone(),
+            created: instant(self.created_at),
+        }
+    }
+}
+
+/// Percent-encodes one path segment.
+fn seg(s: &str) -> String {
+    crate::model::url_encode(s)
+}
+
+impl Api {
+    pub fn new(base: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(15))
+            .build()?;
+        Ok(Api {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, AppError> {
+        let resp = req.send().await.map_err(|e| {
+            tracing::warn!(error = %e, "controller API request failed");
+            AppError::Unavailable(if e.is_timeout() {
+                "request timed out".to_string()
+            } else {
+                "cannot connect".to_string()
+            })
+        })?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| AppError::Unavailable(format!("reading response: {e}")))?;
+        if status.is_success() {
+            if bytes.is_empty() {
+                // DELETE and friends: treat an empty body as JSON null.
+                return serde_json::from_slice(b"null")
+                    .map_err(|e| AppError::Internal(format!("empty response: {e}")));
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                tracing::warn!(error = %e, "unexpected controller API response");
+                AppError::Internal(format!("unexpected API response: {e}"))
+            });
+        }
+        let message = serde_json::from_slice::<ApiError>(&bytes)
+            .ok()
+            .map(|e| {
+                e.message
+                    .or(e.error)
+                    .unwrap_or_else(|| status.to_string())
+            })
+            .unwrap_or_else(|| status.to_string());
+        Err(match status.as_u16() {
+            401 => AppError::Unauthorized,
+            403 => AppError::Forbidden(message),
+            404 => AppError::NotFound(message),
+            400 | 409 | 422 => AppError::BadRequest(message),
+            _ => AppError::Unavailable(format!("{status}: {message}")),
+        })
+    }
+
+    fn get(&self, token: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+    }
+
+    pub async fn ready(&self) -> bool {
+        match self.http.get(format!("{}/readyz", self.base)).send().await {
+            Ok(r) => r.status().is_success(),
+            Err(_) => false,
+        }
+    }
+
+    pub async fn orgs(&self, token: &str) -> Result<Vec<OrgInfo>, AppError> {
+        let orgs: Vec<ApiOrg> = self.send(self.get(token, "/api/orgs")).await?;
+        Ok(orgs
+            .into_iter()
+            .map(|o| OrgInfo {
+                name: o.name.filter(|n| !n.is_empty()).unwrap_or_else(|| o.id.clone()),
+                id: o.id,
+            })
+            .collect())
+    }
+
+    /// One page of nodes: `(rows, next_cursor, total)`.
+    pub async fn nodes(
+        &self,
+        token: &str,
+        org: &str,
+        q: &NodeQuery,
+        limit: u32,
+    ) -> Result<(Vec<NodeRow>, Option<String>, i64), AppError> {
+        let mut params: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+        for key in NodeQuery::KEYS {
+            if let Some(v) = q.get(key) {
+                params.push((key, v.to_string()));
+            }
+        }
+        let req = self
+            .get(token, &format!("/api/orgs/{}/nodes", seg(org)))
+            .query(&params);
+        let page: ApiNodePage = self.send(req).await?;
+        Ok((
+            page.items.iter().map(ApiNode::row).collect(),
+            page.next_cursor.filter(|c| !c.is_empty()),
+            page.total,
+        ))
+    }
+
+    pub async fn node(
+        &self,
+        token: &str,
+        org: &str,
+        id: &str,
+        controller_url: &str,
+    ) -> Result<NodeDetail, AppError> {
+        let n: ApiNode = self
+            .send(self.get(token, &format!("/api/orgs/{}/nodes/{}", seg(org), seg(id))))
+            .await?;
+        let mut history: Vec<HistoryEntry> = n
+            .status_history
+            .iter()
+            .map(|h| HistoryEntry {
+                from: h.from,
+                to: h.to,
+                reason: h.reason.clone(),
+                at: instant(h.at),
+            })
+            .collect();
+        history.sort_by(|a, b| b.at.ms.cmp(&a.at.ms));
+        Ok(NodeDetail {
+            node: n.row(),
+            org_id: if n.org_id.is_empty() {
+                org.to_string()
+            } else {
+                n.org_id.clone()
+            },
+            key_id: n.key_id.clone(),
+            interval_secs: n.interval_secs,
+            enrolled: instant(n.enrolled_at),
+            host: n.host.as_ref().map(|h| HostFacts {
+                hostname: h.hostname.clone(),
+                os: h.os.clone(),
+                kernel: h.kernel.clone(),
+                arch: h.arch.clone(),
+                cpus: h.cpus,
+                memory_bytes: h.memory_bytes,
+                uptime_secs: h.uptime_secs,
+            }),
+            spool: n.spool.as_ref().map(|s| Spool {
+                depth: s.depth,
+                dropped: s.dropped,
+            }),
+            history,
+            controller_url: controller_url.to_string(),
+            fetched_ms: Utc::now().timestamp_millis(),
+        })
+    }
+
+    pub async fn create_token(
+        &self,
+        token: &str,
+        org: &str,
+        tenant: &str,
+        ttl_secs: i64,
+        max_uses: i64,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(TokenInfo, String), AppError> {
+        let body = serde_json::json!({
+            "tenant_id": tenant,
+            "ttl_secs": ttl_secs,
+            "max_uses": max_uses,
+            "labels": labels,
+        });
+        let req = self
+            .http
+            .post(format!("{}/api/orgs/{}/enrollment-tokens", self.base, seg(org)))
+            .bearer_auth(token)
+            .json(&body);
+        let t: ApiToken = self.send(req).await?;
+        let secret = t
+            .token
+            .clone()
+            .ok_or_else(|| AppError::Internal("the API returned no token secret".into()))?;
+        Ok((t.info(), secret))
+    }
+
+    pub async fn tokens(&self, token: &str, org: &str) -> Result<Vec<TokenInfo>, AppError> {
+        let list: Vec<ApiToken> = self
+            .send(self.get(token, &format!("/api/orgs/{}/enrollment-tokens", seg(org))))
+            .await?;
+        Ok(list.iter().map(ApiToken::info).collect())
+    }
+
+    pub async fn revoke_token(&self, token: &str, org: &str, id: &str) -> Result<(), AppError> {
+        let req = self
+            .http
+            .delete(format!(
+                "{}/api/orgs/{}/enrollment-tokens/{}",
+                self.base,
+                seg(org),
+                seg(id)
+            ))
+            .bearer_auth(token);
+        let _: serde_json::Value = self.send(req).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! Console configuration: flags and environment, optionally filled from a dev stack file.
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "ritma-console", about = "Ritma operator console (web UI)")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "RITMA_CONSOLE_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Controller REST API base URL.
+    #[arg(long, env = "RITMA_API_URL")]
+    pub api_url: Option<String>,
+    /// Optional token the console uses for its own readiness check (`/readyz`).
+    /// Operators sign in with their own token; it is never used on their behalf.
+    #[arg(long, env = "RITMA_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// NATS URL for live state changes.
+    #[arg(long, env = "RITMA_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Read-only integrator `.creds` file for the org's account.
+    #[arg(long, env = "RITMA_CONSOLE_CREDS")]
+    pub creds: Option<PathBuf>,
+    /// Default org (and the org whose state changes the console subscribes to).
+    #[arg(long, env = "RITMA_ORG")]
+    pub org: Option<String>,
+    /// Controller URL shown to nodes in install commands (defaults to the API URL).
+    #[arg(long, env = "RITMA_NODE_CONTROLLER_URL")]
+    pub node_controller_url: Option<String>,
+    /// Folder with the built browser assets (`pkg/`); defaults to `console-site`
+    /// next to the executable.
+    #[arg(long, env = "RITMA_CONSOLE_SITE")]
+    pub site_root: Option<PathBuf>,
+    /// A dev stack file (`.ritma/dev/stack.json` written by `ritma up`) that supplies
+    /// api_url, nats_url, integrator_creds and org when they are not given.
+    #[arg(long, env = "RITMA_STACK_FILE")]
+    pub stack_file: Option<PathBuf>,
+    /// Mark the session cookie `Secure` (serve over HTTPS).
+    #[arg(long, env = "RITMA_CONSOLE_SECURE_COOKIE", default_value_t = false)]
+    pub secure_cookie: bool,
+}
+
+#[derive(Deserialize)]
+struct StackFile {
+    api_url: Option<String>,
+    nats_url: Option<String>,
+    integrator_creds: Option<PathBuf>,
+    org: Option<String>,
+}
+
+/// Configuration with every default applied.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub listen: SocketAddr,
+    pub api_url: String,
+    pub api_token: Option<String>,
+    pub nats_url: Option<String>,
+    pub creds: Option<PathBuf>,
+    pub org: String,
+    pub node_controller_url: String,
+    pub site_root: PathBuf,
+    pub secure_cookie: bool,
+}
+
+impl Config {
+    /// A config for tests and embedding: everything unset.
+    pub fn empty() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_url: None,
+            api_token: None,
+            nats_url: None,
+            creds: None,
+            org: None,
+            node_controller_url: None,
+            site_root: None,
+            stack_file: None,
+            secure_cookie: false,
+        }
+    }
+
+    pub fn resolve(self) -> anyhow::Result<Resolved> {
+        let stack = match &self.stack_file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading stack file {}", p.display()))?;
+                let s: StackFile = serde_json::from_str(&text)
+                    .with_context(|| format!("parsing stack file {}", p.display()))?;
+                Some(s)
+            }
+            None => None,
+        };
+        let (s_api, s_nats, s_creds, s_org) = match stack {
+            Some(s) => (s.api_url, s.nats_url, s.integrator_creds, s.org),
+            None => (None, None, None, None),
+        };
+        let api_url = self
+            .api_url
+            .or(s_api)
+            .unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
+            .trim_end_matches('/')
+            .to_string();
+        let site_root = match self.site_root {
+            Some(p) => p,
+            None => std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join("console-site")))
+                .unwrap_or_else(|| PathBuf::from("console-site")),
+        };
+        Ok(Resolved {
+            listen: self.listen,
+            node_controller_url: self.node_controller_url.unwrap_or_else(|| api_url.clone()),
+            api_url,
+            api_token: self.api_token.filter(|t| !t.is_empty()),
+            nats_url: self.nats_url.or(s_nats).filter(|u| !u.is_empty()),
+            creds: self.creds.or(s_creds),
+            org: self.org.or(s_org).unwrap_or_else(|| "demo".to_string()),
+            site_root,
+            secure_cookie: self.secure_cookie,
+        })
+    }
+}
