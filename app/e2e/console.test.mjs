@@ -1,0 +1,317 @@
+// End-to-end tests of the console in apt's headless Chromium, against a running stack.
+//
+// Inputs (environment):
+//   RITMA_STACK_FILE   stack file written by `ritma up` (default: <repo>/.ritma/dev/stack.json)
+//   RITMA_CONSOLE_URL  a console already serving that stack; otherwise the test starts
+//                      RITMA_CONSOLE_BIN (default: $CARGO_TARGET_DIR/release/ritma-console)
+//   RITMA_NODE_BIN     ritma-node binary used to prove a wizard token enrolls a node
+//                      (default: $CARGO_TARGET_DIR/release/ritma-node, skipped if missing)
+//   CHROMIUM           browser binary (default: /usr/bin/chromium)
+// Screenshots go to <repo>/tests/output/console-*.png.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const TARGET = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
+const STACK_FILE = process.env.RITMA_STACK_FILE || path.join(ROOT, '.ritma/dev/stack.json');
+const CONSOLE_BIN = process.env.RITMA_CONSOLE_BIN || path.join(TARGET, 'release/ritma-console');
+const NODE_BIN = process.env.RITMA_NODE_BIN || path.join(TARGET, 'release/ritma-node');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const OUT = path.join(ROOT, 'tests/output');
+const LIVE_TIMEOUT = Number(process.env.RITMA_E2E_OFFLINE_TIMEOUT_MS || 60000);
+
+let stack;
+let base;
+let consoleProc;
+let consoleLog = '';
+let context;
+let page;
+const spawned = [];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function waitFor(fn, timeoutMs, what) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    try {
+      if (await fn()) return;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+async function shot(name) {
+  fs.mkdirSync(OUT, { recursive: true });
+  await page.screenshot({ path: path.join(OUT, `console-${name}.png`), fullPage: true });
+}
+
+async function hydrated() {
+  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 30000 });
+}
+
+async function liveOpen() {
+  await page.waitForSelector('body[data-live="open"]', { timeout: 30000 });
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+before(async () => {
+  stack = JSON.parse(fs.readFileSync(STACK_FILE, 'utf8'));
+  assert.ok(stack.api_url && stack.admin_token, `stack file ${STACK_FILE} lacks api_url/admin_token`);
+  if (process.env.RITMA_CONSOLE_URL) {
+    base = process.env.RITMA_CONSOLE_URL.replace(/\/$/, '');
+  } else {
+    assert.ok(fs.existsSync(CONSOLE_BIN), `${CONSOLE_BIN} missing: run app/scripts/build.sh`);
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    consoleProc = spawn(CONSOLE_BIN, [], {
+      env: {
+        ...process.env,
+        RITMA_STACK_FILE: STACK_FILE,
+        RITMA_CONSOLE_LISTEN: `127.0.0.1:${port}`,
+        RITMA_LOG: process.env.RITMA_LOG || 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    consoleProc.stdout.on('data', (d) => (consoleLog += d));
+    consoleProc.stderr.on('data', (d) => (consoleLog += d));
+  }
+  await waitFor(async () => (await fetch(`${base}/healthz`)).ok, 20000, `console at ${base}`);
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ritma-e2e-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 860 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  page = context.pages()[0] || (await context.newPage());
+  page.on('pageerror', (e) => console.error('[browser error]', e.message));
+});
+
+after(async () => {
+  await context?.close().catch(() => {});
+  for (const p of spawned) p.kill('SIGTERM');
+  if (consoleProc) {
+    consoleProc.kill('SIGTERM');
+    if (process.env.RITMA_E2E_VERBOSE) console.log(consoleLog);
+  }
+});
+
+test('sign-in with the admin token leads to a live dashboard', async () => {
+  await page.goto(`${base}/nodes`);
+  assert.match(page.url(), /\/login\?next=%2Fnodes/, 'unauthenticated pages redirect to sign-in');
+  await page.fill('#token', 'not-the-token');
+  await Promise.all([page.waitForURL(/error=invalid/), page.click('button[type=submit]')]);
+  await page.fill('#token', stack.admin_token);
+  await Promise.all([page.waitForURL(/\/nodes$/), page.click('button[type=submit]')]);
+  await page.goto(`${base}/`);
+  await hydrated();
+  await liveOpen();
+  const active = Number(await page.textContent('[data-testid=card-active] .stat-value'));
+  assert.ok(active >= 1, `Active nodes card shows ${active}`);
+  const cookies = await context.cookies(base);
+  const session = cookies.find((c) => c.name === 'ritma_console_session');
+  assert.ok(session?.httpOnly, 'session cookie is HTTP-only');
+  await shot('dashboard');
+});
+
+test('inventory renders, hydrates and lists the demo nodes', async () => {
+  await page.goto(`${base}/nodes`);
+  await hydrated();
+  await liveOpen();
+  for (const n of stack.nodes) {
+    await page.waitForSelector(`tr[data-node-id="${n.id}"]`, { timeout: 10000 });
+  }
+  const text = await page.textContent('[data-testid=nodes-table] thead');
+  for (const col of ['Node', 'Tenant', 'Status', 'Agent', 'Last heartbeat', 'Policy', 'Connectors', 'Labels']) {
+    assert.ok(text.includes(col), `column ${col}`);
+  }
+  await shot('nodes');
+});
+
+test('filters narrow the inventory and live in the URL', async () => {
+  await page.goto(`${base}/nodes`);
+  await hydrated();
+  const first = stack.nodes[0].id;
+  const hostname = (await page.textContent(`tr[data-node-id="${first}"] .node-link`)).trim();
+  await page.fill('#f-q', hostname);
+  await page.click('form.filters button[type=submit]');
+  await page.waitForURL(/[?&]q=/);
+  await waitFor(
+    async () => {
+      const ids = await page.$$eval('tbody tr[data-node-id]', (rows) => rows.map((r) => r.dataset.nodeId));
+      return ids.length >= 1 && ids.includes(first) && ids.length < stack.nodes.length;
+    },
+    10000,
+    'search to narrow the rows',
+  );
+  // status filter from a shared URL
+  await page.goto(`${base}/nodes?status=online`);
+  await hydrated();
+  const statuses = await page.$$eval('tbody tr[data-node-id]', (rows) => rows.map((r) => r.dataset.status));
+  assert.ok(statuses.length >= 1 && statuses.every((s) => s === 'online'), `status filter: ${statuses}`);
+  assert.equal(await page.inputValue('#f-status'), 'online');
+  // a filter nothing matches shows the empty state
+  await page.goto(`${base}/nodes?q=no-such-node-zzzz`);
+  await hydrated();
+  await page.waitForSelector('[data-testid=empty]');
+  await shot('nodes-filtered-empty');
+});
+
+let stopped;
+
+test('a stopped node turns offline (red) live, without a reload', async () => {
+  await page.goto(`${base}/nodes`);
+  await hydrated();
+  await liveOpen();
+  stopped = null;
+  for (const n of stack.nodes) {
+    const s = await page.getAttribute(`tr[data-node-id="${n.id}"]`, 'data-status');
+    if (s === 'online' && n.pid && alive(n.pid)) {
+      stopped = n;
+      break;
+    }
+  }
+  assert.ok(stopped, 'an online demo node with a live pid to stop');
+  await page.evaluate(() => {
+    window.__ritmaNoReload = 'still-here';
+  });
+  const navBefore = await page.evaluate(() => performance.getEntriesByType('navigation').length);
+  const t0 = Date.now();
+  process.kill(stopped.pid, 'SIGTERM');
+  const row = `tr[data-node-id="${stopped.id}"]`;
+  await page.waitForSelector(`${row}[data-status="offline"]`, { timeout: LIVE_TIMEOUT });
+  const took = Date.now() - t0;
+  console.log(`# node ${stopped.id} shown offline ${took} ms after SIGTERM`);
+  assert.equal(await page.evaluate(() => window.__ritmaNoReload), 'still-here', 'page was not reloaded');
+  assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), navBefore);
+  assert.match(await page.getAttribute(row, 'class'), /status-offline/);
+  const bg = await page.$eval(`${row} td`, (td) => getComputedStyle(td).backgroundColor);
+  const [r, g, b] = bg.match(/\d+/g).map(Number);
+  assert.ok(r > g && r > b, `offline row is red-tinted (${bg})`);
+  assert.equal((await page.textContent(`${row} .badge`)).trim(), 'Offline');
+  await shot('nodes-offline');
+});
+
+test('node detail opens with metadata, timeline and config snippet', async () => {
+  await page.goto(`${base}/nodes`);
+  await hydrated();
+  const target = stopped || stack.nodes[0];
+  await page.click(`tr[data-node-id="${target.id}"] .node-link`);
+  await page.waitForURL(new RegExp(`/nodes/${target.id}$`));
+  await page.waitForSelector('[data-testid=node-name]');
+  const body = await page.textContent('main');
+  assert.ok(body.includes(target.id), 'shows the node id');
+  const snippet = await page.textContent('[data-testid=config-snippet]');
+  for (const v of ['RITMA_NODE_CONTROLLER_URL=', 'RITMA_NODE_ORG_ID=', 'RITMA_NODE_TENANT_ID=', 'RITMA_ENROLL_TOKEN=', 'RITMA_STATE_DIR=']) {
+    assert.ok(snippet.includes(v), `snippet has ${v}`);
+  }
+  if (stopped) {
+    await page.waitForSelector('[data-testid=node-status][data-status=offline]');
+    await page.waitForSelector('[data-testid=timeline] li.status-offline');
+  }
+  await shot('node-detail');
+});
+
+test('enrollment wizard creates a token and shows the install command once', async () => {
+  await page.goto(`${base}/enroll`);
+  await hydrated();
+  const tenant = await (async () => {
+    const r = await fetch(`${stack.api_url}/api/orgs/${stack.org}/nodes?limit=1`, {
+      headers: { authorization: `Bearer ${stack.admin_token}` },
+    });
+    const j = await r.json();
+    return j.items[0].tenant_id;
+  })();
+  await page.fill('#e-tenant', tenant);
+  await page.fill('#e-labels', 'role=e2e');
+  await page.click('[data-testid=enroll-form] button[type=submit]');
+  await page.waitForSelector('[data-testid=token-secret]', { timeout: 15000 });
+  const secret = (await page.textContent('[data-testid=token-secret]')).trim();
+  assert.ok(secret.length >= 16, 'a token secret is shown');
+  const cmd = (await page.textContent('[data-testid=install-command]')).trim();
+  assert.ok(cmd.includes(`RITMA_ENROLL_TOKEN=${secret}`), cmd);
+  assert.ok(cmd.includes(`RITMA_NODE_TENANT_ID=${tenant}`), cmd);
+  assert.ok(cmd.includes(`RITMA_NODE_ORG_ID=${stack.org}`), cmd);
+  assert.ok(cmd.endsWith('ritma-node'), cmd);
+  await shot('enroll');
+  // the token is listed (without its secret)
+  await page.waitForSelector('[data-testid=tokens-table] tbody tr');
+  assert.ok(!(await page.textContent('[data-testid=tokens-table]')).includes(secret), 'list never shows secrets');
+
+  // it is a working token: a real node enrolls with it and appears in the inventory live
+  if (!fs.existsSync(NODE_BIN) || stack.fake) {
+    console.log(`# skipped enrolling a node with the token (${NODE_BIN} missing or fake stack)`);
+    return;
+  }
+  await page.goto(`${base}/nodes?label=role%3De2e`);
+  await hydrated();
+  await liveOpen();
+  const env = {};
+  for (const m of cmd.matchAll(/(RITMA_[A-Z_]+)=('([^']*)'|\S+)/g)) env[m[1]] = m[3] ?? m[2];
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ritma-e2e-node-'));
+  const node = spawn(NODE_BIN, [], {
+    env: { ...process.env, ...env, RITMA_STATE_DIR: stateDir, RITMA_NODE_NATS_URL: stack.nats_url || '' },
+    stdio: 'ignore',
+  });
+  spawned.push(node);
+  await page.waitForSelector('tbody tr[data-node-id]', { timeout: 60000 });
+  await shot('enrolled-node');
+  node.kill('SIGTERM');
+});
+
+test('narrow screen and dark mode stay readable', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${base}/nodes`);
+  await hydrated();
+  await shot('nodes-narrow');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.setViewportSize({ width: 1280, height: 860 });
+  await page.goto(`${base}/`);
+  await hydrated();
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const [r, g, b] = bg.match(/\d+/g).map(Number);
+  assert.ok(r + g + b < 150, `dark background (${bg})`);
+  await shot('dashboard-dark');
+  // keyboard: the skip link is the first tab stop
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.className), 'skip');
+  await page.emulateMedia({ colorScheme: 'light' });
+});
