@@ -5,6 +5,8 @@
 //! out to browsers over SSE); with `hydrate` it is the WASM bundle that makes the
 //! server-rendered pages interactive and live.
 
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod fns;
 pub mod live;
@@ -14,7 +16,6 @@ pub mod model;
 pub mod server;
 
 #[cfg(feature = "hydrate")]
-#[allow(unsafe_code)] // wasm-bindgen's generated export glue
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
