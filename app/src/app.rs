@@ -387,16 +387,17 @@ fn DashboardBody(d: Dashboard) -> impl IntoView {
 /// A stacked bar of status counts, as inline SVG (no scripts, no network).
 #[component]
 fn StatusBar(d: Dashboard) -> impl IntoView {
-    let total = d.counts.iter().map(|(_, n)| *n).sum::<i64>().max(1) as f64;
-    let mut x = 0.0f64;
+    // integer per-mille widths: no float formatting code in the WASM bundle
+    let total = d.counts.iter().map(|(_, n)| *n).sum::<i64>().max(1);
+    let mut x = 0i64;
     let segments = d
         .counts
         .iter()
         .filter(|(_, n)| *n > 0)
         .map(|(s, n)| {
-            let w = *n as f64 / total * 1000.0;
+            let w = (*n * 1000 / total).max(4);
             let seg = view! {
-                <rect x=format!("{x:.1}") y="0" width=format!("{w:.1}") height="28" class=format!("fill-{}", s.as_str())>
+                <rect x=x.to_string() y="0" width=w.to_string() height="28" class=format!("fill-{}", s.as_str())>
                     <title>{format!("{}: {n}", s.label())}</title>
                 </rect>
             };
@@ -488,7 +489,9 @@ fn NodesPage() -> impl IntoView {
     let retry = RwSignal::new(0u64);
     let page = Resource::new(
         move || (query.get(), live.sync.get(), retry.get()),
-        |(q, _, _)| list_nodes(q),
+        |(q, _, _)| {
+            list_nodes(q.tenant, q.status, q.label, q.version, q.q, q.sort, q.order, q.cursor)
+        },
     );
     let tenants = Resource::new(|| (), |_| list_tenants());
     view! {

@@ -64,9 +64,33 @@ pub async fn get_dashboard() -> Result<Dashboard, AppError> {
     })
 }
 
+/// Flat arguments (not one struct): an all-empty struct would not survive URL encoding.
+#[allow(clippy::too_many_arguments)]
 #[server]
-pub async fn list_nodes(query: NodeQuery) -> Result<NodePage, AppError> {
+pub async fn list_nodes(
+    tenant: Option<String>,
+    status: Option<String>,
+    label: Option<String>,
+    version: Option<String>,
+    q: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+    cursor: Option<String>,
+) -> Result<NodePage, AppError> {
     let (st, s) = ctx::current()?;
+    let mut query = NodeQuery::default();
+    for (k, v) in [
+        ("tenant", tenant),
+        ("status", status),
+        ("label", label),
+        ("version", version),
+        ("q", q),
+        ("sort", sort),
+        ("order", order),
+        ("cursor", cursor),
+    ] {
+        query.set(k, v);
+    }
     if let Some(status) = query.get("status")
         && crate::model::Status::parse(status).is_none()
     {

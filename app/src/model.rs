@@ -405,16 +405,17 @@ pub fn relative(now_ms: i64, then_ms: i64) -> String {
 
 pub fn human_bytes(n: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
+    // tenths, in integers (keeps float formatting out of the WASM bundle)
+    let mut tenths = n.max(0) as i128 * 10;
     let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
+    while tenths >= 10 * 1024 && i < UNITS.len() - 1 {
+        tenths /= 1024;
         i += 1;
     }
     if i == 0 {
         format!("{n} B")
     } else {
-        format!("{v:.1} {}", UNITS[i])
+        format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[i])
     }
 }
 
