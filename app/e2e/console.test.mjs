@@ -23,10 +23,20 @@ const ROOT = path.resolve(HERE, '../..');
 const TARGET = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
 const STACK_FILE = process.env.RITMA_STACK_FILE || path.join(ROOT, '.ritma/dev/stack.json');
 const CONSOLE_BIN = process.env.RITMA_CONSOLE_BIN || path.join(TARGET, 'release/ritma-console');
-const NODE_BIN = process.env.RITMA_NODE_BIN || path.join(TARGET, 'release/ritma-node');
+// the node daemon: RITMA_NODE_BIN, else ritma-node, else `ritma node`
+function nodeCommand() {
+  if (process.env.RITMA_NODE_BIN) return [process.env.RITMA_NODE_BIN, []];
+  const standalone = path.join(TARGET, 'release/ritma-node');
+  if (fs.existsSync(standalone)) return [standalone, []];
+  const cli = path.join(TARGET, 'release/ritma');
+  if (fs.existsSync(cli)) return [cli, ['node']];
+  return null;
+}
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OUT = path.join(ROOT, 'tests/output');
-const LIVE_TIMEOUT = Number(process.env.RITMA_E2E_OFFLINE_TIMEOUT_MS || 60000);
+let LIVE_TIMEOUT = Number(process.env.RITMA_E2E_OFFLINE_TIMEOUT_MS || 60000);
+// demo nodes in stack.json carry `name` (= node id, RITMA_NODE_ID) or `id`
+const nodeId = (n) => n.id || n.name;
 
 let stack;
 let base;
@@ -86,6 +96,10 @@ function alive(pid) {
 before(async () => {
   stack = JSON.parse(fs.readFileSync(STACK_FILE, 'utf8'));
   assert.ok(stack.api_url && stack.admin_token, `stack file ${STACK_FILE} lacks api_url/admin_token`);
+  assert.ok(stack.nodes?.length >= 2, 'stack.json lists at least two demo nodes');
+  if (stack.offline_after_secs) {
+    LIVE_TIMEOUT = Math.max(LIVE_TIMEOUT, (stack.offline_after_secs + 15) * 1000);
+  }
   if (process.env.RITMA_CONSOLE_URL) {
     base = process.env.RITMA_CONSOLE_URL.replace(/\/$/, '');
   } else {
@@ -157,7 +171,7 @@ test('inventory renders, hydrates and lists the demo nodes', async () => {
   await hydrated();
   await liveOpen();
   for (const n of stack.nodes) {
-    await page.waitForSelector(`tr[data-node-id="${n.id}"]`, { timeout: 10000 });
+    await page.waitForSelector(`tr[data-node-id="${nodeId(n)}"]`, { timeout: 10000 });
   }
   const text = await page.textContent('[data-testid=nodes-table] thead');
   for (const col of ['Node', 'Tenant', 'Status', 'Agent', 'Last heartbeat', 'Policy', 'Connectors', 'Labels']) {
@@ -169,7 +183,7 @@ test('inventory renders, hydrates and lists the demo nodes', async () => {
 test('filters narrow the inventory and live in the URL', async () => {
   await page.goto(`${base}/nodes`);
   await hydrated();
-  const first = stack.nodes[0].id;
+  const first = nodeId(stack.nodes[0]);
   const hostname = (await page.textContent(`tr[data-node-id="${first}"] .node-link`)).trim();
   await page.fill('#f-q', hostname);
   await page.click('form.filters button[type=submit]');
@@ -203,7 +217,7 @@ test('a stopped node turns offline (red) live, without a reload', async () => {
   await liveOpen();
   stopped = null;
   for (const n of stack.nodes) {
-    const s = await page.getAttribute(`tr[data-node-id="${n.id}"]`, 'data-status');
+    const s = await page.getAttribute(`tr[data-node-id="${nodeId(n)}"]`, 'data-status');
     if (s === 'online' && n.pid && alive(n.pid)) {
       stopped = n;
       break;
@@ -216,10 +230,10 @@ test('a stopped node turns offline (red) live, without a reload', async () => {
   const navBefore = await page.evaluate(() => performance.getEntriesByType('navigation').length);
   const t0 = Date.now();
   process.kill(stopped.pid, 'SIGTERM');
-  const row = `tr[data-node-id="${stopped.id}"]`;
+  const row = `tr[data-node-id="${nodeId(stopped)}"]`;
   await page.waitForSelector(`${row}[data-status="offline"]`, { timeout: LIVE_TIMEOUT });
   const took = Date.now() - t0;
-  console.log(`# node ${stopped.id} shown offline ${took} ms after SIGTERM`);
+  console.log(`# node ${nodeId(stopped)} shown offline ${took} ms after SIGTERM`);
   assert.equal(await page.evaluate(() => window.__ritmaNoReload), 'still-here', 'page was not reloaded');
   assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), navBefore);
   assert.match(await page.getAttribute(row, 'class'), /status-offline/);
@@ -233,12 +247,12 @@ test('a stopped node turns offline (red) live, without a reload', async () => {
 test('node detail opens with metadata, timeline and config snippet', async () => {
   await page.goto(`${base}/nodes`);
   await hydrated();
-  const target = stopped || stack.nodes[0];
-  await page.click(`tr[data-node-id="${target.id}"] .node-link`);
-  await page.waitForURL(new RegExp(`/nodes/${target.id}$`));
+  const target = nodeId(stopped || stack.nodes[0]);
+  await page.click(`tr[data-node-id="${target}"] .node-link`);
+  await page.waitForURL(new RegExp(`/nodes/${target}$`));
   await page.waitForSelector('[data-testid=node-name]');
   const body = await page.textContent('main');
-  assert.ok(body.includes(target.id), 'shows the node id');
+  assert.ok(body.includes(target), 'shows the node id');
   const snippet = await page.textContent('[data-testid=config-snippet]');
   for (const v of ['RITMA_NODE_CONTROLLER_URL=', 'RITMA_NODE_ORG_ID=', 'RITMA_NODE_TENANT_ID=', 'RITMA_ENROLL_TOKEN=', 'RITMA_STATE_DIR=']) {
     assert.ok(snippet.includes(v), `snippet has ${v}`);
@@ -277,8 +291,9 @@ test('enrollment wizard creates a token and shows the install command once', asy
   assert.ok(!(await page.textContent('[data-testid=tokens-table]')).includes(secret), 'list never shows secrets');
 
   // it is a working token: a real node enrolls with it and appears in the inventory live
-  if (!fs.existsSync(NODE_BIN) || stack.fake) {
-    console.log(`# skipped enrolling a node with the token (${NODE_BIN} missing or fake stack)`);
+  const nodeCmd = nodeCommand();
+  if (!nodeCmd || stack.fake) {
+    console.log('# skipped enrolling a node with the token (no node binary, or the fake stack)');
     return;
   }
   await page.goto(`${base}/nodes?label=role%3De2e`);
@@ -287,12 +302,13 @@ test('enrollment wizard creates a token and shows the install command once', asy
   const env = {};
   for (const m of cmd.matchAll(/(RITMA_[A-Z_]+)=('([^']*)'|\S+)/g)) env[m[1]] = m[3] ?? m[2];
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ritma-e2e-node-'));
-  const node = spawn(NODE_BIN, [], {
-    env: { ...process.env, ...env, RITMA_STATE_DIR: stateDir, RITMA_NODE_NATS_URL: stack.nats_url || '' },
+  const node = spawn(nodeCmd[0], nodeCmd[1], {
+    env: { ...process.env, ...env, RITMA_STATE_DIR: stateDir, RITMA_NODE_ID: 'e2e-wizard-node', RITMA_HEARTBEAT_SECS: '2' },
     stdio: 'ignore',
   });
   spawned.push(node);
-  await page.waitForSelector('tbody tr[data-node-id]', { timeout: 60000 });
+  // the new node shows up without a reload (enrolled event → re-fetch, or the next re-sync)
+  await page.waitForSelector('tbody tr[data-node-id="e2e-wizard-node"]', { timeout: 60000 });
   await shot('enrolled-node');
   node.kill('SIGTERM');
 });

@@ -6,14 +6,14 @@
 #   app/scripts/build.sh --wasm-only   # just the browser bundle
 #   app/scripts/build.sh --server-only # just the server binary
 #
-# Output: $CARGO_TARGET_DIR/release/ritma-console and, next to it, console-site/pkg/<hash>/
+# Output: $CARGO_TARGET_DIR/release/ritma-console and, next to it, site/pkg/<hash>/
 # (the server finds it there, or via RITMA_CONSOLE_SITE).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 APP="$(cd "$HERE/.." && pwd)"
 ROOT="$(cd "$APP/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-SITE="$TARGET/release/console-site"
+SITE="$TARGET/release/site"
 export PATH="$APP/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 do_wasm=1; do_server=1

@@ -30,7 +30,7 @@ pub struct Config {
     /// Controller URL shown to nodes in install commands (defaults to the API URL).
     #[arg(long, env = "RITMA_NODE_CONTROLLER_URL")]
     pub node_controller_url: Option<String>,
-    /// Folder with the built browser assets (`pkg/`); defaults to `console-site`
+    /// Folder with the built browser assets (`pkg/`); defaults to `site`
     /// next to the executable.
     #[arg(long, env = "RITMA_CONSOLE_SITE")]
     pub site_root: Option<PathBuf>,
@@ -107,8 +107,8 @@ impl Config {
             Some(p) => p,
             None => std::env::current_exe()
                 .ok()
-                .and_then(|p| p.parent().map(|d| d.join("console-site")))
-                .unwrap_or_else(|| PathBuf::from("console-site")),
+                .and_then(|p| p.parent().map(|d| d.join("site")))
+                .unwrap_or_else(|| PathBuf::from("site")),
         };
         Ok(Resolved {
             listen: self.listen,
