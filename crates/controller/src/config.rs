@@ -59,6 +59,9 @@ pub struct Config {
     /// Heartbeat interval suggested to nodes at enrollment.
     #[arg(long, env = "RITMA_DEFAULT_HEARTBEAT_SECS", default_value_t = 10)]
     pub default_heartbeat_secs: u32,
+    /// Seconds before JetStream redelivers a message no worker acked.
+    #[arg(long, env = "RITMA_ACK_WAIT_SECS", default_value_t = 30)]
+    pub ack_wait_secs: u64,
     /// JetStream replicas for the streams (3 on a NATS cluster).
     #[arg(long, env = "RITMA_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
@@ -86,6 +89,7 @@ impl Config {
             node_jwt_ttl_secs: 3600,
             default_heartbeat_secs: 10,
             stream_replicas: 1,
+            ack_wait_secs: 30,
         }
     }
 }

@@ -12,7 +12,6 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod tasks;
-pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +104,7 @@ impl Controller {
         let settings = streams::StreamSettings {
             max_ack_pending: (config.batch_size * config.workers * 4).max(20_000) as i64,
             replicas: config.stream_replicas,
+            ack_wait: Duration::from_secs(config.ack_wait_secs.max(1)),
             ..Default::default()
         };
         // JetStream in the freshly pushed account can take a moment to enable.

@@ -27,6 +27,8 @@ impl PostgresServer {
     /// Initialise (first time) and start a cluster in `dir`, creating `database`.
     pub async fn start(dir: &Path, database: &str) -> anyhow::Result<Self> {
         let pg_ctl = tools::find_or_install("pg_ctl", "postgresql", &tools::postgres_bin_dirs)?;
+        // The real bin folder (PATH may hold a symlink), where initdb and psql live too.
+        let pg_ctl = std::fs::canonicalize(&pg_ctl).unwrap_or(pg_ctl);
         let bin = pg_ctl.parent().map(Path::to_path_buf).unwrap_or_default();
         // PostgreSQL refuses to run as root: run it as the `postgres` user then.
         let run_as = is_root().then(|| "postgres".to_owned());
