@@ -2,6 +2,9 @@
 //! free port, a fresh PostgreSQL database per test, and the controller
 //! running in-process on port 0. Nodes are real daemons, in-process.
 
+// A test harness: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -98,7 +101,15 @@ impl TestStack {
         .await?;
         let database_url = fresh_database().await?;
         let pool = PgPool::connect(&database_url).await?;
-        let mut stack = Self { dir, keys, nats, database_url, pool, controller: None, http: reqwest::Client::new() };
+        let mut stack = Self {
+            dir,
+            keys,
+            nats,
+            database_url,
+            pool,
+            controller: None,
+            http: reqwest::Client::new(),
+        };
         stack.controller = Some(stack.start_controller(&tune).await?);
         Ok(stack)
     }
@@ -117,7 +128,10 @@ impl TestStack {
         c
     }
 
-    pub async fn start_controller(&self, tune: &impl Fn(&mut Config)) -> anyhow::Result<RunningController> {
+    pub async fn start_controller(
+        &self,
+        tune: &impl Fn(&mut Config),
+    ) -> anyhow::Result<RunningController> {
         let mut config = self.config();
         tune(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -125,15 +139,27 @@ impl TestStack {
         let controller = Controller::build(config).await?;
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(controller.run(listener, shutdown.clone()));
-        Ok(RunningController { api_url, shutdown, handle })
+        Ok(RunningController {
+            api_url,
+            shutdown,
+            handle,
+        })
     }
 
     pub fn api_url(&self) -> String {
-        self.controller.as_ref().map(|c| c.api_url.clone()).unwrap_or_default()
+        self.controller
+            .as_ref()
+            .map(|c| c.api_url.clone())
+            .unwrap_or_default()
     }
 
     /// An admin API call; returns status and JSON body (Null when empty).
-    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.api_url()))
@@ -148,7 +174,13 @@ impl TestStack {
     }
 
     pub async fn create_org(&self, org: &str) {
-        let (status, body) = self.api(reqwest::Method::POST, "/api/orgs", Some(json!({ "id": org }))).await;
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/orgs",
+                Some(json!({ "id": org })),
+            )
+            .await;
         assert_eq!(status, 201, "create org: {body}");
     }
 
@@ -193,7 +225,13 @@ impl TestStack {
     }
 
     /// Start a real daemon in-process.
-    pub async fn spawn_daemon(&self, token: Option<&str>, state_dir: PathBuf, heartbeat_secs: u32, summary_secs: u32) -> anyhow::Result<DaemonHandle> {
+    pub async fn spawn_daemon(
+        &self,
+        token: Option<&str>,
+        state_dir: PathBuf,
+        heartbeat_secs: u32,
+        summary_secs: u32,
+    ) -> anyhow::Result<DaemonHandle> {
         let args = ritma_node::Args {
             controller_url: Some(self.api_url()),
             enroll_token: token.map(str::to_owned),
@@ -208,13 +246,19 @@ impl TestStack {
         let node_id = daemon.identity().node_id.to_string();
         let recorder = daemon.recorder.clone();
         let handle = tokio::spawn(daemon.run(shutdown.clone()));
-        Ok(DaemonHandle { node_id, state_dir, shutdown, handle, recorder })
+        Ok(DaemonHandle {
+            node_id,
+            state_dir,
+            shutdown,
+            handle,
+            recorder,
+        })
     }
 
     /// Connect as a user of the controller account (sees the central stream).
     pub async fn controller_bus(&self) -> anyhow::Result<async_nats::Client> {
         Ok(ritma_bus::connect::connect_as(
-            &[self.nats.url.clone()],
+            std::slice::from_ref(&self.nats.url),
             "test-observer",
             self.keys.controller_user_jwt()?,
             &self.keys.controller_user,
@@ -233,7 +277,10 @@ impl TestStack {
             if let Some(v) = f().await {
                 return v;
             }
-            assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+            assert!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -278,7 +325,12 @@ pub struct BusUser {
 }
 
 impl BusUser {
-    pub async fn connect(url: &str, jwt: &str, key: KeyPair, inbox: Option<&str>) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &str,
+        jwt: &str,
+        key: KeyPair,
+        inbox: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let (tx, errors) = mpsc::unbounded_channel();
         let key = Arc::new(key);
         let mut opts = async_nats::ConnectOptions::with_jwt(jwt.to_owned(), move |nonce| {
@@ -303,7 +355,10 @@ impl BusUser {
         if let Some(prefix) = inbox {
             opts = opts.custom_inbox_prefix(prefix);
         }
-        Ok(Self { client: opts.connect(url).await?, errors })
+        Ok(Self {
+            client: opts.connect(url).await?,
+            errors,
+        })
     }
 
     /// The next server error containing `needle`, within `timeout`.

@@ -1,5 +1,7 @@
 //! Daemon → JetStream → controller → Postgres → state change on the bus.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed assertion
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -12,7 +14,11 @@ async fn enrolled_daemon_goes_online_and_the_change_is_published() {
     stack.create_org("acme").await;
     // An integrator of the org watches the state subjects with read-only creds.
     let integrator = integrator(&stack, "acme", None).await;
-    let mut states = integrator.client.subscribe("ritma.acme.*.state.>").await.unwrap();
+    let mut states = integrator
+        .client
+        .subscribe("ritma.acme.*.state.>")
+        .await
+        .unwrap();
     integrator.client.flush().await.unwrap();
 
     let token = stack.create_token("acme", "prod", 1).await;
@@ -23,9 +29,13 @@ async fn enrolled_daemon_goes_online_and_the_change_is_published() {
     let node = daemon.node_id.clone();
 
     stack
-        .eventually("node online in Postgres", Duration::from_secs(15), || async {
-            (stack.node_status(&node).await.as_deref() == Some("online")).then_some(())
-        })
+        .eventually(
+            "node online in Postgres",
+            Duration::from_secs(15),
+            || async {
+                (stack.node_status(&node).await.as_deref() == Some("online")).then_some(())
+            },
+        )
         .await;
     let change = next_status_change(&mut states, &node, "online").await;
     assert_eq!(change["from"], "unseen");
@@ -35,7 +45,13 @@ async fn enrolled_daemon_goes_online_and_the_change_is_published() {
     // Summaries land as rows too.
     stack
         .eventually("usage rows", Duration::from_secs(10), || async {
-            (stack.count(&format!("SELECT count(*) FROM node_usage_reports WHERE node_id = '{node}'")).await > 0).then_some(())
+            (stack
+                .count(&format!(
+                    "SELECT count(*) FROM node_usage_reports WHERE node_id = '{node}'"
+                ))
+                .await
+                > 0)
+            .then_some(())
         })
         .await;
 
@@ -55,7 +71,11 @@ async fn a_silent_node_goes_offline_within_its_deadline_and_back_online() {
     let node = stack.connect_node(&reply, key).await.unwrap();
     let js = async_nats::jetstream::new(node.client.clone());
     let subject = "ritma.acme.prod.node.quiet-1.heartbeat";
-    js.publish(subject, heartbeat_body("quiet-1", 1, 1).into()).await.unwrap().await.unwrap();
+    js.publish(subject, heartbeat_body("quiet-1", 1, 1).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     stack
         .eventually("online", Duration::from_secs(10), || async {
             (stack.node_status("quiet-1").await.as_deref() == Some("online")).then_some(())
@@ -69,24 +89,41 @@ async fn a_silent_node_goes_offline_within_its_deadline_and_back_online() {
         })
         .await;
     let took = silent_since.elapsed();
-    assert!(took >= Duration::from_secs(3), "went offline too early: {took:?}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "went offline too early: {took:?}"
+    );
     let history: Vec<(String, String)> = sqlx::query_as(
         "SELECT from_status, to_status FROM node_status_history WHERE node_id = 'quiet-1' ORDER BY id",
     )
     .fetch_all(&stack.pool)
     .await
     .unwrap();
-    assert!(history.contains(&("online".into(), "stale".into())), "{history:?}");
-    assert!(history.contains(&("stale".into(), "offline".into())), "{history:?}");
+    assert!(
+        history.contains(&("online".into(), "stale".into())),
+        "{history:?}"
+    );
+    assert!(
+        history.contains(&("stale".into(), "offline".into())),
+        "{history:?}"
+    );
 
-    js.publish(subject, heartbeat_body("quiet-1", 2, 1).into()).await.unwrap().await.unwrap();
+    js.publish(subject, heartbeat_body("quiet-1", 2, 1).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     stack
         .eventually("online again", Duration::from_secs(10), || async {
             (stack.node_status("quiet-1").await.as_deref() == Some("online")).then_some(())
         })
         .await;
     // An old, replayed heartbeat changes nothing.
-    js.publish(subject, heartbeat_body("quiet-1", 1, 1).into()).await.unwrap().await.unwrap();
+    js.publish(subject, heartbeat_body("quiet-1", 1, 1).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM nodes WHERE id = 'quiet-1'")
         .fetch_one(&stack.pool)
@@ -104,7 +141,11 @@ async fn next_status_change(sub: &mut async_nats::Subscriber, node: &str, to: &s
             .expect("subscription open");
         let v: Value = serde_json::from_slice(&msg.payload).unwrap();
         if v["node_id"] == node && v["kind"] == "status" && v["to"] == to {
-            assert!(msg.subject.as_str().ends_with(&format!(".state.node.{node}")));
+            assert!(
+                msg.subject
+                    .as_str()
+                    .ends_with(&format!(".state.node.{node}"))
+            );
             return v;
         }
     }

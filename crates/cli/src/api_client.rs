@@ -11,7 +11,11 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, token: &str) -> Self {
-        Self { base: base.trim_end_matches('/').into(), token: token.into(), http: reqwest::Client::new() }
+        Self {
+            base: base.trim_end_matches('/').into(),
+            token: token.into(),
+            http: reqwest::Client::new(),
+        }
     }
 
     async fn decode<R: DeserializeOwned>(resp: reqwest::Response) -> anyhow::Result<R> {
@@ -24,10 +28,21 @@ impl Api {
     }
 
     pub async fn get<R: DeserializeOwned>(&self, path: &str) -> anyhow::Result<R> {
-        Self::decode(self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?).await
+        Self::decode(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await?,
+        )
+        .await
     }
 
-    pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<R> {
+    pub async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<R> {
         Self::decode(
             self.http
                 .post(format!("{}{path}", self.base))
@@ -52,6 +67,9 @@ impl Api {
         if status.is_success() || status == reqwest::StatusCode::CONFLICT {
             return Ok(());
         }
-        anyhow::bail!("controller answered {status}: {}", resp.text().await.unwrap_or_default())
+        anyhow::bail!(
+            "controller answered {status}: {}",
+            resp.text().await.unwrap_or_default()
+        )
     }
 }

@@ -70,10 +70,20 @@ pub async fn bus(cmd: BusCommand) -> anyhow::Result<()> {
             let keys = BusKeys::load_or_create(&keys_dir)?;
             println!("operator           {}", keys.operator.public_key());
             println!("system account     {}", keys.system_account.public_key());
-            println!("controller account {}", keys.controller_account.public_key());
+            println!(
+                "controller account {}",
+                keys.controller_account.public_key()
+            );
             println!("keys in {} (0600)", keys_dir.display());
         }
-        BusCommand::RenderConfig { keys_dir, data_dir, port, monitor_port, host, name } => {
+        BusCommand::RenderConfig {
+            keys_dir,
+            data_dir,
+            port,
+            monitor_port,
+            host,
+            name,
+        } => {
             let keys = BusKeys::load(&keys_dir)?;
             let config = ritma_devstack::nats::render_config(
                 ritma_devstack::nats::SERVER_CONF_TEMPLATE,
@@ -85,8 +95,14 @@ pub async fn bus(cmd: BusCommand) -> anyhow::Result<()> {
                     ("OPERATOR_JWT", keys.operator_jwt()?),
                     ("SYSTEM_ACCOUNT", keys.system_account.public_key()),
                     ("SYSTEM_ACCOUNT_JWT", keys.system_account_jwt()?),
-                    ("RESOLVER_DIR", data_dir.join("resolver").display().to_string()),
-                    ("STORE_DIR", data_dir.join("jetstream").display().to_string()),
+                    (
+                        "RESOLVER_DIR",
+                        data_dir.join("resolver").display().to_string(),
+                    ),
+                    (
+                        "STORE_DIR",
+                        data_dir.join("jetstream").display().to_string(),
+                    ),
                 ],
             );
             print!("{config}");
@@ -114,7 +130,10 @@ pub enum OrgCommand {
 pub async fn org(cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
         OrgCommand::Create { id, name, target } => {
-            let v: Value = target.api()?.post("/api/orgs", &json!({ "id": id, "name": name })).await?;
+            let v: Value = target
+                .api()?
+                .post("/api/orgs", &json!({ "id": id, "name": name }))
+                .await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         OrgCommand::List { target } => {
@@ -153,10 +172,19 @@ pub enum TokenCommand {
 
 pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Create { org, tenant, ttl_secs, max_uses, labels, target } => {
+        TokenCommand::Create {
+            org,
+            tenant,
+            ttl_secs,
+            max_uses,
+            labels,
+            target,
+        } => {
             let mut map = serde_json::Map::new();
             for l in labels {
-                let (k, v) = l.split_once('=').ok_or_else(|| anyhow::anyhow!("label {l:?} must be key=value"))?;
+                let (k, v) = l
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("label {l:?} must be key=value"))?;
                 map.insert(k.into(), Value::String(v.into()));
             }
             let v: Value = target
@@ -169,7 +197,10 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         TokenCommand::List { org, target } => {
-            let v: Value = target.api()?.get(&format!("/api/orgs/{org}/enrollment-tokens")).await?;
+            let v: Value = target
+                .api()?
+                .get(&format!("/api/orgs/{org}/enrollment-tokens"))
+                .await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
     }
@@ -217,26 +248,51 @@ pub async fn integrator_creds(
             }),
         )
         .await?;
-    let jwt = reply["jwt"].as_str().ok_or_else(|| anyhow::anyhow!("no jwt in reply"))?;
+    let jwt = reply["jwt"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no jwt in reply"))?;
     creds::write_private(out, &creds::format_creds(jwt, &key.seed()?))?;
     Ok(reply)
 }
 
 pub async fn creds(cmd: CredsCommand) -> anyhow::Result<()> {
-    let CredsCommand::Integrator { org, tenant, subjects, ttl_secs, out, target } = cmd;
+    let CredsCommand::Integrator {
+        org,
+        tenant,
+        subjects,
+        ttl_secs,
+        out,
+        target,
+    } = cmd;
     let out = out.unwrap_or_else(|| {
         PathBuf::from(match &tenant {
             Some(t) => format!("{org}-{t}-integrator.creds"),
             None => format!("{org}-integrator.creds"),
         })
     });
-    let reply = integrator_creds(&target.api()?, &org, tenant.as_deref(), &subjects, ttl_secs, &out).await?;
-    println!("wrote {} (read-only; expires {})", out.display(), reply["expires_at"]);
-    println!("may subscribe to: {}", reply["subscribe"]);
-    println!("try: nats --server {} --creds {} sub '{}'",
-        reply["nats_urls"][0].as_str().unwrap_or("nats://127.0.0.1:4222"),
+    let reply = integrator_creds(
+        &target.api()?,
+        &org,
+        tenant.as_deref(),
+        &subjects,
+        ttl_secs,
+        &out,
+    )
+    .await?;
+    println!(
+        "wrote {} (read-only; expires {})",
         out.display(),
-        reply["subscribe"][0].as_str().unwrap_or(">"));
+        reply["expires_at"]
+    );
+    println!("may subscribe to: {}", reply["subscribe"]);
+    println!(
+        "try: nats --server {} --creds {} sub '{}'",
+        reply["nats_urls"][0]
+            .as_str()
+            .unwrap_or("nats://127.0.0.1:4222"),
+        out.display(),
+        reply["subscribe"][0].as_str().unwrap_or(">")
+    );
     Ok(())
 }
 

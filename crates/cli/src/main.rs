@@ -8,7 +8,11 @@ mod up;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ritma", version, about = "Ritma Node Console: dev stack, operator and integrator tool")]
+#[command(
+    name = "ritma",
+    version,
+    about = "Ritma Node Console: dev stack, operator and integrator tool"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

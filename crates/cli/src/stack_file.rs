@@ -46,7 +46,10 @@ impl StackFile {
     }
 
     pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
-        ritma_bus::creds::write_private(&Self::path(data_dir), &serde_json::to_string_pretty(self)?)?;
+        ritma_bus::creds::write_private(
+            &Self::path(data_dir),
+            &serde_json::to_string_pretty(self)?,
+        )?;
         Ok(())
     }
 }

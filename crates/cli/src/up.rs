@@ -46,7 +46,9 @@ struct Children(Vec<(String, Child)>);
 impl Children {
     fn stop_all(&mut self) {
         for (_, child) in &self.0 {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(8);
         for (name, child) in &mut self.0 {
@@ -82,7 +84,9 @@ fn secret_file(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<Str
 }
 
 fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
 }
 
 fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
@@ -113,11 +117,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let keys_dir = data.join("nats/keys");
     let keys = BusKeys::load_or_create(&keys_dir)?;
     secret_file(&data.join("master.key"), || random_hex(32))?;
-    let admin_token = secret_file(&data.join("admin.token"), || format!("ritma_admin_{}", random_hex(24)))?;
+    let admin_token = secret_file(&data.join("admin.token"), || {
+        format!("ritma_admin_{}", random_hex(24))
+    })?;
 
     let postgres = PostgresServer::start(&data.join("postgres"), "ritma").await?;
     println!("  postgres      {}", postgres.url);
-    let nats = NatsServer::start(NatsServerSpec { data_dir: &data.join("nats"), keys: &keys, port: 0, name: "ritma-dev" }).await?;
+    let nats = NatsServer::start(NatsServerSpec {
+        data_dir: &data.join("nats"),
+        keys: &keys,
+        port: 0,
+        name: "ritma-dev",
+    })
+    .await?;
     println!("  nats          {}", nats.url);
 
     let exe = std::env::current_exe()?;
@@ -134,17 +146,24 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .env("RITMA_ADMIN_TOKEN_FILE", data.join("admin.token"))
         .env("RITMA_API_LISTEN", format!("127.0.0.1:{api_port}"))
         .env("RITMA_OFFLINE_GRACE_SECS", offline_grace.to_string())
-        .env("RITMA_DEFAULT_HEARTBEAT_SECS", args.heartbeat_secs.to_string())
+        .env(
+            "RITMA_DEFAULT_HEARTBEAT_SECS",
+            args.heartbeat_secs.to_string(),
+        )
         .stdout(Stdio::null())
         .stderr(log_file(&logs, "controller")?)
         .spawn()?;
     let controller_pid = controller.id();
     children.0.push(("controller".into(), controller));
     wait_ready(&format!("{api_url}/readyz"), Duration::from_secs(90)).await?;
-    println!("  controller    {api_url}  (log: {}/controller.log)", logs.display());
+    println!(
+        "  controller    {api_url}  (log: {}/controller.log)",
+        logs.display()
+    );
 
     let api = Api::new(&api_url, &admin_token);
-    api.post_idempotent("/api/orgs", &json!({ "id": DEMO_ORG, "name": "Demo Org" })).await?;
+    api.post_idempotent("/api/orgs", &json!({ "id": DEMO_ORG, "name": "Demo Org" }))
+        .await?;
 
     let mut nodes = Vec::new();
     for (name, tenant, labels) in DEMO_NODES {
@@ -168,13 +187,28 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                     &json!({ "tenant_id": tenant, "ttl_secs": 600, "max_uses": 1, "labels": { "demo": "true" } }),
                 )
                 .await?;
-            cmd.env("RITMA_ENROLL_TOKEN", token["token"].as_str().unwrap_or_default());
+            cmd.env(
+                "RITMA_ENROLL_TOKEN",
+                token["token"].as_str().unwrap_or_default(),
+            );
         }
-        let child = cmd.stdout(Stdio::null()).stderr(log_file(&logs, name)?).spawn()?;
-        nodes.push(DemoNode { name: name.into(), tenant: tenant.into(), pid: child.id(), state_dir, heartbeat_secs: args.heartbeat_secs });
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(log_file(&logs, name)?)
+            .spawn()?;
+        nodes.push(DemoNode {
+            name: name.into(),
+            tenant: tenant.into(),
+            pid: child.id(),
+            state_dir,
+            heartbeat_secs: args.heartbeat_secs,
+        });
         children.0.push((name.into(), child));
     }
-    println!("  demo nodes    {} in org {DEMO_ORG} (tenants prod, staging)", nodes.len());
+    println!(
+        "  demo nodes    {} in org {DEMO_ORG} (tenants prod, staging)",
+        nodes.len()
+    );
 
     let creds_path = data.join("integrator-demo.creds");
     integrator_creds(&api, DEMO_ORG, None, &[], 30 * 86_400, &creds_path).await?;
@@ -210,9 +244,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         offline_after_secs: 3 * args.heartbeat_secs + offline_grace,
     };
     stack.save(&data)?;
-    println!("  integrator    {} (read-only, org {DEMO_ORG})", creds_path.display());
+    println!(
+        "  integrator    {} (read-only, org {DEMO_ORG})",
+        creds_path.display()
+    );
     println!("  stack file    {}", StackFile::path(&data).display());
-    println!("ready. Try: ritma tail   |   curl -H \"Authorization: Bearer $(cat {}/admin.token)\" {api_url}/api/orgs/demo/nodes", data.display());
+    println!(
+        "ready. Try: ritma tail   |   curl -H \"Authorization: Bearer $(cat {}/admin.token)\" {api_url}/api/orgs/demo/nodes",
+        data.display()
+    );
     println!("Ctrl-C stops everything.");
 
     ritma_runtime::shutdown_on_signals().cancelled().await;
@@ -234,7 +274,9 @@ fn start_console(
     logs: &Path,
 ) -> anyhow::Result<Option<(String, Child)>> {
     let exe = std::env::current_exe()?;
-    let Some(dir) = exe.parent() else { return Ok(None) };
+    let Some(dir) = exe.parent() else {
+        return Ok(None);
+    };
     let console = dir.join("ritma-console");
     let site = std::env::var_os("RITMA_CONSOLE_SITE")
         .map(PathBuf::from)

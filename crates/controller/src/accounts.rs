@@ -60,7 +60,10 @@ impl Accounts {
     pub fn org_keys(&self, org: &OrgRecord) -> Result<OrgKeys, ApiError> {
         let seed = self
             .master
-            .decrypt(&org.nats_signing_seed_enc, &Self::context(&org.id, "signing"))
+            .decrypt(
+                &org.nats_signing_seed_enc,
+                &Self::context(&org.id, "signing"),
+            )
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let seed = String::from_utf8(seed).map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(OrgKeys {
@@ -132,13 +135,15 @@ impl Accounts {
             id: id.to_string(),
             name: name.to_owned(),
             nats_account_public_key: account.public_key(),
-            nats_account_seed_enc: self
-                .master
-                .encrypt(seed(&account)?.as_bytes(), &Self::context(id.as_str(), "account")),
+            nats_account_seed_enc: self.master.encrypt(
+                seed(&account)?.as_bytes(),
+                &Self::context(id.as_str(), "account"),
+            ),
             nats_signing_public_key: signing.public_key(),
-            nats_signing_seed_enc: self
-                .master
-                .encrypt(seed(&signing)?.as_bytes(), &Self::context(id.as_str(), "signing")),
+            nats_signing_seed_enc: self.master.encrypt(
+                seed(&signing)?.as_bytes(),
+                &Self::context(id.as_str(), "signing"),
+            ),
             created_at: chrono::Utc::now(),
         };
         orgs::org_insert(&self.pool, &record).await.map_err(|e| {

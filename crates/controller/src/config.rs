@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ritma-controller", about = "Ritma node controller: enrollment, ingest, API")]
+#[command(
+    name = "ritma-controller",
+    about = "Ritma node controller: enrollment, ingest, API"
+)]
 pub struct Config {
     /// PostgreSQL URL.
     #[arg(long, env = "RITMA_DATABASE_URL")]
@@ -95,7 +98,11 @@ impl Config {
 }
 
 /// A secret given inline or as a file path.
-pub fn read_secret(inline: Option<&str>, file: Option<&PathBuf>, what: &str) -> anyhow::Result<String> {
+pub fn read_secret(
+    inline: Option<&str>,
+    file: Option<&PathBuf>,
+    what: &str,
+) -> anyhow::Result<String> {
     match (inline, file) {
         (Some(v), _) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
         (_, Some(path)) => Ok(std::fs::read_to_string(path)

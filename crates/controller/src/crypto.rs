@@ -32,7 +32,13 @@ impl MasterKey {
         // Encryption with a valid key and a fresh nonce does not fail.
         let ct = self
             .0
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
             .unwrap_or_default();
         out.extend(ct);
         out
@@ -44,7 +50,13 @@ impl MasterKey {
         }
         let (nonce, ct) = data.split_at(12);
         self.0
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Decrypt)
     }
 }
@@ -56,7 +68,10 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// Compare two secrets without leaking where they differ.
 pub fn secrets_equal(a: &str, b: &str) -> bool {
     let (x, y) = (sha256(a.as_bytes()), sha256(b.as_bytes()));
-    x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
 }
 
 /// A new random secret with a recognisable prefix (so leaked tokens can be

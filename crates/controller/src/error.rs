@@ -51,6 +51,10 @@ impl IntoResponse for ApiError {
             // Details stay in the log; the client gets the code.
             tracing::error!(error = ?self, "request failed");
         }
-        (status, Json(json!({ "error": code, "message": self.to_string() }))).into_response()
+        (
+            status,
+            Json(json!({ "error": code, "message": self.to_string() })),
+        )
+            .into_response()
     }
 }

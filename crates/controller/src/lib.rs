@@ -40,7 +40,11 @@ pub struct Controller {
 }
 
 /// Retry `f` until it succeeds or `deadline` passes (dependencies may still be starting).
-async fn retry<T, E: std::fmt::Display, F, Fut>(what: &str, deadline: Duration, mut f: F) -> anyhow::Result<T>
+async fn retry<T, E: std::fmt::Display, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut f: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
@@ -79,11 +83,19 @@ impl Controller {
             anyhow::bail!("RITMA_NATS_URL is not set");
         }
         let pool = ritma_db::pool_lazy(&config.database_url, 16)?;
-        retry("database migration", Duration::from_secs(60), || ritma_db::migrate(&pool)).await?;
+        retry("database migration", Duration::from_secs(60), || {
+            ritma_db::migrate(&pool)
+        })
+        .await?;
 
         let keys = BusKeys::load(&config.nats_keys_dir)?;
         let system = retry("NATS (system account)", Duration::from_secs(60), || {
-            connect::connect_as(&config.nats_urls, "ritma-controller-system", keys.system_user_jwt().unwrap_or_default(), &keys.system_user)
+            connect::connect_as(
+                &config.nats_urls,
+                "ritma-controller-system",
+                keys.system_user_jwt().unwrap_or_default(),
+                &keys.system_user,
+            )
         })
         .await?;
         let nats_controller_jwt = keys.controller_user_jwt()?;
@@ -93,11 +105,22 @@ impl Controller {
         } else {
             config.public_nats_urls.clone()
         };
-        let accounts = Arc::new(Accounts::new(keys, master, pool.clone(), config.nats_urls.clone(), system));
+        let accounts = Arc::new(Accounts::new(
+            keys,
+            master,
+            pool.clone(),
+            config.nats_urls.clone(),
+            system,
+        ));
         accounts.reconcile_all().await?;
 
         let nats = retry("NATS (controller account)", Duration::from_secs(30), || {
-            connect::connect_as(&config.nats_urls, "ritma-controller", nats_controller_jwt.clone(), &controller_user)
+            connect::connect_as(
+                &config.nats_urls,
+                "ritma-controller",
+                nats_controller_jwt.clone(),
+                &controller_user,
+            )
         })
         .await?;
         let js = jetstream::new(nats.clone());
@@ -108,7 +131,10 @@ impl Controller {
             ..Default::default()
         };
         // JetStream in the freshly pushed account can take a moment to enable.
-        let consumer = retry("JetStream streams", Duration::from_secs(30), || streams::ensure_streams(&js, &settings)).await?;
+        let consumer = retry("JetStream streams", Duration::from_secs(30), || {
+            streams::ensure_streams(&js, &settings)
+        })
+        .await?;
 
         let state = AppState {
             pool,
@@ -120,10 +146,20 @@ impl Controller {
             stats: Arc::new(IngestStats::default()),
             nats,
         };
-        Ok(Self { config, state, consumer, js, outbox_wake: Arc::new(Notify::new()) })
+        Ok(Self {
+            config,
+            state,
+            consumer,
+            js,
+            outbox_wake: Arc::new(Notify::new()),
+        })
     }
 
-    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..self.config.workers.max(1) {
             let worker = IngestWorker {

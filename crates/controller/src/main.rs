@@ -7,5 +7,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     let listener = tokio::net::TcpListener::bind(config.api_listen).await?;
     let controller = Controller::build(config).await?;
-    controller.run(listener, ritma_runtime::shutdown_on_signals()).await
+    controller
+        .run(listener, ritma_runtime::shutdown_on_signals())
+        .await
 }

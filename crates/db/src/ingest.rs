@@ -133,7 +133,16 @@ async fn scopes_lock(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, org_id, tenant_id, status)| (id, Scope { org_id, tenant_id, status }))
+        .map(|(id, org_id, tenant_id, status)| {
+            (
+                id,
+                Scope {
+                    org_id,
+                    tenant_id,
+                    status,
+                },
+            )
+        })
         .collect())
 }
 
@@ -161,7 +170,9 @@ pub async fn ingest_commit(
     let mut dead = std::mem::take(&mut batch.dead_letters);
     let mut admit = |origin: &Origin| -> bool {
         let ok = scopes.get(&origin.node_id).is_some_and(|s| {
-            s.org_id == origin.org_id && s.tenant_id == origin.tenant_id && s.status != "decommissioned"
+            s.org_id == origin.org_id
+                && s.tenant_id == origin.tenant_id
+                && s.status != "decommissioned"
         });
         if !ok {
             dead.push(DeadLetterRow {
@@ -288,18 +299,20 @@ async fn heartbeats_apply(
     let transitions = updated
         .into_iter()
         .filter(|r| r.3 != r.4)
-        .map(|(node_id, org_id, tenant_id, from, to, health, _)| StatusTransition {
-            reason: match health.as_str() {
-                "stopping" => "node stopped gracefully".into(),
-                "degraded" => "node reports itself degraded".into(),
-                _ => "heartbeat received".into(),
+        .map(
+            |(node_id, org_id, tenant_id, from, to, health, _)| StatusTransition {
+                reason: match health.as_str() {
+                    "stopping" => "node stopped gracefully".into(),
+                    "degraded" => "node reports itself degraded".into(),
+                    _ => "heartbeat received".into(),
+                },
+                node_id,
+                org_id,
+                tenant_id,
+                from,
+                to,
             },
-            node_id,
-            org_id,
-            tenant_id,
-            from,
-            to,
-        })
+        )
         .collect();
     Ok((applied, transitions))
 }
@@ -308,9 +321,13 @@ macro_rules! period_cols {
     ($rows:expr) => {{
         let rows = $rows;
         (
-            rows.iter().map(|r| r.period.origin.node_id.clone()).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r.period.origin.node_id.clone())
+                .collect::<Vec<_>>(),
             rows.iter().map(|r| r.period.seq).collect::<Vec<_>>(),
-            rows.iter().map(|r| r.period.period_start).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r.period.period_start)
+                .collect::<Vec<_>>(),
             rows.iter().map(|r| r.period.period_end).collect::<Vec<_>>(),
             rows.iter().map(|r| r.period.sent_at).collect::<Vec<_>>(),
         )
@@ -340,7 +357,10 @@ async fn slo_insert(tx: &mut Transaction<'_, Postgres>, rows: &[SloRow]) -> Resu
     Ok(done.rows_affected())
 }
 
-async fn usage_insert(tx: &mut Transaction<'_, Postgres>, rows: &[UsageRow]) -> Result<u64, DbError> {
+async fn usage_insert(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[UsageRow],
+) -> Result<u64, DbError> {
     if rows.is_empty() {
         return Ok(0);
     }

@@ -27,7 +27,10 @@ pub fn pool_lazy(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
-    MIGRATOR.run(pool).await.map_err(|e| DbError::Migrate(e.to_string()))
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| DbError::Migrate(e.to_string()))
 }
 
 /// True when the database answers.

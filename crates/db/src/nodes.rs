@@ -40,46 +40,59 @@ pub struct NodeRecord {
     pub decommissioned_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, org_id, tenant_id, public_key, hostname, labels, capabilities, enrolled_at,
+const COLUMNS: &str =
+    "id, org_id, tenant_id, public_key, hostname, labels, capabilities, enrolled_at,
     status, status_changed_at, interval_secs, last_seen_at, last_sent_at, last_seq, agent_version,
     policy_version, last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
     host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs, spool_depth,
     spool_dropped, decommissioned_at";
 
-pub async fn node_get(pool: &PgPool, org_id: &str, id: &str) -> Result<Option<NodeRecord>, DbError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM nodes WHERE org_id = $1 AND id = $2")))
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?)
+pub async fn node_get(
+    pool: &PgPool,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<NodeRecord>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM nodes WHERE org_id = $1 AND id = $2"
+    )))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Any node by id, whatever its org (for node-authenticated calls).
 pub async fn node_get_any(pool: &PgPool, id: &str) -> Result<Option<NodeRecord>, DbError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM nodes WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM nodes WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 pub async fn node_lock(
     tx: &mut Transaction<'_, Postgres>,
     id: &str,
 ) -> Result<Option<NodeRecord>, DbError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM nodes WHERE id = $1 FOR UPDATE")))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM nodes WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 pub async fn node_lock_by_public_key(
     tx: &mut Transaction<'_, Postgres>,
     public_key: &str,
 ) -> Result<Option<NodeRecord>, DbError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM nodes WHERE public_key = $1 FOR UPDATE")))
-        .bind(public_key)
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM nodes WHERE public_key = $1 FOR UPDATE"
+    )))
+    .bind(public_key)
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 pub struct NewNode<'a> {
@@ -94,7 +107,10 @@ pub struct NewNode<'a> {
     pub enrollment_token_id: Uuid,
 }
 
-pub async fn node_insert(tx: &mut Transaction<'_, Postgres>, n: &NewNode<'_>) -> Result<NodeRecord, DbError> {
+pub async fn node_insert(
+    tx: &mut Transaction<'_, Postgres>,
+    n: &NewNode<'_>,
+) -> Result<NodeRecord, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, labels, capabilities,
                             agent_version, enrollment_token_id)
@@ -115,7 +131,10 @@ pub async fn node_insert(tx: &mut Transaction<'_, Postgres>, n: &NewNode<'_>) ->
 
 /// Mark a node decommissioned; its status history and outbox rows are
 /// written by the caller in the same transaction.
-pub async fn node_decommission(tx: &mut Transaction<'_, Postgres>, id: &str) -> Result<(), DbError> {
+pub async fn node_decommission(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE nodes SET status = 'decommissioned', status_changed_at = now(),
                 decommissioned_at = now(), offline_after = NULL, stale_after = NULL
@@ -184,10 +203,13 @@ fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a Node
         q.push(" AND tenant_id = ").push_bind(t);
     }
     if !f.statuses.is_empty() {
-        q.push(" AND status = ANY(").push_bind(&f.statuses).push(")");
+        q.push(" AND status = ANY(")
+            .push_bind(&f.statuses)
+            .push(")");
     }
     if !f.labels.is_empty() {
-        q.push(" AND labels @> ").push_bind(sqlx::types::Json(&f.labels));
+        q.push(" AND labels @> ")
+            .push_bind(sqlx::types::Json(&f.labels));
     }
     if let Some(v) = &f.agent_version {
         q.push(" AND agent_version = ").push_bind(v);
@@ -195,7 +217,9 @@ fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a Node
     if let Some(text) = &f.text {
         let pattern = format!(
             "%{}%",
-            text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
         );
         q.push(" AND (id ILIKE ")
             .push_bind(pattern.clone())
@@ -222,7 +246,11 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
     let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM nodes"));
     push_filters(&mut q, org_id, f);
     let col = sort_column(f.sort);
-    let (cmp, dir) = if f.descending { ("<", "DESC") } else { (">", "ASC") };
+    let (cmp, dir) = if f.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
     if let Some((value, id)) = &f.after {
         match f.sort {
             NodeSort::Name => {
@@ -273,7 +301,10 @@ pub fn sort_value(node: &NodeRecord, sort: NodeSort) -> Option<String> {
 }
 
 /// Counts by status for an org (dashboard cards).
-pub async fn node_status_counts(pool: &PgPool, org_id: &str) -> Result<BTreeMap<String, i64>, DbError> {
+pub async fn node_status_counts(
+    pool: &PgPool,
+    org_id: &str,
+) -> Result<BTreeMap<String, i64>, DbError> {
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM nodes WHERE org_id = $1 GROUP BY status")
             .bind(org_id)

@@ -47,16 +47,26 @@ pub async fn org_list(pool: &PgPool) -> Result<Vec<OrgRecord>, DbError> {
 }
 
 /// Revoked user keys of an org, with the revocation time (unix seconds).
-pub async fn org_revocations(pool: &PgPool, org_id: &str) -> Result<BTreeMap<String, i64>, DbError> {
+pub async fn org_revocations(
+    pool: &PgPool,
+    org_id: &str,
+) -> Result<BTreeMap<String, i64>, DbError> {
     let rows: Vec<(String, DateTime<Utc>)> =
         sqlx::query_as("SELECT public_key, revoked_at FROM org_revocations WHERE org_id = $1")
             .bind(org_id)
             .fetch_all(pool)
             .await?;
-    Ok(rows.into_iter().map(|(k, at)| (k, at.timestamp())).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(k, at)| (k, at.timestamp()))
+        .collect())
 }
 
-pub async fn org_revocation_insert(pool: &PgPool, org_id: &str, public_key: &str) -> Result<(), DbError> {
+pub async fn org_revocation_insert(
+    pool: &PgPool,
+    org_id: &str,
+    public_key: &str,
+) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO org_revocations (org_id, public_key) VALUES ($1, $2)
          ON CONFLICT (org_id, public_key) DO UPDATE SET revoked_at = now()",

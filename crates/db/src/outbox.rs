@@ -27,7 +27,11 @@ pub async fn transitions_record(
     let col = |f: fn(&StatusTransition) -> &str| -> Vec<String> {
         transitions.iter().map(|t| f(t).to_owned()).collect()
     };
-    let (nodes, orgs, tenants) = (col(|t| &t.node_id), col(|t| &t.org_id), col(|t| &t.tenant_id));
+    let (nodes, orgs, tenants) = (
+        col(|t| &t.node_id),
+        col(|t| &t.org_id),
+        col(|t| &t.tenant_id),
+    );
     let (froms, tos, reasons) = (col(|t| &t.from), col(|t| &t.to), col(|t| &t.reason));
     sqlx::query(
         "INSERT INTO node_status_history (node_id, from_status, to_status, reason)

@@ -35,18 +35,20 @@ pub async fn nodes_mark_overdue(pool: &PgPool) -> Result<Vec<StatusTransition>, 
     let transitions: Vec<StatusTransition> = rows
         .into_iter()
         .filter(|r| r.3 != r.4)
-        .map(|(node_id, org_id, tenant_id, from, to, interval)| StatusTransition {
-            reason: if to == "offline" {
-                format!("no heartbeat within the offline deadline (interval {interval}s)")
-            } else {
-                format!("heartbeat late (more than 2 x {interval}s)")
+        .map(
+            |(node_id, org_id, tenant_id, from, to, interval)| StatusTransition {
+                reason: if to == "offline" {
+                    format!("no heartbeat within the offline deadline (interval {interval}s)")
+                } else {
+                    format!("heartbeat late (more than 2 x {interval}s)")
+                },
+                node_id,
+                org_id,
+                tenant_id,
+                from,
+                to,
             },
-            node_id,
-            org_id,
-            tenant_id,
-            from,
-            to,
-        })
+        )
         .collect();
     transitions_record(&mut tx, &transitions).await?;
     tx.commit().await?;

@@ -40,7 +40,11 @@ impl NatsServer {
         let binary = tools::find_or_install("nats-server", "nats-server", &|| {
             vec![PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")]
         })?;
-        let port = if spec.port == 0 { free_port()? } else { spec.port };
+        let port = if spec.port == 0 {
+            free_port()?
+        } else {
+            spec.port
+        };
         let monitor_port = free_port()?;
         let resolver_dir = spec.data_dir.join("resolver");
         let store_dir = spec.data_dir.join("jetstream");

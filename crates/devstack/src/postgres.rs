@@ -35,7 +35,9 @@ impl PostgresServer {
         let data_dir = dir.join("data");
         std::fs::create_dir_all(dir)?;
         if let Some(user) = &run_as {
-            run(Command::new("chown").args(["-R", &format!("{user}:{user}")]).arg(dir))?;
+            run(Command::new("chown")
+                .args(["-R", &format!("{user}:{user}")])
+                .arg(dir))?;
         }
         let as_user = |program: &Path| -> Command {
             match &run_as {
@@ -49,7 +51,15 @@ impl PostgresServer {
         };
         if !data_dir.join("PG_VERSION").exists() {
             run(as_user(&bin.join("initdb"))
-                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
                 .arg(&data_dir))?;
         }
         let port = free_port()?;
@@ -73,12 +83,30 @@ impl PostgresServer {
         };
         let psql = bin.join("psql");
         let exists = Command::new(&psql)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-tAc"])
-            .arg(format!("SELECT 1 FROM pg_database WHERE datname = '{database}'"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-tAc",
+            ])
+            .arg(format!(
+                "SELECT 1 FROM pg_database WHERE datname = '{database}'"
+            ))
             .output()?;
         if String::from_utf8_lossy(&exists.stdout).trim() != "1" {
             run(Command::new(&psql)
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-c"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-c",
+                ])
                 .arg(format!("CREATE DATABASE \"{database}\"")))?;
         }
         Ok(server)

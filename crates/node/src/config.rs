@@ -8,7 +8,10 @@ use clap::Parser;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Parser, Default)]
-#[command(name = "ritma-node", about = "Ritma node daemon: enrolls once, then publishes heartbeats and summaries to the bus")]
+#[command(
+    name = "ritma-node",
+    about = "Ritma node daemon: enrolls once, then publishes heartbeats and summaries to the bus"
+)]
 pub struct Args {
     /// TOML file with any of the settings below (snake_case keys).
     #[arg(long, env = "RITMA_NODE_CONFIG")]
@@ -126,9 +129,16 @@ impl NodeConfig {
             key_id: args.key_id.or(file.key_id),
             node_id: args.node_id.or(file.node_id),
             heartbeat_secs: args.heartbeat_secs.or(file.heartbeat_secs),
-            summary_secs: args.summary_secs.or(file.summary_secs).unwrap_or(60).clamp(1, 86_400),
+            summary_secs: args
+                .summary_secs
+                .or(file.summary_secs)
+                .unwrap_or(60)
+                .clamp(1, 86_400),
             labels,
-            spool_max_bytes: args.spool_max_bytes.or(file.spool_max_bytes).unwrap_or(64 << 20),
+            spool_max_bytes: args
+                .spool_max_bytes
+                .or(file.spool_max_bytes)
+                .unwrap_or(64 << 20),
             demo_decisions_per_sec: args.demo_decisions_per_sec.unwrap_or(0),
         })
     }

@@ -16,7 +16,11 @@ pub enum ClientError {
     Unreachable { url: String, message: String },
     /// The controller answered with a refusal that retrying will not change.
     #[error("controller refused ({status} {code}): {message}")]
-    Refused { status: u16, code: String, message: String },
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 impl ClientError {
@@ -47,8 +51,17 @@ impl ControllerClient {
         body: &B,
     ) -> Result<R, ClientError> {
         let url = format!("{}{path}", self.base);
-        let unreachable = |e: reqwest::Error| ClientError::Unreachable { url: url.clone(), message: e.to_string() };
-        let resp = self.http.post(&url).json(body).send().await.map_err(unreachable)?;
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: url.clone(),
+            message: e.to_string(),
+        };
+        let resp = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .await
+            .map_err(unreachable)?;
         let status = resp.status();
         if status.is_success() {
             return resp.json().await.map_err(unreachable);
@@ -57,7 +70,11 @@ impl ControllerClient {
             error: "unknown".into(),
             message: status.to_string(),
         });
-        Err(ClientError::Refused { status: status.as_u16(), code: err.error, message: err.message })
+        Err(ClientError::Refused {
+            status: status.as_u16(),
+            code: err.error,
+            message: err.message,
+        })
     }
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
@@ -65,12 +82,23 @@ impl ControllerClient {
     }
 
     /// A fresh JWT, proving possession of the node key by a signature.
-    pub async fn refresh(&self, node: &NodeId, key: &KeyPair) -> Result<CredentialsResponse, ClientError> {
+    pub async fn refresh(
+        &self,
+        node: &NodeId,
+        key: &KeyPair,
+    ) -> Result<CredentialsResponse, ClientError> {
         let timestamp = chrono::Utc::now().timestamp();
         let signature = key
             .sign(credentials_challenge(node, timestamp).as_bytes())
-            .map_err(|e| ClientError::Unreachable { url: self.base.clone(), message: e.to_string() })?;
-        let req = CredentialsRequest { timestamp, signature: BASE64URL_NOPAD.encode(&signature) };
-        self.post(&format!("/api/nodes/{node}/credentials"), &req).await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                message: e.to_string(),
+            })?;
+        let req = CredentialsRequest {
+            timestamp,
+            signature: BASE64URL_NOPAD.encode(&signature),
+        };
+        self.post(&format!("/api/nodes/{node}/credentials"), &req)
+            .await
     }
 }

@@ -3,7 +3,9 @@
 use ritma_protocol::HostFacts;
 
 fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 pub fn host_facts(hostname: &str) -> HostFacts {
@@ -16,7 +18,11 @@ pub fn host_facts(hostname: &str) -> HostFacts {
         })
         .map_or(0, |kb| kb * 1024);
     let uptime_secs = read("/proc/uptime")
-        .and_then(|u| u.split_whitespace().next().and_then(|s| s.parse::<f64>().ok()))
+        .and_then(|u| {
+            u.split_whitespace()
+                .next()
+                .and_then(|s| s.parse::<f64>().ok())
+        })
         .map_or(0, |s| s as u64);
     let mut kernel = read("/proc/sys/kernel/osrelease").unwrap_or_default();
     kernel.truncate(128);

@@ -25,7 +25,11 @@ pub struct Identity {
 
 impl Identity {
     pub fn scope(&self) -> NodeSubject {
-        NodeSubject::new(self.org_id.clone(), self.tenant_id.clone(), self.node_id.clone())
+        NodeSubject::new(
+            self.org_id.clone(),
+            self.tenant_id.clone(),
+            self.node_id.clone(),
+        )
     }
 }
 
@@ -41,10 +45,14 @@ pub enum IdentityError {
 
 /// Refuse secrets that others can read: a leaked seed is a stolen node.
 pub fn check_private(path: &Path) -> Result<(), IdentityError> {
-    let meta = std::fs::metadata(path).map_err(|e| IdentityError::Io(format!("{}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| IdentityError::Io(format!("{}: {e}", path.display())))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(IdentityError::TooOpen { path: path.display().to_string(), mode });
+        return Err(IdentityError::TooOpen {
+            path: path.display().to_string(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -76,14 +84,19 @@ pub fn identity_load(state_dir: &Path) -> Result<Option<Identity>, IdentityError
         return Ok(None);
     }
     check_private(&path)?;
-    let text = std::fs::read_to_string(&path).map_err(|e| IdentityError::Io(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| IdentityError::Io(format!("{}: {e}", path.display())))?;
     serde_json::from_str(&text)
         .map(Some)
-        .map_err(|e| IdentityError::Corrupt { path: path.display().to_string(), message: e.to_string() })
+        .map_err(|e| IdentityError::Corrupt {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
 }
 
 pub fn identity_save(state_dir: &Path, identity: &Identity) -> Result<(), IdentityError> {
-    let text = serde_json::to_string_pretty(identity).map_err(|e| IdentityError::Io(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(identity).map_err(|e| IdentityError::Io(e.to_string()))?;
     write_private(&identity_path(state_dir), &text).map_err(|e| IdentityError::Io(e.to_string()))
 }
 
@@ -103,7 +116,10 @@ pub fn state_dir_prepare(state_dir: &Path) -> Result<(), IdentityError> {
         .mode()
         & 0o777;
     if mode & 0o022 != 0 {
-        return Err(IdentityError::TooOpen { path: state_dir.display().to_string(), mode });
+        return Err(IdentityError::TooOpen {
+            path: state_dir.display().to_string(),
+            mode,
+        });
     }
     Ok(())
 }

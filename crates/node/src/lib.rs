@@ -49,7 +49,11 @@ pub struct Daemon {
 }
 
 /// Ask again while the controller is unreachable; give up on a refusal.
-async fn with_retry<T, F, Fut>(what: &str, shutdown: &CancellationToken, mut f: F) -> anyhow::Result<T>
+async fn with_retry<T, F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut f: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, controller_client::ClientError>>,
@@ -87,17 +91,17 @@ impl Daemon {
         let (identity, jwt) = match identity::identity_load(&config.state_dir)? {
             Some(id) => {
                 tracing::info!(node = %id.node_id, "identity loaded; not enrolling again");
-                let cached = std::fs::read_to_string(config.state_dir.join("credentials.jwt")).unwrap_or_default();
+                let cached = std::fs::read_to_string(config.state_dir.join("credentials.jwt"))
+                    .unwrap_or_default();
                 (id, cached.trim().to_owned())
             }
             None => {
-                let client = client
-                    .as_ref()
-                    .ok_or_else(|| anyhow::anyhow!("first start: RITMA_NODE_CONTROLLER_URL is required to enroll"))?;
-                let token = config
-                    .enroll_token
-                    .clone()
-                    .ok_or_else(|| anyhow::anyhow!("first start: RITMA_ENROLL_TOKEN is required to enroll"))?;
+                let client = client.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("first start: RITMA_NODE_CONTROLLER_URL is required to enroll")
+                })?;
+                let token = config.enroll_token.clone().ok_or_else(|| {
+                    anyhow::anyhow!("first start: RITMA_ENROLL_TOKEN is required to enroll")
+                })?;
                 let hostname = host::hostname();
                 let request = RegisterRequest {
                     token,
@@ -106,17 +110,28 @@ impl Daemon {
                     labels: config.labels.clone(),
                     capabilities: vec!["heartbeat".into(), "summaries".into(), "spool".into()],
                     agent_version: AGENT_VERSION.into(),
-                    node_id: config.node_id.clone().map(ritma_protocol::NodeId::new).transpose()?,
+                    node_id: config
+                        .node_id
+                        .clone()
+                        .map(ritma_protocol::NodeId::new)
+                        .transpose()?,
                 };
-                let reply = with_retry("enrollment", shutdown, || client.register(&request)).await?;
+                let reply =
+                    with_retry("enrollment", shutdown, || client.register(&request)).await?;
                 for (want, got, what) in [
                     (config.org_id.as_deref(), reply.org_id.as_str(), "org"),
-                    (config.tenant_id.as_deref(), reply.tenant_id.as_str(), "tenant"),
+                    (
+                        config.tenant_id.as_deref(),
+                        reply.tenant_id.as_str(),
+                        "tenant",
+                    ),
                 ] {
                     if let Some(want) = want
                         && want != got
                     {
-                        tracing::warn!("configured {what} {want} differs from the token's {got}; using {got}");
+                        tracing::warn!(
+                            "configured {what} {want} differs from the token's {got}; using {got}"
+                        );
                     }
                 }
                 let identity = Identity {
@@ -135,7 +150,10 @@ impl Daemon {
                 (identity, reply.jwt)
             }
         };
-        let client = client.or_else(|| (!identity.controller_url.is_empty()).then(|| ControllerClient::new(&identity.controller_url)));
+        let client = client.or_else(|| {
+            (!identity.controller_url.is_empty())
+                .then(|| ControllerClient::new(&identity.controller_url))
+        });
         let mut daemon = Self {
             jwt_expires_at: jwt_expiry(&jwt),
             jwt: SharedJwt::new(jwt),
@@ -168,7 +186,10 @@ impl Daemon {
             .client
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("no controller URL to refresh credentials from"))?;
-        let reply = with_retry("credential refresh", shutdown, || client.refresh(&self.identity.node_id, &self.key)).await?;
+        let reply = with_retry("credential refresh", shutdown, || {
+            client.refresh(&self.identity.node_id, &self.key)
+        })
+        .await?;
         self.jwt.set(reply.jwt);
         self.jwt_expires_at = reply.jwt_expires_at.timestamp();
         self.save_jwt();
@@ -187,7 +208,10 @@ impl Daemon {
         })
         .await?;
         let js = async_nats::jetstream::new(nats.clone());
-        let spool = Spool::open(&self.config.state_dir.join("spool"), self.config.spool_max_bytes)?;
+        let spool = Spool::open(
+            &self.config.state_dir.join("spool"),
+            self.config.spool_max_bytes,
+        )?;
         let seq = SeqCounter::open(&self.config.state_dir.join("seq"))?;
         let (tx, rx) = mpsc::channel::<SpoolEntry>(1024);
         let gauge = Arc::new(SpoolGauge::default());
@@ -199,10 +223,20 @@ impl Daemon {
 
         let sender_stop = CancellationToken::new();
         let sender = tokio::spawn(
-            Sender { spool, js, scope: scope.clone(), rx, gauge: gauge.clone() }
-                .run(sender_stop.clone(), Duration::from_secs(3)),
+            Sender {
+                spool,
+                js,
+                scope: scope.clone(),
+                rx,
+                gauge: gauge.clone(),
+            }
+            .run(sender_stop.clone(), Duration::from_secs(3)),
         );
-        let emitter = Emitter { tx, seq, node: self.identity.node_id.clone() };
+        let emitter = Emitter {
+            tx,
+            seq,
+            node: self.identity.node_id.clone(),
+        };
         let mut tasks = tokio::task::JoinSet::new();
 
         // Commands for this node.
@@ -230,7 +264,9 @@ impl Daemon {
                     };
                     recorder.slo("daemon", "command", outcome);
                     if let Some(reply) = msg.reply {
-                        let _ = nats.publish(reply, format!("{{\"status\":\"{outcome}\"}}").into()).await;
+                        let _ = nats
+                            .publish(reply, format!("{{\"status\":\"{outcome}\"}}").into())
+                            .await;
                     }
                 }
             });
@@ -321,7 +357,9 @@ impl Daemon {
         // Graceful stop: a last heartbeat that says so, then flush.
         tasks.abort_all();
         emitter.emit_summaries(&self.recorder).await;
-        emitter.emit_heartbeat(&heartbeat, NodeHealth::Stopping).await;
+        emitter
+            .emit_heartbeat(&heartbeat, NodeHealth::Stopping)
+            .await;
         drop(emitter);
         sender_stop.cancel();
         let _ = sender.await;
@@ -342,7 +380,15 @@ fn demo_decision(recorder: &Recorder) {
         Decision::Isolate
     };
     recorder.decision(d);
-    recorder.slo("enforcer", "decide", if d == Decision::Allow { "allow" } else { "restrict" });
+    recorder.slo(
+        "enforcer",
+        "decide",
+        if d == Decision::Allow {
+            "allow"
+        } else {
+            "restrict"
+        },
+    );
     if rand::random::<f64>() < 0.05 {
         recorder.dig_files(1, 4096 + (rand::random::<u64>() % 65_536));
     }
@@ -368,9 +414,16 @@ impl Emitter {
         }
     }
 
-    async fn emit_heartbeat(&self, build: &impl Fn(NodeHealth, u64) -> Heartbeat, status: NodeHealth) {
+    async fn emit_heartbeat(
+        &self,
+        build: &impl Fn(NodeHealth, u64) -> Heartbeat,
+        status: NodeHealth,
+    ) {
         match self.seq.next() {
-            Ok(seq) => self.emit(Telemetry::Heartbeat(build(status, seq))).await,
+            Ok(seq) => {
+                self.emit(Telemetry::Heartbeat(Box::new(build(status, seq))))
+                    .await
+            }
             Err(e) => tracing::error!(error = %e, "sequence counter unavailable"),
         }
     }

@@ -108,6 +108,9 @@ impl Recorder {
     /// Running totals for the heartbeat's `slo_counters` (at most 64).
     pub fn totals(&self) -> BTreeMap<String, u64> {
         let t = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        t.iter().take(64).map(|(k, v)| (k.chars().take(64).collect(), *v)).collect()
+        t.iter()
+            .take(64)
+            .map(|(k, v)| (k.chars().take(64).collect(), *v))
+            .collect()
     }
 }

@@ -35,8 +35,12 @@ pub struct Sender {
 
 impl Sender {
     fn update_gauge(&self) {
-        self.gauge.depth.store(self.spool.depth(), Ordering::Relaxed);
-        self.gauge.dropped.store(self.spool.dropped(), Ordering::Relaxed);
+        self.gauge
+            .depth
+            .store(self.spool.depth(), Ordering::Relaxed);
+        self.gauge
+            .dropped
+            .store(self.spool.dropped(), Ordering::Relaxed);
     }
 
     fn accept(&mut self, entry: SpoolEntry) {

@@ -23,7 +23,11 @@ impl SeqCounter {
             .and_then(|s| s.trim().parse::<u64>().ok())
             .unwrap_or(0)
             + 1;
-        Ok(Self(Arc::new(Mutex::new(State { path: path.to_owned(), next: start, reserved_until: start - 1 }))))
+        Ok(Self(Arc::new(Mutex::new(State {
+            path: path.to_owned(),
+            next: start,
+            reserved_until: start - 1,
+        }))))
     }
 
     pub fn next(&self) -> std::io::Result<u64> {

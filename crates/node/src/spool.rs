@@ -58,8 +58,15 @@ impl Spool {
             let path = dir.join(format!("{number:012}.jsonl"));
             let text = fs::read_to_string(&path).map_err(|e| io_context(&path, e))?;
             // A torn last line (crash mid-write) is not an entry.
-            let entries = text.lines().filter(|l| serde_json::from_str::<SpoolEntry>(l).is_ok()).count() as u64;
-            segments.push_back(Segment { number, entries, bytes: text.len() as u64 });
+            let entries = text
+                .lines()
+                .filter(|l| serde_json::from_str::<SpoolEntry>(l).is_ok())
+                .count() as u64;
+            segments.push_back(Segment {
+                number,
+                entries,
+                bytes: text.len() as u64,
+            });
         }
         let read_u64 = |name: &str| -> u64 {
             fs::read_to_string(dir.join(name))
@@ -107,7 +114,11 @@ impl Spool {
         if needs_new || self.tail.is_none() {
             if needs_new {
                 let number = self.segments.back().map_or(1, |s| s.number + 1);
-                self.segments.push_back(Segment { number, entries: 0, bytes: 0 });
+                self.segments.push_back(Segment {
+                    number,
+                    entries: 0,
+                    bytes: 0,
+                });
             }
             let number = self.segments.back().map_or(1, |s| s.number);
             let path = self.path(number);
@@ -154,7 +165,9 @@ impl Spool {
             let file = File::open(&path).map_err(|e| io_context(&path, e))?;
             for line in BufReader::new(file).lines() {
                 let line = line?;
-                let Ok(entry) = serde_json::from_str::<SpoolEntry>(&line) else { continue };
+                let Ok(entry) = serde_json::from_str::<SpoolEntry>(&line) else {
+                    continue;
+                };
                 if skip > 0 {
                     skip -= 1;
                     continue;
@@ -172,7 +185,9 @@ impl Spool {
     /// Mark the `n` oldest entries as sent, deleting finished segments.
     pub fn commit(&mut self, mut n: u64) -> std::io::Result<()> {
         while n > 0 {
-            let Some(head) = self.segments.front() else { break };
+            let Some(head) = self.segments.front() else {
+                break;
+            };
             let left = head.entries - self.cursor;
             if n < left {
                 self.cursor += n;
@@ -201,7 +216,11 @@ mod tests {
     use super::*;
 
     fn entry(seq: u64) -> SpoolEntry {
-        SpoolEntry { kind: TelemetryKind::Heartbeat, seq, body: format!("{{\"n\":{seq}}}") }
+        SpoolEntry {
+            kind: TelemetryKind::Heartbeat,
+            seq,
+            body: format!("{{\"n\":{seq}}}"),
+        }
     }
 
     fn dir() -> PathBuf {
@@ -239,9 +258,17 @@ mod tests {
         }
         assert!(s.bytes() <= 8192 + 4096, "spool grew to {}", s.bytes());
         assert!(s.dropped() > 0);
-        assert_eq!(s.dropped() + s.depth(), 1000, "every message is either queued or counted as dropped");
+        assert_eq!(
+            s.dropped() + s.depth(),
+            1000,
+            "every message is either queued or counted as dropped"
+        );
         let first = s.peek(1).unwrap()[0].seq;
-        assert_eq!(first, s.dropped() + 1, "what is left is the newest, in order");
+        assert_eq!(
+            first,
+            s.dropped() + 1,
+            "what is left is the newest, in order"
+        );
         drop(s);
         let s = Spool::open(&d, 8192).unwrap();
         assert_eq!(s.dropped() + s.depth(), 1000);

@@ -26,7 +26,10 @@ use crate::error::ApiError;
 const CLOCK_SKEW_SECS: i64 = 300;
 
 fn refused(code: &'static str, message: &str) -> ApiError {
-    ApiError::TokenRefused { code, message: message.into() }
+    ApiError::TokenRefused {
+        code,
+        message: message.into(),
+    }
 }
 
 fn scope_of(node: &NodeRecord) -> Result<NodeSubject, ApiError> {
@@ -39,10 +42,18 @@ fn scope_of(node: &NodeRecord) -> Result<NodeSubject, ApiError> {
 }
 
 /// Mint the node's bus credential.
-async fn node_jwt(state: &AppState, node: &NodeRecord) -> Result<(String, chrono::DateTime<Utc>), ApiError> {
+async fn node_jwt(
+    state: &AppState,
+    node: &NodeRecord,
+) -> Result<(String, chrono::DateTime<Utc>), ApiError> {
     let org = orgs::org_get(&state.pool, &node.org_id)
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("org {} of node {} is missing", node.org_id, node.id)))?;
+        .ok_or_else(|| {
+            ApiError::Internal(format!(
+                "org {} of node {} is missing",
+                node.org_id, node.id
+            ))
+        })?;
     let scope = scope_of(node)?;
     let expires_at = Utc::now() + Duration::seconds(state.node_jwt_ttl_secs);
     let jwt = state.accounts.mint_user(
@@ -59,10 +70,14 @@ pub async fn register(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> Result<Json<RegisterResponse>, ApiError> {
-    req.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let valid_key = KeyPair::from_public_key(&req.public_key).is_ok() && req.public_key.starts_with('U');
+    req.validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let valid_key =
+        KeyPair::from_public_key(&req.public_key).is_ok() && req.public_key.starts_with('U');
     if !valid_key {
-        return Err(ApiError::BadRequest("public_key must be an NKey user public key (U...)".into()));
+        return Err(ApiError::BadRequest(
+            "public_key must be an NKey user public key (U...)".into(),
+        ));
     }
     let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
     let token = tokens::token_lock_by_hash(&mut tx, &sha256(req.token.trim().as_bytes()))
@@ -78,16 +93,24 @@ pub async fn register(
     // The same key enrolling again gets its node back (idempotent, no use consumed).
     if let Some(existing) = nodes::node_lock_by_public_key(&mut tx, &req.public_key).await? {
         if existing.org_id != token.org_id || existing.tenant_id != token.tenant_id {
-            return Err(ApiError::Conflict("this key is enrolled in another scope".into()));
+            return Err(ApiError::Conflict(
+                "this key is enrolled in another scope".into(),
+            ));
         }
         if existing.status == NodeStatus::Decommissioned.as_str() {
-            return Err(refused("node_decommissioned", "this node was decommissioned; enroll with a new key"));
+            return Err(refused(
+                "node_decommissioned",
+                "this node was decommissioned; enroll with a new key",
+            ));
         }
         tx.commit().await.map_err(ritma_db::DbError::from)?;
         return respond(&state, &existing).await;
     }
     if token.uses >= token.max_uses {
-        return Err(refused("token_used_up", "enrollment token has no uses left"));
+        return Err(refused(
+            "token_used_up",
+            "enrollment token has no uses left",
+        ));
     }
     let node_id = req
         .node_id
@@ -158,17 +181,28 @@ pub async fn credentials(
     let denied = || refused("invalid_signature", "signature does not prove the node key");
     let node_id: NodeId = path_id(&id_raw, "node")?;
     if (Utc::now().timestamp() - req.timestamp).abs() > CLOCK_SKEW_SECS {
-        return Err(refused("stale_request", "timestamp is more than five minutes off"));
+        return Err(refused(
+            "stale_request",
+            "timestamp is more than five minutes off",
+        ));
     }
-    let node = nodes::node_get_any(&state.pool, node_id.as_str()).await?.ok_or_else(denied)?;
+    let node = nodes::node_get_any(&state.pool, node_id.as_str())
+        .await?
+        .ok_or_else(denied)?;
     let signature = BASE64URL_NOPAD
         .decode(req.signature.as_bytes())
         .map_err(|_| denied())?;
     let key = KeyPair::from_public_key(&node.public_key).map_err(|_| denied())?;
-    key.verify(credentials_challenge(&node_id, req.timestamp).as_bytes(), &signature)
-        .map_err(|_| denied())?;
+    key.verify(
+        credentials_challenge(&node_id, req.timestamp).as_bytes(),
+        &signature,
+    )
+    .map_err(|_| denied())?;
     if node.status == NodeStatus::Decommissioned.as_str() {
-        return Err(refused("node_decommissioned", "this node was decommissioned"));
+        return Err(refused(
+            "node_decommissioned",
+            "this node was decommissioned",
+        ));
     }
     let (jwt, jwt_expires_at) = node_jwt(&state, &node).await?;
     Ok(Json(CredentialsResponse {

@@ -30,6 +30,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             "db_failures": stats.db_failures.load(Ordering::Relaxed),
         }
     });
-    let status = if database && bus { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if database && bus {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }

@@ -38,11 +38,17 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/api/orgs", get(orgs::list).post(orgs::create))
-        .route("/api/orgs/{org}/integrator-credentials", post(orgs::integrator_credentials))
+        .route(
+            "/api/orgs/{org}/integrator-credentials",
+            post(orgs::integrator_credentials),
+        )
         .route("/api/orgs/{org}/nodes", get(nodes::list))
         .route("/api/orgs/{org}/nodes/summary", get(nodes::summary))
         .route("/api/orgs/{org}/nodes/{id}", get(nodes::get))
-        .route("/api/orgs/{org}/nodes/{id}/decommission", post(nodes::decommission))
+        .route(
+            "/api/orgs/{org}/nodes/{id}/decommission",
+            post(nodes::decommission),
+        )
         .route(
             "/api/orgs/{org}/enrollment-tokens",
             get(tokens::list).post(tokens::create),
@@ -51,7 +57,10 @@ pub fn router(state: AppState) -> Router {
             "/api/orgs/{org}/enrollment-tokens/{id}",
             axum::routing::delete(tokens::revoke),
         )
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -77,7 +86,9 @@ where
         use axum::extract::rejection::JsonRejection;
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 Err(crate::error::ApiError::TooLarge)
             }
             Err(e) => Err(crate::error::ApiError::BadRequest(e.body_text())),

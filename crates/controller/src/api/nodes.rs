@@ -201,7 +201,10 @@ pub async fn get(
 ) -> Result<Json<NodeDetail>, ApiError> {
     let node = load(&state, &org, &id).await?;
     let status_history = nodes::node_status_history(&state.pool, &node.id, 100).await?;
-    Ok(Json(NodeDetail { node: node.into(), status_history }))
+    Ok(Json(NodeDetail {
+        node: node.into(),
+        status_history,
+    }))
 }
 
 /// Counts by status, for dashboards.
@@ -243,7 +246,10 @@ pub async fn decommission(
         tx.commit().await.map_err(ritma_db::DbError::from)?;
     }
     // Idempotent: pushing the revocation again is harmless.
-    state.accounts.revoke_user(&org_record, &node.public_key).await?;
+    state
+        .accounts
+        .revoke_user(&org_record, &node.public_key)
+        .await?;
     tracing::info!(node = %node.id, org = %node.org_id, "node decommissioned and its key revoked");
     let node = load(&state, &node.org_id, &node.id).await?;
     Ok(Json(node.into()))

@@ -21,7 +21,11 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<OrgView>>, A
     let orgs = orgs::org_list(&state.pool).await?;
     Ok(Json(
         orgs.into_iter()
-            .map(|o| OrgView { id: o.id, name: o.name, created_at: o.created_at })
+            .map(|o| OrgView {
+                id: o.id,
+                name: o.name,
+                created_at: o.created_at,
+            })
             .collect(),
     ))
 }
@@ -39,12 +43,17 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<OrgView>), ApiError> {
     let id = OrgId::new(body.id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let name = body.name.unwrap_or_else(|| id.to_string());
-    validate::non_empty_text("name", &name, 128).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    validate::non_empty_text("name", &name, 128)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let org = state.accounts.org_create(&id, &name).await?;
     tracing::info!(org = %org.id, "org created with its own NATS account");
     Ok((
         StatusCode::CREATED,
-        Json(OrgView { id: org.id, name: org.name, created_at: org.created_at }),
+        Json(OrgView {
+            id: org.id,
+            name: org.name,
+            created_at: org.created_at,
+        }),
     ))
 }
 
@@ -80,8 +89,12 @@ pub async fn integrator_credentials(
     let org = orgs::org_get(&state.pool, org_id.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("org {org_id}")))?;
-    if nkeys::KeyPair::from_public_key(&body.public_key).is_err() || !body.public_key.starts_with('U') {
-        return Err(ApiError::BadRequest("public_key must be an NKey user public key (U...)".into()));
+    if nkeys::KeyPair::from_public_key(&body.public_key).is_err()
+        || !body.public_key.starts_with('U')
+    {
+        return Err(ApiError::BadRequest(
+            "public_key must be an NKey user public key (U...)".into(),
+        ));
     }
     let tenant = body
         .tenant_id
@@ -91,10 +104,15 @@ pub async fn integrator_credentials(
     let scope = ritma_protocol::subjects::integrator_scope(&org_id, tenant.as_ref());
     for s in &body.subjects {
         if !ritma_protocol::subjects::matches(&scope, s) || s.len() > 256 {
-            return Err(ApiError::BadRequest(format!("subject {s:?} is outside {scope}")));
+            return Err(ApiError::BadRequest(format!(
+                "subject {s:?} is outside {scope}"
+            )));
         }
     }
-    let ttl = body.ttl_secs.unwrap_or(30 * 24 * 3600).clamp(60, 366 * 24 * 3600);
+    let ttl = body
+        .ttl_secs
+        .unwrap_or(30 * 24 * 3600)
+        .clamp(60, 366 * 24 * 3600);
     let expires_at = Utc::now() + chrono::Duration::seconds(ttl);
     let permissions = UserPermissions::integrator(&org_id, tenant.as_ref(), &body.subjects);
     let name = body.name.unwrap_or_else(|| "integrator".into());

@@ -89,13 +89,18 @@ pub async fn create(
     let tenant = TenantId::new(body.tenant_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let ttl = body.ttl_secs.unwrap_or(86_400);
     if !(60..=90 * 86_400).contains(&ttl) {
-        return Err(ApiError::BadRequest("ttl_secs must be between 60 and 7776000".into()));
+        return Err(ApiError::BadRequest(
+            "ttl_secs must be between 60 and 7776000".into(),
+        ));
     }
     let max_uses = body.max_uses.unwrap_or(1);
     if !(1..=100_000).contains(&max_uses) {
-        return Err(ApiError::BadRequest("max_uses must be between 1 and 100000".into()));
+        return Err(ApiError::BadRequest(
+            "max_uses must be between 1 and 100000".into(),
+        ));
     }
-    ritma_protocol::enrollment::labels(&body.labels).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    ritma_protocol::enrollment::labels(&body.labels)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let secret = new_secret(TOKEN_PREFIX);
     let record = tokens::token_insert(
         &state.pool,

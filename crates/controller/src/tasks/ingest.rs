@@ -64,7 +64,11 @@ pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestB
     if message.node_id() != &scope.node {
         return batch.dead_letters.push(dead(
             "node_mismatch",
-            format!("body names node {} but the subject is node {}", message.node_id(), scope.node),
+            format!(
+                "body names node {} but the subject is node {}",
+                message.node_id(),
+                scope.node
+            ),
         ));
     }
     let origin = Origin {
@@ -82,30 +86,7 @@ pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestB
         period_end: end,
     };
     match message {
-        Telemetry::Heartbeat(h) => batch.heartbeats.push(HeartbeatRow {
-            origin: origin.clone(),
-            seq: clamp_i64(h.seq),
-            sent_at: h.sent_at,
-            health: serde_json::to_value(h.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "ok".into()),
-            agent_version: h.agent_version,
-            interval_secs: i32::try_from(h.interval_secs).unwrap_or(i32::MAX),
-            policy_version: h.policy_version,
-            last_policy_sync_at: h.last_policy_sync_at,
-            last_evidence_batch_at: h.last_evidence_batch_at,
-            key_id: h.key_id,
-            slo_counters: serde_json::to_value(&h.slo_counters).unwrap_or_default(),
-            host_os: h.host.os,
-            host_kernel: h.host.kernel,
-            host_arch: h.host.arch,
-            host_cpus: i32::try_from(h.host.cpus).unwrap_or(i32::MAX),
-            host_memory_bytes: clamp_i64(h.host.memory_bytes),
-            host_uptime_secs: clamp_i64(h.host.uptime_secs),
-            spool_depth: clamp_i64(h.spool.depth),
-            spool_dropped: clamp_i64(h.spool.dropped),
-        }),
+        Telemetry::Heartbeat(h) => batch.heartbeats.push(heartbeat_row(origin, *h)),
         Telemetry::Slo(s) => batch.slo.push(SloRow {
             period: period(s.seq, s.sent_at, s.period_start, s.period_end),
             counts: serde_json::to_value(&s.counts).unwrap_or_default(),
@@ -217,7 +198,10 @@ impl IngestWorker {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", format!("dlq:{}", dl.stream_seq).as_str());
             headers.insert("Ritma-Reason", dl.reason.as_str());
-            headers.insert("Ritma-Detail", dl.detail.replace(['\r', '\n'], " ").as_str());
+            headers.insert(
+                "Ritma-Detail",
+                dl.detail.replace(['\r', '\n'], " ").as_str(),
+            );
             headers.insert("Ritma-Subject", dl.subject.as_str());
             let body = original.map(|m| m.payload.clone()).unwrap_or_default();
             let ack = self
@@ -242,5 +226,32 @@ impl IngestWorker {
             .dead_letters
             .fetch_add(outcome.dead_letters.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+fn heartbeat_row(origin: Origin, h: ritma_protocol::Heartbeat) -> HeartbeatRow {
+    HeartbeatRow {
+        origin,
+        seq: clamp_i64(h.seq),
+        sent_at: h.sent_at,
+        health: serde_json::to_value(h.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "ok".into()),
+        agent_version: h.agent_version,
+        interval_secs: i32::try_from(h.interval_secs).unwrap_or(i32::MAX),
+        policy_version: h.policy_version,
+        last_policy_sync_at: h.last_policy_sync_at,
+        last_evidence_batch_at: h.last_evidence_batch_at,
+        key_id: h.key_id,
+        slo_counters: serde_json::to_value(&h.slo_counters).unwrap_or_default(),
+        host_os: h.host.os,
+        host_kernel: h.host.kernel,
+        host_arch: h.host.arch,
+        host_cpus: i32::try_from(h.host.cpus).unwrap_or(i32::MAX),
+        host_memory_bytes: clamp_i64(h.host.memory_bytes),
+        host_uptime_secs: clamp_i64(h.host.uptime_secs),
+        spool_depth: clamp_i64(h.spool.depth),
+        spool_dropped: clamp_i64(h.spool.dropped),
     }
 }

@@ -41,7 +41,9 @@ pub fn state_change(row: &OutboxRow) -> Option<(String, StateChange)> {
 
 async fn publish_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, String> {
     let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-    let rows = outbox_lock_batch(&mut tx, BATCH).await.map_err(|e| e.to_string())?;
+    let rows = outbox_lock_batch(&mut tx, BATCH)
+        .await
+        .map_err(|e| e.to_string())?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -51,7 +53,10 @@ async fn publish_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, Strin
             tracing::error!(id = row.id, "unreadable outbox row dropped");
             continue;
         };
-        let client = accounts.org_client(&row.org_id).await.map_err(|e| e.to_string())?;
+        let client = accounts
+            .org_client(&row.org_id)
+            .await
+            .map_err(|e| e.to_string())?;
         let body = serde_json::to_vec(&change).map_err(|e| e.to_string())?;
         client
             .publish(subject, body.into())
@@ -63,12 +68,19 @@ async fn publish_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, Strin
         client.flush().await.map_err(|e| e.to_string())?;
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    outbox_delete(&mut tx, &ids).await.map_err(|e| e.to_string())?;
+    outbox_delete(&mut tx, &ids)
+        .await
+        .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;
     Ok(rows.len())
 }
 
-pub async fn run(pool: PgPool, accounts: Arc<Accounts>, wake: Arc<Notify>, shutdown: CancellationToken) {
+pub async fn run(
+    pool: PgPool,
+    accounts: Arc<Accounts>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     loop {
         match publish_once(&pool, &accounts).await {
             Ok(n) if n as i64 == BATCH => continue,
