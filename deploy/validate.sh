@@ -318,14 +318,22 @@ make_test_pki() {
     mkdir -p "$dir"
     openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=test-ca" \
         -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null &&
-    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=controller.customer.example.com" \
-        -keyout "$dir/server.key" -out "$dir/server.crt" 2>/dev/null
+    local name
+    for name in server client console; do
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=$name.example.com" \
+            -keyout "$dir/$name.key" -out "$dir/$name.crt" 2>/dev/null || return 1
+    done
+    cp "$dir/ca.crt" "$dir/customer-ca.crt"
 }
 
 nginx_check() {
     local dir="$WORK/nginx"
     make_test_pki "$dir/tls" || return 1
-    sed "s|/etc/ritma/tls/|$dir/tls/|g" "$DEPLOY/proxy/nginx-mtls.conf" > "$dir/site.conf"
+    # nginx resolves proxy_pass hosts at load time: the example hostname
+    # becomes loopback in the test copy only.
+    sed -e "s|/etc/ritma/tls/|$dir/tls/|g" \
+        -e "s|proxy_pass https://controller.customer.example.com|proxy_pass https://127.0.0.1|" \
+        "$DEPLOY/proxy/nginx-mtls.conf" > "$dir/site.conf"
     cat > "$dir/nginx.conf" <<CONF
 pid $dir/nginx.pid;
 error_log stderr;
