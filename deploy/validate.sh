@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validate everything in deploy/ that can be checked without a container
 # engine or a cluster:
-#   - shell scripts: shellcheck; install-node.sh staged into a temp root
+#   - shell scripts (install script, validate.sh, operator-conf.sh, deb
+#     maintainer scripts): shellcheck; install-node.sh staged into a temp root
 #   - systemd units: systemd-analyze verify (any warning fails) and
 #     systemd-analyze security --offline (exposure <= 2.0)
 #   - Dockerfiles: hadolint
@@ -11,8 +12,9 @@
 #   - YAML style: yamllint
 #   - deploy/tools/check_deploy.py: pod security, references between objects,
 #     compose cross-references, unit hardening, known RITMA_* variables
-#   - NATS: every config (cluster template, compose, Kubernetes ConfigMap)
-#     rendered with throw-away operator JWTs and checked by `nats-server -t`;
+#   - NATS: every config (repo server.conf, cluster template, compose, host,
+#     Kubernetes ConfigMap) rendered with throw-away operator JWTs and
+#     checked by `nats-server -t`;
 #     then a 3-server cluster started on loopback from deploy/nats/cluster.conf
 #     must form routes and a JetStream meta group with a leader
 #   - proxy configs: `nginx -t` and `caddy validate` when those are installed
@@ -89,8 +91,9 @@ PY=$BIN/python
 
 # --- shell --------------------------------------------------------------
 
-check "shellcheck: install-node.sh, validate.sh, nats/operator-conf.sh" \
-    "$BIN/shellcheck" "$DEPLOY/install-node.sh" "$DEPLOY/validate.sh" "$DEPLOY/nats/operator-conf.sh"
+check "shellcheck: install-node.sh, validate.sh, nats/operator-conf.sh, deb maintainer scripts" \
+    "$BIN/shellcheck" "$DEPLOY/install-node.sh" "$DEPLOY/validate.sh" "$DEPLOY/nats/operator-conf.sh" \
+    "$DEPLOY"/deb/scripts/*/*
 
 install_node_staged() {
     local root="$WORK/node-root" bin="$WORK/fake-ritma-node"
@@ -229,7 +232,13 @@ nats_validate_all() {
     cp "$DEPLOY/compose/nats.conf" "$WORK/compose/nats.conf"
     nats-server -t -c "$WORK/compose/nats.conf" || return 1
 
-    # 3. The Kubernetes ConfigMap's config ($POD_NAME from the environment).
+    # 3. The host config, as /etc/nats-server.conf with nats/operator.conf.
+    mkdir -p "$WORK/host/nats"
+    cp "$WORK/single/operator/operator.conf" "$WORK/host/nats/operator.conf"
+    cp "$DEPLOY/nats/host.conf" "$WORK/host/nats-server.conf"
+    nats-server -t -c "$WORK/host/nats-server.conf" || return 1
+
+    # 4. The Kubernetes ConfigMap's config ($POD_NAME from the environment).
     mkdir -p "$WORK/k8s"
     cp -r "$WORK/single/operator" "$WORK/k8s/"
     "$PY" - "$DEPLOY/k8s/nats.yaml" "$WORK/k8s/nats.conf" <<'PYEOF' || return 1
@@ -242,7 +251,7 @@ else:
     sys.exit("ConfigMap ritma-nats-config not found")
 PYEOF
     POD_NAME=ritma-nats-0 nats-server -t -c "$WORK/k8s/nats.conf" || return 1
-    echo "server.conf, compose/nats.conf, k8s ConfigMap: valid"
+    echo "server.conf, compose/nats.conf, nats/host.conf, k8s ConfigMap: valid"
 }
 
 nats_cluster() {
@@ -305,7 +314,7 @@ PYEOF
 }
 
 if command -v nats-server >/dev/null; then
-    check "nats-server -t: repo server.conf + operator-conf.sh, compose, k8s ConfigMap" nats_validate_all
+    check "nats-server -t: repo server.conf + operator-conf.sh, compose, host, k8s ConfigMap" nats_validate_all
     check "NATS 3-server cluster from deploy/nats/cluster.conf on loopback (routes, JetStream meta)" nats_cluster
 else
     skip "NATS configs (nats-server not installed: apt-get install nats-server)"
