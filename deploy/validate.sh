@@ -254,8 +254,14 @@ PYEOF
     echo "server.conf, compose/nats.conf, nats/host.conf, k8s ConfigMap: valid"
 }
 
+# The cluster template lives in deploy/nats/ until it moves to the
+# repository's nats/ folder; take it from either.
+CLUSTER_TEMPLATE=$REPO/nats/cluster.conf
+[ -f "$CLUSTER_TEMPLATE" ] || CLUSTER_TEMPLATE=$DEPLOY/nats/cluster.conf
+
 nats_cluster() {
     eval "$("$PY" "$DEPLOY/tools/test_bus_jwts.py")" || return 1
+    echo "template: $CLUSTER_TEMPLATE"
     local ports
     read -r -a ports <<<"$(free_ports 9)" || return 1
     local routes="" i
@@ -265,7 +271,7 @@ nats_cluster() {
     for i in 0 1 2; do
         local dir="$WORK/cluster/n$i"
         mkdir -p "$dir"
-        render "$DEPLOY/nats/cluster.conf" "$dir/server.conf" "SERVER_NAME=ritma-test-$i" HOST=127.0.0.1 \
+        render "$CLUSTER_TEMPLATE" "$dir/server.conf" "SERVER_NAME=ritma-test-$i" HOST=127.0.0.1 \
             "PORT=${ports[$i]}" "MONITOR_PORT=${ports[$((3 + i))]}" "RESOLVER_DIR=$dir/resolver" \
             "STORE_DIR=$dir/jetstream" CLUSTER_NAME=ritma-test CLUSTER_HOST=127.0.0.1 \
             "CLUSTER_PORT=${ports[$((6 + i))]}" "ROUTES=$routes" \
@@ -315,7 +321,7 @@ PYEOF
 
 if command -v nats-server >/dev/null; then
     check "nats-server -t: repo server.conf + operator-conf.sh, compose, host, k8s ConfigMap" nats_validate_all
-    check "NATS 3-server cluster from deploy/nats/cluster.conf on loopback (routes, JetStream meta)" nats_cluster
+    check "NATS 3-server cluster from ${CLUSTER_TEMPLATE#"$REPO"/} on loopback (routes, JetStream meta)" nats_cluster
 else
     skip "NATS configs (nats-server not installed: apt-get install nats-server)"
 fi
