@@ -11,7 +11,8 @@
 #     of the oldest and newest Kubernetes versions it ships
 #   - YAML style: yamllint
 #   - deploy/tools/check_deploy.py: pod security, references between objects,
-#     compose cross-references, unit hardening, known RITMA_* variables
+#     compose cross-references, unit hardening, known RITMA_* variables,
+#     the bus key files of crates/bus/src/keys.rs reach the controller
 #   - NATS: every config (repo server.conf, cluster template, compose, host,
 #     Kubernetes ConfigMap) rendered with throw-away operator JWTs and
 #     checked by `nats-server -t`; then 3 servers rendered from the cluster

@@ -228,8 +228,31 @@ def check_units() -> None:
             problem(f"systemd/{name}.service", f"no env/{env.group(1)}.env.example")
 
 
+def check_bus_key_files() -> None:
+    """The five key files the bus crate loads must reach the controller
+    everywhere: systemd credentials and the Kubernetes Secret."""
+    keys_rs = DEPLOY.parent / "crates" / "bus" / "src" / "keys.rs"
+    if not keys_rs.is_file():
+        return
+    m = re.search(r"const FILES: \[&str; \d+\] = \[(.*?)\];", keys_rs.read_text(), re.S)
+    if not m:
+        problem("crates/bus/src/keys.rs", "FILES list not found")
+        return
+    files = re.findall(r'"([^"]+)"', m.group(1))
+    unit = (DEPLOY / "systemd" / "ritma-controller.service").read_text()
+    for f in files:
+        if f"LoadCredential={f}:/etc/ritma/nats-keys/{f}\n" not in unit:
+            problem("systemd/ritma-controller.service", f"no LoadCredential= for {f}")
+    for _, doc in load_k8s():
+        if doc["kind"] == "Secret" and doc["metadata"]["name"] == "ritma-nats-keys":
+            missing = set(files) - set(doc.get("stringData", {}))
+            if missing:
+                problem("k8s/secrets.example.yaml", f"ritma-nats-keys lacks {sorted(missing)}")
+
+
 def main() -> int:
     check_variables()
+    check_bus_key_files()
     check_kubernetes()
     check_compose()
     check_units()
