@@ -18,7 +18,9 @@
 #     checked by `nats-server -t`; then 3 servers rendered from the cluster
 #     template by nats/render-cluster.sh, started on loopback, must form
 #     routes and a JetStream meta group with a leader
-#   - proxy configs: `nginx -t` and `caddy validate` when those are installed
+#   - proxy configs: `nginx -t` and `caddy validate` when those are installed;
+#     with nginx, the mTLS path runs on loopback (client certificate required,
+#     the egress proxy presents it)
 # Tools come from PyPI into a virtualenv ($RITMA_VALIDATE_TOOLS, default
 # deploy/.tools). Exits non-zero when any check fails.
 set -uo pipefail
@@ -376,8 +378,89 @@ caddy_check() {
     HOME=$dir XDG_DATA_HOME=$dir XDG_CONFIG_HOME=$dir caddy validate --adapter caddyfile --config "$dir/Caddyfile"
 }
 
+# Both halves of the mTLS path, on loopback: a stand-in controller (python's
+# http.server), the customer-side proxy (part 1) in front of it, and the
+# Ritma-side egress proxy (part 2) that presents the client certificate.
+nginx_mtls_e2e() {
+    local dir="$WORK/mtls" tls="$WORK/mtls/tls"
+    mkdir -p "$tls" "$dir/backend" "$dir/tmp"
+    chmod 0777 "$dir/tmp"
+    (
+        cd "$tls" || exit 1
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=client-ca" -keyout ca.key -out ca.crt &&
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=other-ca" -keyout other-ca.key -out other-ca.crt &&
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=server-ca" -keyout customer-ca.key -out customer-ca.crt &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=console.ritma.example" -keyout client.key -out client.csr &&
+        printf 'extendedKeyUsage=clientAuth\n' > client.ext &&
+        openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile client.ext -out client.crt &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=intruder" -keyout intruder.key -out intruder.csr &&
+        openssl x509 -req -in intruder.csr -CA other-ca.crt -CAkey other-ca.key -CAcreateserial -days 1 -extfile client.ext -out intruder.crt &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=controller.customer.example.com" -keyout server.key -out server.csr &&
+        printf 'subjectAltName=DNS:controller.customer.example.com\nextendedKeyUsage=serverAuth\n' > server.ext &&
+        openssl x509 -req -in server.csr -CA customer-ca.crt -CAkey customer-ca.key -CAcreateserial -days 1 -extfile server.ext -out server.crt &&
+        cp server.crt console.crt && cp server.key console.key
+    ) >/dev/null 2>&1 || { echo "test PKI failed"; return 1; }
+    echo "ritma-controller-ok" > "$dir/backend/healthz"
+    local ports
+    read -r -a ports <<<"$(free_ports 4)" || return 1
+    local ingress=${ports[0]} egress=${ports[1]} backend=${ports[2]} console=${ports[3]}
+    sed -e "s|/etc/ritma/tls/|$tls/|g" \
+        -e '/listen \[::\]:443 ssl;/d' \
+        -e "0,/listen 443 ssl;/s//listen 127.0.0.1:$ingress ssl;/" \
+        -e "s|listen 443 ssl;|listen 127.0.0.1:$console ssl;|" \
+        -e "s|listen 127.0.0.1:18080;|listen 127.0.0.1:$egress;|" \
+        -e "s|proxy_pass http://127.0.0.1:8080;|proxy_pass http://127.0.0.1:$backend;|" \
+        -e "s|proxy_pass https://controller.customer.example.com;|proxy_pass https://127.0.0.1:$ingress;|" \
+        "$DEPLOY/proxy/nginx-mtls.conf" > "$dir/site.conf"
+    cat > "$dir/nginx.conf" <<CONF
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events {}
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    include $dir/site.conf;
+}
+CONF
+    "$PY" -m http.server --bind 127.0.0.1 --directory "$dir/backend" "$backend" >/dev/null 2>&1 &
+    NATS_PIDS+=($!)
+    nginx -c "$dir/nginx.conf" -p "$dir" &
+    NATS_PIDS+=($!)
+    local url="https://controller.customer.example.com:$ingress/healthz"
+    local resolve="controller.customer.example.com:$ingress:127.0.0.1"
+    local i code
+    for i in $(seq 1 50); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$tls/customer-ca.crt" --resolve "$resolve" \
+            --cert "$tls/client.crt" --key "$tls/client.key" "$url") && [ "$code" = 200 ] && break
+        sleep 0.2
+    done
+    [ "$code" = 200 ] || { echo "with the client certificate: HTTP $code, want 200"; cat "$dir/error.log"; return 1; }
+    echo "customer proxy, console's client certificate: 200"
+    code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$tls/customer-ca.crt" --resolve "$resolve" "$url")
+    [ "$code" = 400 ] || { echo "without a client certificate: HTTP $code, want 400"; return 1; }
+    echo "customer proxy, no client certificate: 400"
+    code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$tls/customer-ca.crt" --resolve "$resolve" \
+        --cert "$tls/intruder.crt" --key "$tls/intruder.key" "$url")
+    [ "$code" = 400 ] || { echo "with a certificate from another CA: HTTP $code, want 400"; return 1; }
+    echo "customer proxy, certificate from another CA: 400"
+    local body
+    body=$(curl -s --max-time 5 "http://127.0.0.1:$egress/healthz")
+    [ "$body" = "ritma-controller-ok" ] || { echo "through the egress proxy: got '$body'"; cat "$dir/error.log"; return 1; }
+    echo "console -> egress proxy -> mTLS -> customer proxy -> controller: ok"
+}
+
 if command -v nginx >/dev/null && command -v openssl >/dev/null; then
     check "nginx -t: proxy/nginx-mtls.conf" nginx_check
+    if command -v curl >/dev/null; then
+        check "nginx mTLS on loopback: client cert required, egress proxy presents it" nginx_mtls_e2e
+    else
+        skip "nginx mTLS on loopback (curl not installed)"
+    fi
 else
     skip "nginx -t (nginx not installed)"
 fi
