@@ -42,3 +42,6 @@ if [ -x app/scripts/e2e.sh ]; then
   say "console browser tests"
   app/scripts/e2e.sh
 fi
+
+say "deployment files (systemd, containers, Kubernetes, NATS cluster)"
+bash deploy/validate.sh
