@@ -31,6 +31,15 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 fi
 
+# A third-party NATS client (nats-py) for the integrator contract test.
+if [ ! -x target/pyenv/bin/python ] || ! target/pyenv/bin/python -c 'import nats, nkeys' 2>/dev/null; then
+  say "preparing nats-py"
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  python3 -m venv target/pyenv
+  target/pyenv/bin/pip install -q -r tests/integrators/requirements.txt
+fi
+export RITMA_PYTHON="$PWD/target/pyenv/bin/python"
+
 say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
