@@ -97,6 +97,7 @@ impl TestStack {
             keys: &keys,
             port: 0,
             name: "ritma-test",
+            cluster: None,
         })
         .await?;
         let database_url = fresh_database().await?;
