@@ -1,0 +1,414 @@
+//! Test harness: a real nats-server started from `nats/server.conf` on a
+//! free port, a fresh PostgreSQL database per test, and the controller
+//! running in-process on port 0. Nodes are real daemons, in-process.
+
+// A test harness: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::ServerError;
+use nkeys::KeyPair;
+use ritma_bus::BusKeys;
+use ritma_controller::{Config, Controller};
+use ritma_devstack::{NatsServer, NatsServerSpec};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const MASTER_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// The server the fresh test databases are created on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("RITMA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RITMA_TEST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Create an empty database and return its URL.
+pub async fn fresh_database() -> anyhow::Result<String> {
+    let admin = postgres_admin_url();
+    let name = format!("ritma_test_{}", uuid::Uuid::new_v4().simple());
+    let pool = PgPool::connect(&admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+pub struct RunningController {
+    pub api_url: String,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningController {
+    /// Graceful stop.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.handle.await;
+    }
+
+    /// Abrupt stop, as a crash: nothing in flight is finished or acked.
+    pub async fn kill(self) {
+        self.handle.abort();
+        let _ = self.handle.await;
+    }
+}
+
+pub struct TestStack {
+    pub dir: tempfile::TempDir,
+    pub keys: BusKeys,
+    pub nats: NatsServer,
+    pub database_url: String,
+    pub pool: PgPool,
+    pub controller: Option<RunningController>,
+    pub http: reqwest::Client,
+}
+
+impl TestStack {
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl Fn(&mut Config)) -> anyhow::Result<Self> {
+        init_logging();
+        let dir = tempfile::tempdir()?;
+        let keys = BusKeys::load_or_create(&dir.path().join("keys"))?;
+        let nats = NatsServer::start(NatsServerSpec {
+            data_dir: &dir.path().join("nats"),
+            keys: &keys,
+            port: 0,
+            name: "ritma-test",
+            cluster: None,
+        })
+        .await?;
+        let database_url = fresh_database().await?;
+        let pool = PgPool::connect(&database_url).await?;
+        let mut stack = Self {
+            dir,
+            keys,
+            nats,
+            database_url,
+            pool,
+            controller: None,
+            http: reqwest::Client::new(),
+        };
+        stack.controller = Some(stack.start_controller(&tune).await?);
+        Ok(stack)
+    }
+
+    pub fn config(&self) -> Config {
+        let mut c = Config::new(
+            self.database_url.clone(),
+            vec![self.nats.url.clone()],
+            self.dir.path().join("keys"),
+        );
+        c.master_key = Some(MASTER_KEY.into());
+        c.admin_token = Some(ADMIN_TOKEN.into());
+        c.reconcile_ms = 200;
+        c.offline_grace_secs = 1;
+        c.ack_wait_secs = 3;
+        c
+    }
+
+    pub async fn start_controller(
+        &self,
+        tune: &impl Fn(&mut Config),
+    ) -> anyhow::Result<RunningController> {
+        let mut config = self.config();
+        tune(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let api_url = format!("http://{}", listener.local_addr()?);
+        let controller = Controller::build(config).await?;
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(controller.run(listener, shutdown.clone()));
+        Ok(RunningController {
+            api_url,
+            shutdown,
+            handle,
+        })
+    }
+
+    pub fn api_url(&self) -> String {
+        self.controller
+            .as_ref()
+            .map(|c| c.api_url.clone())
+            .unwrap_or_default()
+    }
+
+    /// An admin API call; returns status and JSON body (Null when empty).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.api_url()))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("API reachable");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn create_org(&self, org: &str) {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/orgs",
+                Some(json!({ "id": org })),
+            )
+            .await;
+        assert_eq!(status, 201, "create org: {body}");
+    }
+
+    pub async fn create_token(&self, org: &str, tenant: &str, max_uses: i32) -> String {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/orgs/{org}/enrollment-tokens"),
+                Some(json!({ "tenant_id": tenant, "max_uses": max_uses })),
+            )
+            .await;
+        assert_eq!(status, 201, "create token: {body}");
+        body["token"].as_str().expect("token secret").to_owned()
+    }
+
+    /// Enroll with a fresh key through the API, as a node would.
+    pub async fn enroll_raw(&self, token: &str, node_id: &str) -> (u16, Value, KeyPair) {
+        let key = KeyPair::new_user();
+        let resp = self
+            .http
+            .post(format!("{}/api/nodes/register", self.api_url()))
+            .json(&json!({
+                "token": token, "public_key": key.public_key(), "hostname": node_id,
+                "agent_version": "test", "node_id": node_id,
+            }))
+            .send()
+            .await
+            .expect("API reachable");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null), key)
+    }
+
+    /// Connect to the bus as an enrolled node would, collecting server errors.
+    pub async fn connect_node(&self, reply: &Value, key: KeyPair) -> anyhow::Result<BusUser> {
+        BusUser::connect(
+            &self.nats.url,
+            reply["jwt"].as_str().unwrap_or_default(),
+            key,
+            reply["inbox_prefix"].as_str(),
+        )
+        .await
+    }
+
+    /// Start a real daemon in-process.
+    pub async fn spawn_daemon(
+        &self,
+        token: Option<&str>,
+        state_dir: PathBuf,
+        heartbeat_secs: u32,
+        summary_secs: u32,
+    ) -> anyhow::Result<DaemonHandle> {
+        let args = ritma_node::Args {
+            controller_url: Some(self.api_url()),
+            enroll_token: token.map(str::to_owned),
+            state_dir: Some(state_dir.clone()),
+            heartbeat_secs: Some(heartbeat_secs),
+            summary_secs: Some(summary_secs),
+            ..Default::default()
+        };
+        let config = ritma_node::NodeConfig::resolve(args)?;
+        let shutdown = CancellationToken::new();
+        let daemon = ritma_node::Daemon::build(config, &shutdown).await?;
+        let node_id = daemon.identity().node_id.to_string();
+        let recorder = daemon.recorder.clone();
+        let handle = tokio::spawn(daemon.run(shutdown.clone()));
+        Ok(DaemonHandle {
+            node_id,
+            state_dir,
+            shutdown,
+            handle,
+            recorder,
+        })
+    }
+
+    /// Connect as a user of the controller account (sees the central stream).
+    pub async fn controller_bus(&self) -> anyhow::Result<async_nats::Client> {
+        Ok(ritma_bus::connect::connect_as(
+            std::slice::from_ref(&self.nats.url),
+            "test-observer",
+            self.keys.controller_user_jwt()?,
+            &self.keys.controller_user,
+        )
+        .await?)
+    }
+
+    /// Wait until `f` returns Some, polling.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn node_status(&self, node: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT status FROM nodes WHERE id = $1")
+            .bind(node)
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.pool)
+            .await
+            .expect("count query")
+    }
+}
+
+pub struct DaemonHandle {
+    pub node_id: String,
+    pub state_dir: PathBuf,
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<anyhow::Result<()>>,
+    pub recorder: Arc<ritma_node::recorder::Recorder>,
+}
+
+impl DaemonHandle {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await?
+    }
+}
+
+/// A bus connection that records the server's error events (permission
+/// violations arrive asynchronously, not as publish errors).
+pub struct BusUser {
+    pub client: async_nats::Client,
+    pub errors: mpsc::UnboundedReceiver<String>,
+}
+
+impl BusUser {
+    pub async fn connect(
+        url: &str,
+        jwt: &str,
+        key: KeyPair,
+        inbox: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let (tx, errors) = mpsc::unbounded_channel();
+        let key = Arc::new(key);
+        let mut opts = async_nats::ConnectOptions::with_jwt(jwt.to_owned(), move |nonce| {
+            let key = key.clone();
+            async move { key.sign(&nonce).map_err(async_nats::AuthError::new) }
+        })
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let text = match event {
+                    async_nats::Event::ServerError(ServerError::Other(s)) => s,
+                    async_nats::Event::ServerError(e) => e.to_string(),
+                    async_nats::Event::Disconnected => "disconnected".into(),
+                    async_nats::Event::ClientError(e) => e.to_string(),
+                    _ => return,
+                };
+                let _ = tx.send(text.to_lowercase());
+            }
+        })
+        .max_reconnects(Some(3))
+        .connection_timeout(Duration::from_secs(2));
+        if let Some(prefix) = inbox {
+            opts = opts.custom_inbox_prefix(prefix);
+        }
+        Ok(Self {
+            client: opts.connect(url).await?,
+            errors,
+        })
+    }
+
+    /// The next server error containing `needle`, within `timeout`.
+    pub async fn expect_error(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.errors.recv()).await {
+                Ok(Some(e)) if e.contains(needle) => return e,
+                Ok(Some(_)) => continue,
+                _ => panic!("no server error containing {needle:?} within {timeout:?}"),
+            }
+        }
+    }
+}
+
+/// A valid telemetry body for `node`.
+pub fn usage_body(node: &str, seq: u64, decisions: u64) -> Vec<u8> {
+    let now = chrono::Utc::now();
+    serde_json::to_vec(&json!({
+        "v": 1, "node_id": node, "seq": seq, "sent_at": now,
+        "period_start": now - chrono::Duration::seconds(10), "period_end": now,
+        "decisions": decisions, "dig_files": 1, "storage_bytes": 10, "snapshot_exports": 0,
+    }))
+    .unwrap_or_default()
+}
+
+pub fn heartbeat_body(node: &str, seq: u64, interval: u32) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "v": 1, "node_id": node, "seq": seq, "sent_at": chrono::Utc::now(), "status": "ok",
+        "agent_version": "test", "interval_secs": interval, "policy_version": null,
+        "last_policy_sync_at": null, "last_evidence_batch_at": null, "key_id": null,
+        "slo_counters": BTreeMap::<String, u64>::new(),
+        "host": { "hostname": node, "os": "linux", "kernel": "6", "arch": "x86_64", "cpus": 1, "memory_bytes": 1, "uptime_secs": 1 },
+    }))
+    .unwrap_or_default()
+}
+
+/// Integrator credentials minted through the API with a locally made key.
+pub async fn integrator(stack: &TestStack, org: &str, tenant: Option<&str>) -> BusUser {
+    let key = nkeys::KeyPair::new_user();
+    let (status, body) = stack
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/orgs/{org}/integrator-credentials"),
+            Some(serde_json::json!({ "public_key": key.public_key(), "tenant_id": tenant })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    BusUser::connect(&stack.nats.url, body["jwt"].as_str().unwrap(), key, None)
+        .await
+        .unwrap()
+}

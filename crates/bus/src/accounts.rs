@@ -27,7 +27,10 @@ fn nats_limits(jetstream: bool) -> Value {
 
 pub fn operator_jwt(operator: &KeyPair, system_account: &str) -> Result<String, BusError> {
     let nats = json!({ "type": "operator", "version": 2, "system_account": system_account });
-    jwt::encode(Claims::new(operator, &operator.public_key(), "ritma", nats), operator)
+    jwt::encode(
+        Claims::new(operator, &operator.public_key(), "ritma", nats),
+        operator,
+    )
 }
 
 pub fn system_account_jwt(operator: &KeyPair, account: &str) -> Result<String, BusError> {
@@ -75,7 +78,10 @@ pub fn controller_account_jwt(
     let nats = json!({
         "type": "account", "version": 2, "limits": nats_limits(true), "exports": exports,
     });
-    jwt::encode(Claims::new(operator, account, "ritma-controller", nats), operator)
+    jwt::encode(
+        Claims::new(operator, account, "ritma-controller", nats),
+        operator,
+    )
 }
 
 /// The activation that lets `org_account` import the controller's export of
@@ -122,7 +128,12 @@ pub fn org_account_jwt(operator: &KeyPair, spec: &OrgAccountSpec<'_>) -> Result<
         "revocations": spec.revocations,
     });
     jwt::encode(
-        Claims::new(operator, spec.account_public_key, &format!("org-{}", spec.org), nats),
+        Claims::new(
+            operator,
+            spec.account_public_key,
+            &format!("org-{}", spec.org),
+            nats,
+        ),
         operator,
     )
 }

@@ -18,7 +18,10 @@ pub fn parse_creds(text: &str) -> Result<(String, String), BusError> {
     let block = |begin: &str| -> Option<String> {
         let mut lines = text.lines().skip_while(|l| !l.contains(begin));
         lines.next()?;
-        lines.map(str::trim).find(|l| !l.is_empty()).map(str::to_owned)
+        lines
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_owned)
     };
     match (block("BEGIN NATS USER JWT"), block("BEGIN USER NKEY SEED")) {
         (Some(jwt), Some(seed)) => Ok((jwt, seed)),
@@ -54,7 +57,10 @@ mod tests {
     #[test]
     fn creds_round_trip() {
         let text = format_creds("eyJ.a.b", "SUAXYZ");
-        assert_eq!(parse_creds(&text).unwrap(), ("eyJ.a.b".into(), "SUAXYZ".into()));
+        assert_eq!(
+            parse_creds(&text).unwrap(),
+            ("eyJ.a.b".into(), "SUAXYZ".into())
+        );
         assert!(parse_creds("nothing").is_err());
     }
 }

@@ -54,7 +54,8 @@ impl Claims {
 pub fn encode(mut claims: Claims, issuer: &KeyPair) -> Result<String, BusError> {
     claims.iss = issuer.public_key();
     claims.jti = String::new();
-    let unsigned = serde_json::to_vec(&claims).map_err(|e| BusError::MalformedJwt(e.to_string()))?;
+    let unsigned =
+        serde_json::to_vec(&claims).map_err(|e| BusError::MalformedJwt(e.to_string()))?;
     claims.jti = BASE32_NOPAD.encode(&Sha256::digest(&unsigned));
     let body = serde_json::to_vec(&claims).map_err(|e| BusError::MalformedJwt(e.to_string()))?;
     let signing_input = format!(
@@ -62,17 +63,25 @@ pub fn encode(mut claims: Claims, issuer: &KeyPair) -> Result<String, BusError> 
         BASE64URL_NOPAD.encode(HEADER.as_bytes()),
         BASE64URL_NOPAD.encode(&body)
     );
-    let signature = issuer.sign(signing_input.as_bytes()).map_err(BusError::key)?;
-    Ok(format!("{signing_input}.{}", BASE64URL_NOPAD.encode(&signature)))
+    let signature = issuer
+        .sign(signing_input.as_bytes())
+        .map_err(BusError::key)?;
+    Ok(format!(
+        "{signing_input}.{}",
+        BASE64URL_NOPAD.encode(&signature)
+    ))
 }
 
 /// Decode and verify a JWT's signature against its own `iss`. The caller
 /// decides whether that issuer is one it trusts.
 pub fn decode_verified(token: &str) -> Result<Claims, BusError> {
     let mut parts = token.trim().split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(BusError::MalformedJwt("expected three dot-separated parts".into()));
+        return Err(BusError::MalformedJwt(
+            "expected three dot-separated parts".into(),
+        ));
     };
     let bad = |e: data_encoding::DecodeError| BusError::MalformedJwt(e.to_string());
     let body = BASE64URL_NOPAD.decode(c.as_bytes()).map_err(bad)?;
@@ -94,7 +103,12 @@ mod tests {
     fn signed_tokens_verify_and_tampering_is_caught() {
         let op = KeyPair::new_operator();
         let token = encode(
-            Claims::new(&op, &op.public_key(), "op", serde_json::json!({"type": "operator", "version": 2})),
+            Claims::new(
+                &op,
+                &op.public_key(),
+                "op",
+                serde_json::json!({"type": "operator", "version": 2}),
+            ),
             &op,
         )
         .unwrap();
@@ -103,9 +117,13 @@ mod tests {
         assert!(!claims.jti.is_empty());
 
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        let forged = serde_json::json!({"jti":"x","iat":1,"iss":op.public_key(),"sub":"evil","nats":{}});
+        let forged =
+            serde_json::json!({"jti":"x","iat":1,"iss":op.public_key(),"sub":"evil","nats":{}});
         parts[1] = BASE64URL_NOPAD.encode(forged.to_string().as_bytes());
-        assert!(matches!(decode_verified(&parts.join(".")), Err(BusError::BadSignature)));
+        assert!(matches!(
+            decode_verified(&parts.join(".")),
+            Err(BusError::BadSignature)
+        ));
         assert!(decode_verified("a.b").is_err());
     }
 }

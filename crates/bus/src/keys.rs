@@ -43,7 +43,10 @@ impl BusKeys {
             keys.push(load_or_create_key(&dir.join(file), make)?);
         }
         let mut keys = keys.into_iter();
-        let mut next = || keys.next().ok_or_else(|| BusError::Key("missing key".into()));
+        let mut next = || {
+            keys.next()
+                .ok_or_else(|| BusError::Key("missing key".into()))
+        };
         Ok(Self {
             operator: next()?,
             system_account: next()?,
@@ -60,7 +63,10 @@ impl BusKeys {
             if !path.exists() {
                 return Err(BusError::io(
                     &path,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "bus key missing; run `ritma up` or `ritma bus init` first"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "bus key missing; run `ritma up` or `ritma bus init` first",
+                    ),
                 ));
             }
         }
@@ -117,7 +123,10 @@ mod tests {
         assert_eq!(a.operator.public_key(), b.operator.public_key());
         assert!(a.operator.public_key().starts_with('O'));
         assert!(a.controller_account.public_key().starts_with('A'));
-        let mode = std::fs::metadata(dir.join("operator.nk")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("operator.nk"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -129,6 +138,10 @@ mod tests {
     }
 
     fn uuid_like() -> String {
-        format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default())
+        format!(
+            "{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        )
     }
 }

@@ -1,1 +1,61 @@
-fn main() {}
+//! `ritma`: bring a dev stack up, and operate or integrate with one.
+
+mod api_client;
+mod commands;
+mod stack_file;
+mod up;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ritma",
+    version,
+    about = "Ritma Node Console: dev stack, operator and integrator tool"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Bring the whole stack up: NATS, PostgreSQL, controller, console and demo nodes.
+    Up(up::UpArgs),
+    /// Bus keys and server configuration.
+    #[command(subcommand)]
+    Bus(commands::BusCommand),
+    /// Orgs.
+    #[command(subcommand)]
+    Org(commands::OrgCommand),
+    /// Enrollment tokens.
+    #[command(subcommand)]
+    Token(commands::TokenCommand),
+    /// Bus credentials.
+    #[command(subcommand)]
+    Creds(commands::CredsCommand),
+    /// Print messages of a subject (with integrator credentials).
+    Tail(commands::TailArgs),
+    /// Run the controller (same settings as `ritma-controller`).
+    #[command(hide = true)]
+    Controller,
+    /// Run a node daemon (same settings as `ritma-node`).
+    #[command(hide = true)]
+    Node,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    ritma_runtime::init_logging("info");
+    match cli.command {
+        Command::Up(args) => up::run(args).await,
+        Command::Bus(c) => commands::bus(c).await,
+        Command::Org(c) => commands::org(c).await,
+        Command::Token(c) => commands::token(c).await,
+        Command::Creds(c) => commands::creds(c).await,
+        Command::Tail(a) => commands::tail(a).await,
+        Command::Controller => commands::run_controller().await,
+        Command::Node => commands::run_node().await,
+    }
+}

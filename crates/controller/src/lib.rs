@@ -1,0 +1,204 @@
+//! The Ritma controller: enrollment and credential minting, JetStream ingest
+//! into Postgres, offline detection, state changes back onto the bus, and
+//! the REST API.
+//!
+//! `Controller::build(config)` connects and prepares everything;
+//! `Controller::run(listener, shutdown)` serves until `shutdown` fires, so
+//! tests start it on port 0.
+
+pub mod accounts;
+pub mod api;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod tasks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use ritma_bus::{BusKeys, connect, streams};
+use ritma_db::ingest::OfflinePolicy;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+use crate::accounts::Accounts;
+use crate::api::AppState;
+use crate::config::read_secret;
+use crate::crypto::MasterKey;
+use crate::tasks::ingest::{IngestStats, IngestWorker};
+
+pub struct Controller {
+    config: Config,
+    state: AppState,
+    consumer: jetstream::consumer::PullConsumer,
+    js: jetstream::Context,
+    outbox_wake: Arc<Notify>,
+}
+
+/// Retry `f` until it succeeds or `deadline` passes (dependencies may still be starting).
+async fn retry<T, E: std::fmt::Display, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut f: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let start = std::time::Instant::now();
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if start.elapsed() < deadline => {
+                tracing::warn!(error = %e, "{what} not ready yet; retrying");
+                tokio::time::sleep(tasks::backoff(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => anyhow::bail!("{what}: {e}"),
+        }
+    }
+}
+
+impl Controller {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let master = MasterKey::from_hex(&read_secret(
+            config.master_key.as_deref(),
+            config.master_key_file.as_ref(),
+            "master key (RITMA_MASTER_KEY or RITMA_MASTER_KEY_FILE)",
+        )?)?;
+        let admin_token = read_secret(
+            config.admin_token.as_deref(),
+            config.admin_token_file.as_ref(),
+            "admin token (RITMA_ADMIN_TOKEN or RITMA_ADMIN_TOKEN_FILE)",
+        )?;
+        if admin_token.len() < 16 {
+            anyhow::bail!("the admin token must be at least 16 characters");
+        }
+        if config.nats_urls.is_empty() {
+            anyhow::bail!("RITMA_NATS_URL is not set");
+        }
+        let pool = ritma_db::pool_lazy(&config.database_url, 16)?;
+        retry("database migration", Duration::from_secs(60), || {
+            ritma_db::migrate(&pool)
+        })
+        .await?;
+
+        let keys = BusKeys::load(&config.nats_keys_dir)?;
+        let system = retry("NATS (system account)", Duration::from_secs(60), || {
+            connect::connect_as(
+                &config.nats_urls,
+                "ritma-controller-system",
+                keys.system_user_jwt().unwrap_or_default(),
+                &keys.system_user,
+            )
+        })
+        .await?;
+        let nats_controller_jwt = keys.controller_user_jwt()?;
+        let controller_user = nkeys::KeyPair::from_seed(&keys.controller_user.seed()?)?;
+        let public_nats_urls = if config.public_nats_urls.is_empty() {
+            config.nats_urls.clone()
+        } else {
+            config.public_nats_urls.clone()
+        };
+        let accounts = Arc::new(Accounts::new(
+            keys,
+            master,
+            pool.clone(),
+            config.nats_urls.clone(),
+            system,
+        ));
+        accounts.reconcile_all().await?;
+
+        let nats = retry("NATS (controller account)", Duration::from_secs(30), || {
+            connect::connect_as(
+                &config.nats_urls,
+                "ritma-controller",
+                nats_controller_jwt.clone(),
+                &controller_user,
+            )
+        })
+        .await?;
+        let js = jetstream::new(nats.clone());
+        let settings = streams::StreamSettings {
+            max_ack_pending: (config.batch_size * config.workers * 4).max(20_000) as i64,
+            replicas: config.stream_replicas,
+            ack_wait: Duration::from_secs(config.ack_wait_secs.max(1)),
+            ..Default::default()
+        };
+        // JetStream in the freshly pushed account can take a moment to enable.
+        let consumer = retry("JetStream streams", Duration::from_secs(30), || {
+            streams::ensure_streams(&js, &settings)
+        })
+        .await?;
+
+        let state = AppState {
+            pool,
+            accounts,
+            admin_token: admin_token.into(),
+            public_nats_urls: Arc::new(public_nats_urls),
+            node_jwt_ttl_secs: config.node_jwt_ttl_secs,
+            default_heartbeat_secs: config.default_heartbeat_secs,
+            stats: Arc::new(IngestStats::default()),
+            nats,
+        };
+        Ok(Self {
+            config,
+            state,
+            consumer,
+            js,
+            outbox_wake: Arc::new(Notify::new()),
+        })
+    }
+
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..self.config.workers.max(1) {
+            let worker = IngestWorker {
+                consumer: self.consumer.clone(),
+                js: self.js.clone(),
+                pool: self.state.pool.clone(),
+                batch_size: self.config.batch_size.max(1),
+                batch_wait: Duration::from_millis(self.config.batch_wait_ms.max(1)),
+                policy: OfflinePolicy {
+                    intervals: self.config.offline_intervals,
+                    grace_secs: self.config.offline_grace_secs,
+                },
+                stats: self.state.stats.clone(),
+                outbox_wake: self.outbox_wake.clone(),
+            };
+            tasks.spawn(worker.run(shutdown.clone()));
+        }
+        tasks.spawn(tasks::reconciler::run(
+            self.state.pool.clone(),
+            Duration::from_millis(self.config.reconcile_ms.max(50)),
+            self.outbox_wake.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(tasks::outbox::run(
+            self.state.pool.clone(),
+            self.state.accounts.clone(),
+            self.outbox_wake.clone(),
+            shutdown.clone(),
+        ));
+        let app = api::router(self.state.clone());
+        tracing::info!(addr = %listener.local_addr()?, "controller API listening");
+        let stop = shutdown.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?;
+        shutdown.cancel();
+        while tasks.join_next().await.is_some() {}
+        let _ = self.state.nats.flush().await;
+        tracing::info!("controller stopped");
+        Ok(())
+    }
+}

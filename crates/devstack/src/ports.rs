@@ -10,7 +10,10 @@ pub fn free_port() -> std::io::Result<u16> {
 pub async fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         if start.elapsed() > timeout {

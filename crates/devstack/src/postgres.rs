@@ -27,13 +27,17 @@ impl PostgresServer {
     /// Initialise (first time) and start a cluster in `dir`, creating `database`.
     pub async fn start(dir: &Path, database: &str) -> anyhow::Result<Self> {
         let pg_ctl = tools::find_or_install("pg_ctl", "postgresql", &tools::postgres_bin_dirs)?;
+        // The real bin folder (PATH may hold a symlink), where initdb and psql live too.
+        let pg_ctl = std::fs::canonicalize(&pg_ctl).unwrap_or(pg_ctl);
         let bin = pg_ctl.parent().map(Path::to_path_buf).unwrap_or_default();
         // PostgreSQL refuses to run as root: run it as the `postgres` user then.
         let run_as = is_root().then(|| "postgres".to_owned());
         let data_dir = dir.join("data");
         std::fs::create_dir_all(dir)?;
         if let Some(user) = &run_as {
-            run(Command::new("chown").args(["-R", &format!("{user}:{user}")]).arg(dir))?;
+            run(Command::new("chown")
+                .args(["-R", &format!("{user}:{user}")])
+                .arg(dir))?;
         }
         let as_user = |program: &Path| -> Command {
             match &run_as {
@@ -47,7 +51,15 @@ impl PostgresServer {
         };
         if !data_dir.join("PG_VERSION").exists() {
             run(as_user(&bin.join("initdb"))
-                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "-D",
+                ])
                 .arg(&data_dir))?;
         }
         let port = free_port()?;
@@ -71,12 +83,30 @@ impl PostgresServer {
         };
         let psql = bin.join("psql");
         let exists = Command::new(&psql)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-tAc"])
-            .arg(format!("SELECT 1 FROM pg_database WHERE datname = '{database}'"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-tAc",
+            ])
+            .arg(format!(
+                "SELECT 1 FROM pg_database WHERE datname = '{database}'"
+            ))
             .output()?;
         if String::from_utf8_lossy(&exists.stdout).trim() != "1" {
             run(Command::new(&psql)
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-c"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-c",
+                ])
                 .arg(format!("CREATE DATABASE \"{database}\"")))?;
         }
         Ok(server)

@@ -97,7 +97,11 @@ pub fn asyncapi_document() -> Value {
                 "payload": { "$ref": format!("./schemas/{}", schema_file_name(ch.schema)) }
             }),
         );
-        let action = if ch.direction.starts_with("node") { "send" } else { "receive" };
+        let action = if ch.direction.starts_with("node") {
+            "send"
+        } else {
+            "receive"
+        };
         operations.insert(
             format!("{}{}", action, &ch.name[..1].to_uppercase()) + &ch.name[1..],
             json!({ "action": action, "channel": { "$ref": format!("#/channels/{}", ch.name) } }),
@@ -122,7 +126,12 @@ pub fn contract_files() -> Vec<(String, String)> {
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
     let mut files: Vec<(String, String)> = json_schemas()
         .into_iter()
-        .map(|(stem, schema)| (format!("schemas/{}", schema_file_name(stem)), pretty(&schema)))
+        .map(|(stem, schema)| {
+            (
+                format!("schemas/{}", schema_file_name(stem)),
+                pretty(&schema),
+            )
+        })
         .collect();
     files.push(("asyncapi.json".into(), pretty(&asyncapi_document())));
     files
@@ -146,8 +155,9 @@ mod tests {
                 std::fs::write(&file, &expected).unwrap();
                 continue;
             }
-            let actual = std::fs::read_to_string(&file)
-                .unwrap_or_else(|e| panic!("{} missing ({e}); run with RITMA_BLESS=1", file.display()));
+            let actual = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!("{} missing ({e}); run with RITMA_BLESS=1", file.display())
+            });
             assert!(
                 actual == expected,
                 "{} drifted from the types; run `RITMA_BLESS=1 cargo test -p ritma-protocol` and review the diff",

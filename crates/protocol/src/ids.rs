@@ -174,7 +174,17 @@ mod tests {
 
     #[test]
     fn rejects_subject_metacharacters_and_bad_shapes() {
-        for bad in ["", "a.b", "a*", ">", "A", "-x", "a b", "node", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "a.b",
+            "a*",
+            ">",
+            "A",
+            "-x",
+            "a b",
+            "node",
+            &"x".repeat(64),
+        ] {
             assert!(NodeId::new(bad).is_err(), "{bad:?} should be rejected");
         }
     }

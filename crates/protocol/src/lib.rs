@@ -6,6 +6,7 @@
 //! and AsyncAPI) has one source of truth, checked by this crate's tests.
 
 pub mod contract;
+pub mod enrollment;
 pub mod ids;
 pub mod messages;
 pub mod subjects;

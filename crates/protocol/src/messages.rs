@@ -99,7 +99,11 @@ impl Validate for Heartbeat {
         version(self.v)?;
         validate::non_empty_text("agent_version", &self.agent_version, MAX_LABEL)?;
         validate::range("interval_secs", self.interval_secs, 1, 3600)?;
-        validate::optional_text("policy_version", self.policy_version.as_deref(), MAX_VERSION)?;
+        validate::optional_text(
+            "policy_version",
+            self.policy_version.as_deref(),
+            MAX_VERSION,
+        )?;
         validate::optional_text("key_id", self.key_id.as_deref(), MAX_VERSION)?;
         validate::at_most("slo_counters", self.slo_counters.len(), MAX_COUNTERS)?;
         for name in self.slo_counters.keys() {
@@ -316,7 +320,7 @@ pub struct Command {
 /// Any message a node publishes, decoded and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Telemetry {
-    Heartbeat(Heartbeat),
+    Heartbeat(Box<Heartbeat>),
     Slo(SloSummary),
     Usage(UsageReport),
     Events(EnforcementSummary),
@@ -375,7 +379,7 @@ impl Telemetry {
             None => return Err(DecodeError::Malformed("missing field `v`".into())),
         }
         Ok(match kind {
-            TelemetryKind::Heartbeat => Self::Heartbeat(parse(body)?),
+            TelemetryKind::Heartbeat => Self::Heartbeat(Box::new(parse(body)?)),
             TelemetryKind::Slo => Self::Slo(parse(body)?),
             TelemetryKind::Usage => Self::Usage(parse(body)?),
             TelemetryKind::Events => Self::Events(parse(body)?),
@@ -432,7 +436,10 @@ impl Telemetry {
 
 fn version(v: u16) -> Result<(), ValidationError> {
     if v != SCHEMA_VERSION {
-        return Err(ValidationError::new("v", format!("must be {SCHEMA_VERSION}")));
+        return Err(ValidationError::new(
+            "v",
+            format!("must be {SCHEMA_VERSION}"),
+        ));
     }
     Ok(())
 }
@@ -498,7 +505,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let hb = Telemetry::Heartbeat(heartbeat());
+        let hb = Telemetry::Heartbeat(Box::new(heartbeat()));
         let decoded = Telemetry::decode(TelemetryKind::Heartbeat, &hb.encode()).unwrap();
         assert_eq!(decoded, hb);
     }
@@ -535,7 +542,11 @@ mod tests {
             ),
         ];
         for (i, (body, reason)) in cases.into_iter().enumerate() {
-            let kind = if i == 6 { TelemetryKind::Usage } else { TelemetryKind::Heartbeat };
+            let kind = if i == 6 {
+                TelemetryKind::Usage
+            } else {
+                TelemetryKind::Heartbeat
+            };
             let err = Telemetry::decode(kind, &body).unwrap_err();
             assert_eq!(err.reason(), reason, "case {i}: {err}");
         }
@@ -587,8 +598,13 @@ mod tests {
             v: 1,
             id: uuid::Uuid::nil(),
             issued_at: Utc::now(),
-            command: CommandKind::PolicyChanged { version: "3".into() },
+            command: CommandKind::PolicyChanged {
+                version: "3".into(),
+            },
         };
-        assert_eq!(serde_json::to_value(&cmd).unwrap()["command"], "policy_changed");
+        assert_eq!(
+            serde_json::to_value(&cmd).unwrap()["command"],
+            "policy_changed"
+        );
     }
 }

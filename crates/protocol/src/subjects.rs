@@ -89,7 +89,10 @@ impl NodeSubject {
 
     /// Where the controller announces this node's state changes.
     pub fn state(&self) -> String {
-        format!("{ROOT}.{}.{}.state.node.{}", self.org, self.tenant, self.node)
+        format!(
+            "{ROOT}.{}.{}.state.node.{}",
+            self.org, self.tenant, self.node
+        )
     }
 
     /// The private reply-inbox prefix of this node's connection, so that no
@@ -206,7 +209,10 @@ mod tests {
             s.telemetry(TelemetryKind::Heartbeat),
             "ritma.acme.prod.node.web-1.heartbeat"
         );
-        assert_eq!(s.command("policy_changed"), "ritma.acme.prod.node.web-1.cmd.policy_changed");
+        assert_eq!(
+            s.command("policy_changed"),
+            "ritma.acme.prod.node.web-1.cmd.policy_changed"
+        );
         assert_eq!(s.state(), "ritma.acme.prod.state.node.web-1");
         assert_eq!(all_telemetry(), "ritma.*.*.node.*.*");
     }

@@ -1,0 +1,304 @@
+//! `ritma up`: the whole system on one machine, for development and demos.
+//!
+//! Own PostgreSQL and nats-server instances under `.ritma/dev` on free ports
+//! (never the servers already running on the default ports), the controller,
+//! the console when it is built, and demo nodes in two tenants of the `demo`
+//! org. Everything it starts stops on Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use clap::Args;
+use ritma_bus::BusKeys;
+use ritma_devstack::ports::free_port;
+use ritma_devstack::{NatsServer, NatsServerSpec, PostgresServer};
+use serde_json::{Value, json};
+
+use crate::api_client::Api;
+use crate::commands::integrator_creds;
+use crate::stack_file::{DEFAULT_DATA_DIR, DemoNode, StackFile};
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Folder for all runtime data (kept between runs).
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Heartbeat interval of the demo nodes, seconds.
+    #[arg(long, default_value_t = 5)]
+    heartbeat_secs: u32,
+    /// Start no console even when it is built.
+    #[arg(long)]
+    no_console: bool,
+}
+
+/// The demo fleet: name, tenant, labels.
+const DEMO_NODES: [(&str, &str, &str); 3] = [
+    ("demo-web-1", "prod", "role=web,zone=a"),
+    ("demo-web-2", "prod", "role=web,zone=b"),
+    ("demo-db-1", "staging", "role=db,zone=a"),
+];
+const DEMO_ORG: &str = "demo";
+
+/// Children stopped gracefully (SIGTERM, then SIGKILL) when dropped.
+struct Children(Vec<(String, Child)>);
+
+impl Children {
+    fn stop_all(&mut self) {
+        for (_, child) in &self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        for (name, child) in &mut self.0 {
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if let Ok(None) = child.try_wait() {
+                eprintln!("{name} did not stop in time; killing it");
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+fn secret_file(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if let Ok(v) = std::fs::read_to_string(path) {
+        return Ok(v.trim().to_owned());
+    }
+    let v = make();
+    ritma_bus::creds::write_private(path, &v)?;
+    Ok(v)
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    Ok(std::fs::File::create(dir.join(format!("{name}.log")))?)
+}
+
+async fn wait_ready(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("{url} not ready after {timeout:?}")
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let data = std::path::absolute(&args.data_dir)?;
+    std::fs::create_dir_all(&data)?;
+    let logs = data.join("logs");
+    println!("ritma up: data in {}", data.display());
+
+    let keys_dir = data.join("nats/keys");
+    let keys = BusKeys::load_or_create(&keys_dir)?;
+    secret_file(&data.join("master.key"), || random_hex(32))?;
+    let admin_token = secret_file(&data.join("admin.token"), || {
+        format!("ritma_admin_{}", random_hex(24))
+    })?;
+
+    let postgres = PostgresServer::start(&data.join("postgres"), "ritma").await?;
+    println!("  postgres      {}", postgres.url);
+    let nats = NatsServer::start(NatsServerSpec {
+        data_dir: &data.join("nats"),
+        keys: &keys,
+        port: 0,
+        name: "ritma-dev",
+        cluster: None,
+    })
+    .await?;
+    println!("  nats          {}", nats.url);
+
+    let exe = std::env::current_exe()?;
+    let api_port = free_port()?;
+    let api_url = format!("http://127.0.0.1:{api_port}");
+    let offline_grace = 2;
+    let mut children = Children(vec![]);
+    let controller = Command::new(&exe)
+        .arg("controller")
+        .env("RITMA_DATABASE_URL", &postgres.url)
+        .env("RITMA_NATS_URL", &nats.url)
+        .env("RITMA_NATS_KEYS_DIR", &keys_dir)
+        .env("RITMA_MASTER_KEY_FILE", data.join("master.key"))
+        .env("RITMA_ADMIN_TOKEN_FILE", data.join("admin.token"))
+        .env("RITMA_API_LISTEN", format!("127.0.0.1:{api_port}"))
+        .env("RITMA_OFFLINE_GRACE_SECS", offline_grace.to_string())
+        .env(
+            "RITMA_DEFAULT_HEARTBEAT_SECS",
+            args.heartbeat_secs.to_string(),
+        )
+        .stdout(Stdio::null())
+        .stderr(log_file(&logs, "controller")?)
+        .spawn()?;
+    let controller_pid = controller.id();
+    children.0.push(("controller".into(), controller));
+    wait_ready(&format!("{api_url}/readyz"), Duration::from_secs(90)).await?;
+    println!(
+        "  controller    {api_url}  (log: {}/controller.log)",
+        logs.display()
+    );
+
+    let api = Api::new(&api_url, &admin_token);
+    api.post_idempotent("/api/orgs", &json!({ "id": DEMO_ORG, "name": "Demo Org" }))
+        .await?;
+
+    let mut nodes = Vec::new();
+    for (name, tenant, labels) in DEMO_NODES {
+        let state_dir = data.join("nodes").join(name);
+        let mut cmd = Command::new(&exe);
+        cmd.arg("node")
+            .env("RITMA_NODE_CONTROLLER_URL", &api_url)
+            .env("RITMA_NODE_ORG_ID", DEMO_ORG)
+            .env("RITMA_NODE_TENANT_ID", tenant)
+            .env("RITMA_STATE_DIR", &state_dir)
+            .env("RITMA_NODE_ID", name)
+            .env("RITMA_NODE_LABELS", labels)
+            .env("RITMA_HEARTBEAT_SECS", args.heartbeat_secs.to_string())
+            .env("RITMA_SUMMARY_SECS", "15")
+            .env("RITMA_KEY_ID", format!("{name}-signing-1"))
+            .env("RITMA_DEMO_DECISIONS_PER_SEC", "20");
+        if !state_dir.join("identity.json").exists() {
+            let token: Value = api
+                .post(
+                    &format!("/api/orgs/{DEMO_ORG}/enrollment-tokens"),
+                    &json!({ "tenant_id": tenant, "ttl_secs": 600, "max_uses": 1, "labels": { "demo": "true" } }),
+                )
+                .await?;
+            cmd.env(
+                "RITMA_ENROLL_TOKEN",
+                token["token"].as_str().unwrap_or_default(),
+            );
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(log_file(&logs, name)?)
+            .spawn()?;
+        nodes.push(DemoNode {
+            name: name.into(),
+            tenant: tenant.into(),
+            pid: child.id(),
+            state_dir,
+            heartbeat_secs: args.heartbeat_secs,
+        });
+        children.0.push((name.into(), child));
+    }
+    println!(
+        "  demo nodes    {} in org {DEMO_ORG} (tenants prod, staging)",
+        nodes.len()
+    );
+
+    let creds_path = data.join("integrator-demo.creds");
+    integrator_creds(&api, DEMO_ORG, None, &[], 30 * 86_400, &creds_path).await?;
+
+    let (console_url, console_pid) = if args.no_console {
+        (None, None)
+    } else {
+        match start_console(&data, &api_url, &admin_token, &nats.url, &creds_path, &logs)? {
+            Some((url, child)) => {
+                let pid = child.id();
+                children.0.push(("console".into(), child));
+                wait_ready(&format!("{url}/healthz"), Duration::from_secs(30)).await?;
+                println!("  console       {url}");
+                (Some(url), Some(pid))
+            }
+            None => (None, None),
+        }
+    };
+
+    let stack = StackFile {
+        api_url: api_url.clone(),
+        admin_token,
+        nats_url: nats.url.clone(),
+        nats_monitor_url: format!("http://127.0.0.1:{}", nats.monitor_port),
+        integrator_creds: creds_path.clone(),
+        org: DEMO_ORG.into(),
+        console_url,
+        database_url: postgres.url.clone(),
+        data_dir: data.clone(),
+        controller_pid,
+        console_pid,
+        nodes,
+        offline_after_secs: 3 * args.heartbeat_secs + offline_grace,
+    };
+    stack.save(&data)?;
+    println!(
+        "  integrator    {} (read-only, org {DEMO_ORG})",
+        creds_path.display()
+    );
+    println!("  stack file    {}", StackFile::path(&data).display());
+    println!(
+        "ready. Try: ritma tail   |   curl -H \"Authorization: Bearer $(cat {}/admin.token)\" {api_url}/api/orgs/demo/nodes",
+        data.display()
+    );
+    println!("Ctrl-C stops everything.");
+
+    ritma_runtime::shutdown_on_signals().cancelled().await;
+    println!("stopping...");
+    children.stop_all();
+    drop(nats);
+    drop(postgres);
+    let _ = std::fs::remove_file(StackFile::path(&data));
+    Ok(())
+}
+
+/// Start the console if it has been built (`app/scripts/build.sh`).
+fn start_console(
+    data: &Path,
+    api_url: &str,
+    admin_token: &str,
+    nats_url: &str,
+    creds: &Path,
+    logs: &Path,
+) -> anyhow::Result<Option<(String, Child)>> {
+    let exe = std::env::current_exe()?;
+    let Some(dir) = exe.parent() else {
+        return Ok(None);
+    };
+    let console = dir.join("ritma-console");
+    let site = std::env::var_os("RITMA_CONSOLE_SITE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("site"));
+    if !console.exists() || !site.exists() {
+        println!("  console       not built (run app/scripts/build.sh); skipping");
+        return Ok(None);
+    }
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let child = Command::new(console)
+        .env("RITMA_CONSOLE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RITMA_CONSOLE_SITE", &site)
+        .env("RITMA_API_URL", api_url)
+        .env("RITMA_API_TOKEN", admin_token)
+        .env("RITMA_NATS_URL", nats_url)
+        .env("RITMA_CONSOLE_CREDS", creds)
+        .env("RITMA_ORG", DEMO_ORG)
+        .env("RITMA_DATA_DIR", data)
+        .stdout(Stdio::null())
+        .stderr(log_file(logs, "console")?)
+        .spawn()?;
+    Ok(Some((url, child)))
+}

@@ -1,0 +1,213 @@
+//! Node enrollment and credential refresh. Both hand out a short-lived user
+//! JWT scoped to the node's own subjects; neither ever sees the node's seed.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{Duration, Utc};
+use data_encoding::BASE64URL_NOPAD;
+use nkeys::KeyPair;
+use ritma_bus::accounts::UserPermissions;
+use ritma_db::nodes::{self, NewNode, NodeRecord};
+use ritma_db::outbox::{StatusTransition, transitions_record};
+use ritma_db::{orgs, tokens};
+use ritma_protocol::enrollment::{
+    CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse,
+    credentials_challenge,
+};
+use ritma_protocol::{NodeId, NodeStatus, NodeSubject, OrgId, TenantId};
+
+use super::{AppState, JsonBody, path_id};
+use crate::crypto::sha256;
+use crate::error::ApiError;
+
+/// How far a refresh request's timestamp may be from the controller's clock.
+const CLOCK_SKEW_SECS: i64 = 300;
+
+fn refused(code: &'static str, message: &str) -> ApiError {
+    ApiError::TokenRefused {
+        code,
+        message: message.into(),
+    }
+}
+
+fn scope_of(node: &NodeRecord) -> Result<NodeSubject, ApiError> {
+    let internal = |e: ritma_protocol::IdError| ApiError::Internal(e.to_string());
+    Ok(NodeSubject::new(
+        OrgId::new(node.org_id.clone()).map_err(internal)?,
+        TenantId::new(node.tenant_id.clone()).map_err(internal)?,
+        NodeId::new(node.id.clone()).map_err(internal)?,
+    ))
+}
+
+/// Mint the node's bus credential.
+async fn node_jwt(
+    state: &AppState,
+    node: &NodeRecord,
+) -> Result<(String, chrono::DateTime<Utc>), ApiError> {
+    let org = orgs::org_get(&state.pool, &node.org_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Internal(format!(
+                "org {} of node {} is missing",
+                node.org_id, node.id
+            ))
+        })?;
+    let scope = scope_of(node)?;
+    let expires_at = Utc::now() + Duration::seconds(state.node_jwt_ttl_secs);
+    let jwt = state.accounts.mint_user(
+        &org,
+        &format!("node-{}", node.id),
+        &node.public_key,
+        &UserPermissions::node(&scope),
+        Some(expires_at.timestamp()),
+    )?;
+    Ok((jwt, expires_at))
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<RegisterRequest>,
+) -> Result<Json<RegisterResponse>, ApiError> {
+    req.validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let valid_key =
+        KeyPair::from_public_key(&req.public_key).is_ok() && req.public_key.starts_with('U');
+    if !valid_key {
+        return Err(ApiError::BadRequest(
+            "public_key must be an NKey user public key (U...)".into(),
+        ));
+    }
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    let token = tokens::token_lock_by_hash(&mut tx, &sha256(req.token.trim().as_bytes()))
+        .await?
+        .ok_or_else(|| refused("invalid_token", "enrollment token is not valid"))?;
+    if token.revoked_at.is_some() {
+        return Err(refused("token_revoked", "enrollment token was revoked"));
+    }
+    if token.expires_at <= Utc::now() {
+        return Err(refused("token_expired", "enrollment token has expired"));
+    }
+
+    // The same key enrolling again gets its node back (idempotent, no use consumed).
+    if let Some(existing) = nodes::node_lock_by_public_key(&mut tx, &req.public_key).await? {
+        if existing.org_id != token.org_id || existing.tenant_id != token.tenant_id {
+            return Err(ApiError::Conflict(
+                "this key is enrolled in another scope".into(),
+            ));
+        }
+        if existing.status == NodeStatus::Decommissioned.as_str() {
+            return Err(refused(
+                "node_decommissioned",
+                "this node was decommissioned; enroll with a new key",
+            ));
+        }
+        tx.commit().await.map_err(ritma_db::DbError::from)?;
+        return respond(&state, &existing).await;
+    }
+    if token.uses >= token.max_uses {
+        return Err(refused(
+            "token_used_up",
+            "enrollment token has no uses left",
+        ));
+    }
+    let node_id = req
+        .node_id
+        .clone()
+        .unwrap_or_else(|| NodeId::derive(&req.hostname, &req.public_key));
+    if nodes::node_lock(&mut tx, node_id.as_str()).await?.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "node id {node_id} is already enrolled with another key"
+        )));
+    }
+    // The token's labels are the operator's word and win over the node's.
+    let mut labels: BTreeMap<String, String> = req.labels.clone();
+    labels.extend(token.labels.0.clone());
+    let node = nodes::node_insert(
+        &mut tx,
+        &NewNode {
+            id: node_id.as_str(),
+            org_id: &token.org_id,
+            tenant_id: &token.tenant_id,
+            public_key: &req.public_key,
+            hostname: &req.hostname,
+            labels: &labels,
+            capabilities: &req.capabilities,
+            agent_version: Some(&req.agent_version),
+            enrollment_token_id: token.id,
+        },
+    )
+    .await?;
+    tokens::token_use(&mut tx, token.id).await?;
+    transitions_record(
+        &mut tx,
+        &[StatusTransition {
+            node_id: node.id.clone(),
+            org_id: node.org_id.clone(),
+            tenant_id: node.tenant_id.clone(),
+            from: NodeStatus::Unseen.as_str().into(),
+            to: NodeStatus::Unseen.as_str().into(),
+            reason: format!("enrolled with token {}", token.id),
+        }],
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
+    tracing::info!(node = %node.id, org = %node.org_id, tenant = %node.tenant_id, "node enrolled");
+    respond(&state, &node).await
+}
+
+async fn respond(state: &AppState, node: &NodeRecord) -> Result<Json<RegisterResponse>, ApiError> {
+    let (jwt, jwt_expires_at) = node_jwt(state, node).await?;
+    let scope = scope_of(node)?;
+    Ok(Json(RegisterResponse {
+        inbox_prefix: scope.inbox_prefix(),
+        node_id: scope.node,
+        org_id: scope.org,
+        tenant_id: scope.tenant,
+        jwt,
+        jwt_expires_at,
+        nats_urls: state.public_nats_urls.to_vec(),
+        heartbeat_secs: state.default_heartbeat_secs,
+    }))
+}
+
+/// A fresh JWT for a node that proves it holds its key.
+pub async fn credentials(
+    State(state): State<AppState>,
+    Path(id_raw): Path<String>,
+    JsonBody(req): JsonBody<CredentialsRequest>,
+) -> Result<Json<CredentialsResponse>, ApiError> {
+    let denied = || refused("invalid_signature", "signature does not prove the node key");
+    let node_id: NodeId = path_id(&id_raw, "node")?;
+    if (Utc::now().timestamp() - req.timestamp).abs() > CLOCK_SKEW_SECS {
+        return Err(refused(
+            "stale_request",
+            "timestamp is more than five minutes off",
+        ));
+    }
+    let node = nodes::node_get_any(&state.pool, node_id.as_str())
+        .await?
+        .ok_or_else(denied)?;
+    let signature = BASE64URL_NOPAD
+        .decode(req.signature.as_bytes())
+        .map_err(|_| denied())?;
+    let key = KeyPair::from_public_key(&node.public_key).map_err(|_| denied())?;
+    key.verify(
+        credentials_challenge(&node_id, req.timestamp).as_bytes(),
+        &signature,
+    )
+    .map_err(|_| denied())?;
+    if node.status == NodeStatus::Decommissioned.as_str() {
+        return Err(refused(
+            "node_decommissioned",
+            "this node was decommissioned",
+        ));
+    }
+    let (jwt, jwt_expires_at) = node_jwt(&state, &node).await?;
+    Ok(Json(CredentialsResponse {
+        jwt,
+        jwt_expires_at,
+        nats_urls: state.public_nats_urls.to_vec(),
+    }))
+}

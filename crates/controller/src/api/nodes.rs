@@ -1,0 +1,256 @@
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
+use data_encoding::BASE64URL_NOPAD;
+use ritma_db::nodes::{self, NodeFilter, NodeRecord, NodeSort, StatusHistoryEntry};
+use ritma_db::outbox::{StatusTransition, transitions_record};
+use ritma_protocol::{NodeId, NodeStatus, OrgId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{AppState, path_id};
+use crate::error::ApiError;
+
+#[derive(Serialize)]
+pub struct NodeView {
+    pub id: String,
+    pub org_id: String,
+    pub tenant_id: String,
+    pub hostname: String,
+    pub labels: BTreeMap<String, String>,
+    pub capabilities: Vec<String>,
+    pub status: String,
+    pub status_changed_at: DateTime<Utc>,
+    pub enrolled_at: DateTime<Utc>,
+    pub agent_version: Option<String>,
+    pub policy_version: Option<String>,
+    pub last_policy_sync_at: Option<DateTime<Utc>>,
+    pub last_evidence_batch_at: Option<DateTime<Utc>>,
+    pub key_id: Option<String>,
+    pub interval_secs: i32,
+    /// Controller receive time of the last heartbeat.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// The node's own clock at that heartbeat.
+    pub last_sent_at: Option<DateTime<Utc>>,
+    pub last_seq: i64,
+    pub connector_count: i64,
+    pub slo_counters: Option<BTreeMap<String, u64>>,
+    pub host: Option<Value>,
+    pub spool: Option<Value>,
+    pub public_key: String,
+}
+
+impl From<NodeRecord> for NodeView {
+    fn from(n: NodeRecord) -> Self {
+        let host = n.host_os.as_ref().map(|os| {
+            json!({
+                "hostname": n.hostname, "os": os, "kernel": n.host_kernel, "arch": n.host_arch,
+                "cpus": n.host_cpus, "memory_bytes": n.host_memory_bytes,
+                "uptime_secs": n.host_uptime_secs,
+            })
+        });
+        let spool = n
+            .spool_depth
+            .map(|d| json!({ "depth": d, "dropped": n.spool_dropped.unwrap_or(0) }));
+        Self {
+            id: n.id,
+            org_id: n.org_id,
+            tenant_id: n.tenant_id,
+            hostname: n.hostname,
+            labels: n.labels.0,
+            capabilities: n.capabilities.0,
+            status: n.status,
+            status_changed_at: n.status_changed_at,
+            enrolled_at: n.enrolled_at,
+            agent_version: n.agent_version,
+            policy_version: n.policy_version,
+            last_policy_sync_at: n.last_policy_sync_at,
+            last_evidence_batch_at: n.last_evidence_batch_at,
+            key_id: n.key_id,
+            interval_secs: n.interval_secs,
+            last_seen_at: n.last_seen_at,
+            last_sent_at: n.last_sent_at,
+            last_seq: n.last_seq,
+            connector_count: 0,
+            slo_counters: n.slo_counters.map(|j| j.0),
+            host,
+            spool,
+            public_key: n.public_key,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    pub tenant: Option<String>,
+    /// One status or several, comma-separated.
+    pub status: Option<String>,
+    /// `key=value`; several separated by commas.
+    pub label: Option<String>,
+    pub version: Option<String>,
+    pub q: Option<String>,
+    pub sort: Option<String>,
+    pub order: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct NodeList {
+    pub items: Vec<NodeView>,
+    pub next_cursor: Option<String>,
+    pub total: i64,
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(msg.into())
+}
+
+fn filter_from(q: ListQuery) -> Result<NodeFilter, ApiError> {
+    let non_empty = |s: Option<String>| s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let mut f = NodeFilter {
+        tenant: non_empty(q.tenant),
+        agent_version: non_empty(q.version),
+        text: non_empty(q.q),
+        limit: q.limit.unwrap_or(50).clamp(1, 500),
+        ..Default::default()
+    };
+    if let Some(t) = &f.text
+        && t.len() > 128
+    {
+        return Err(bad("q is longer than 128 characters"));
+    }
+    if let Some(statuses) = non_empty(q.status) {
+        for s in statuses.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            NodeStatus::parse(s).ok_or_else(|| bad(format!("unknown status {s:?}")))?;
+            f.statuses.push(s.to_owned());
+        }
+    }
+    if let Some(labels) = non_empty(q.label) {
+        for pair in labels.split(',').filter(|p| !p.is_empty()) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| bad(format!("label filter {pair:?} must be key=value")))?;
+            f.labels.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+    }
+    f.sort = match q.sort.as_deref() {
+        None | Some("") | Some("name") | Some("id") => NodeSort::Name,
+        Some("last_seen") => NodeSort::LastSeen,
+        Some("status") => NodeSort::Status,
+        Some(other) => return Err(bad(format!("cannot sort by {other:?}"))),
+    };
+    f.descending = match q.order.as_deref() {
+        None | Some("") | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => return Err(bad(format!("order must be asc or desc, not {other:?}"))),
+    };
+    if let Some(cursor) = non_empty(q.cursor) {
+        let raw = BASE64URL_NOPAD
+            .decode(cursor.as_bytes())
+            .map_err(|_| bad("invalid cursor"))?;
+        let (value, id): (Option<String>, String) =
+            serde_json::from_slice(&raw).map_err(|_| bad("invalid cursor"))?;
+        f.after = Some((value, id));
+    }
+    Ok(f)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(org_raw): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<NodeList>, ApiError> {
+    let org: OrgId = path_id(&org_raw, "org")?;
+    let filter = filter_from(query)?;
+    let page = nodes::node_list(&state.pool, org.as_str(), &filter).await?;
+    let next_cursor = (page.items.len() as i64 == filter.limit)
+        .then(|| page.items.last())
+        .flatten()
+        .map(|last| {
+            let key = (nodes::sort_value(last, filter.sort), last.id.clone());
+            BASE64URL_NOPAD.encode(&serde_json::to_vec(&key).unwrap_or_default())
+        });
+    Ok(Json(NodeList {
+        items: page.items.into_iter().map(NodeView::from).collect(),
+        next_cursor,
+        total: page.total,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct NodeDetail {
+    #[serde(flatten)]
+    pub node: NodeView,
+    pub status_history: Vec<StatusHistoryEntry>,
+}
+
+async fn load(state: &AppState, org: &str, id: &str) -> Result<NodeRecord, ApiError> {
+    let org: OrgId = path_id(org, "org")?;
+    let id: NodeId = path_id(id, "node")?;
+    nodes::node_get(&state.pool, org.as_str(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("node {id}")))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<NodeDetail>, ApiError> {
+    let node = load(&state, &org, &id).await?;
+    let status_history = nodes::node_status_history(&state.pool, &node.id, 100).await?;
+    Ok(Json(NodeDetail {
+        node: node.into(),
+        status_history,
+    }))
+}
+
+/// Counts by status, for dashboards.
+pub async fn summary(
+    State(state): State<AppState>,
+    Path(org_raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let org: OrgId = path_id(&org_raw, "org")?;
+    let counts = nodes::node_status_counts(&state.pool, org.as_str()).await?;
+    let total: i64 = counts.values().sum();
+    Ok(Json(json!({ "total": total, "by_status": counts })))
+}
+
+/// Remove a node: its key is revoked at the broker at once, so its
+/// connection is cut and cannot come back, and it can no longer refresh.
+pub async fn decommission(
+    State(state): State<AppState>,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Json<NodeView>, ApiError> {
+    let node = load(&state, &org, &id).await?;
+    let org_record = ritma_db::orgs::org_get(&state.pool, &node.org_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("org {}", node.org_id)))?;
+    if node.status != NodeStatus::Decommissioned.as_str() {
+        let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+        nodes::node_decommission(&mut tx, &node.id).await?;
+        transitions_record(
+            &mut tx,
+            &[StatusTransition {
+                node_id: node.id.clone(),
+                org_id: node.org_id.clone(),
+                tenant_id: node.tenant_id.clone(),
+                from: node.status.clone(),
+                to: NodeStatus::Decommissioned.as_str().into(),
+                reason: "decommissioned by an operator".into(),
+            }],
+        )
+        .await?;
+        tx.commit().await.map_err(ritma_db::DbError::from)?;
+    }
+    // Idempotent: pushing the revocation again is harmless.
+    state
+        .accounts
+        .revoke_user(&org_record, &node.public_key)
+        .await?;
+    tracing::info!(node = %node.id, org = %node.org_id, "node decommissioned and its key revoked");
+    let node = load(&state, &node.org_id, &node.id).await?;
+    Ok(Json(node.into()))
+}

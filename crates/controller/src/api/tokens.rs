@@ -1,0 +1,144 @@
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use ritma_db::tokens::{self, NewToken, TokenRecord};
+use ritma_protocol::{OrgId, TenantId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{AppState, JsonBody, path_id};
+use crate::crypto::{new_secret, sha256};
+use crate::error::ApiError;
+
+pub const TOKEN_PREFIX: &str = "ritma_et_";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub tenant_id: String,
+    /// Lifetime in seconds (default one day, at most 90 days).
+    pub ttl_secs: Option<i64>,
+    /// How many nodes may enroll with it (default 1).
+    pub max_uses: Option<i32>,
+    /// Labels given to every node that enrolls with it.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+pub struct TokenView {
+    pub id: Uuid,
+    /// Present only in the reply that created the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    pub org_id: String,
+    pub tenant_id: String,
+    pub labels: BTreeMap<String, String>,
+    pub max_uses: i32,
+    pub uses: i32,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub state: &'static str,
+}
+
+fn view(t: TokenRecord, secret: Option<String>) -> TokenView {
+    let state = if t.revoked_at.is_some() {
+        "revoked"
+    } else if t.expires_at <= Utc::now() {
+        "expired"
+    } else if t.uses >= t.max_uses {
+        "used_up"
+    } else {
+        "active"
+    };
+    TokenView {
+        id: t.id,
+        token: secret,
+        org_id: t.org_id,
+        tenant_id: t.tenant_id,
+        labels: t.labels.0,
+        max_uses: t.max_uses,
+        uses: t.uses,
+        expires_at: t.expires_at,
+        revoked_at: t.revoked_at,
+        created_by: t.created_by,
+        created_at: t.created_at,
+        state,
+    }
+}
+
+async fn org_exists(state: &AppState, org: &OrgId) -> Result<(), ApiError> {
+    ritma_db::orgs::org_get(&state.pool, org.as_str())
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::NotFound(format!("org {org}")))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(org_raw): Path<String>,
+    JsonBody(body): JsonBody<CreateToken>,
+) -> Result<(StatusCode, Json<TokenView>), ApiError> {
+    let org: OrgId = path_id(&org_raw, "org")?;
+    org_exists(&state, &org).await?;
+    let tenant = TenantId::new(body.tenant_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let ttl = body.ttl_secs.unwrap_or(86_400);
+    if !(60..=90 * 86_400).contains(&ttl) {
+        return Err(ApiError::BadRequest(
+            "ttl_secs must be between 60 and 7776000".into(),
+        ));
+    }
+    let max_uses = body.max_uses.unwrap_or(1);
+    if !(1..=100_000).contains(&max_uses) {
+        return Err(ApiError::BadRequest(
+            "max_uses must be between 1 and 100000".into(),
+        ));
+    }
+    ritma_protocol::enrollment::labels(&body.labels)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let secret = new_secret(TOKEN_PREFIX);
+    let record = tokens::token_insert(
+        &state.pool,
+        &NewToken {
+            id: Uuid::now_v7(),
+            org_id: org.as_str(),
+            tenant_id: tenant.as_str(),
+            secret_hash: &sha256(secret.as_bytes()),
+            labels: &body.labels,
+            max_uses,
+            expires_at: Utc::now() + chrono::Duration::seconds(ttl),
+            created_by: "admin",
+        },
+    )
+    .await?;
+    tracing::info!(org = %org, token_id = %record.id, tenant = %tenant, "enrollment token created");
+    Ok((StatusCode::CREATED, Json(view(record, Some(secret)))))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(org_raw): Path<String>,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    let org: OrgId = path_id(&org_raw, "org")?;
+    org_exists(&state, &org).await?;
+    let rows = tokens::token_list(&state.pool, org.as_str()).await?;
+    Ok(Json(rows.into_iter().map(|t| view(t, None)).collect()))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path((org_raw, id_raw)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org: OrgId = path_id(&org_raw, "org")?;
+    let id: Uuid = path_id(&id_raw, "enrollment token")?;
+    if !tokens::token_revoke(&state.pool, org.as_str(), id).await? {
+        return Err(ApiError::NotFound(format!("enrollment token {id}")));
+    }
+    tracing::info!(org = %org, token_id = %id, "enrollment token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

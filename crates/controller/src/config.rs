@@ -1,0 +1,114 @@
+//! Controller settings, from flags or `RITMA_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ritma-controller",
+    about = "Ritma node controller: enrollment, ingest, API"
+)]
+pub struct Config {
+    /// PostgreSQL URL.
+    #[arg(long, env = "RITMA_DATABASE_URL")]
+    pub database_url: String,
+    /// NATS URLs the controller connects to (comma-separated).
+    #[arg(long, env = "RITMA_NATS_URL", value_delimiter = ',')]
+    pub nats_urls: Vec<String>,
+    /// NATS URLs handed to nodes at enrollment (default: the controller's own).
+    #[arg(long, env = "RITMA_PUBLIC_NATS_URLS", value_delimiter = ',')]
+    pub public_nats_urls: Vec<String>,
+    /// Folder with the operator, system and controller account keys.
+    #[arg(long, env = "RITMA_NATS_KEYS_DIR")]
+    pub nats_keys_dir: PathBuf,
+    /// 32-byte master key (64 hex characters) that encrypts org account keys at rest.
+    #[arg(long, env = "RITMA_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// File holding the master key (instead of RITMA_MASTER_KEY).
+    #[arg(long, env = "RITMA_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Bearer token that grants admin access to the API.
+    #[arg(long, env = "RITMA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// File holding the admin token (instead of RITMA_ADMIN_TOKEN).
+    #[arg(long, env = "RITMA_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Where the REST API listens.
+    #[arg(long, env = "RITMA_API_LISTEN", default_value = "127.0.0.1:8080")]
+    pub api_listen: SocketAddr,
+    /// Ingest workers pulling from the durable consumer.
+    #[arg(long, env = "RITMA_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+    /// Most messages per ingest batch (one transaction).
+    #[arg(long, env = "RITMA_BATCH_SIZE", default_value_t = 1000)]
+    pub batch_size: usize,
+    /// Longest wait to fill a batch, in milliseconds.
+    #[arg(long, env = "RITMA_BATCH_WAIT_MS", default_value_t = 50)]
+    pub batch_wait_ms: u64,
+    /// A node is offline after this many missed intervals ...
+    #[arg(long, env = "RITMA_OFFLINE_INTERVALS", default_value_t = 3)]
+    pub offline_intervals: i32,
+    /// ... plus this grace, in seconds.
+    #[arg(long, env = "RITMA_OFFLINE_GRACE_SECS", default_value_t = 2)]
+    pub offline_grace_secs: i32,
+    /// How often offline detection runs, in milliseconds.
+    #[arg(long, env = "RITMA_RECONCILE_MS", default_value_t = 500)]
+    pub reconcile_ms: u64,
+    /// Lifetime of node bus credentials; nodes refresh before expiry.
+    #[arg(long, env = "RITMA_NODE_JWT_TTL_SECS", default_value_t = 3600)]
+    pub node_jwt_ttl_secs: i64,
+    /// Heartbeat interval suggested to nodes at enrollment.
+    #[arg(long, env = "RITMA_DEFAULT_HEARTBEAT_SECS", default_value_t = 10)]
+    pub default_heartbeat_secs: u32,
+    /// Seconds before JetStream redelivers a message no worker acked.
+    #[arg(long, env = "RITMA_ACK_WAIT_SECS", default_value_t = 30)]
+    pub ack_wait_secs: u64,
+    /// JetStream replicas for the streams (3 on a NATS cluster).
+    #[arg(long, env = "RITMA_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+}
+
+impl Config {
+    /// Settings with defaults, for tests and the dev stack.
+    pub fn new(database_url: String, nats_urls: Vec<String>, nats_keys_dir: PathBuf) -> Self {
+        Self {
+            database_url,
+            nats_urls,
+            public_nats_urls: vec![],
+            nats_keys_dir,
+            master_key: None,
+            master_key_file: None,
+            admin_token: None,
+            admin_token_file: None,
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workers: 2,
+            batch_size: 1000,
+            batch_wait_ms: 50,
+            offline_intervals: 3,
+            offline_grace_secs: 2,
+            reconcile_ms: 500,
+            node_jwt_ttl_secs: 3600,
+            default_heartbeat_secs: 10,
+            stream_replicas: 1,
+            ack_wait_secs: 30,
+        }
+    }
+}
+
+/// A secret given inline or as a file path.
+pub fn read_secret(
+    inline: Option<&str>,
+    file: Option<&PathBuf>,
+    what: &str,
+) -> anyhow::Result<String> {
+    match (inline, file) {
+        (Some(v), _) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        (_, Some(path)) => Ok(std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {what} from {}: {e}", path.display()))?
+            .trim()
+            .to_owned()),
+        _ => anyhow::bail!("{what} is not set"),
+    }
+}

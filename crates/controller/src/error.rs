@@ -1,0 +1,60 @@
+//! The API's one error type, mapped once to an HTTP status and a JSON body
+//! `{"error": code, "message": text}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than the API accepts")]
+    TooLarge,
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("{message}")]
+    TokenRefused { code: &'static str, message: String },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the database is unavailable")]
+    Database(#[from] ritma_db::DbError),
+    #[error("the message bus is unavailable: {0}")]
+    Bus(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::TokenRefused { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::Bus(_) => (StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            // Details stay in the log; the client gets the code.
+            tracing::error!(error = ?self, "request failed");
+        }
+        (
+            status,
+            Json(json!({ "error": code, "message": self.to_string() })),
+        )
+            .into_response()
+    }
+}

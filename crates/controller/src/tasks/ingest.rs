@@ -1,0 +1,257 @@
+//! Ingest workers: pull a batch from the durable consumer, decode and
+//! validate every message, commit the batch in one transaction, send refused
+//! messages to the dead-letter stream, then ack. Nothing is acked before its
+//! commit, so a crash anywhere means redelivery, which the writes absorb.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use futures::StreamExt;
+use ritma_db::ingest::{
+    DeadLetterRow, EnforcementRow, HeartbeatRow, IngestBatch, OfflinePolicy, Origin, PeriodRow,
+    SloRow, UsageRow, heartbeats_coalesce, ingest_commit,
+};
+use ritma_protocol::{NodeSubject, Telemetry, subjects};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff;
+
+/// Counters shared with `/readyz` and the metrics endpoint.
+#[derive(Default)]
+pub struct IngestStats {
+    pub batches: AtomicU64,
+    pub messages: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub db_failures: AtomicU64,
+    pub db_ok: AtomicBool,
+}
+
+pub struct IngestWorker {
+    pub consumer: PullConsumer,
+    pub js: jetstream::Context,
+    pub pool: PgPool,
+    pub batch_size: usize,
+    pub batch_wait: Duration,
+    pub policy: OfflinePolicy,
+    pub stats: Arc<IngestStats>,
+    pub outbox_wake: Arc<Notify>,
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Turn one message into a row of the batch, or a dead letter with its reason.
+pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestBatch) {
+    let dead = |reason: &str, detail: String| DeadLetterRow {
+        stream_seq,
+        subject: subject.chars().take(256).collect(),
+        reason: reason.into(),
+        detail: detail.chars().take(1000).collect(),
+    };
+    let (scope, kind) = match NodeSubject::parse_telemetry(subject) {
+        Ok(x) => x,
+        Err(e) => return batch.dead_letters.push(dead("bad_subject", e.to_string())),
+    };
+    let message = match Telemetry::decode(kind, body) {
+        Ok(m) => m,
+        Err(e) => return batch.dead_letters.push(dead(e.reason(), e.to_string())),
+    };
+    if message.node_id() != &scope.node {
+        return batch.dead_letters.push(dead(
+            "node_mismatch",
+            format!(
+                "body names node {} but the subject is node {}",
+                message.node_id(),
+                scope.node
+            ),
+        ));
+    }
+    let origin = Origin {
+        stream_seq,
+        subject: subject.to_owned(),
+        org_id: scope.org.to_string(),
+        tenant_id: scope.tenant.to_string(),
+        node_id: scope.node.to_string(),
+    };
+    let period = |seq: u64, sent_at, start, end| PeriodRow {
+        origin: origin.clone(),
+        seq: clamp_i64(seq),
+        sent_at,
+        period_start: start,
+        period_end: end,
+    };
+    match message {
+        Telemetry::Heartbeat(h) => batch.heartbeats.push(heartbeat_row(origin, *h)),
+        Telemetry::Slo(s) => batch.slo.push(SloRow {
+            period: period(s.seq, s.sent_at, s.period_start, s.period_end),
+            counts: serde_json::to_value(&s.counts).unwrap_or_default(),
+        }),
+        Telemetry::Usage(u) => batch.usage.push(UsageRow {
+            period: period(u.seq, u.sent_at, u.period_start, u.period_end),
+            decisions: clamp_i64(u.decisions),
+            dig_files: clamp_i64(u.dig_files),
+            storage_bytes: clamp_i64(u.storage_bytes),
+            snapshot_exports: clamp_i64(u.snapshot_exports),
+        }),
+        Telemetry::Events(e) => batch.events.push(EnforcementRow {
+            period: period(e.seq, e.sent_at, e.period_start, e.period_end),
+            allow: clamp_i64(e.allow),
+            deny: clamp_i64(e.deny),
+            throttle: clamp_i64(e.throttle),
+            isolate: clamp_i64(e.isolate),
+        }),
+    }
+}
+
+impl IngestWorker {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let messages = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = self.pull() => m,
+            };
+            let messages = match messages {
+                Ok(m) if m.is_empty() => continue,
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pull from JetStream failed");
+                    tokio::time::sleep(backoff(failures.min(5))).await;
+                    failures += 1;
+                    continue;
+                }
+            };
+            match self.process(&messages).await {
+                Ok(()) => {
+                    failures = 0;
+                    self.stats.db_ok.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    failures += 1;
+                    self.stats.db_ok.store(false, Ordering::Relaxed);
+                    self.stats.db_failures.fetch_add(1, Ordering::Relaxed);
+                    let delay = backoff(failures);
+                    tracing::warn!(error = %e, ?delay, "batch not committed; will be redelivered");
+                    for m in &messages {
+                        let _ = m.ack_with(AckKind::Nak(Some(delay))).await;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn pull(&self) -> Result<Vec<jetstream::Message>, String> {
+        let mut batch = self
+            .consumer
+            .batch()
+            .max_messages(self.batch_size)
+            .expires(self.batch_wait)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::with_capacity(self.batch_size.min(1024));
+        while let Some(m) = batch.next().await {
+            match m {
+                Ok(m) => out.push(m),
+                Err(e) => {
+                    if out.is_empty() {
+                        return Err(e.to_string());
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn process(&self, messages: &[jetstream::Message]) -> Result<(), String> {
+        let mut batch = IngestBatch::default();
+        for m in messages {
+            let seq = m
+                .info()
+                .map(|i| clamp_i64(i.stream_sequence))
+                .map_err(|e| e.to_string())?;
+            classify(seq, m.subject.as_str(), &m.payload, &mut batch);
+        }
+        batch.heartbeats = heartbeats_coalesce(std::mem::take(&mut batch.heartbeats));
+        let outcome = ingest_commit(&self.pool, batch, self.policy)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !outcome.transitions.is_empty() {
+            self.outbox_wake.notify_one();
+        }
+        // Keep the refused message itself, with its reason, on the dead-letter
+        // stream (idempotent by stream sequence), before acking it.
+        for dl in &outcome.dead_letters {
+            let original = messages.iter().find(|m| {
+                m.info().map(|i| clamp_i64(i.stream_sequence)).ok() == Some(dl.stream_seq)
+            });
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", format!("dlq:{}", dl.stream_seq).as_str());
+            headers.insert("Ritma-Reason", dl.reason.as_str());
+            headers.insert(
+                "Ritma-Detail",
+                dl.detail.replace(['\r', '\n'], " ").as_str(),
+            );
+            headers.insert("Ritma-Subject", dl.subject.as_str());
+            let body = original.map(|m| m.payload.clone()).unwrap_or_default();
+            let ack = self
+                .js
+                .publish_with_headers(subjects::dead_letter(&dl.reason), headers, body)
+                .await
+                .map_err(|e| e.to_string())?;
+            ack.await.map_err(|e| e.to_string())?;
+            tracing::info!(reason = %dl.reason, subject = %dl.subject, detail = %dl.detail, "dead letter");
+        }
+        for m in messages {
+            if let Err(e) = m.ack().await {
+                // The commit stands; a redelivery will be absorbed.
+                tracing::warn!(error = %e, "ack failed after commit");
+            }
+        }
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .messages
+            .fetch_add(messages.len() as u64, Ordering::Relaxed);
+        self.stats
+            .dead_letters
+            .fetch_add(outcome.dead_letters.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn heartbeat_row(origin: Origin, h: ritma_protocol::Heartbeat) -> HeartbeatRow {
+    HeartbeatRow {
+        origin,
+        seq: clamp_i64(h.seq),
+        sent_at: h.sent_at,
+        health: serde_json::to_value(h.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "ok".into()),
+        agent_version: h.agent_version,
+        interval_secs: i32::try_from(h.interval_secs).unwrap_or(i32::MAX),
+        policy_version: h.policy_version,
+        last_policy_sync_at: h.last_policy_sync_at,
+        last_evidence_batch_at: h.last_evidence_batch_at,
+        key_id: h.key_id,
+        slo_counters: serde_json::to_value(&h.slo_counters).unwrap_or_default(),
+        host_os: h.host.os,
+        host_kernel: h.host.kernel,
+        host_arch: h.host.arch,
+        host_cpus: i32::try_from(h.host.cpus).unwrap_or(i32::MAX),
+        host_memory_bytes: clamp_i64(h.host.memory_bytes),
+        host_uptime_secs: clamp_i64(h.host.uptime_secs),
+        spool_depth: clamp_i64(h.spool.depth),
+        spool_dropped: clamp_i64(h.spool.dropped),
+    }
+}

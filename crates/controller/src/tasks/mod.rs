@@ -1,0 +1,13 @@
+//! Background tasks: ingest workers, the offline reconciler and the
+//! state-change publisher. Each stops when the shutdown token fires.
+
+pub mod ingest;
+pub mod outbox;
+pub mod reconciler;
+
+use std::time::Duration;
+
+/// Exponential backoff for a failing dependency, capped.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
+}

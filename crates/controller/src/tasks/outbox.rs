@@ -1,0 +1,99 @@
+//! Publishes committed state changes from the outbox to each org's
+//! `ritma.<org>.<tenant>.state.node.<node>` subject, then deletes them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ritma_db::outbox::{OutboxRow, outbox_delete, outbox_lock_batch};
+use ritma_protocol::{
+    NodeId, NodeSubject, OrgId, SCHEMA_VERSION, StateChange, StateChangeKind, TenantId,
+};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::accounts::Accounts;
+
+const BATCH: i64 = 500;
+/// Fallback poll, for rows written by another controller.
+const POLL: Duration = Duration::from_millis(250);
+
+pub fn state_change(row: &OutboxRow) -> Option<(String, StateChange)> {
+    let scope = NodeSubject::new(
+        OrgId::new(row.org_id.clone()).ok()?,
+        TenantId::new(row.tenant_id.clone()).ok()?,
+        NodeId::new(row.node_id.clone()).ok()?,
+    );
+    let change: StateChangeKind = serde_json::from_value(row.payload.clone()).ok()?;
+    Some((
+        scope.state(),
+        StateChange {
+            v: SCHEMA_VERSION,
+            event_id: row.id,
+            org_id: scope.org.clone(),
+            tenant_id: scope.tenant.clone(),
+            node_id: scope.node.clone(),
+            at: row.created_at,
+            change,
+        },
+    ))
+}
+
+async fn publish_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, String> {
+    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    let rows = outbox_lock_batch(&mut tx, BATCH)
+        .await
+        .map_err(|e| e.to_string())?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut touched = std::collections::HashMap::new();
+    for row in &rows {
+        let Some((subject, change)) = state_change(row) else {
+            tracing::error!(id = row.id, "unreadable outbox row dropped");
+            continue;
+        };
+        let client = accounts
+            .org_client(&row.org_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(&change).map_err(|e| e.to_string())?;
+        client
+            .publish(subject, body.into())
+            .await
+            .map_err(|e| e.to_string())?;
+        touched.insert(row.org_id.clone(), client);
+    }
+    for client in touched.values() {
+        client.flush().await.map_err(|e| e.to_string())?;
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    outbox_delete(&mut tx, &ids)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(rows.len())
+}
+
+pub async fn run(
+    pool: PgPool,
+    accounts: Arc<Accounts>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match publish_once(&pool, &accounts).await {
+            Ok(n) if n as i64 == BATCH => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing state changes failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}

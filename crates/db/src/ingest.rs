@@ -1,0 +1,446 @@
+//! The ingest workers' write path: one transaction per batch, set-based
+//! statements (UNNEST), idempotent on redelivery:
+//! - heartbeats update the node row only when their sequence is newer;
+//! - summaries are keyed by (node, seq) and inserted with ON CONFLICT DO NOTHING;
+//! - dead letters are keyed by their stream sequence.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::DbError;
+use crate::outbox::{StatusTransition, transitions_record};
+
+/// Where a message claims to come from (its subject).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub stream_seq: i64,
+    pub subject: String,
+    pub org_id: String,
+    pub tenant_id: String,
+    pub node_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HeartbeatRow {
+    pub origin: Origin,
+    pub seq: i64,
+    pub sent_at: DateTime<Utc>,
+    /// `ok`, `degraded` or `stopping`.
+    pub health: String,
+    pub agent_version: String,
+    pub interval_secs: i32,
+    pub policy_version: Option<String>,
+    pub last_policy_sync_at: Option<DateTime<Utc>>,
+    pub last_evidence_batch_at: Option<DateTime<Utc>>,
+    pub key_id: Option<String>,
+    pub slo_counters: serde_json::Value,
+    pub host_os: String,
+    pub host_kernel: String,
+    pub host_arch: String,
+    pub host_cpus: i32,
+    pub host_memory_bytes: i64,
+    pub host_uptime_secs: i64,
+    pub spool_depth: i64,
+    pub spool_dropped: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PeriodRow {
+    pub origin: Origin,
+    pub seq: i64,
+    pub sent_at: DateTime<Utc>,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SloRow {
+    pub period: PeriodRow,
+    pub counts: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct UsageRow {
+    pub period: PeriodRow,
+    pub decisions: i64,
+    pub dig_files: i64,
+    pub storage_bytes: i64,
+    pub snapshot_exports: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnforcementRow {
+    pub period: PeriodRow,
+    pub allow: i64,
+    pub deny: i64,
+    pub throttle: i64,
+    pub isolate: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterRow {
+    pub stream_seq: i64,
+    pub subject: String,
+    pub reason: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Default)]
+pub struct IngestBatch {
+    pub heartbeats: Vec<HeartbeatRow>,
+    pub slo: Vec<SloRow>,
+    pub usage: Vec<UsageRow>,
+    pub events: Vec<EnforcementRow>,
+    pub dead_letters: Vec<DeadLetterRow>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OfflinePolicy {
+    /// Offline after `intervals` x the node's heartbeat interval ...
+    pub intervals: i32,
+    /// ... plus this grace, from the controller's receive time.
+    pub grace_secs: i32,
+}
+
+#[derive(Debug, Default)]
+pub struct IngestOutcome {
+    pub transitions: Vec<StatusTransition>,
+    /// Every refused message, including those refused here (unknown node).
+    pub dead_letters: Vec<DeadLetterRow>,
+    pub heartbeats_applied: u64,
+    pub summaries_inserted: u64,
+}
+
+struct Scope {
+    org_id: String,
+    tenant_id: String,
+    status: String,
+}
+
+/// Lock the batch's nodes in id order (so concurrent workers never deadlock)
+/// and return their scope.
+async fn scopes_lock(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[String],
+) -> Result<HashMap<String, Scope>, DbError> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT id, org_id, tenant_id, status FROM nodes WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(tx.as_mut())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, org_id, tenant_id, status)| {
+            (
+                id,
+                Scope {
+                    org_id,
+                    tenant_id,
+                    status,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Commit one batch. Messages whose subject names a node that does not
+/// exist in that org and tenant (or was decommissioned) become dead letters.
+pub async fn ingest_commit(
+    pool: &PgPool,
+    mut batch: IngestBatch,
+    policy: OfflinePolicy,
+) -> Result<IngestOutcome, DbError> {
+    let mut ids: Vec<String> = batch
+        .heartbeats
+        .iter()
+        .map(|h| &h.origin)
+        .chain(batch.slo.iter().map(|r| &r.period.origin))
+        .chain(batch.usage.iter().map(|r| &r.period.origin))
+        .chain(batch.events.iter().map(|r| &r.period.origin))
+        .map(|o| o.node_id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+
+    let mut tx = pool.begin().await?;
+    let scopes = scopes_lock(&mut tx, &ids).await?;
+    let mut dead = std::mem::take(&mut batch.dead_letters);
+    let mut admit = |origin: &Origin| -> bool {
+        let ok = scopes.get(&origin.node_id).is_some_and(|s| {
+            s.org_id == origin.org_id
+                && s.tenant_id == origin.tenant_id
+                && s.status != "decommissioned"
+        });
+        if !ok {
+            dead.push(DeadLetterRow {
+                stream_seq: origin.stream_seq,
+                subject: origin.subject.clone(),
+                reason: "unknown_node".into(),
+                detail: format!(
+                    "no active node {} in org {} tenant {}",
+                    origin.node_id, origin.org_id, origin.tenant_id
+                ),
+            });
+        }
+        ok
+    };
+    batch.heartbeats.retain(|h| admit(&h.origin));
+    batch.slo.retain(|r| admit(&r.period.origin));
+    batch.usage.retain(|r| admit(&r.period.origin));
+    batch.events.retain(|r| admit(&r.period.origin));
+
+    let mut outcome = IngestOutcome::default();
+    let (applied, transitions) = heartbeats_apply(&mut tx, &batch.heartbeats, policy).await?;
+    outcome.heartbeats_applied = applied;
+    outcome.summaries_inserted = slo_insert(&mut tx, &batch.slo).await?
+        + usage_insert(&mut tx, &batch.usage).await?
+        + events_insert(&mut tx, &batch.events).await?;
+    dead_letters_insert(&mut tx, &dead).await?;
+    transitions_record(&mut tx, &transitions).await?;
+    tx.commit().await?;
+    outcome.transitions = transitions;
+    outcome.dead_letters = dead;
+    Ok(outcome)
+}
+
+/// Keep only the newest heartbeat of each node: one row update per node per batch.
+pub fn heartbeats_coalesce(rows: Vec<HeartbeatRow>) -> Vec<HeartbeatRow> {
+    let mut newest: BTreeMap<String, HeartbeatRow> = BTreeMap::new();
+    for row in rows {
+        match newest.get(&row.origin.node_id) {
+            Some(kept) if kept.seq >= row.seq => {}
+            _ => {
+                newest.insert(row.origin.node_id.clone(), row);
+            }
+        }
+    }
+    newest.into_values().collect()
+}
+
+async fn heartbeats_apply(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[HeartbeatRow],
+    policy: OfflinePolicy,
+) -> Result<(u64, Vec<StatusTransition>), DbError> {
+    if rows.is_empty() {
+        return Ok((0, vec![]));
+    }
+    macro_rules! col {
+        ($e:expr) => {
+            rows.iter().map($e).collect::<Vec<_>>()
+        };
+    }
+    let updated: Vec<(String, String, String, String, String, String, i32)> = sqlx::query_as(
+        "UPDATE nodes n SET
+             status = i.new_status,
+             status_changed_at = CASE WHEN i.new_status <> old.status THEN now() ELSE old.status_changed_at END,
+             last_seen_at = now(),
+             last_sent_at = i.sent_at,
+             last_seq = i.seq,
+             interval_secs = i.interval_secs,
+             stale_after = CASE WHEN i.health = 'stopping' THEN NULL
+                                ELSE now() + make_interval(secs => i.interval_secs * 2) END,
+             offline_after = CASE WHEN i.health = 'stopping' THEN NULL
+                                  ELSE now() + make_interval(secs => i.interval_secs * $20 + $21) END,
+             agent_version = i.agent_version,
+             policy_version = i.policy_version,
+             last_policy_sync_at = i.last_policy_sync_at,
+             last_evidence_batch_at = i.last_evidence_batch_at,
+             key_id = i.key_id,
+             slo_counters = i.slo_counters,
+             host_os = i.host_os, host_kernel = i.host_kernel, host_arch = i.host_arch,
+             host_cpus = i.host_cpus, host_memory_bytes = i.host_memory_bytes,
+             host_uptime_secs = i.host_uptime_secs,
+             spool_depth = i.spool_depth, spool_dropped = i.spool_dropped
+         FROM (
+             SELECT u.*, CASE u.health WHEN 'stopping' THEN 'offline'
+                                       WHEN 'degraded' THEN 'degraded'
+                                       ELSE 'online' END AS new_status
+             FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
+                         $6::int[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[],
+                         $11::jsonb[], $12::text[], $13::text[], $14::text[], $15::int[],
+                         $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[])
+                  AS u(node_id, seq, sent_at, health, agent_version, interval_secs, policy_version,
+                       last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
+                       host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs,
+                       spool_depth, spool_dropped)
+         ) i, nodes old
+         WHERE n.id = i.node_id AND old.id = n.id AND i.seq > n.last_seq
+           AND n.status <> 'decommissioned'
+         RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status, i.health, n.interval_secs",
+    )
+    .bind(col!(|r| r.origin.node_id.clone()))
+    .bind(col!(|r| r.seq))
+    .bind(col!(|r| r.sent_at))
+    .bind(col!(|r| r.health.clone()))
+    .bind(col!(|r| r.agent_version.clone()))
+    .bind(col!(|r| r.interval_secs))
+    .bind(col!(|r| r.policy_version.clone()))
+    .bind(col!(|r| r.last_policy_sync_at))
+    .bind(col!(|r| r.last_evidence_batch_at))
+    .bind(col!(|r| r.key_id.clone()))
+    .bind(col!(|r| r.slo_counters.clone()))
+    .bind(col!(|r| r.host_os.clone()))
+    .bind(col!(|r| r.host_kernel.clone()))
+    .bind(col!(|r| r.host_arch.clone()))
+    .bind(col!(|r| r.host_cpus))
+    .bind(col!(|r| r.host_memory_bytes))
+    .bind(col!(|r| r.host_uptime_secs))
+    .bind(col!(|r| r.spool_depth))
+    .bind(col!(|r| r.spool_dropped))
+    .bind(policy.intervals)
+    .bind(policy.grace_secs)
+    .fetch_all(tx.as_mut())
+    .await?;
+    let applied = updated.len() as u64;
+    let transitions = updated
+        .into_iter()
+        .filter(|r| r.3 != r.4)
+        .map(
+            |(node_id, org_id, tenant_id, from, to, health, _)| StatusTransition {
+                reason: match health.as_str() {
+                    "stopping" => "node stopped gracefully".into(),
+                    "degraded" => "node reports itself degraded".into(),
+                    _ => "heartbeat received".into(),
+                },
+                node_id,
+                org_id,
+                tenant_id,
+                from,
+                to,
+            },
+        )
+        .collect();
+    Ok((applied, transitions))
+}
+
+macro_rules! period_cols {
+    ($rows:expr) => {{
+        let rows = $rows;
+        (
+            rows.iter()
+                .map(|r| r.period.origin.node_id.clone())
+                .collect::<Vec<_>>(),
+            rows.iter().map(|r| r.period.seq).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| r.period.period_start)
+                .collect::<Vec<_>>(),
+            rows.iter().map(|r| r.period.period_end).collect::<Vec<_>>(),
+            rows.iter().map(|r| r.period.sent_at).collect::<Vec<_>>(),
+        )
+    }};
+}
+
+async fn slo_insert(tx: &mut Transaction<'_, Postgres>, rows: &[SloRow]) -> Result<u64, DbError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let (nodes, seqs, starts, ends, sents) = period_cols!(rows);
+    let counts: Vec<serde_json::Value> = rows.iter().map(|r| r.counts.clone()).collect();
+    let done = sqlx::query(
+        "INSERT INTO node_slo_summaries (node_id, seq, period_start, period_end, sent_at, counts)
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
+                              $5::timestamptz[], $6::jsonb[])
+         ON CONFLICT (node_id, seq) DO NOTHING",
+    )
+    .bind(nodes)
+    .bind(seqs)
+    .bind(starts)
+    .bind(ends)
+    .bind(sents)
+    .bind(counts)
+    .execute(tx.as_mut())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+async fn usage_insert(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[UsageRow],
+) -> Result<u64, DbError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let (nodes, seqs, starts, ends, sents) = period_cols!(rows);
+    let done = sqlx::query(
+        "INSERT INTO node_usage_reports (node_id, seq, period_start, period_end, sent_at,
+                                         decisions, dig_files, storage_bytes, snapshot_exports)
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
+                              $5::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+         ON CONFLICT (node_id, seq) DO NOTHING",
+    )
+    .bind(nodes)
+    .bind(seqs)
+    .bind(starts)
+    .bind(ends)
+    .bind(sents)
+    .bind(rows.iter().map(|r| r.decisions).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.dig_files).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.storage_bytes).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.snapshot_exports).collect::<Vec<_>>())
+    .execute(tx.as_mut())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+async fn events_insert(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[EnforcementRow],
+) -> Result<u64, DbError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let (nodes, seqs, starts, ends, sents) = period_cols!(rows);
+    let done = sqlx::query(
+        "INSERT INTO node_enforcement_summaries (node_id, seq, period_start, period_end, sent_at,
+                                                 allow_count, deny_count, throttle_count, isolate_count)
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
+                              $5::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+         ON CONFLICT (node_id, seq) DO NOTHING",
+    )
+    .bind(nodes)
+    .bind(seqs)
+    .bind(starts)
+    .bind(ends)
+    .bind(sents)
+    .bind(rows.iter().map(|r| r.allow).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.deny).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.throttle).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.isolate).collect::<Vec<_>>())
+    .execute(tx.as_mut())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+async fn dead_letters_insert(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[DeadLetterRow],
+) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO dead_letters (stream_seq, subject, reason, detail)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[])
+         ON CONFLICT (stream_seq) DO NOTHING",
+    )
+    .bind(rows.iter().map(|r| r.stream_seq).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.subject.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.detail.clone()).collect::<Vec<_>>())
+    .execute(tx.as_mut())
+    .await?;
+    Ok(())
+}
+
+/// Dead letters by reason (for `/metrics`-style reporting and tests).
+pub async fn dead_letter_counts(pool: &PgPool) -> Result<BTreeMap<String, i64>, DbError> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reason, count(*) FROM dead_letters GROUP BY reason")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}

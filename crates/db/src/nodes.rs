@@ -1,0 +1,314 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
+use uuid::Uuid;
+
+use crate::DbError;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NodeRecord {
+    pub id: String,
+    pub org_id: String,
+    pub tenant_id: String,
+    pub public_key: String,
+    pub hostname: String,
+    pub labels: sqlx::types::Json<BTreeMap<String, String>>,
+    pub capabilities: sqlx::types::Json<Vec<String>>,
+    pub enrolled_at: DateTime<Utc>,
+    pub status: String,
+    pub status_changed_at: DateTime<Utc>,
+    pub interval_secs: i32,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub last_sent_at: Option<DateTime<Utc>>,
+    pub last_seq: i64,
+    pub agent_version: Option<String>,
+    pub policy_version: Option<String>,
+    pub last_policy_sync_at: Option<DateTime<Utc>>,
+    pub last_evidence_batch_at: Option<DateTime<Utc>>,
+    pub key_id: Option<String>,
+    pub slo_counters: Option<sqlx::types::Json<BTreeMap<String, u64>>>,
+    pub host_os: Option<String>,
+    pub host_kernel: Option<String>,
+    pub host_arch: Option<String>,
+    pub host_cpus: Option<i32>,
+    pub host_memory_bytes: Option<i64>,
+    pub host_uptime_secs: Option<i64>,
+    pub spool_depth: Option<i64>,
+    pub spool_dropped: Option<i64>,
+    pub decommissioned_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str =
+    "id, org_id, tenant_id, public_key, hostname, labels, capabilities, enrolled_at,
+    status, status_changed_at, interval_secs, last_seen_at, last_sent_at, last_seq, agent_version,
+    policy_version, last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
+    host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs, spool_depth,
+    spool_dropped, decommissioned_at";
+
+pub async fn node_get(
+    pool: &PgPool,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<NodeRecord>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM nodes WHERE org_id = $1 AND id = $2"
+    )))
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Any node by id, whatever its org (for node-authenticated calls).
+pub async fn node_get_any(pool: &PgPool, id: &str) -> Result<Option<NodeRecord>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM nodes WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn node_lock(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+) -> Result<Option<NodeRecord>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM nodes WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+pub async fn node_lock_by_public_key(
+    tx: &mut Transaction<'_, Postgres>,
+    public_key: &str,
+) -> Result<Option<NodeRecord>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM nodes WHERE public_key = $1 FOR UPDATE"
+    )))
+    .bind(public_key)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+pub struct NewNode<'a> {
+    pub id: &'a str,
+    pub org_id: &'a str,
+    pub tenant_id: &'a str,
+    pub public_key: &'a str,
+    pub hostname: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub capabilities: &'a [String],
+    pub agent_version: Option<&'a str>,
+    pub enrollment_token_id: Uuid,
+}
+
+pub async fn node_insert(
+    tx: &mut Transaction<'_, Postgres>,
+    n: &NewNode<'_>,
+) -> Result<NodeRecord, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, labels, capabilities,
+                            agent_version, enrollment_token_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+    )))
+    .bind(n.id)
+    .bind(n.org_id)
+    .bind(n.tenant_id)
+    .bind(n.public_key)
+    .bind(n.hostname)
+    .bind(sqlx::types::Json(n.labels))
+    .bind(sqlx::types::Json(n.capabilities))
+    .bind(n.agent_version)
+    .bind(n.enrollment_token_id)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Mark a node decommissioned; its status history and outbox rows are
+/// written by the caller in the same transaction.
+pub async fn node_decommission(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE nodes SET status = 'decommissioned', status_changed_at = now(),
+                decommissioned_at = now(), offline_after = NULL, stale_after = NULL
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(tx.as_mut())
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct StatusHistoryEntry {
+    pub from_status: String,
+    pub to_status: String,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn node_status_history(
+    pool: &PgPool,
+    node_id: &str,
+    limit: i64,
+) -> Result<Vec<StatusHistoryEntry>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT from_status, to_status, reason, at FROM node_status_history
+         WHERE node_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(node_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeSort {
+    #[default]
+    Name,
+    LastSeen,
+    Status,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NodeFilter {
+    pub tenant: Option<String>,
+    pub statuses: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub agent_version: Option<String>,
+    pub text: Option<String>,
+    pub sort: NodeSort,
+    pub descending: bool,
+    pub limit: i64,
+    /// Keyset position: the sort value and id of the last row of the previous page.
+    pub after: Option<(Option<String>, String)>,
+}
+
+pub struct NodePage {
+    pub items: Vec<NodeRecord>,
+    pub total: i64,
+}
+
+fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a NodeFilter) {
+    q.push(" WHERE org_id = ").push_bind(org_id);
+    if let Some(t) = &f.tenant {
+        q.push(" AND tenant_id = ").push_bind(t);
+    }
+    if !f.statuses.is_empty() {
+        q.push(" AND status = ANY(")
+            .push_bind(&f.statuses)
+            .push(")");
+    }
+    if !f.labels.is_empty() {
+        q.push(" AND labels @> ")
+            .push_bind(sqlx::types::Json(&f.labels));
+    }
+    if let Some(v) = &f.agent_version {
+        q.push(" AND agent_version = ").push_bind(v);
+    }
+    if let Some(text) = &f.text {
+        let pattern = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        q.push(" AND (id ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR hostname ILIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+}
+
+/// The sort expression; NULL last-seen sorts as the epoch so keysets stay total.
+fn sort_column(sort: NodeSort) -> &'static str {
+    match sort {
+        NodeSort::Name => "id",
+        NodeSort::LastSeen => "COALESCE(last_seen_at, 'epoch'::timestamptz)",
+        NodeSort::Status => "status",
+    }
+}
+
+pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<NodePage, DbError> {
+    let mut count = QueryBuilder::new("SELECT count(*) FROM nodes");
+    push_filters(&mut count, org_id, f);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+
+    let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM nodes"));
+    push_filters(&mut q, org_id, f);
+    let col = sort_column(f.sort);
+    let (cmp, dir) = if f.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some((value, id)) = &f.after {
+        match f.sort {
+            NodeSort::Name => {
+                q.push(format!(" AND id {cmp} ")).push_bind(id);
+            }
+            NodeSort::LastSeen => {
+                let ts: DateTime<Utc> = value
+                    .as_deref()
+                    .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+                    .map(|d| d.with_timezone(&Utc))
+                    .unwrap_or(DateTime::UNIX_EPOCH);
+                q.push(format!(" AND ({col}, id) {cmp} ("))
+                    .push_bind(ts)
+                    .push(", ")
+                    .push_bind(id)
+                    .push(")");
+            }
+            NodeSort::Status => {
+                q.push(format!(" AND ({col}, id) {cmp} ("))
+                    .push_bind(value.clone().unwrap_or_default())
+                    .push(", ")
+                    .push_bind(id)
+                    .push(")");
+            }
+        }
+    }
+    if f.sort == NodeSort::Name {
+        q.push(format!(" ORDER BY id {dir}"));
+    } else {
+        q.push(format!(" ORDER BY {col} {dir}, id {dir}"));
+    }
+    q.push(" LIMIT ").push_bind(f.limit);
+    let items = q.build_query_as().fetch_all(pool).await?;
+    Ok(NodePage { items, total })
+}
+
+/// The keyset value of a row for `sort`, for the next page's cursor.
+pub fn sort_value(node: &NodeRecord, sort: NodeSort) -> Option<String> {
+    match sort {
+        NodeSort::Name => None,
+        NodeSort::LastSeen => Some(
+            node.last_seen_at
+                .unwrap_or(DateTime::UNIX_EPOCH)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        ),
+        NodeSort::Status => Some(node.status.clone()),
+    }
+}
+
+/// Counts by status for an org (dashboard cards).
+pub async fn node_status_counts(
+    pool: &PgPool,
+    org_id: &str,
+) -> Result<BTreeMap<String, i64>, DbError> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM nodes WHERE org_id = $1 GROUP BY status")
+            .bind(org_id)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}

@@ -1,0 +1,96 @@
+//! Status transitions are written with their cause, in the same transaction:
+//! a history row, and an outbox row that the publisher sends to the bus after
+//! commit and then deletes (at least once; subscribers dedupe by event id).
+
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, Transaction};
+
+use crate::DbError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusTransition {
+    pub node_id: String,
+    pub org_id: String,
+    pub tenant_id: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+pub async fn transitions_record(
+    tx: &mut Transaction<'_, Postgres>,
+    transitions: &[StatusTransition],
+) -> Result<(), DbError> {
+    if transitions.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&StatusTransition) -> &str| -> Vec<String> {
+        transitions.iter().map(|t| f(t).to_owned()).collect()
+    };
+    let (nodes, orgs, tenants) = (
+        col(|t| &t.node_id),
+        col(|t| &t.org_id),
+        col(|t| &t.tenant_id),
+    );
+    let (froms, tos, reasons) = (col(|t| &t.from), col(|t| &t.to), col(|t| &t.reason));
+    sqlx::query(
+        "INSERT INTO node_status_history (node_id, from_status, to_status, reason)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])",
+    )
+    .bind(&nodes)
+    .bind(&froms)
+    .bind(&tos)
+    .bind(&reasons)
+    .execute(tx.as_mut())
+    .await?;
+    sqlx::query(
+        "INSERT INTO state_outbox (org_id, tenant_id, node_id, payload)
+         SELECT o, t, n, jsonb_build_object('kind', 'status', 'from', f, 'to', s, 'reason', r)
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+              AS x(o, t, n, f, s, r)",
+    )
+    .bind(&orgs)
+    .bind(&tenants)
+    .bind(&nodes)
+    .bind(&froms)
+    .bind(&tos)
+    .bind(&reasons)
+    .execute(tx.as_mut())
+    .await?;
+    sqlx::query("SELECT pg_notify('ritma_outbox', '')")
+        .execute(tx.as_mut())
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub org_id: String,
+    pub tenant_id: String,
+    pub node_id: String,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Lock the oldest unpublished rows (skipping rows another controller holds).
+pub async fn outbox_lock_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT id, org_id, tenant_id, node_id, payload, created_at FROM state_outbox
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(tx.as_mut())
+    .await?)
+}
+
+pub async fn outbox_delete(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM state_outbox WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(tx.as_mut())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The daemon's HTTP calls to the controller.
+
+use std::time::Duration;
+
+use data_encoding::BASE64URL_NOPAD;
+use nkeys::KeyPair;
+use ritma_protocol::NodeId;
+use ritma_protocol::enrollment::{
+    ApiErrorBody, CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse,
+    credentials_challenge,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("controller unreachable at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    /// The controller answered with a refusal that retrying will not change.
+    #[error("controller refused ({status} {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+impl ClientError {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Refused { status, .. } if *status < 500)
+    }
+}
+
+pub struct ControllerClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl ControllerClient {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: url.clone(),
+            message: e.to_string(),
+        };
+        let resp = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json().await.map_err(unreachable);
+        }
+        let err: ApiErrorBody = resp.json().await.unwrap_or(ApiErrorBody {
+            error: "unknown".into(),
+            message: status.to_string(),
+        });
+        Err(ClientError::Refused {
+            status: status.as_u16(),
+            code: err.error,
+            message: err.message,
+        })
+    }
+
+    pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
+        self.post("/api/nodes/register", req).await
+    }
+
+    /// A fresh JWT, proving possession of the node key by a signature.
+    pub async fn refresh(
+        &self,
+        node: &NodeId,
+        key: &KeyPair,
+    ) -> Result<CredentialsResponse, ClientError> {
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = key
+            .sign(credentials_challenge(node, timestamp).as_bytes())
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                message: e.to_string(),
+            })?;
+        let req = CredentialsRequest {
+            timestamp,
+            signature: BASE64URL_NOPAD.encode(&signature),
+        };
+        self.post(&format!("/api/nodes/{node}/credentials"), &req)
+            .await
+    }
+}

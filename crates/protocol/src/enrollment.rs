@@ -1,0 +1,107 @@
+//! The node's HTTP calls to the controller: enrollment and credential
+//! refresh. Shared by the daemon (client) and the controller (server).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{NodeId, OrgId, TenantId};
+use crate::validate::{self, ValidationError};
+
+pub const MAX_LABELS: usize = 32;
+pub const MAX_CAPABILITIES: usize = 32;
+
+/// `POST /api/nodes/register`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The enrollment token's secret.
+    pub token: String,
+    /// The node's NKey public key (user key, `U...`). Its seed never leaves the node.
+    pub public_key: String,
+    pub hostname: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    pub agent_version: String,
+    /// The id the node asks for; by default one is derived from hostname and key.
+    #[serde(default)]
+    pub node_id: Option<NodeId>,
+}
+
+impl RegisterRequest {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate::non_empty_text("token", &self.token, 256)?;
+        validate::non_empty_text("public_key", &self.public_key, 64)?;
+        validate::non_empty_text("hostname", &self.hostname, 253)?;
+        validate::non_empty_text("agent_version", &self.agent_version, 64)?;
+        labels(&self.labels)?;
+        validate::at_most("capabilities", self.capabilities.len(), MAX_CAPABILITIES)?;
+        for c in &self.capabilities {
+            validate::non_empty_text("capabilities", c, 64)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn labels(labels: &BTreeMap<String, String>) -> Result<(), ValidationError> {
+    validate::at_most("labels", labels.len(), MAX_LABELS)?;
+    for (k, v) in labels {
+        validate::non_empty_text("labels (key)", k, 63)?;
+        if !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        {
+            return Err(ValidationError::new(
+                "labels (key)",
+                format!("{k:?} may only contain letters, digits, '-', '_', '.', '/'"),
+            ));
+        }
+        validate::text("labels (value)", v, 128)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    pub node_id: NodeId,
+    pub org_id: OrgId,
+    pub tenant_id: TenantId,
+    /// User JWT for the bus, scoped to this node's subjects only.
+    pub jwt: String,
+    pub jwt_expires_at: DateTime<Utc>,
+    pub nats_urls: Vec<String>,
+    /// The reply-inbox prefix the node's connection must use.
+    pub inbox_prefix: String,
+    pub heartbeat_secs: u32,
+}
+
+/// `POST /api/nodes/{id}/credentials`: proof of possession of the node key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsRequest {
+    /// Unix seconds; must be within five minutes of the controller's clock.
+    pub timestamp: i64,
+    /// Base64url ed25519 signature of [`credentials_challenge`] by the node key.
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialsResponse {
+    pub jwt: String,
+    pub jwt_expires_at: DateTime<Utc>,
+    pub nats_urls: Vec<String>,
+}
+
+pub fn credentials_challenge(node_id: &NodeId, timestamp: i64) -> String {
+    format!("ritma-credentials:{node_id}:{timestamp}")
+}
+
+/// The JSON body of every API error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    pub error: String,
+    pub message: String,
+}

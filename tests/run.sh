@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every test of the project: unit, integration (real nats-server and
+# PostgreSQL), and the console's browser tests when the console exists.
+# Installs or starts what the tests need, idempotently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else echo "need root for: $*" >&2; return 1; fi; }
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing ${missing[*]}"
+  as_root apt-get update -qq || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+}
+
+say "prerequisites"
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
+command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_install postgresql
+
+# The tests create a fresh database per test on this server.
+export RITMA_TEST_DATABASE_URL="${RITMA_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  say "starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null; then
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+  pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+fi
+
+# A third-party NATS client (nats-py) for the integrator contract test.
+if [ ! -x target/pyenv/bin/python ] || ! target/pyenv/bin/python -c 'import nats, nkeys' 2>/dev/null; then
+  say "preparing nats-py"
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  python3 -m venv target/pyenv
+  target/pyenv/bin/pip install -q -r tests/integrators/requirements.txt
+fi
+export RITMA_PYTHON="$PWD/target/pyenv/bin/python"
+
+say "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "unit and integration tests"
+cargo test --workspace --locked
+
+if [ -x app/scripts/e2e.sh ]; then
+  say "console browser tests"
+  app/scripts/e2e.sh
+fi
+
+say "deployment files (systemd, containers, Kubernetes, NATS cluster)"
+bash deploy/validate.sh

@@ -1,0 +1,273 @@
+//! Nothing is lost and nothing is counted twice: a controller crash in the
+//! middle of a stream, a bus outage under a running daemon, and bad input.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed assertion
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use ritma_tests::*;
+
+/// Publish `n` usage reports as node `node`, each acked by JetStream.
+async fn publish_usage(
+    js: &jetstream::Context,
+    subject: &str,
+    node: &str,
+    seqs: std::ops::RangeInclusive<u64>,
+) {
+    let mut acks = Vec::new();
+    for seq in seqs {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            "Nats-Msg-Id",
+            ritma_protocol::subjects::message_id(&ritma_protocol::NodeId::new(node).unwrap(), seq)
+                .as_str(),
+        );
+        acks.push(
+            js.publish_with_headers(
+                subject.to_owned(),
+                headers,
+                usage_body(node, seq, seq).into(),
+            )
+            .await
+            .unwrap(),
+        );
+        if acks.len() >= 256 {
+            for a in acks.drain(..) {
+                a.await.unwrap();
+            }
+        }
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_killed_mid_stream_loses_and_doubles_nothing() {
+    const TOTAL: u64 = 6000;
+    let mut stack = TestStack::start_with(|c| {
+        c.batch_size = 200;
+        c.batch_wait_ms = 20;
+    })
+    .await
+    .unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let (status, reply, key) = stack.enroll_raw(&token, "busy-1").await;
+    assert_eq!(status, 200);
+    let node = stack.connect_node(&reply, key).await.unwrap();
+    let js = jetstream::new(node.client.clone());
+    let subject = "ritma.acme.prod.node.busy-1.usage";
+
+    publish_usage(&js, subject, "busy-1", 1..=TOTAL / 2).await;
+    // Crash while batches are in flight.
+    stack
+        .eventually("ingest under way", Duration::from_secs(20), || async {
+            (stack.count("SELECT count(*) FROM node_usage_reports").await > 0).then_some(())
+        })
+        .await;
+    stack.controller.take().unwrap().kill().await;
+    let at_crash = stack.count("SELECT count(*) FROM node_usage_reports").await;
+    // The bus keeps accepting while the controller is down.
+    publish_usage(&js, subject, "busy-1", TOTAL / 2 + 1..=TOTAL).await;
+    // A retried publish (same Nats-Msg-Id) is dropped by the stream.
+    publish_usage(&js, subject, "busy-1", TOTAL - 10..=TOTAL).await;
+    stack.controller = Some(
+        stack
+            .start_controller(&|c| {
+                c.batch_size = 200;
+                c.batch_wait_ms = 20;
+            })
+            .await
+            .unwrap(),
+    );
+
+    stack
+        .eventually(
+            "every message committed",
+            Duration::from_secs(60),
+            || async {
+                (stack.count("SELECT count(*) FROM node_usage_reports").await == TOTAL as i64)
+                    .then_some(())
+            },
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await; // redeliveries after ack_wait, if any
+    assert_eq!(
+        stack.count("SELECT count(*) FROM node_usage_reports").await,
+        TOTAL as i64
+    );
+    let sum: i64 = stack
+        .count("SELECT sum(decisions)::bigint FROM node_usage_reports")
+        .await;
+    assert_eq!(
+        sum as u64,
+        TOTAL * (TOTAL + 1) / 2,
+        "counters are exact, not only row counts"
+    );
+    assert!(at_crash < TOTAL as i64);
+    assert_eq!(stack.count("SELECT count(*) FROM dead_letters").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_spools_while_the_bus_is_down_and_delivers_in_order() {
+    let mut stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let daemon = stack
+        .spawn_daemon(Some(&token), stack.dir.path().join("spooler"), 1, 1)
+        .await
+        .unwrap();
+    let node = daemon.node_id.clone();
+    stack
+        .eventually("online", Duration::from_secs(15), || async {
+            (stack.node_status(&node).await.as_deref() == Some("online")).then_some(())
+        })
+        .await;
+
+    stack.nats.stop();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let depth = std::fs::read_dir(daemon.state_dir.join("spool"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().count())
+        .sum::<usize>();
+    assert!(
+        depth >= 10,
+        "expected the daemon to spool while the bus is down, found {depth} lines"
+    );
+    stack.nats.restart().await.unwrap();
+
+    daemon.stop().await.unwrap();
+    // Every message the daemon made is in the stream exactly once, in order.
+    let bus = stack.controller_bus().await.unwrap();
+    let js = jetstream::new(bus);
+    let mut stream = js
+        .get_stream(ritma_bus::streams::TELEMETRY_STREAM)
+        .await
+        .unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut seqs = Vec::new();
+    for s in 1..=last {
+        let Ok(msg) = stream.get_raw_message(s).await else {
+            continue;
+        };
+        if !msg.subject.as_str().contains(&format!(".node.{node}.")) {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
+        seqs.push(v["seq"].as_u64().unwrap());
+    }
+    assert!(
+        seqs.len() as u64 >= 10 + depth as u64 / 2,
+        "only {} messages",
+        seqs.len()
+    );
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "in order, no gap, no duplicate");
+
+    // And the controller committed them all.
+    stack
+        .eventually(
+            "all summaries committed",
+            Duration::from_secs(30),
+            || async {
+                let rows = stack
+                    .count(&format!(
+                        "SELECT (SELECT count(*) FROM node_slo_summaries WHERE node_id = '{node}')
+                      + (SELECT count(*) FROM node_usage_reports WHERE node_id = '{node}')
+                      + (SELECT count(*) FROM node_enforcement_summaries WHERE node_id = '{node}')"
+                    ))
+                    .await;
+                (rows > 0 && rows % 3 == 0 && rows >= (seqs.len() as i64) / 3).then_some(())
+            },
+        )
+        .await;
+    stack.controller.take().unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_goes_to_dead_letters_with_a_reason_and_writes_nothing() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let (_, reply, key) = stack.enroll_raw(&token, "fuzzy-1").await;
+    let node = stack.connect_node(&reply, key).await.unwrap();
+    let js = jetstream::new(node.client.clone());
+    let hb = "ritma.acme.prod.node.fuzzy-1.heartbeat";
+    let usage = "ritma.acme.prod.node.fuzzy-1.usage";
+    let mut big = usage_body("fuzzy-1", 9, 1);
+    big.extend(vec![b' '; 70_000]);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (hb, b"{not json".to_vec(), "malformed"),
+        (
+            hb,
+            br#"{"v":99,"node_id":"fuzzy-1"}"#.to_vec(),
+            "unsupported_version",
+        ),
+        (hb, heartbeat_body("someone-else", 1, 10), "node_mismatch"),
+        (hb, heartbeat_body("fuzzy-1", 1, 0), "invalid"),
+        (usage, big, "too_large"),
+    ];
+    for (subject, body, _) in &cases {
+        js.publish(subject.to_string(), body.clone().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // A good message after the bad ones still gets through.
+    js.publish(usage, usage_body("fuzzy-1", 10, 5).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    stack
+        .eventually("dead letters recorded", Duration::from_secs(15), || async {
+            (stack.count("SELECT count(*) FROM dead_letters").await == cases.len() as i64)
+                .then_some(())
+        })
+        .await;
+    let reasons: Vec<String> =
+        sqlx::query_scalar("SELECT reason FROM dead_letters ORDER BY stream_seq")
+            .fetch_all(&stack.pool)
+            .await
+            .unwrap();
+    let expected: Vec<String> = cases.iter().map(|c| c.2.to_string()).collect();
+    assert_eq!(reasons, expected);
+    stack
+        .eventually(
+            "good message committed",
+            Duration::from_secs(10),
+            || async {
+                (stack.count("SELECT count(*) FROM node_usage_reports").await == 1).then_some(())
+            },
+        )
+        .await;
+    assert_eq!(
+        stack.node_status("fuzzy-1").await.as_deref(),
+        Some("unseen"),
+        "no bad heartbeat applied"
+    );
+
+    // The refused messages themselves are kept on the dead-letter stream.
+    let bus = stack.controller_bus().await.unwrap();
+    let mut dlq = jetstream::new(bus)
+        .get_stream(ritma_bus::streams::DEAD_LETTER_STREAM)
+        .await
+        .unwrap();
+    assert_eq!(dlq.info().await.unwrap().state.messages, cases.len() as u64);
+    let mut malformed = None;
+    for seq in 1..=cases.len() as u64 {
+        let m = dlq.get_raw_message(seq).await.unwrap();
+        if m.subject.as_str() == "ritma_sys.deadletter.malformed" {
+            malformed = Some(m);
+        }
+    }
+    let malformed = malformed.expect("the malformed message is on the dead-letter stream");
+    assert_eq!(malformed.payload.as_ref(), b"{not json", "kept as it came");
+    let headers = malformed.headers;
+    assert_eq!(headers.get("Ritma-Subject").map(|v| v.as_str()), Some(hb));
+}

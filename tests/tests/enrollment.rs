@@ -1,0 +1,238 @@
+//! Enrollment tokens and the register endpoint: every refusal is a clear
+//! JSON 4xx, and a refused enrollment creates nothing.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed assertion
+
+use reqwest::Method;
+use ritma_tests::*;
+use serde_json::json;
+
+async fn nodes(stack: &TestStack) -> i64 {
+    stack.count("SELECT count(*) FROM nodes").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_refused_when_expired_used_up_or_revoked() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+
+    let used = stack.create_token("acme", "prod", 1).await;
+    let (status, _, _) = stack.enroll_raw(&used, "first").await;
+    assert_eq!(status, 200);
+    let (status, body, _) = stack.enroll_raw(&used, "second").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("token_used_up")),
+        "{body}"
+    );
+
+    let expired = stack.create_token("acme", "prod", 5).await;
+    sqlx::query(
+        "UPDATE enrollment_tokens SET expires_at = now() - interval '1 second' WHERE uses = 0",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    let (status, body, _) = stack.enroll_raw(&expired, "third").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("token_expired")),
+        "{body}"
+    );
+
+    let revoked = stack.create_token("acme", "prod", 5).await;
+    let (_, list) = stack
+        .api(Method::GET, "/api/orgs/acme/enrollment-tokens", None)
+        .await;
+    let items = list.as_array().unwrap();
+    assert!(
+        items.iter().all(|t| t.get("token").is_none()),
+        "secrets are never listed"
+    );
+    let active = items.iter().find(|t| t["state"] == "active").unwrap();
+    let (status, _) = stack
+        .api(
+            Method::DELETE,
+            &format!(
+                "/api/orgs/acme/enrollment-tokens/{}",
+                active["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body, _) = stack.enroll_raw(&revoked, "fourth").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("token_revoked")),
+        "{body}"
+    );
+
+    let (status, body, _) = stack.enroll_raw("ritma_et_not-a-real-token", "fifth").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token")),
+        "{body}"
+    );
+    assert_eq!(nodes(&stack).await, 1, "refused enrollments create nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolling_is_idempotent_per_key_and_ids_are_not_stolen() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 5).await;
+    let key = nkeys::KeyPair::new_user();
+    let register = |node_id: &str, public_key: String| {
+        let body = json!({ "token": token, "public_key": public_key, "hostname": "h", "agent_version": "1", "node_id": node_id });
+        let http = stack.http.clone();
+        let url = format!("{}/api/nodes/register", stack.api_url());
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (s1, a) = register("web-1", key.public_key()).await;
+    let (s2, b) = register("web-1", key.public_key()).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(a["node_id"], b["node_id"]);
+    let uses: i32 = sqlx::query_scalar("SELECT uses FROM enrollment_tokens")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(uses, 1, "re-enrolling the same key uses no token");
+
+    let (status, body) = register("web-1", nkeys::KeyPair::new_user().public_key()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+    assert_eq!(nodes(&stack).await, 1);
+
+    // The JWT is scoped to this node only and expires.
+    let claims = ritma_bus::jwt::decode_verified(a["jwt"].as_str().unwrap()).unwrap();
+    assert_eq!(claims.sub, key.public_key());
+    assert!(claims.exp.unwrap() > chrono::Utc::now().timestamp());
+    let allow = claims.nats["pub"]["allow"].as_array().unwrap();
+    assert!(
+        allow.iter().all(|s| s
+            .as_str()
+            .unwrap()
+            .starts_with("ritma.acme.prod.node.web-1.")),
+        "{allow:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_clear_errors() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 5).await;
+    let url = format!("{}/api/nodes/register", stack.api_url());
+    let cases = [
+        (
+            json!({ "token": token, "public_key": "not-a-key", "hostname": "h", "agent_version": "1" }),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({ "token": token, "public_key": nkeys::KeyPair::new_account().public_key(), "hostname": "h", "agent_version": "1" }),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({ "token": token, "hostname": "h", "agent_version": "1" }),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({ "token": token, "public_key": nkeys::KeyPair::new_user().public_key(), "hostname": "h", "agent_version": "1", "node_id": "Bad.Id" }),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({ "token": token, "public_key": nkeys::KeyPair::new_user().public_key(), "hostname": "h", "agent_version": "1", "extra": 1 }),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({ "token": token, "public_key": nkeys::KeyPair::new_user().public_key(), "hostname": "x".repeat(300), "agent_version": "1" }),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let r = stack.http.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{body}");
+        let err: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(err["error"], code);
+        assert!(!err["message"].as_str().unwrap().is_empty());
+    }
+    let huge = "x".repeat(200_000);
+    let r = stack
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(format!("{{\"token\":\"{huge}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let r = stack
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(nodes(&stack).await, 0, "nothing half-created");
+    let uses: i64 = stack
+        .count("SELECT COALESCE(sum(uses), 0) FROM enrollment_tokens")
+        .await;
+    assert_eq!(uses, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_daemon_keeps_its_identity() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let dir = stack.dir.path().join("node-state");
+    let first = stack
+        .spawn_daemon(Some(&token), dir.clone(), 1, 60)
+        .await
+        .unwrap();
+    let id = first.node_id.clone();
+    first.stop().await.unwrap();
+    // No token the second time: it must not enroll again (the token is used up anyway).
+    let second = stack.spawn_daemon(None, dir.clone(), 1, 60).await.unwrap();
+    assert_eq!(second.node_id, id);
+    stack
+        .eventually(
+            "online after restart",
+            std::time::Duration::from_secs(10),
+            || async { (stack.node_status(&id).await.as_deref() == Some("online")).then_some(()) },
+        )
+        .await;
+    second.stop().await.unwrap();
+    assert_eq!(nodes(&stack).await, 1);
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["identity.json", "node.nk"] {
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    // A key file others can read is refused at start.
+    std::fs::set_permissions(dir.join("node.nk"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = stack
+        .spawn_daemon(None, dir, 1, 60)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("0600"), "{err}");
+}

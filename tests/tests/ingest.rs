@@ -1,0 +1,152 @@
+//! Daemon → JetStream → controller → Postgres → state change on the bus.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed assertion
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use ritma_tests::*;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolled_daemon_goes_online_and_the_change_is_published() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    // An integrator of the org watches the state subjects with read-only creds.
+    let integrator = integrator(&stack, "acme", None).await;
+    let mut states = integrator
+        .client
+        .subscribe("ritma.acme.*.state.>")
+        .await
+        .unwrap();
+    integrator.client.flush().await.unwrap();
+
+    let token = stack.create_token("acme", "prod", 1).await;
+    let daemon = stack
+        .spawn_daemon(Some(&token), stack.dir.path().join("node-a"), 1, 1)
+        .await
+        .unwrap();
+    let node = daemon.node_id.clone();
+
+    stack
+        .eventually(
+            "node online in Postgres",
+            Duration::from_secs(15),
+            || async {
+                (stack.node_status(&node).await.as_deref() == Some("online")).then_some(())
+            },
+        )
+        .await;
+    let change = next_status_change(&mut states, &node, "online").await;
+    assert_eq!(change["from"], "unseen");
+    assert_eq!(change["tenant_id"], "prod");
+    assert!(change["event_id"].as_i64().unwrap() > 0);
+
+    // Summaries land as rows too.
+    stack
+        .eventually("usage rows", Duration::from_secs(10), || async {
+            (stack
+                .count(&format!(
+                    "SELECT count(*) FROM node_usage_reports WHERE node_id = '{node}'"
+                ))
+                .await
+                > 0)
+            .then_some(())
+        })
+        .await;
+
+    // A graceful stop says so: offline at once, with the reason.
+    daemon.stop().await.unwrap();
+    let change = next_status_change(&mut states, &node, "offline").await;
+    assert_eq!(change["reason"], "node stopped gracefully");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_node_goes_offline_within_its_deadline_and_back_online() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let (status, reply, key) = stack.enroll_raw(&token, "quiet-1").await;
+    assert_eq!(status, 200, "{reply}");
+    let node = stack.connect_node(&reply, key).await.unwrap();
+    let js = async_nats::jetstream::new(node.client.clone());
+    let subject = "ritma.acme.prod.node.quiet-1.heartbeat";
+    js.publish(subject, heartbeat_body("quiet-1", 1, 1).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    stack
+        .eventually("online", Duration::from_secs(10), || async {
+            (stack.node_status("quiet-1").await.as_deref() == Some("online")).then_some(())
+        })
+        .await;
+    // Interval 1 s: offline after 3 x 1 s + 1 s grace (plus one reconcile tick).
+    let silent_since = std::time::Instant::now();
+    stack
+        .eventually("offline", Duration::from_secs(10), || async {
+            (stack.node_status("quiet-1").await.as_deref() == Some("offline")).then_some(())
+        })
+        .await;
+    let took = silent_since.elapsed();
+    assert!(
+        took >= Duration::from_secs(3),
+        "went offline too early: {took:?}"
+    );
+    let history: Vec<(String, String)> = sqlx::query_as(
+        "SELECT from_status, to_status FROM node_status_history WHERE node_id = 'quiet-1' ORDER BY id",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    assert!(
+        history.contains(&("online".into(), "stale".into())),
+        "{history:?}"
+    );
+    assert!(
+        history.contains(&("stale".into(), "offline".into())),
+        "{history:?}"
+    );
+
+    js.publish(subject, heartbeat_body("quiet-1", 2, 1).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    stack
+        .eventually("online again", Duration::from_secs(10), || async {
+            (stack.node_status("quiet-1").await.as_deref() == Some("online")).then_some(())
+        })
+        .await;
+    // An old, replayed heartbeat changes nothing.
+    js.publish(subject, heartbeat_body("quiet-1", 1, 1).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM nodes WHERE id = 'quiet-1'")
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(last_seq, 2);
+}
+
+async fn next_status_change(sub: &mut async_nats::Subscriber, node: &str, to: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("no state change of {node} to {to}"))
+            .expect("subscription open");
+        let v: Value = serde_json::from_slice(&msg.payload).unwrap();
+        if v["node_id"] == node && v["kind"] == "status" && v["to"] == to {
+            assert!(
+                msg.subject
+                    .as_str()
+                    .ends_with(&format!(".state.node.{node}"))
+            );
+            return v;
+        }
+    }
+}
