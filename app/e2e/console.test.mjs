@@ -100,8 +100,10 @@ before(async () => {
   if (stack.offline_after_secs) {
     LIVE_TIMEOUT = Math.max(LIVE_TIMEOUT, (stack.offline_after_secs + 15) * 1000);
   }
-  if (process.env.RITMA_CONSOLE_URL) {
-    base = process.env.RITMA_CONSOLE_URL.replace(/\/$/, '');
+  const running = process.env.RITMA_CONSOLE_URL || stack.console_url;
+  if (running) {
+    // the console `ritma up` started (or one given): the real integration
+    base = running.replace(/\/$/, '');
   } else {
     assert.ok(fs.existsSync(CONSOLE_BIN), `${CONSOLE_BIN} missing: run app/scripts/build.sh`);
     const port = await freePort();

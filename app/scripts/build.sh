@@ -5,15 +5,18 @@
 #   app/scripts/build.sh               # both, release
 #   app/scripts/build.sh --wasm-only   # just the browser bundle
 #   app/scripts/build.sh --server-only # just the server binary
+#   app/scripts/build.sh --dev         # server in the dev profile (target/debug), e.g. next
+#                                      # to the debug `ritma` that `cargo test` built
 #
-# Output: $CARGO_TARGET_DIR/release/ritma-console and, next to it, site/pkg/<hash>/
-# (the server finds it there, or via RITMA_CONSOLE_SITE).
+# Output: $CARGO_TARGET_DIR/<release|debug>/ritma-console and, next to it, site/pkg/<hash>/
+# (the server finds it there, or via RITMA_CONSOLE_SITE; `ritma up` starts it from there).
+# The WASM bundle is always size-optimised (profile wasm-release).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 APP="$(cd "$HERE/.." && pwd)"
 ROOT="$(cd "$APP/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-SITE="$TARGET/release/site"
+OUTDIR=release
 export PATH="$APP/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 do_wasm=1; do_server=1
@@ -21,10 +24,12 @@ for a in "$@"; do
   case "$a" in
     --wasm-only) do_server=0 ;;
     --server-only) do_wasm=0 ;;
+    --dev) OUTDIR=debug ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
 log() { echo "[console-build] $*"; }
+SITE="$TARGET/$OUTDIR/site"
 
 if [ "$do_wasm" = 1 ]; then
   command -v wasm-bindgen >/dev/null || { echo "wasm-bindgen missing: run app/scripts/install-toolchain.sh" >&2; exit 1; }
@@ -63,7 +68,8 @@ if [ "$do_wasm" = 1 ]; then
 fi
 
 if [ "$do_server" = 1 ]; then
-  log "server: cargo build --release --bin ritma-console"
-  (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build -p ritma-console --bin ritma-console --release)
-  log "server: $TARGET/release/ritma-console (assets: $SITE)"
+  if [ "$OUTDIR" = release ]; then prof=(--release); else prof=(); fi
+  log "server: cargo build ${prof[*]} --bin ritma-console"
+  (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build -p ritma-console --bin ritma-console "${prof[@]}")
+  log "server: $TARGET/$OUTDIR/ritma-console (assets: $SITE)"
 fi

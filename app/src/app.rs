@@ -1,14 +1,15 @@
 //! The console's pages and components (rendered on the server, hydrated in the browser).
 
 use crate::fns::{
-    CreateToken, RevokeToken, get_dashboard, get_node, list_nodes, list_tenants, list_tokens,
-    get_session,
+    CreateToken, RevokeToken, get_dashboard, get_node, get_session, list_nodes, list_tenants,
+    list_tokens,
 };
 use crate::live::{self, Clock, Conn, Live};
 use crate::model::{
     AppError, CreatedToken, Dashboard, LiveEvent, NodeDetail, NodePage, NodeQuery, NodeRow,
     SessionInfo, Status, TokenInfo, env_template, human_bytes, human_duration, relative,
 };
+use leptos::either::{Either, EitherOf3, EitherOf4};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Form, Outlet, ParentRoute, Route, Router, Routes};
@@ -26,7 +27,10 @@ pub struct Assets {
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let assets = use_context::<Assets>();
-    let css = assets.as_ref().map(|a| a.css_href.clone()).unwrap_or_default();
+    let css = assets
+        .as_ref()
+        .map(|a| a.css_href.clone())
+        .unwrap_or_default();
     let hydrate = assets.is_some_and(|a| a.hydrate);
     view! {
         <!DOCTYPE html>
@@ -93,7 +97,9 @@ fn LoginPage() -> impl IntoView {
     let error = move || {
         query.with(|q| q.get("error")).map(|e| match e.as_str() {
             "invalid" => "The controller rejected this token.",
-            "unavailable" => "The controller API cannot be reached right now; try again in a moment.",
+            "unavailable" => {
+                "The controller API cannot be reached right now; try again in a moment."
+            }
             "missing" => "Enter a token.",
             "no-org" => "This token gives access to no organisation.",
             "origin" => "The sign-in request came from another site and was refused.",
@@ -160,8 +166,8 @@ fn Shell() -> impl IntoView {
                 <LiveIndicator/>
                 <Suspense fallback=|| ()>
                     {move || session.get().map(|s| match s {
-                        Ok(s) => view! { <OrgSwitcher session=s/> }.into_any(),
-                        Err(_) => ().into_any(),
+                        Ok(s) => Some(view! { <OrgSwitcher session=s/> }),
+                        Err(_) => None,
                     })}
                 </Suspense>
                 <form method="post" action="/auth/logout" class="inline">
@@ -183,16 +189,15 @@ fn OrgSwitcher(session: SessionInfo) -> impl IntoView {
             .first()
             .map(|o| o.name.clone())
             .unwrap_or_else(|| session.org.clone());
-        return view! {
+        return Either::Left(view! {
             <span class="org" title="Organisation">
                 <span class="muted">"Org "</span>
                 <strong data-testid="org">{name}</strong>
             </span>
-        }
-        .into_any();
+        });
     }
     let current = session.org.clone();
-    view! {
+    Either::Right(view! {
         <form method="post" action="/auth/org" class="inline org">
             <label for="org-select" class="muted">"Org "</label>
             <select id="org-select" name="org">
@@ -207,8 +212,7 @@ fn OrgSwitcher(session: SessionInfo) -> impl IntoView {
             </select>
             <button type="submit" class="small">"Switch"</button>
         </form>
-    }
-    .into_any()
+    })
 }
 
 #[component]
@@ -258,7 +262,10 @@ fn StatusBadge(#[prop(into)] status: Signal<Status>) -> impl IntoView {
 #[component]
 fn ErrorBox(err: AppError, #[prop(optional)] retry: Option<Callback<()>>) -> impl IntoView {
     let (title, hint) = match &err {
-        AppError::Unauthorized => ("Signed out", "Your session has ended or the token was revoked."),
+        AppError::Unauthorized => (
+            "Signed out",
+            "Your session has ended or the token was revoked.",
+        ),
         AppError::Unavailable(_) => (
             "Controller unreachable",
             "The console cannot reach the controller API. This page re-syncs when the connection is back.",
@@ -281,7 +288,10 @@ fn ErrorBox(err: AppError, #[prop(optional)] retry: Option<Callback<()>>) -> imp
 }
 
 #[component]
-fn CopyButton(#[prop(into)] text: Signal<String>, #[prop(optional, into)] label: Option<String>) -> impl IntoView {
+fn CopyButton(
+    #[prop(into)] text: Signal<String>,
+    #[prop(optional, into)] label: Option<String>,
+) -> impl IntoView {
     let copied = RwSignal::new(false);
     let label = label.unwrap_or_else(|| "Copy".to_string());
     view! {
@@ -337,8 +347,8 @@ fn DashboardPage() -> impl IntoView {
         </div>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || data.get().map(|r| match r {
-                Ok(d) => view! { <DashboardBody d=d/> }.into_any(),
-                Err(e) => view! { <ErrorBox err=e retry=Callback::new(move |_| refresh.update(|n| *n += 1))/> }.into_any(),
+                Ok(d) => Either::Left(view! { <DashboardBody d=d/> }),
+                Err(e) => Either::Right(view! { <ErrorBox err=e retry=Callback::new(move |_| refresh.update(|n| *n += 1))/> }),
             })}
         </Transition>
         <LiveFeed/>
@@ -348,17 +358,21 @@ fn DashboardPage() -> impl IntoView {
 #[component]
 fn DashboardBody(d: Dashboard) -> impl IntoView {
     if d.total == 0 {
-        return view! {
+        return Either::Left(view! {
             <div class="card empty" data-testid="empty">
                 <h2>"No nodes enrolled yet"</h2>
                 <p>"Create an enrollment token and start " <code>"ritma-node"</code> " on a machine; it appears here within seconds."</p>
                 <p><a class="button primary" href="/enroll">"Enroll a node"</a></p>
             </div>
-        }
-        .into_any();
+        });
     }
     let active = d.count(Status::Online) + d.count(Status::Degraded);
-    let card = |label: &'static str, value: i64, sub: String, href: &'static str, class: &'static str, testid: &'static str| {
+    let card = |label: &'static str,
+                value: i64,
+                sub: String,
+                href: &'static str,
+                class: &'static str,
+                testid: &'static str| {
         view! {
             <a class=format!("card stat {class}") href=href data-testid=testid>
                 <span class="stat-label">{label}</span>
@@ -368,7 +382,7 @@ fn DashboardBody(d: Dashboard) -> impl IntoView {
         }
     };
     let offline = d.count(Status::Offline);
-    view! {
+    Either::Right(view! {
         <section class="cards" aria-label="Fleet summary">
             {card("Active nodes", active, format!("of {} enrolled", d.total), "/nodes?status=online", "ok", "card-active")}
             {card("Offline", offline, "no heartbeat".to_string(), "/nodes?status=offline", if offline > 0 { "bad" } else { "" }, "card-offline")}
@@ -380,8 +394,7 @@ fn DashboardBody(d: Dashboard) -> impl IntoView {
             <h2>"Status distribution"</h2>
             <StatusBar d=d/>
         </section>
-    }
-    .into_any()
+    })
 }
 
 /// A stacked bar of status counts, as inline SVG (no scripts, no network).
@@ -490,7 +503,9 @@ fn NodesPage() -> impl IntoView {
     let page = Resource::new(
         move || (query.get(), live.sync.get(), retry.get()),
         |(q, _, _)| {
-            list_nodes(q.tenant, q.status, q.label, q.version, q.q, q.sort, q.order, q.cursor)
+            list_nodes(
+                q.tenant, q.status, q.label, q.version, q.q, q.sort, q.order, q.cursor,
+            )
         },
     );
     let tenants = Resource::new(|| (), |_| list_tenants());
@@ -507,8 +522,8 @@ fn NodesPage() -> impl IntoView {
         <Filters query=query tenants=tenants/>
         <Transition fallback=|| view! { <p class="muted">"Loading nodes…"</p> }>
             {move || page.get().map(|r| match r {
-                Ok(p) => view! { <NodeTable page=p query=query.get_untracked()/> }.into_any(),
-                Err(e) => view! { <ErrorBox err=e retry=Callback::new(move |_| retry.update(|n| *n += 1))/> }.into_any(),
+                Ok(p) => Either::Left(view! { <NodeTable page=p query=query.get_untracked()/> }),
+                Err(e) => Either::Right(view! { <ErrorBox err=e retry=Callback::new(move |_| retry.update(|n| *n += 1))/> }),
             })}
         </Transition>
     }
@@ -519,7 +534,8 @@ fn Filters(
     query: Memo<NodeQuery>,
     tenants: Resource<Result<Vec<String>, AppError>>,
 ) -> impl IntoView {
-    let val = move |k: &'static str| move || query.with(|q| q.get(k).unwrap_or_default().to_string());
+    let val =
+        move |k: &'static str| move || query.with(|q| q.get(k).unwrap_or_default().to_string());
     view! {
         <Form method="GET" action="/nodes" attr:class="filters card" attr:role="search" attr:aria-label="Filter nodes">
             <div class="field grow">
@@ -568,13 +584,21 @@ fn sort_header(query: &NodeQuery, key: &'static str, label: &'static str) -> imp
     let current = query.get("sort").unwrap_or("name");
     let order = query.get("order").unwrap_or("asc");
     let active = current == key;
-    let next_order = if active && order == "asc" { "desc" } else { "asc" };
+    let next_order = if active && order == "asc" {
+        "desc"
+    } else {
+        "asc"
+    };
     let mut q = query.clone();
     q.set("sort", Some(key.to_string()));
     q.set("order", Some(next_order.to_string()));
     q.set("cursor", None);
     let aria = if active {
-        if order == "asc" { "ascending" } else { "descending" }
+        if order == "asc" {
+            "ascending"
+        } else {
+            "descending"
+        }
     } else {
         "none"
     };
@@ -594,30 +618,27 @@ fn sort_header(query: &NodeQuery, key: &'static str, label: &'static str) -> imp
 fn NodeTable(page: NodePage, query: NodeQuery) -> impl IntoView {
     if page.items.is_empty() {
         return if query.is_filtered() {
-            view! {
+            EitherOf4::A(view! {
                 <div class="card empty" data-testid="empty">
                     <h2>"No nodes match these filters"</h2>
                     <p><a href="/nodes">"Clear the filters"</a></p>
                 </div>
-            }
-            .into_any()
+            })
         } else if query.get("cursor").is_some() {
-            view! {
+            EitherOf4::B(view! {
                 <div class="card empty" data-testid="empty">
                     <h2>"No more nodes"</h2>
                     <p><a href="/nodes">"Back to the first page"</a></p>
                 </div>
-            }
-            .into_any()
+            })
         } else {
-            view! {
+            EitherOf4::C(view! {
                 <div class="card empty" data-testid="empty">
                     <h2>"No nodes enrolled yet"</h2>
                     <p>"Nodes appear here as soon as they enroll."</p>
                     <p><a class="button primary" href="/enroll">"Enroll a node"</a></p>
                 </div>
-            }
-            .into_any()
+            })
         };
     }
     let fetched = page.fetched_ms;
@@ -632,7 +653,7 @@ fn NodeTable(page: NodePage, query: NodeQuery) -> impl IntoView {
         q.set("cursor", None);
         format!("/nodes{}", q.to_query_string())
     });
-    view! {
+    EitherOf4::D(view! {
         <div class="table-wrap card flush">
             <table class="nodes" data-testid="nodes-table">
                 <caption class="sr-only">"Nodes of this organisation"</caption>
@@ -658,8 +679,7 @@ fn NodeTable(page: NodePage, query: NodeQuery) -> impl IntoView {
             {first.map(|href| view! { <a class="button" href=href>"← First page"</a> })}
             {next.map(|href| view! { <a class="button" href=href rel="next" data-testid="next-page">"Next page →"</a> })}
         </nav>
-    }
-    .into_any()
+    })
 }
 
 #[component]
@@ -717,9 +737,7 @@ fn NodeDetailPage() -> impl IntoView {
     let refresh = RwSignal::new(0u64);
     // A state change of this node re-fetches it (the timeline grows in place).
     Effect::new(move |prev: Option<Option<i64>>| {
-        let cur = live
-            .nodes
-            .with(|m| m.get(&id.get()).map(|l| l.at_ms));
+        let cur = live.nodes.with(|m| m.get(&id.get()).map(|l| l.at_ms));
         if let Some(p) = prev
             && p != cur
         {
@@ -736,8 +754,8 @@ fn NodeDetailPage() -> impl IntoView {
         <p class="crumbs"><a href="/nodes">"← Nodes"</a></p>
         <Transition fallback=|| view! { <p class="muted">"Loading node…"</p> }>
             {move || detail.get().map(|r| match r {
-                Ok(d) => view! { <NodeDetailBody d=d/> }.into_any(),
-                Err(e) => view! { <ErrorBox err=e retry=Callback::new(move |_| refresh.update(|n| *n += 1))/> }.into_any(),
+                Ok(d) => Either::Left(view! { <NodeDetailBody d=d/> }),
+                Err(e) => Either::Right(view! { <ErrorBox err=e retry=Callback::new(move |_| refresh.update(|n| *n += 1))/> }),
             })}
         </Transition>
     }
@@ -754,7 +772,11 @@ fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
         move || live.status_for(&id, base, base_at)
     });
     let fetched = d.fetched_ms;
-    let name = if n.hostname.is_empty() { n.id.clone() } else { n.hostname.clone() };
+    let name = if n.hostname.is_empty() {
+        n.id.clone()
+    } else {
+        n.hostname.clone()
+    };
     let snippet = env_template(
         &d.controller_url,
         &d.org_id,
@@ -828,7 +850,7 @@ fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
                 {match host {
                     Some(h) => {
                         let opt = |v: Option<String>| v.unwrap_or_else(|| "—".into());
-                        view! {
+                        Either::Left(view! {
                             <dl class="kv" data-testid="host-facts">
                                 {dt("Hostname", opt(h.hostname.clone()))}
                                 {dt("OS", opt(h.os.clone()))}
@@ -838,19 +860,18 @@ fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
                                 {dt("Memory", opt(h.memory_bytes.map(human_bytes)))}
                                 {dt("Uptime", opt(h.uptime_secs.map(human_duration)))}
                             </dl>
-                        }
-                        .into_any()
+                        })
                     }
-                    None => view! { <p class="muted">"The node has not reported host facts yet."</p> }.into_any(),
+                    None => Either::Right(view! { <p class="muted">"The node has not reported host facts yet."</p> }),
                 }}
             </section>
         </div>
         <section class="card">
             <h2>"Status history"</h2>
             {if history.is_empty() {
-                view! { <p class="muted">"No status changes recorded yet."</p> }.into_any()
+                Either::Left(view! { <p class="muted">"No status changes recorded yet."</p> })
             } else {
-                view! {
+                Either::Right(view! {
                     <ol class="timeline" data-testid="timeline">
                         {history.into_iter().map(|h| {
                             let ms = h.at.ms;
@@ -866,8 +887,7 @@ fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
                             }
                         }).collect_view()}
                     </ol>
-                }
-                .into_any()
+                })
             }}
         </section>
         <section class="card">
@@ -894,7 +914,9 @@ fn EnrollPage() -> impl IntoView {
         move || (create.version().get(), revoke.version().get()),
         |_| list_tokens(),
     );
-    let initial_tenant = query.with_untracked(|q| q.get("tenant")).unwrap_or_default();
+    let initial_tenant = query
+        .with_untracked(|q| q.get("tenant"))
+        .unwrap_or_default();
     let initial_labels = query
         .with_untracked(|q| q.get("labels"))
         .map(|l| l.replace(',', "\n"))
@@ -943,9 +965,9 @@ fn EnrollPage() -> impl IntoView {
             <section class="card" aria-live="polite">
                 <h2>"2. Install and start the node"</h2>
                 {move || match result.get() {
-                    None => view! { <p class="muted">"Create a token first; the install command appears here. The token secret is shown only once."</p> }.into_any(),
-                    Some(Err(e)) => view! { <ErrorBox err=e/> }.into_any(),
-                    Some(Ok(t)) => view! { <TokenCreated t=t/> }.into_any(),
+                    None => EitherOf3::A(view! { <p class="muted">"Create a token first; the install command appears here. The token secret is shown only once."</p> }),
+                    Some(Err(e)) => EitherOf3::B(view! { <ErrorBox err=e/> }),
+                    Some(Ok(t)) => EitherOf3::C(view! { <TokenCreated t=t/> }),
                 }}
             </section>
         </div>
@@ -953,8 +975,8 @@ fn EnrollPage() -> impl IntoView {
             <h2>"Enrollment tokens"</h2>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || tokens.get().map(|r| match r {
-                    Ok(list) => view! { <TokenList list=list revoke=revoke/> }.into_any(),
-                    Err(e) => view! { <ErrorBox err=e/> }.into_any(),
+                    Ok(list) => Either::Left(view! { <TokenList list=list revoke=revoke/> }),
+                    Err(e) => Either::Right(view! { <ErrorBox err=e/> }),
                 })}
             </Transition>
         </section>
@@ -1004,9 +1026,9 @@ fn TokenCreated(t: CreatedToken) -> impl IntoView {
 fn TokenList(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
     let clock = expect_context::<Clock>();
     if list.is_empty() {
-        return view! { <p class="muted">"No enrollment tokens."</p> }.into_any();
+        return Either::Left(view! { <p class="muted">"No enrollment tokens."</p> });
     }
-    view! {
+    Either::Right(view! {
         <div class="table-wrap">
             <table class="tokens" data-testid="tokens-table">
                 <thead>
@@ -1049,6 +1071,5 @@ fn TokenList(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl In
                 </tbody>
             </table>
         </div>
-    }
-    .into_any()
+    })
 }

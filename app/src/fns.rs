@@ -1,8 +1,10 @@
 //! Server functions: the browser's only way to the controller API. Each runs on the
 //! console server with the token of the caller's session.
 
+#[cfg(feature = "ssr")]
+use crate::model::NodeQuery;
 use crate::model::{
-    AppError, CreatedToken, Dashboard, NodeDetail, NodePage, NodeQuery, SessionInfo, TokenInfo,
+    AppError, CreatedToken, Dashboard, NodeDetail, NodePage, SessionInfo, TokenInfo,
 };
 use leptos::prelude::*;
 

@@ -196,11 +196,7 @@ impl Api {
         }
         let message = serde_json::from_slice::<ApiError>(&bytes)
             .ok()
-            .map(|e| {
-                e.message
-                    .or(e.error)
-                    .unwrap_or_else(|| status.to_string())
-            })
+            .map(|e| e.message.or(e.error).unwrap_or_else(|| status.to_string()))
             .unwrap_or_else(|| status.to_string());
         Err(match status.as_u16() {
             401 => AppError::Unauthorized,
@@ -229,7 +225,10 @@ impl Api {
         Ok(orgs
             .into_iter()
             .map(|o| OrgInfo {
-                name: o.name.filter(|n| !n.is_empty()).unwrap_or_else(|| o.id.clone()),
+                name: o
+                    .name
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| o.id.clone()),
                 id: o.id,
             })
             .collect())
@@ -327,7 +326,11 @@ impl Api {
         });
         let req = self
             .http
-            .post(format!("{}/api/orgs/{}/enrollment-tokens", self.base, seg(org)))
+            .post(format!(
+                "{}/api/orgs/{}/enrollment-tokens",
+                self.base,
+                seg(org)
+            ))
             .bearer_auth(token)
             .json(&body);
         let t: ApiToken = self.send(req).await?;

@@ -11,7 +11,10 @@ use tokio::sync::{broadcast, watch};
 
 #[derive(Clone, Debug)]
 pub enum HubMsg {
-    State { org: String, event: LiveEvent },
+    State {
+        org: String,
+        event: LiveEvent,
+    },
     /// Something may have been missed (bus reconnect): browsers re-fetch.
     Resync,
 }
@@ -142,7 +145,10 @@ async fn run_bus(
             opts = match opts.credentials_file(path).await {
                 Ok(o) => o,
                 Err(e) => {
-                    set(false, Some(format!("cannot read credentials {}: {e}", path.display())));
+                    set(
+                        false,
+                        Some(format!("cannot read credentials {}: {e}", path.display())),
+                    );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
                     continue;

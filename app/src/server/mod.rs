@@ -79,7 +79,9 @@ pub async fn build(config: Resolved) -> anyhow::Result<Console> {
     let api = Api::new(&config.api_url)?;
     let build = wasm_build(&config.site_root);
     match &build {
-        Some(h) => tracing::info!(site = %config.site_root.display(), build = %h, "serving the WASM bundle"),
+        Some(h) => {
+            tracing::info!(site = %config.site_root.display(), build = %h, "serving the WASM bundle")
+        }
         None => tracing::warn!(
             site = %config.site_root.display(),
             "no WASM bundle found (run app/scripts/build.sh): pages render without interactivity"
@@ -248,7 +250,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
     };
     origin
         .split_once("://")
-            .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
 }
 
 #[derive(Deserialize)]
@@ -266,7 +268,11 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-async fn login(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     if !same_origin(&headers) {
         return Redirect::to("/login?error=origin").into_response();
     }
@@ -327,7 +333,11 @@ struct OrgForm {
     org: String,
 }
 
-async fn switch_org(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<OrgForm>) -> Response {
+async fn switch_org(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<OrgForm>,
+) -> Response {
     if !same_origin(&headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -420,7 +430,10 @@ mod tests {
 
     #[test]
     fn next_must_stay_on_site() {
-        assert_eq!(safe_next(Some("/nodes?status=offline")), "/nodes?status=offline");
+        assert_eq!(
+            safe_next(Some("/nodes?status=offline")),
+            "/nodes?status=offline"
+        );
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(None), "/");
@@ -431,9 +444,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:3000"));
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:3000"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:3000"),
+        );
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
         assert!(!same_origin(&h));
     }
 }
