@@ -705,8 +705,8 @@ fn NodeRowView(n: NodeRow, fetched: i64) -> impl IntoView {
             class=move || format!("status-{}", status.get().as_str())
         >
             <td>
-                <a class="node-link" href=format!("/nodes/{id}")>{if n.hostname.is_empty() { id.clone() } else { n.hostname.clone() }}</a>
-                <div class="muted mono small">{id.clone()}</div>
+                <a class="node-link" href=format!("/nodes/{id}")>{id.clone()}</a>
+                {(!n.hostname.is_empty()).then(|| view! { <div class="muted small">"host " {n.hostname.clone()}</div> })}
             </td>
             <td>{n.tenant_id.clone()}</td>
             <td><StatusBadge status=status/></td>
@@ -772,11 +772,7 @@ fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
         move || live.status_for(&id, base, base_at)
     });
     let fetched = d.fetched_ms;
-    let name = if n.hostname.is_empty() {
-        n.id.clone()
-    } else {
-        n.hostname.clone()
-    };
+    let name = n.id.clone();
     let snippet = env_template(
         &d.controller_url,
         &d.org_id,
@@ -814,6 +810,7 @@ fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
                 <h2>"Metadata"</h2>
                 <dl class="kv">
                     {dt("Node ID", n.id.clone())}
+                    {dt("Hostname", if n.hostname.is_empty() { "—".to_string() } else { n.hostname.clone() })}
                     {dt("Organisation", d.org_id.clone())}
                     {dt("Tenant", n.tenant_id.clone())}
                     {dt("Agent version", n.agent_version.clone().unwrap_or_else(|| "—".into()))}

@@ -88,7 +88,9 @@ struct ApiSpool {
 
 #[derive(Deserialize)]
 struct ApiHistory {
+    #[serde(alias = "from_status")]
     from: Status,
+    #[serde(alias = "to_status")]
     to: Status,
     #[serde(default)]
     reason: String,
