@@ -2,10 +2,11 @@
 //
 // Inputs (environment):
 //   RITMA_STACK_FILE   stack file written by `ritma up` (default: <repo>/.ritma/dev/stack.json)
-//   RITMA_CONSOLE_URL  a console already serving that stack; otherwise the test starts
-//                      RITMA_CONSOLE_BIN (default: $CARGO_TARGET_DIR/release/ritma-console)
-//   RITMA_NODE_BIN     ritma-node binary used to prove a wizard token enrolls a node
-//                      (default: $CARGO_TARGET_DIR/release/ritma-node, skipped if missing)
+//   RITMA_CONSOLE_URL  a console already serving that stack (default: the stack file's
+//                      console_url); otherwise the test starts RITMA_CONSOLE_BIN
+//                      (default: $CARGO_TARGET_DIR/release/ritma-console)
+//   RITMA_NODE_BIN     node daemon used to prove a wizard token enrolls a node (default:
+//                      ritma-node, else `ritma node`, from $CARGO_TARGET_DIR/release)
 //   CHROMIUM           browser binary (default: /usr/bin/chromium)
 // Screenshots go to <repo>/tests/output/console-*.png.
 import { test, before, after } from 'node:test';
@@ -26,10 +27,12 @@ const CONSOLE_BIN = process.env.RITMA_CONSOLE_BIN || path.join(TARGET, 'release/
 // the node daemon: RITMA_NODE_BIN, else ritma-node, else `ritma node`
 function nodeCommand() {
   if (process.env.RITMA_NODE_BIN) return [process.env.RITMA_NODE_BIN, []];
-  const standalone = path.join(TARGET, 'release/ritma-node');
-  if (fs.existsSync(standalone)) return [standalone, []];
-  const cli = path.join(TARGET, 'release/ritma');
-  if (fs.existsSync(cli)) return [cli, ['node']];
+  for (const profile of [process.env.RITMA_E2E_PROFILE || 'release', 'release', 'debug']) {
+    const standalone = path.join(TARGET, profile, 'ritma-node');
+    if (fs.existsSync(standalone)) return [standalone, []];
+    const cli = path.join(TARGET, profile, 'ritma');
+    if (fs.existsSync(cli)) return [cli, ['node']];
+  }
   return null;
 }
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';

@@ -11,6 +11,7 @@ APP="$(cd "$HERE/.." && pwd)"
 ROOT="$(cd "$APP/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 PROFILE="${RITMA_E2E_PROFILE:-debug}"
+export RITMA_E2E_PROFILE="$PROFILE"
 BIN="$CARGO_TARGET_DIR/$PROFILE"
 log() { echo "[console-e2e] $*"; }
 

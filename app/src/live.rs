@@ -77,6 +77,11 @@ impl Live {
                     }
                 });
                 self.tick.update(|n| *n += 1);
+                // A node leaving `unseen` (or enrolling: unseen → unseen) may not be
+                // listed yet: lists re-fetch.
+                if ev.from == Some(Status::Unseen) {
+                    self.sync.update(|n| *n += 1);
+                }
             }
         } else if ev.kind == "enrolled" {
             // A node we have not listed yet: lists re-fetch.
