@@ -188,7 +188,7 @@ pub async fn create_token(
 pub async fn list_tokens() -> Result<Vec<TokenInfo>, AppError> {
     let (st, s) = ctx::current()?;
     let mut tokens = st.api.tokens(&s.token, &s.org).await?;
-    tokens.sort_by(|a, b| b.created.ms.cmp(&a.created.ms));
+    tokens.sort_by_key(|t| std::cmp::Reverse(t.created.ms));
     Ok(tokens)
 }
 

@@ -281,7 +281,7 @@ impl Api {
                 at: instant(h.at),
             })
             .collect();
-        history.sort_by(|a, b| b.at.ms.cmp(&a.at.ms));
+        history.sort_by_key(|h| std::cmp::Reverse(h.at.ms));
         Ok(NodeDetail {
             node: n.row(),
             org_id: if n.org_id.is_empty() {
