@@ -40,6 +40,12 @@ if [ "$do_wasm" = 1 ]; then
   log "wasm: cargo build (hydrate, profile wasm-release)"
   (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build -p ritma-console --lib \
       --target wasm32-unknown-unknown --profile wasm-release --no-default-features --features hydrate)
+  RAW="$TARGET/wasm32-unknown-unknown/wasm-release/ritma_console.wasm"
+  SRC_HASH="$( (sha256sum "$RAW"; wasm-bindgen --version; wasm-opt --version) | sha256sum | cut -c1-32)"
+  if [ -f "$SITE/pkg/SOURCE" ] && [ "$(cat "$SITE/pkg/SOURCE")" = "$SRC_HASH" ] \
+     && [ -f "$SITE/pkg/BUILD" ] && [ -f "$SITE/pkg/$(cat "$SITE/pkg/BUILD")/ritma_console_bg.wasm" ]; then
+    log "wasm: unchanged, keeping $SITE/pkg/$(cat "$SITE/pkg/BUILD")"
+  else
   OUT="$(mktemp -d)"
   trap 'rm -rf "$OUT"' EXIT
   log "wasm: wasm-bindgen"
@@ -61,10 +67,12 @@ if [ "$do_wasm" = 1 ]; then
   fi
   rm -rf "$DEST" && mv "$DEST.tmp" "$DEST"
   echo "$HASH" > "$SITE/pkg/BUILD.tmp" && mv "$SITE/pkg/BUILD.tmp" "$SITE/pkg/BUILD"
+  echo "$SRC_HASH" > "$SITE/pkg/SOURCE"
   # keep only the current bundle and the previous one (pages still open may reference it)
-  ls -1t "$SITE/pkg" | grep -v '^BUILD$' | tail -n +3 | while read -r old; do rm -rf "${SITE:?}/pkg/$old"; done
+  ls -1t "$SITE/pkg" | grep -v -e '^BUILD$' -e '^SOURCE$' | tail -n +3 | while read -r old; do rm -rf "${SITE:?}/pkg/$old"; done
   raw=$(stat -c %s "$DEST/ritma_console_bg.wasm"); gz=$(stat -c %s "$DEST/ritma_console_bg.wasm.gz")
   log "wasm: $DEST ($((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip)"
+  fi
 fi
 
 if [ "$do_server" = 1 ]; then
