@@ -149,6 +149,11 @@ after(async () => {
   for (const p of spawned) p.kill('SIGTERM');
   if (consoleProc) {
     consoleProc.kill('SIGTERM');
+    const exited = await Promise.race([
+      new Promise((r) => consoleProc.once('exit', () => r(true))),
+      new Promise((r) => setTimeout(() => r(false), 5000)),
+    ]);
+    if (!exited) consoleProc.kill('SIGKILL');
     if (process.env.RITMA_E2E_VERBOSE) console.log(consoleLog);
   }
 });

@@ -43,6 +43,11 @@ pub struct AppState {
     pub hub: Hub,
     pub config: Arc<Resolved>,
     pub assets: Assets,
+    /// Turns true when the server shuts down: live streams end so the graceful
+    /// shutdown does not wait for them forever.
+    pub closing: tokio::sync::watch::Receiver<bool>,
+    /// Keeps `closing` open as long as any state exists (embedders that never `run`).
+    _closing_tx: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -54,6 +59,7 @@ impl FromRef<AppState> for LeptosOptions {
 pub struct Console {
     router: Router,
     state: AppState,
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The hash folder of the WASM bundle (`<site>/pkg/BUILD`), if it was built.
@@ -109,7 +115,11 @@ pub async fn build(config: Resolved) -> anyhow::Result<Console> {
         css_href: format!("/assets/console.{}.css", css_hash()),
         hydrate: build.is_some(),
     };
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let closing_tx = Arc::new(closing_tx);
     let state = AppState {
+        closing,
+        _closing_tx: closing_tx.clone(),
         leptos_options,
         api,
         sessions: Sessions::default(),
@@ -118,7 +128,11 @@ pub async fn build(config: Resolved) -> anyhow::Result<Console> {
         assets,
     };
     let router = router(state.clone());
-    Ok(Console { router, state })
+    Ok(Console {
+        router,
+        state,
+        closing: closing_tx,
+    })
 }
 
 impl Console {
@@ -135,8 +149,12 @@ impl Console {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let closing = self.closing;
         axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                closing.send_replace(true);
+            })
             .await?;
         Ok(())
     }
@@ -376,7 +394,7 @@ async fn live_stream(State(st): State<AppState>, headers: HeaderMap) -> Response
     };
     let rx = st.hub.tx.subscribe();
     let bus = st.hub.bus.clone();
-    let stream = events(session.org, rx, bus);
+    let stream = events(session.org, rx, bus, st.closing.clone());
     let mut resp = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
@@ -389,38 +407,46 @@ fn events(
     org: String,
     rx: broadcast::Receiver<Arc<HubMsg>>,
     mut bus: tokio::sync::watch::Receiver<BusState>,
+    closing: tokio::sync::watch::Receiver<bool>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let first = bus_event(&bus.borrow_and_update(), &org);
     let init = futures::stream::once(async move { Ok(first) });
-    let rest = futures::stream::unfold((org, rx, bus), |(org, mut rx, mut bus)| async move {
-        loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Ok(m) => match m.as_ref() {
-                        HubMsg::State { org: o, event } if *o == org => {
-                            return Some((Ok(state_event(event)), (org, rx, bus)));
+    let rest = futures::stream::unfold(
+        (org, rx, bus, closing),
+        |(org, mut rx, mut bus, mut closing)| async move {
+            loop {
+                if *closing.borrow() {
+                    return None;
+                }
+                tokio::select! {
+                    _ = closing.changed() => return None,
+                    msg = rx.recv() => match msg {
+                        Ok(m) => match m.as_ref() {
+                            HubMsg::State { org: o, event } if *o == org => {
+                                return Some((Ok(state_event(event)), (org, rx, bus, closing)));
+                            }
+                            HubMsg::State { .. } => continue,
+                            HubMsg::Resync => {
+                                return Some((Ok(SseEvent::default().event("resync").data("{}")), (org, rx, bus, closing)));
+                            }
+                        },
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "live: a browser fell behind; asking it to re-sync");
+                            return Some((Ok(SseEvent::default().event("resync").data("{}")), (org, rx, bus, closing)));
                         }
-                        HubMsg::State { .. } => continue,
-                        HubMsg::Resync => {
-                            return Some((Ok(SseEvent::default().event("resync").data("{}")), (org, rx, bus)));
-                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
                     },
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "live: a browser fell behind; asking it to re-sync");
-                        return Some((Ok(SseEvent::default().event("resync").data("{}")), (org, rx, bus)));
+                    changed = bus.changed() => {
+                        if changed.is_err() {
+                            return None;
+                        }
+                        let ev = bus_event(&bus.borrow_and_update(), &org);
+                        return Some((Ok(ev), (org, rx, bus, closing)));
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                changed = bus.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                    let ev = bus_event(&bus.borrow_and_update(), &org);
-                    return Some((Ok(ev), (org, rx, bus)));
                 }
             }
-        }
-    });
+        },
+    );
     futures::StreamExt::chain(init, rest)
 }
 
