@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/api/nodes/register", post(enroll::register))
         .route("/api/nodes/{id}/credentials", post(enroll::credentials))
+        .route("/api/nodes/{id}/rekey", post(enroll::rekey))
         .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
