@@ -145,6 +145,10 @@ impl Controller {
             default_heartbeat_secs: config.default_heartbeat_secs,
             stats: Arc::new(IngestStats::default()),
             nats,
+            enroll_limiter: Arc::new(api::ratelimit::FailureLimiter::new(
+                config.enroll_failures_burst,
+                config.enroll_failures_per_min,
+            )),
         };
         Ok(Self {
             config,
@@ -192,9 +196,12 @@ impl Controller {
         let app = api::router(self.state.clone());
         tracing::info!(addr = %listener.local_addr()?, "controller API listening");
         let stop = shutdown.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
         let _ = self.state.nats.flush().await;

@@ -180,7 +180,8 @@ pub async fn credentials(
 ) -> Result<Json<CredentialsResponse>, ApiError> {
     let denied = || refused("invalid_signature", "signature does not prove the node key");
     let node_id: NodeId = path_id(&id_raw, "node")?;
-    if (Utc::now().timestamp() - req.timestamp).abs() > CLOCK_SKEW_SECS {
+    // abs_diff: any i64 from the client, no overflow (i64::MIN once panicked here).
+    if Utc::now().timestamp().abs_diff(req.timestamp) > CLOCK_SKEW_SECS.unsigned_abs() {
         return Err(refused(
             "stale_request",
             "timestamp is more than five minutes off",

@@ -7,13 +7,14 @@ mod enroll;
 mod health;
 mod nodes;
 mod orgs;
+pub mod ratelimit;
 mod tokens;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use sqlx::PgPool;
 use tower_http::trace::TraceLayer;
 
@@ -33,39 +34,81 @@ pub struct AppState {
     pub default_heartbeat_secs: u32,
     pub stats: Arc<IngestStats>,
     pub nats: async_nats::Client,
+    pub enroll_limiter: Arc<ratelimit::FailureLimiter>,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health).
+    Public,
+    /// Nodes: enrollment and signed credential refresh, rate-limited on refusals.
+    Node,
+    /// The admin bearer token.
+    Admin,
+}
+
+/// Every route of the API, in one place: the router is built from this list,
+/// and a test checks it against `openapi.yaml` (paths and methods).
+pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
+    use Access::*;
+    vec![
+        (Public, "/healthz", get(health::healthz)),
+        (Public, "/readyz", get(health::readyz)),
+        (Node, "/api/nodes/register", post(enroll::register)),
+        (
+            Node,
+            "/api/nodes/{id}/credentials",
+            post(enroll::credentials),
+        ),
+        (Admin, "/api/orgs", get(orgs::list).post(orgs::create)),
+        (
+            Admin,
+            "/api/orgs/{org}/integrator-credentials",
+            post(orgs::integrator_credentials),
+        ),
+        (Admin, "/api/orgs/{org}/nodes", get(nodes::list)),
+        (Admin, "/api/orgs/{org}/nodes/summary", get(nodes::summary)),
+        (Admin, "/api/orgs/{org}/nodes/{id}", get(nodes::get)),
+        (
+            Admin,
+            "/api/orgs/{org}/nodes/{id}/decommission",
+            post(nodes::decommission),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/enrollment-tokens",
+            get(tokens::list).post(tokens::create),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/enrollment-tokens/{id}",
+            delete(tokens::revoke),
+        ),
+    ]
 }
 
 pub fn router(state: AppState) -> Router {
-    let admin = Router::new()
-        .route("/api/orgs", get(orgs::list).post(orgs::create))
-        .route(
-            "/api/orgs/{org}/integrator-credentials",
-            post(orgs::integrator_credentials),
-        )
-        .route("/api/orgs/{org}/nodes", get(nodes::list))
-        .route("/api/orgs/{org}/nodes/summary", get(nodes::summary))
-        .route("/api/orgs/{org}/nodes/{id}", get(nodes::get))
-        .route(
-            "/api/orgs/{org}/nodes/{id}/decommission",
-            post(nodes::decommission),
-        )
-        .route(
-            "/api/orgs/{org}/enrollment-tokens",
-            get(tokens::list).post(tokens::create),
-        )
-        .route(
-            "/api/orgs/{org}/enrollment-tokens/{id}",
-            axum::routing::delete(tokens::revoke),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_admin,
-        ));
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/api/nodes/register", post(enroll::register))
-        .route("/api/nodes/{id}/credentials", post(enroll::credentials))
+    let mut public = Router::new();
+    let mut node = Router::new();
+    let mut admin = Router::new();
+    for (access, path, route) in routes() {
+        match access {
+            Access::Public => public = public.route(path, route),
+            Access::Node => node = node.route(path, route),
+            Access::Admin => admin = admin.route(path, route),
+        }
+    }
+    let node = node.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        ratelimit::limit_failures,
+    ));
+    let admin = admin.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_admin,
+    ));
+    public
+        .merge(node)
         .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
