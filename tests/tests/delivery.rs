@@ -139,6 +139,23 @@ async fn daemon_spools_while_the_bus_is_down_and_delivers_in_order() {
         "expected the daemon to spool while the bus is down, found {depth} lines"
     );
     stack.nats.restart().await.unwrap();
+    // The daemon reconnects (its client backs off up to 4 s) and drains its spool.
+    stack
+        .eventually("spool drained", Duration::from_secs(30), || async {
+            let left = std::fs::read_dir(daemon.state_dir.join("spool"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+                .map(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .lines()
+                        .count()
+                })
+                .sum::<usize>();
+            (left == 0).then_some(())
+        })
+        .await;
 
     daemon.stop().await.unwrap();
     // Every message the daemon made is in the stream exactly once, in order.

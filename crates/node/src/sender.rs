@@ -155,8 +155,9 @@ impl Sender {
         }
         let deadline = tokio::time::Instant::now() + final_flush;
         while self.spool.depth() > 0 && tokio::time::Instant::now() < deadline {
+            // The bus may be coming back (reconnecting): keep trying until the deadline.
             if self.send_window().await.is_err() {
-                break;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         tracing::info!(left_in_spool = self.spool.depth(), "sender stopped");
