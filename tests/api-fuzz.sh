@@ -41,6 +41,9 @@ if [ -z "${RITMA_API_URL:-}" ]; then
   DATA="$CARGO_TARGET_DIR/api-fuzz-stack"
   rm -rf "$DATA"
   echo "== starting a dev stack in $DATA"
+  # The controller inherits this: let the fuzzer reach the enrollment
+  # handlers instead of the brute-force limiter (tested on its own).
+  export RITMA_ENROLL_FAILURES_BURST=100000000
   "$CARGO_TARGET_DIR/$PROFILE/ritma" up --data-dir "$DATA" --no-console >"$CARGO_TARGET_DIR/api-fuzz-up.log" 2>&1 &
   UP_PID=$!
   for _ in $(seq 1 240); do
@@ -60,7 +63,7 @@ set +e
   --checks "${RITMA_FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance}" \
   --max-examples "${RITMA_FUZZ_MAX_EXAMPLES:-200}" \
   --max-time "${RITMA_FUZZ_MAX_TIME:-300}" \
-  --workers 2 \
+  --workers 1 \
   --report junit --report-dir "$CARGO_TARGET_DIR/api-fuzz-report" \
   "$@"
 rc=$?

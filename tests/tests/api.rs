@@ -179,6 +179,17 @@ async fn the_openapi_document_matches_the_router() {
     );
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
+    // Query-string and path rejections answer in the API's error format too
+    // (they were axum's plain text; found by tests/api-fuzz.sh).
+    for path in [
+        "/api/orgs/acme/nodes?sort=name&sort=id",
+        "/api/orgs/acme/nodes?limit=many",
+        "/api/orgs/%FF/nodes",
+    ] {
+        let (status, body) = stack.api(Method::GET, path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{path}: {body}");
+    }
     for (path, methods) in &doc {
         let access = router[path];
         for (method, needs_admin) in methods {

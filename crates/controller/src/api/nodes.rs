@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use data_encoding::BASE64URL_NOPAD;
 use ritma_db::nodes::{self, NodeFilter, NodeRecord, NodeSort, StatusHistoryEntry};
@@ -10,7 +10,7 @@ use ritma_protocol::{NodeId, NodeStatus, OrgId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{AppState, path_id};
+use super::{AppState, PathParams, QueryParams, path_id};
 use crate::error::ApiError;
 
 #[derive(Serialize)]
@@ -160,8 +160,8 @@ fn filter_from(q: ListQuery) -> Result<NodeFilter, ApiError> {
 
 pub async fn list(
     State(state): State<AppState>,
-    Path(org_raw): Path<String>,
-    Query(query): Query<ListQuery>,
+    PathParams(org_raw): PathParams<String>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<NodeList>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     let filter = filter_from(query)?;
@@ -197,7 +197,7 @@ async fn load(state: &AppState, org: &str, id: &str) -> Result<NodeRecord, ApiEr
 
 pub async fn get(
     State(state): State<AppState>,
-    Path((org, id)): Path<(String, String)>,
+    PathParams((org, id)): PathParams<(String, String)>,
 ) -> Result<Json<NodeDetail>, ApiError> {
     let node = load(&state, &org, &id).await?;
     let status_history = nodes::node_status_history(&state.pool, &node.id, 100).await?;
@@ -210,7 +210,7 @@ pub async fn get(
 /// Counts by status, for dashboards.
 pub async fn summary(
     State(state): State<AppState>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     let counts = nodes::node_status_counts(&state.pool, org.as_str()).await?;
@@ -222,7 +222,7 @@ pub async fn summary(
 /// connection is cut and cannot come back, and it can no longer refresh.
 pub async fn decommission(
     State(state): State<AppState>,
-    Path((org, id)): Path<(String, String)>,
+    PathParams((org, id)): PathParams<(String, String)>,
 ) -> Result<Json<NodeView>, ApiError> {
     let node = load(&state, &org, &id).await?;
     let org_record = ritma_db::orgs::org_get(&state.pool, &node.org_id)

@@ -1,5 +1,5 @@
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use ritma_bus::accounts::UserPermissions;
@@ -7,7 +7,7 @@ use ritma_db::orgs;
 use ritma_protocol::{OrgId, TenantId, validate};
 use serde::{Deserialize, Serialize};
 
-use super::{AppState, JsonBody, path_id};
+use super::{AppState, JsonBody, PathParams, path_id};
 use crate::error::ApiError;
 
 #[derive(Serialize)]
@@ -82,7 +82,7 @@ pub struct IntegratorResponse {
 /// Read-only bus credentials for an integrator of the org.
 pub async fn integrator_credentials(
     State(state): State<AppState>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
     JsonBody(body): JsonBody<IntegratorRequest>,
 ) -> Result<(StatusCode, Json<IntegratorResponse>), ApiError> {
     let org_id: OrgId = path_id(&org_raw, "org")?;

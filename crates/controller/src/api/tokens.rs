@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use ritma_db::tokens::{self, NewToken, TokenRecord};
@@ -9,7 +9,7 @@ use ritma_protocol::{OrgId, TenantId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AppState, JsonBody, path_id};
+use super::{AppState, JsonBody, PathParams, path_id};
 use crate::crypto::{new_secret, sha256};
 use crate::error::ApiError;
 
@@ -81,7 +81,7 @@ async fn org_exists(state: &AppState, org: &OrgId) -> Result<(), ApiError> {
 
 pub async fn create(
     State(state): State<AppState>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<TokenView>), ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
@@ -122,7 +122,7 @@ pub async fn create(
 
 pub async fn list(
     State(state): State<AppState>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     org_exists(&state, &org).await?;
@@ -132,7 +132,7 @@ pub async fn list(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Path((org_raw, id_raw)): Path<(String, String)>,
+    PathParams((org_raw, id_raw)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     let id: Uuid = path_id(&id_raw, "enrollment token")?;
