@@ -5,6 +5,8 @@
 // A test harness: a panic here is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
+pub mod oidc;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,6 +108,7 @@ impl TestStack {
             keys: &keys,
             port: 0,
             name: "ritma-test",
+            cluster: None,
         })
         .await?;
         let pool = PgPool::connect(&database_url).await?;

@@ -34,6 +34,9 @@ enum Command {
     /// Bus credentials.
     #[command(subcommand)]
     Creds(commands::CredsCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(commands::AuditCommand),
     /// Print messages of a subject (with integrator credentials).
     Tail(commands::TailArgs),
     /// Run the controller (same settings as `ritma-controller`).
@@ -55,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(c) => commands::token(c).await,
         Command::Creds(c) => commands::creds(c).await,
         Command::Tail(a) => commands::tail(a).await,
+        Command::Audit(c) => commands::audit(c).await,
         Command::Controller => commands::run_controller().await,
         Command::Node => commands::run_node().await,
     }

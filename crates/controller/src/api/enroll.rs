@@ -140,6 +140,22 @@ pub async fn register(
     )
     .await?;
     tokens::token_use(&mut tx, token.id).await?;
+    ritma_db::audit::audit_append(
+        &mut tx,
+        &ritma_db::audit::AuditEntry {
+            org_id: Some(node.org_id.clone()),
+            actor: format!("enrollment-token:{}", token.id),
+            action: "node.enroll".into(),
+            target: node.id.clone(),
+            source: None,
+            before: None,
+            after: Some(serde_json::json!({
+                "tenant_id": node.tenant_id, "hostname": node.hostname,
+                "public_key": node.public_key, "labels": node.labels.0,
+            })),
+        },
+    )
+    .await?;
     transitions_record(
         &mut tx,
         &[StatusTransition {

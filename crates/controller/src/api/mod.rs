@@ -1,8 +1,8 @@
-//! The REST API. Every route but health, enrollment and the node's
-//! signed credential refresh requires the admin bearer token (the identity
-//! issue replaces it with OIDC and roles).
+//! The REST API. Every route but health, enrollment and the node's signed
+//! credential refresh needs a principal (admin token, OIDC access token, or
+//! the development header stub) and is authorised per org and action.
 
-mod auth;
+mod access;
 mod enroll;
 mod health;
 mod nodes;
@@ -19,6 +19,7 @@ use sqlx::PgPool;
 use tower_http::trace::TraceLayer;
 
 use crate::accounts::Accounts;
+use crate::auth::oidc::OidcVerifier;
 use crate::tasks::ingest::IngestStats;
 
 /// Bodies larger than this are refused with 413 before any handler runs.
@@ -28,7 +29,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub pool: PgPool,
     pub accounts: Arc<Accounts>,
-    pub admin_token: Arc<str>,
+    /// The operator's break-glass token (every org); None disables it.
+    pub admin_token: Option<Arc<str>>,
+    pub oidc: Option<Arc<OidcVerifier>>,
+    /// Development only (refused in production): trust x-user-id/x-org-id/x-roles.
+    pub dev_header_auth: bool,
     pub public_nats_urls: Arc<Vec<String>>,
     pub node_jwt_ttl_secs: i64,
     pub default_heartbeat_secs: u32,
@@ -44,7 +49,8 @@ pub enum Access {
     Public,
     /// Nodes: enrollment and signed credential refresh, rate-limited on refusals.
     Node,
-    /// The admin bearer token.
+    /// A principal (admin token, OIDC access token, or the development
+    /// header stub), authorised per org and action by the handlers.
     Admin,
 }
 
@@ -61,11 +67,28 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             "/api/nodes/{id}/credentials",
             post(enroll::credentials),
         ),
+        (Admin, "/api/me", get(access::me)),
         (Admin, "/api/orgs", get(orgs::list).post(orgs::create)),
         (
             Admin,
             "/api/orgs/{org}/integrator-credentials",
-            post(orgs::integrator_credentials),
+            get(orgs::integrator_list).post(orgs::integrator_credentials),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/integrator-credentials/{public_key}",
+            delete(orgs::integrator_revoke),
+        ),
+        (Admin, "/api/orgs/{org}/audit", get(access::audit)),
+        (
+            Admin,
+            "/api/orgs/{org}/roles",
+            get(access::roles_list).post(access::role_grant),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/roles/{subject}/{role}",
+            delete(access::role_revoke),
         ),
         (Admin, "/api/orgs/{org}/nodes", get(nodes::list)),
         (Admin, "/api/orgs/{org}/nodes/summary", get(nodes::summary)),
@@ -105,7 +128,7 @@ pub fn router(state: AppState) -> Router {
     ));
     let admin = admin.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
-        auth::require_admin,
+        crate::auth::middleware::authenticate,
     ));
     public
         .merge(node)
