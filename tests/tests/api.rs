@@ -198,6 +198,16 @@ async fn the_openapi_document_matches_the_router() {
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"], "invalid_request", "{path}: {body}");
     }
+    // Granting a role in an org that does not exist: 404, not a 503 from a
+    // foreign-key failure (found by tests/api-fuzz.sh).
+    let (status, body) = stack
+        .api(
+            Method::POST,
+            "/api/orgs/nosuch/roles",
+            Some(serde_json::json!({ "subject": "someone", "role": "org_admin" })),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
     for (path, methods) in &doc {
         let access = router[path];
         for (method, needs_admin) in methods {

@@ -79,6 +79,14 @@ pub async fn role_grant(
 ) -> Result<(StatusCode, Json<RoleGrant>), ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ManageRoles)?;
+    // The operator may name any org: one that does not exist is a 404, not a
+    // foreign-key failure answered as 503 (found by tests/api-fuzz.sh).
+    if ritma_db::orgs::org_get(&state.pool, org.as_str())
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!("org {org}")));
+    }
     let role = Role::parse(&req.role)
         .ok_or_else(|| ApiError::BadRequest(format!("unknown role {:?}", req.role)))?;
     ritma_protocol::validate::non_empty_text("subject", &req.subject, 256)
