@@ -41,8 +41,13 @@ pub struct AuditRecord {
     pub hash: Vec<u8>,
 }
 
+/// Lowercase hex, as hashes are shown everywhere.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 fn hex_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    s.serialize_str(&hex(b))
 }
 
 /// JSON with object keys sorted at every level, so the hash does not depend
@@ -220,7 +225,7 @@ pub async fn audit_verify(pool: &PgPool) -> Result<AuditVerification, DbError> {
             prev = r.hash.clone();
         }
     }
-    out.last_hash = (out.entries > 0).then(|| prev.iter().map(|x| format!("{x:02x}")).collect());
+    out.last_hash = (out.entries > 0).then(|| hex(&prev));
     Ok(out)
 }
 

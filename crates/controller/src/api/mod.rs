@@ -67,6 +67,7 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             "/api/nodes/{id}/credentials",
             post(enroll::credentials),
         ),
+        (Node, "/api/nodes/{id}/rekey", post(enroll::rekey)),
         (Admin, "/api/me", get(access::me)),
         (Admin, "/api/orgs", get(orgs::list).post(orgs::create)),
         (

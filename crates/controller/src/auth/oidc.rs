@@ -69,6 +69,19 @@ impl OidcVerifier {
         &self.settings.roles_claim
     }
 
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, OidcError> {
+        let provider = |e: reqwest::Error| OidcError::Provider(e.to_string());
+        self.http
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(provider)?
+            .json()
+            .await
+            .map_err(provider)
+    }
+
     async fn jwks_url(&self) -> Result<String, OidcError> {
         if let Some(url) = &self.settings.jwks_url {
             return Ok(url.clone());
@@ -77,31 +90,13 @@ impl OidcVerifier {
             "{}/.well-known/openid-configuration",
             self.settings.issuer.trim_end_matches('/')
         );
-        let d: Discovery = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| OidcError::Provider(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| OidcError::Provider(e.to_string()))?;
+        let d: Discovery = self.get_json(&url).await?;
         Ok(d.jwks_uri)
     }
 
     async fn refresh(&self) -> Result<(), OidcError> {
         let url = self.jwks_url().await?;
-        let set: JwkSet = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| OidcError::Provider(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| OidcError::Provider(e.to_string()))?;
+        let set: JwkSet = self.get_json(&url).await?;
         *self.keys.write().await = (set, Some(Instant::now()));
         Ok(())
     }

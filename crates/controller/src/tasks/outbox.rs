@@ -77,8 +77,7 @@ async fn publish_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, Strin
 
 /// Publish committed audit entries on their org's audit subject.
 async fn publish_audit_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, String> {
-    use ritma_db::audit::{audit_outbox_delete, audit_outbox_lock};
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    use ritma_db::audit::{audit_outbox_delete, audit_outbox_lock, hex};
     let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
     let rows = audit_outbox_lock(&mut tx, BATCH)
         .await
