@@ -91,6 +91,15 @@ impl TestStack {
     }
 
     pub async fn start_with(tune: impl Fn(&mut Config)) -> anyhow::Result<Self> {
+        Self::start_on(fresh_database().await?, tune).await
+    }
+
+    /// A stack whose database is `database_url` (e.g. a private
+    /// [`ritma_devstack::PostgresServer`] a test stops and restarts).
+    pub async fn start_on(
+        database_url: String,
+        tune: impl Fn(&mut Config),
+    ) -> anyhow::Result<Self> {
         init_logging();
         let dir = tempfile::tempdir()?;
         let keys = BusKeys::load_or_create(&dir.path().join("keys"))?;
@@ -102,7 +111,6 @@ impl TestStack {
             cluster: None,
         })
         .await?;
-        let database_url = fresh_database().await?;
         let pool = PgPool::connect(&database_url).await?;
         let mut stack = Self {
             dir,
@@ -128,6 +136,8 @@ impl TestStack {
         c.reconcile_ms = 200;
         c.offline_grace_secs = 1;
         c.ack_wait_secs = 3;
+        // Tests make many refused attempts on purpose; the limiter's own test tunes this down.
+        c.enroll_failures_burst = 10_000;
         c
     }
 
@@ -235,7 +245,20 @@ impl TestStack {
         heartbeat_secs: u32,
         summary_secs: u32,
     ) -> anyhow::Result<DaemonHandle> {
-        let args = ritma_node::Args {
+        self.spawn_daemon_with(token, state_dir, heartbeat_secs, summary_secs, |_| {})
+            .await
+    }
+
+    /// Start a real daemon in-process, with further settings.
+    pub async fn spawn_daemon_with(
+        &self,
+        token: Option<&str>,
+        state_dir: PathBuf,
+        heartbeat_secs: u32,
+        summary_secs: u32,
+        tune: impl FnOnce(&mut ritma_node::Args),
+    ) -> anyhow::Result<DaemonHandle> {
+        let mut args = ritma_node::Args {
             controller_url: Some(self.api_url()),
             enroll_token: token.map(str::to_owned),
             state_dir: Some(state_dir.clone()),
@@ -243,6 +266,7 @@ impl TestStack {
             summary_secs: Some(summary_secs),
             ..Default::default()
         };
+        tune(&mut args);
         let config = ritma_node::NodeConfig::resolve(args)?;
         let shutdown = CancellationToken::new();
         let daemon = ritma_node::Daemon::build(config, &shutdown).await?;
@@ -302,6 +326,118 @@ impl TestStack {
             .fetch_one(&self.pool)
             .await
             .expect("count query")
+    }
+}
+
+/// The `ritma` binary of this build (`ritma controller` runs the controller
+/// exactly as deployed). Built once per test process with the same cargo and
+/// target folder as the tests, so it is never stale.
+pub fn ritma_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        // <target>/<profile>/deps/<test binary>
+        let exe = std::env::current_exe().expect("current exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/<profile>")
+            .to_path_buf();
+        let target_dir = profile_dir.parent().expect("target folder").to_path_buf();
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.current_dir(&workspace)
+            .args(["build", "--quiet", "-p", "ritma-cli", "--bin", "ritma"])
+            .arg("--target-dir")
+            .arg(&target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the ritma binary failed");
+        let bin = profile_dir.join("ritma");
+        assert!(bin.exists(), "{} missing after the build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// The controller as a real child process (`ritma controller`), so a test can
+/// SIGKILL it in the middle of a batch.
+pub struct ControllerProcess {
+    pub api_url: String,
+    pub child: std::process::Child,
+}
+
+impl ControllerProcess {
+    /// SIGKILL: no shutdown handler runs, nothing in flight is finished or acked.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestStack {
+    /// Start `ritma controller` as a child process on this stack (stop the
+    /// in-process controller first). `env` adds or overrides RITMA_* settings.
+    pub async fn spawn_controller_process(
+        &self,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<ControllerProcess> {
+        let c = self.config();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let api_url = format!("http://127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("controller-process.log"))?;
+        let mut cmd = std::process::Command::new(ritma_binary());
+        cmd.arg("controller")
+            .env("RITMA_DATABASE_URL", &c.database_url)
+            .env("RITMA_NATS_URL", c.nats_urls.join(","))
+            .env("RITMA_NATS_KEYS_DIR", &c.nats_keys_dir)
+            .env("RITMA_MASTER_KEY", MASTER_KEY)
+            .env("RITMA_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RITMA_API_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RITMA_RECONCILE_MS", c.reconcile_ms.to_string())
+            .env("RITMA_OFFLINE_GRACE_SECS", c.offline_grace_secs.to_string())
+            .env("RITMA_ACK_WAIT_SECS", c.ack_wait_secs.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let process = ControllerProcess {
+            api_url: api_url.clone(),
+            child: cmd.spawn()?,
+        };
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(format!("{api_url}/readyz")).send().await
+                && r.status().is_success()
+            {
+                return Ok(process);
+            }
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(60),
+                "controller process not ready; see controller-process.log"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

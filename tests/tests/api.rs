@@ -129,3 +129,183 @@ async fn inventory_filters_sorts_and_pages() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// `crates/controller/openapi.yaml`: path -> (method -> needs the admin token).
+fn openapi_operations()
+-> std::collections::BTreeMap<String, std::collections::BTreeMap<String, bool>> {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/controller/openapi.yaml"
+    ))
+    .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    let mut in_paths = false;
+    let mut path: Option<String> = None;
+    let mut method: Option<String> = None;
+    for line in doc.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_paths = line == "paths:";
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        if let Some(p) = line.strip_prefix("  /").and_then(|l| l.strip_suffix(':')) {
+            path = Some(format!("/{p}"));
+            continue;
+        }
+        if let Some(m) = line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))
+            && ["get", "post", "put", "patch", "delete"].contains(&m)
+        {
+            method = Some(m.to_uppercase());
+            out.entry(path.clone().unwrap())
+                .or_insert_with(std::collections::BTreeMap::new)
+                .insert(m.to_uppercase(), true);
+            continue;
+        }
+        if line.trim() == "security: []"
+            && let (Some(p), Some(m)) = (&path, &method)
+        {
+            out.get_mut(p).unwrap().insert(m.clone(), false);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_router() {
+    use ritma_controller::api::{Access, routes};
+    let doc = openapi_operations();
+    let router: std::collections::BTreeMap<String, Access> = routes()
+        .into_iter()
+        .map(|(access, path, _)| (path.to_string(), access))
+        .collect();
+    assert_eq!(
+        doc.keys().collect::<Vec<_>>(),
+        router.keys().collect::<Vec<_>>(),
+        "every route is in openapi.yaml and nothing else is"
+    );
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    // Query-string and path rejections answer in the API's error format too
+    // (they were axum's plain text; found by tests/api-fuzz.sh).
+    for path in [
+        "/api/orgs/acme/nodes?sort=name&sort=id",
+        "/api/orgs/acme/nodes?limit=many",
+        "/api/orgs/%FF/nodes",
+    ] {
+        let (status, body) = stack.api(Method::GET, path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{path}: {body}");
+    }
+    // Granting a role in an org that does not exist: 404, not a 503 from a
+    // foreign-key failure (found by tests/api-fuzz.sh).
+    let (status, body) = stack
+        .api(
+            Method::POST,
+            "/api/orgs/nosuch/roles",
+            Some(serde_json::json!({ "subject": "someone", "role": "org_admin" })),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    for (path, methods) in &doc {
+        let access = router[path];
+        for (method, needs_admin) in methods {
+            assert_eq!(
+                *needs_admin,
+                access == Access::Admin,
+                "{method} {path}: documented security differs from the router"
+            );
+        }
+        let url = format!(
+            "{}{}",
+            stack.api_url(),
+            path.replace("{org}", "acme")
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let status = stack
+                .http
+                .request(Method::from_bytes(method.as_bytes()).unwrap(), &url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            assert_eq!(
+                status != 405,
+                methods.contains_key(method),
+                "{method} {path}: routed = {}, documented = {}",
+                status != 405,
+                methods.contains_key(method)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_admin_paths_never_reach_another_orgs_resources() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    stack.create_org("globex").await;
+    let (status, globex_token) = stack
+        .api(
+            Method::POST,
+            "/api/orgs/globex/enrollment-tokens",
+            Some(serde_json::json!({ "tenant_id": "prod", "max_uses": 5 })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let token_id = globex_token["id"].as_str().unwrap().to_owned();
+    let (status, _, _) = stack
+        .enroll_raw(globex_token["token"].as_str().unwrap(), "g-1")
+        .await;
+    assert_eq!(status, 200);
+
+    // Org acme's admin paths with globex's ids: 404, and nothing changes.
+    for (method, path) in [
+        (Method::GET, "/api/orgs/acme/nodes/g-1".to_string()),
+        (
+            Method::POST,
+            "/api/orgs/acme/nodes/g-1/decommission".to_string(),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/orgs/acme/enrollment-tokens/{token_id}"),
+        ),
+    ] {
+        let (status, body) = stack.api(method.clone(), &path, None).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+        assert_eq!(body["error"], "not_found");
+    }
+    assert_eq!(stack.node_status("g-1").await.as_deref(), Some("unseen"));
+    let (_, tokens) = stack
+        .api(Method::GET, "/api/orgs/globex/enrollment-tokens", None)
+        .await;
+    assert!(tokens[0]["revoked_at"].is_null(), "{tokens}");
+    // Lists and counts of acme show nothing of globex.
+    let (_, list) = stack.api(Method::GET, "/api/orgs/acme/nodes", None).await;
+    assert_eq!(list["total"], 0, "{list}");
+    let (_, list) = stack
+        .api(Method::GET, "/api/orgs/acme/nodes?tenant=prod&q=g-1", None)
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+    let (_, summary) = stack
+        .api(Method::GET, "/api/orgs/acme/nodes/summary", None)
+        .await;
+    assert_eq!(summary["total"], 0);
+    let (_, tokens) = stack
+        .api(Method::GET, "/api/orgs/acme/enrollment-tokens", None)
+        .await;
+    assert_eq!(tokens.as_array().unwrap().len(), 0);
+    // A globex token cannot enroll a node into acme by asking for it.
+    let (status, body, _) = stack
+        .enroll_raw(globex_token["token"].as_str().unwrap(), "g-2")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["org_id"], "globex");
+}

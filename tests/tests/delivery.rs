@@ -139,6 +139,23 @@ async fn daemon_spools_while_the_bus_is_down_and_delivers_in_order() {
         "expected the daemon to spool while the bus is down, found {depth} lines"
     );
     stack.nats.restart().await.unwrap();
+    // The daemon reconnects (its client backs off up to 4 s) and drains its spool.
+    stack
+        .eventually("spool drained", Duration::from_secs(30), || async {
+            let left = std::fs::read_dir(daemon.state_dir.join("spool"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+                .map(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .lines()
+                        .count()
+                })
+                .sum::<usize>();
+            (left == 0).then_some(())
+        })
+        .await;
 
     daemon.stop().await.unwrap();
     // Every message the daemon made is in the stream exactly once, in order.
@@ -270,4 +287,134 @@ async fn bad_input_goes_to_dead_letters_with_a_reason_and_writes_nothing() {
     assert_eq!(malformed.payload.as_ref(), b"{not json", "kept as it came");
     let headers = malformed.headers;
     assert_eq!(headers.get("Ritma-Subject").map(|v| v.as_str()), Some(hb));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_org_or_tenant_and_replayed_messages_write_nothing() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    stack.create_org("globex").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let (_, reply, key) = stack.enroll_raw(&token, "real-1").await;
+    let node = stack.connect_node(&reply, key).await.unwrap();
+    let js = jetstream::new(node.client.clone());
+    let usage = "ritma.acme.prod.node.real-1.usage";
+    let hb = "ritma.acme.prod.node.real-1.heartbeat";
+
+    // The broker already refuses a real node anything outside its subjects;
+    // the controller checks again. Publish from the controller account, which
+    // may write anywhere in the stream: node real-1 of the wrong tenant, of
+    // another org, of an org that does not exist, and a node that does not exist.
+    let js_ctl = jetstream::new(stack.controller_bus().await.unwrap());
+    let forged = [
+        "ritma.acme.dev.node.real-1.usage",
+        "ritma.globex.prod.node.real-1.usage",
+        "ritma.nosuch.prod.node.real-1.usage",
+        "ritma.acme.prod.node.ghost-1.usage",
+    ];
+    for subject in forged {
+        let node_id = subject.split('.').nth(4).unwrap();
+        js_ctl
+            .publish(subject, usage_body(node_id, 1, 1000).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    stack
+        .eventually(
+            "forged messages dead-lettered",
+            Duration::from_secs(15),
+            || async {
+                (stack
+                    .count("SELECT count(*) FROM dead_letters WHERE reason = 'unknown_node'")
+                    .await
+                    == forged.len() as i64)
+                    .then_some(())
+            },
+        )
+        .await;
+    let subjects: Vec<String> =
+        sqlx::query_scalar("SELECT subject FROM dead_letters ORDER BY stream_seq")
+            .fetch_all(&stack.pool)
+            .await
+            .unwrap();
+    assert_eq!(subjects, forged.to_vec());
+    assert_eq!(
+        stack.count("SELECT count(*) FROM node_usage_reports").await,
+        0
+    );
+
+    // Real traffic: usage 1..=5 and heartbeats 1..=5.
+    for seq in 1..=5 {
+        js.publish(usage, usage_body("real-1", seq, seq).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        js.publish(hb, heartbeat_body("real-1", 100 + seq, 10).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    stack
+        .eventually(
+            "real traffic committed",
+            Duration::from_secs(15),
+            || async {
+                (stack.count("SELECT count(*) FROM node_usage_reports").await == 5
+                    && stack
+                        .count("SELECT last_seq FROM nodes WHERE id = 'real-1'")
+                        .await
+                        == 105)
+                    .then_some(())
+            },
+        )
+        .await;
+    // Replays of old messages, long after, under new message ids and with
+    // altered counters: the first write of each sequence stands, an old
+    // heartbeat never rolls the node back.
+    for seq in 1..=5 {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("replay-{seq}").as_str());
+        js.publish_with_headers(usage, headers, usage_body("real-1", seq, 1_000_000).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        js.publish(hb, heartbeat_body("real-1", 100 + seq, 10).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // A marker after the replays: once it is in, the replays were processed.
+    js.publish(usage, usage_body("real-1", 6, 6).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    stack
+        .eventually("marker committed", Duration::from_secs(15), || async {
+            (stack.count("SELECT count(*) FROM node_usage_reports").await == 6).then_some(())
+        })
+        .await;
+    assert_eq!(
+        stack
+            .count("SELECT sum(decisions)::bigint FROM node_usage_reports")
+            .await,
+        21,
+        "replays changed no counter"
+    );
+    assert_eq!(
+        stack
+            .count("SELECT last_seq FROM nodes WHERE id = 'real-1'")
+            .await,
+        105
+    );
+    assert_eq!(
+        stack.count("SELECT count(*) FROM dead_letters").await,
+        forged.len() as i64
+    );
 }

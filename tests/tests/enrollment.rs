@@ -238,6 +238,30 @@ async fn a_restarted_daemon_keeps_its_identity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_dir_others_can_write_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let dir = stack.dir.path().join("open-state");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = stack
+        .spawn_daemon(Some(&token), dir.clone(), 1, 60)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("777"), "{err}");
+    assert_eq!(nodes(&stack).await, 0, "it did not enroll");
+    assert!(!dir.join("node.nk").exists(), "no key written there");
+    // Fixed permissions: it starts.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let daemon = stack.spawn_daemon(Some(&token), dir, 1, 60).await.unwrap();
+    daemon.stop().await.unwrap();
+    assert_eq!(nodes(&stack).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rekeying_moves_the_node_to_a_new_key_and_revokes_the_old_one() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;

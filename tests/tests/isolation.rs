@@ -270,3 +270,93 @@ async fn a_decommissioned_node_is_cut_off_at_the_broker() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "node_decommissioned");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_impersonate_another() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let (_a, a_reply, _a_seed) = enrolled(&stack, "acme", "prod", "node-a").await;
+    let (_b, _b_reply, b_seed) = enrolled(&stack, "acme", "prod", "node-b").await;
+    // node-b presents node-a's JWT, signing the nonce with its own key: refused.
+    let stolen = BusUser::connect(
+        &stack.nats.url,
+        a_reply["jwt"].as_str().unwrap(),
+        nkeys::KeyPair::from_seed(&b_seed).unwrap(),
+        a_reply["inbox_prefix"].as_str(),
+    )
+    .await;
+    assert!(
+        stolen.is_err(),
+        "another node's JWT with one's own key must not connect"
+    );
+    // And a fresh key with node-a's JWT: refused too.
+    let forged = BusUser::connect(
+        &stack.nats.url,
+        a_reply["jwt"].as_str().unwrap(),
+        nkeys::KeyPair::new_user(),
+        None,
+    )
+    .await;
+    assert!(forged.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_brute_force_is_rate_limited() {
+    let stack = TestStack::start_with(|c| {
+        c.enroll_failures_burst = 5;
+        c.enroll_failures_per_min = 1;
+    })
+    .await
+    .unwrap();
+    stack.create_org("acme").await;
+    let good = stack.create_token("acme", "prod", 10).await;
+    // A legitimate enrollment costs nothing.
+    let (status, _, _) = stack.enroll_raw(&good, "legit-1").await;
+    assert_eq!(status, 200);
+    for i in 0..5 {
+        let (status, body, _) = stack
+            .enroll_raw(&format!("ritma_et_guess{i:04}"), "x-1")
+            .await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let resp = stack
+        .http
+        .post(format!("{}/api/nodes/register", stack.api_url()))
+        .json(&serde_json::json!({
+            "token": good, "public_key": nkeys::KeyPair::new_user().public_key(),
+            "hostname": "h", "agent_version": "t", "node_id": "legit-2",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        429,
+        "locked out, even with a good token"
+    );
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    // The credential refresh shares the source's budget.
+    let resp = stack
+        .http
+        .post(format!("{}/api/nodes/legit-1/credentials", stack.api_url()))
+        .json(&serde_json::json!({ "timestamp": 0, "signature": "AAAA" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    // The admin API is not affected.
+    let (status, _) = stack.api(reqwest::Method::GET, "/api/orgs", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stack.count("SELECT count(*) FROM nodes").await,
+        1,
+        "nothing enrolled while locked out"
+    );
+}

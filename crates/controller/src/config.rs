@@ -86,6 +86,12 @@ pub struct Config {
     /// JetStream replicas for the streams (3 on a NATS cluster).
     #[arg(long, env = "RITMA_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+    /// Refused enrollment or credential attempts one source IP may make at once ...
+    #[arg(long, env = "RITMA_ENROLL_FAILURES_BURST", default_value_t = 10)]
+    pub enroll_failures_burst: u32,
+    /// ... and how many more it gets per minute after that (then 429).
+    #[arg(long, env = "RITMA_ENROLL_FAILURES_PER_MIN", default_value_t = 10)]
+    pub enroll_failures_per_min: u32,
 }
 
 impl Config {
@@ -111,6 +117,8 @@ impl Config {
             default_heartbeat_secs: 10,
             stream_replicas: 1,
             ack_wait_secs: 30,
+            enroll_failures_burst: 10,
+            enroll_failures_per_min: 10,
             environment: "development".into(),
             dev_header_auth: false,
             oidc_issuer: None,

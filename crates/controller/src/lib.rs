@@ -173,6 +173,10 @@ impl Controller {
             default_heartbeat_secs: config.default_heartbeat_secs,
             stats: Arc::new(IngestStats::default()),
             nats,
+            enroll_limiter: Arc::new(api::ratelimit::FailureLimiter::new(
+                config.enroll_failures_burst,
+                config.enroll_failures_per_min,
+            )),
         };
         Ok(Self {
             config,

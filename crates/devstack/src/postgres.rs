@@ -12,6 +12,7 @@ pub struct PostgresServer {
     pub port: u16,
     pub url: String,
     data_dir: PathBuf,
+    dir: PathBuf,
     pg_ctl: PathBuf,
     run_as: Option<String>,
 }
@@ -63,24 +64,15 @@ impl PostgresServer {
                 .arg(&data_dir))?;
         }
         let port = free_port()?;
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200",
-            dir.display()
-        );
-        run(as_user(&pg_ctl)
-            .args(["-w", "-t", "30", "-D"])
-            .arg(&data_dir)
-            .args(["-l"])
-            .arg(dir.join("postgres.log"))
-            .args(["-o", &options, "start"]))?;
-        wait_for_port(port, Duration::from_secs(30)).await?;
         let server = Self {
             port,
             url: format!("postgres://postgres@127.0.0.1:{port}/{database}"),
             data_dir,
+            dir: dir.to_owned(),
             pg_ctl,
             run_as,
         };
+        server.spawn().await?;
         let psql = bin.join("psql");
         let exists = Command::new(&psql)
             .args([
@@ -112,16 +104,42 @@ impl PostgresServer {
         Ok(server)
     }
 
-    pub fn stop(&self) {
-        let mut cmd = match &self.run_as {
+    fn pg_ctl(&self) -> Command {
+        match &self.run_as {
             Some(user) => {
                 let mut c = Command::new("runuser");
                 c.args(["-u", user, "--"]).arg(&self.pg_ctl);
                 c
             }
             None => Command::new(&self.pg_ctl),
-        };
-        let _ = cmd
+        }
+    }
+
+    async fn spawn(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        run(self
+            .pg_ctl()
+            .args(["-w", "-t", "30", "-D"])
+            .arg(&self.data_dir)
+            .args(["-l"])
+            .arg(self.dir.join("postgres.log"))
+            .args(["-o", &options, "start"]))?;
+        wait_for_port(self.port, Duration::from_secs(30)).await
+    }
+
+    /// Start again after `stop`, on the same port with the same data.
+    pub async fn restart(&self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn().await
+    }
+
+    pub fn stop(&self) {
+        let _ = self
+            .pg_ctl()
             .args(["-m", "fast", "-D"])
             .arg(&self.data_dir)
             .arg("stop")

@@ -53,6 +53,15 @@ impl Sender {
 
     /// Publish one window from the head of the spool; returns how many were acked.
     async fn send_window(&mut self) -> Result<usize, String> {
+        // While disconnected the client would buffer publishes and send them
+        // after reconnecting, behind the spool's back (a message the full
+        // spool then drops and counts would still arrive): send nothing then.
+        if !matches!(
+            self.js.client().connection_state(),
+            async_nats::connection::State::Connected
+        ) {
+            return Err("not connected to the bus".into());
+        }
         let entries = self.spool.peek(WINDOW).map_err(|e| e.to_string())?;
         let mut pending = Vec::with_capacity(entries.len());
         for entry in &entries {
@@ -98,7 +107,12 @@ impl Sender {
     }
 
     pub async fn run(mut self, shutdown: CancellationToken, final_flush: Duration) {
+        let backoff = |failures: u32| Duration::from_millis((250u64 << failures.min(5)).min(5_000));
         let mut failures = 0u32;
+        // A fixed deadline, not a sleep made anew each turn: messages arriving
+        // faster than the backoff used to restart the sleep for ever, so a busy
+        // daemon never retried after a long bus outage (found by the fault tests).
+        let mut next_retry = tokio::time::Instant::now();
         self.update_gauge();
         loop {
             // Take everything queued in memory first, so the spool holds it.
@@ -110,24 +124,27 @@ impl Sender {
                     Ok(_) => continue,
                     Err(e) => {
                         failures = 1;
+                        next_retry = tokio::time::Instant::now() + backoff(failures);
                         tracing::warn!(error = %e, depth = self.spool.depth(), "bus unreachable; spooling to disk");
                     }
                 }
             }
-            let retry_in = Duration::from_millis((250u64 << failures.min(5)).min(5_000));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 entry = self.rx.recv() => match entry {
                     Some(e) => self.accept(e),
                     None => break,
                 },
-                _ = tokio::time::sleep(retry_in), if failures > 0 => {
+                _ = tokio::time::sleep_until(next_retry), if failures > 0 => {
                     match self.send_window().await {
                         Ok(_) => {
                             tracing::info!(depth = self.spool.depth(), "bus reachable again; draining spool");
                             failures = 0;
                         }
-                        Err(_) => failures += 1,
+                        Err(_) => {
+                            failures += 1;
+                            next_retry = tokio::time::Instant::now() + backoff(failures);
+                        }
                     }
                 }
             }
@@ -138,8 +155,9 @@ impl Sender {
         }
         let deadline = tokio::time::Instant::now() + final_flush;
         while self.spool.depth() > 0 && tokio::time::Instant::now() < deadline {
+            // The bus may be coming back (reconnecting): keep trying until the deadline.
             if self.send_window().await.is_err() {
-                break;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         tracing::info!(left_in_spool = self.spool.depth(), "sender stopped");

@@ -146,12 +146,19 @@ impl NodeId {
         base = base.trim_matches('-').to_owned();
         base.truncate(48);
         let base = base.trim_end_matches('-');
-        let suffix: String = public_key
+        // Only ASCII letters and digits: a key with anything else (not a real
+        // NKey, but callers may pass anything) must not leak into the id
+        // (found by the property tests: a non-ASCII key gave an invalid id).
+        let mut suffix: String = public_key
             .chars()
             .skip(1)
+            .filter(char::is_ascii_alphanumeric)
             .take(8)
             .collect::<String>()
             .to_ascii_lowercase();
+        if suffix.is_empty() {
+            suffix.push('0');
+        }
         let candidate = if base.is_empty() {
             format!("node-{suffix}")
         } else {
@@ -196,6 +203,9 @@ mod tests {
         assert_eq!(a, NodeId::derive("Web_01.example.com", "UABCDEFGHIJK"));
         let b = NodeId::derive("...", "UXYZXYZXYZ");
         assert_eq!(b.as_str(), "node-xyzxyzxy");
+        // Found by the property tests: a key with non-ASCII characters.
+        assert_eq!(NodeId::derive("", "A\u{129a}").as_str(), "node-0");
+        assert_eq!(NodeId::derive("h", "U.>*AB").as_str(), "h-ab");
     }
 
     #[test]

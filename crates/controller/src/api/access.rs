@@ -2,7 +2,7 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use ritma_db::access::{self, RoleGrant};
@@ -11,7 +11,7 @@ use ritma_protocol::OrgId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, JsonBody, path_id};
+use super::{AppState, JsonBody, PathParams, QueryParams, path_id};
 use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal, PrincipalKind, Role};
 use crate::error::ApiError;
@@ -42,8 +42,8 @@ pub async fn me(
 pub async fn audit(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(org_raw): Path<String>,
-    Query(filter): Query<AuditFilter>,
+    PathParams(org_raw): PathParams<String>,
+    QueryParams(filter): QueryParams<AuditFilter>,
 ) -> Result<Json<Vec<AuditRecord>>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadAudit)?;
@@ -53,7 +53,7 @@ pub async fn audit(
 pub async fn roles_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
 ) -> Result<Json<Vec<RoleGrant>>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadAudit)?;
@@ -74,11 +74,19 @@ pub struct GrantRequest {
 pub async fn role_grant(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
     JsonBody(req): JsonBody<GrantRequest>,
 ) -> Result<(StatusCode, Json<RoleGrant>), ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ManageRoles)?;
+    // The operator may name any org: one that does not exist is a 404, not a
+    // foreign-key failure answered as 503 (found by tests/api-fuzz.sh).
+    if ritma_db::orgs::org_get(&state.pool, org.as_str())
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!("org {org}")));
+    }
     let role = Role::parse(&req.role)
         .ok_or_else(|| ApiError::BadRequest(format!("unknown role {:?}", req.role)))?;
     ritma_protocol::validate::non_empty_text("subject", &req.subject, 256)
@@ -125,7 +133,7 @@ pub async fn role_grant(
 pub async fn role_revoke(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((org_raw, subject, role)): Path<(String, String, String)>,
+    PathParams((org_raw, subject, role)): PathParams<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ManageRoles)?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{Duration, Utc};
 use data_encoding::BASE64URL_NOPAD;
 use nkeys::KeyPair;
@@ -18,7 +18,7 @@ use ritma_protocol::enrollment::{
 };
 use ritma_protocol::{NodeId, NodeStatus, NodeSubject, OrgId, TenantId};
 
-use super::{AppState, JsonBody, path_id};
+use super::{AppState, JsonBody, PathParams, path_id};
 use crate::crypto::sha256;
 use crate::error::ApiError;
 
@@ -191,12 +191,13 @@ async fn respond(state: &AppState, node: &NodeRecord) -> Result<Json<RegisterRes
 /// A fresh JWT for a node that proves it holds its key.
 pub async fn credentials(
     State(state): State<AppState>,
-    Path(id_raw): Path<String>,
+    PathParams(id_raw): PathParams<String>,
     JsonBody(req): JsonBody<CredentialsRequest>,
 ) -> Result<Json<CredentialsResponse>, ApiError> {
     let denied = || refused("invalid_signature", "signature does not prove the node key");
     let node_id: NodeId = path_id(&id_raw, "node")?;
-    if (Utc::now().timestamp() - req.timestamp).abs() > CLOCK_SKEW_SECS {
+    // abs_diff: any i64 from the client, no overflow (i64::MIN once panicked here).
+    if Utc::now().timestamp().abs_diff(req.timestamp) > CLOCK_SKEW_SECS.unsigned_abs() {
         return Err(refused(
             "stale_request",
             "timestamp is more than five minutes off",
@@ -232,7 +233,7 @@ pub async fn credentials(
 /// key is revoked at the broker at once; the reply is a JWT for the new key.
 pub async fn rekey(
     State(state): State<AppState>,
-    Path(id_raw): Path<String>,
+    PathParams(id_raw): PathParams<String>,
     JsonBody(req): JsonBody<RekeyRequest>,
 ) -> Result<Json<CredentialsResponse>, ApiError> {
     let denied = || refused("invalid_signature", "signature does not prove the node key");

@@ -7,13 +7,14 @@ mod enroll;
 mod health;
 mod nodes;
 mod orgs;
+pub mod ratelimit;
 mod tokens;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use sqlx::PgPool;
 use tower_http::trace::TraceLayer;
 
@@ -38,54 +39,100 @@ pub struct AppState {
     pub default_heartbeat_secs: u32,
     pub stats: Arc<IngestStats>,
     pub nats: async_nats::Client,
+    pub enroll_limiter: Arc<ratelimit::FailureLimiter>,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health).
+    Public,
+    /// Nodes: enrollment and signed credential refresh, rate-limited on refusals.
+    Node,
+    /// A principal (admin token, OIDC access token, or the development
+    /// header stub), authorised per org and action by the handlers.
+    Admin,
+}
+
+/// Every route of the API, in one place: the router is built from this list,
+/// and a test checks it against `openapi.yaml` (paths and methods).
+pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
+    use Access::*;
+    vec![
+        (Public, "/healthz", get(health::healthz)),
+        (Public, "/readyz", get(health::readyz)),
+        (Node, "/api/nodes/register", post(enroll::register)),
+        (
+            Node,
+            "/api/nodes/{id}/credentials",
+            post(enroll::credentials),
+        ),
+        (Node, "/api/nodes/{id}/rekey", post(enroll::rekey)),
+        (Admin, "/api/me", get(access::me)),
+        (Admin, "/api/orgs", get(orgs::list).post(orgs::create)),
+        (
+            Admin,
+            "/api/orgs/{org}/integrator-credentials",
+            get(orgs::integrator_list).post(orgs::integrator_credentials),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/integrator-credentials/{public_key}",
+            delete(orgs::integrator_revoke),
+        ),
+        (Admin, "/api/orgs/{org}/audit", get(access::audit)),
+        (
+            Admin,
+            "/api/orgs/{org}/roles",
+            get(access::roles_list).post(access::role_grant),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/roles/{subject}/{role}",
+            delete(access::role_revoke),
+        ),
+        (Admin, "/api/orgs/{org}/nodes", get(nodes::list)),
+        (Admin, "/api/orgs/{org}/nodes/summary", get(nodes::summary)),
+        (Admin, "/api/orgs/{org}/nodes/{id}", get(nodes::get)),
+        (
+            Admin,
+            "/api/orgs/{org}/nodes/{id}/decommission",
+            post(nodes::decommission),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/enrollment-tokens",
+            get(tokens::list).post(tokens::create),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/enrollment-tokens/{id}",
+            delete(tokens::revoke),
+        ),
+    ]
 }
 
 pub fn router(state: AppState) -> Router {
-    let admin = Router::new()
-        .route("/api/me", get(access::me))
-        .route("/api/orgs", get(orgs::list).post(orgs::create))
-        .route(
-            "/api/orgs/{org}/integrator-credentials",
-            get(orgs::integrator_list).post(orgs::integrator_credentials),
-        )
-        .route(
-            "/api/orgs/{org}/integrator-credentials/{public_key}",
-            axum::routing::delete(orgs::integrator_revoke),
-        )
-        .route("/api/orgs/{org}/audit", get(access::audit))
-        .route(
-            "/api/orgs/{org}/roles",
-            get(access::roles_list).post(access::role_grant),
-        )
-        .route(
-            "/api/orgs/{org}/roles/{subject}/{role}",
-            axum::routing::delete(access::role_revoke),
-        )
-        .route("/api/orgs/{org}/nodes", get(nodes::list))
-        .route("/api/orgs/{org}/nodes/summary", get(nodes::summary))
-        .route("/api/orgs/{org}/nodes/{id}", get(nodes::get))
-        .route(
-            "/api/orgs/{org}/nodes/{id}/decommission",
-            post(nodes::decommission),
-        )
-        .route(
-            "/api/orgs/{org}/enrollment-tokens",
-            get(tokens::list).post(tokens::create),
-        )
-        .route(
-            "/api/orgs/{org}/enrollment-tokens/{id}",
-            axum::routing::delete(tokens::revoke),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::middleware::authenticate,
-        ));
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/api/nodes/register", post(enroll::register))
-        .route("/api/nodes/{id}/credentials", post(enroll::credentials))
-        .route("/api/nodes/{id}/rekey", post(enroll::rekey))
+    let mut public = Router::new();
+    let mut node = Router::new();
+    let mut admin = Router::new();
+    for (access, path, route) in routes() {
+        match access {
+            Access::Public => public = public.route(path, route),
+            Access::Node => node = node.route(path, route),
+            Access::Admin => admin = admin.route(path, route),
+        }
+    }
+    let node = node.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        ratelimit::limit_failures,
+    ));
+    let admin = admin.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::middleware::authenticate,
+    ));
+    public
+        .merge(node)
         .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
@@ -113,6 +160,49 @@ where
             }
             Err(e) => Err(crate::error::ApiError::BadRequest(e.body_text())),
         }
+    }
+}
+
+/// Query-string extraction whose rejections use the API's error format
+/// (axum's own answer is plain text; found by the API fuzzing).
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for QueryParams<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|e| crate::error::ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// Path extraction whose rejections use the API's error format.
+pub struct PathParams<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for PathParams<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|e| crate::error::ApiError::BadRequest(e.body_text()))
     }
 }
 

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use data_encoding::BASE64URL_NOPAD;
@@ -10,7 +10,7 @@ use ritma_protocol::{NodeId, NodeStatus, OrgId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{AppState, path_id};
+use super::{AppState, PathParams, QueryParams, path_id};
 use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
 use crate::error::ApiError;
@@ -163,8 +163,8 @@ fn filter_from(q: ListQuery) -> Result<NodeFilter, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(org_raw): Path<String>,
-    Query(query): Query<ListQuery>,
+    PathParams(org_raw): PathParams<String>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<NodeList>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)?;
@@ -209,7 +209,7 @@ async fn load(
 pub async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((org, id)): Path<(String, String)>,
+    PathParams((org, id)): PathParams<(String, String)>,
 ) -> Result<Json<NodeDetail>, ApiError> {
     let node = load(&state, &p, Action::ReadFleet, &org, &id).await?;
     let status_history = nodes::node_status_history(&state.pool, &node.id, 100).await?;
@@ -223,7 +223,7 @@ pub async fn get(
 pub async fn summary(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)?;
@@ -237,7 +237,7 @@ pub async fn summary(
 pub async fn decommission(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((org, id)): Path<(String, String)>,
+    PathParams((org, id)): PathParams<(String, String)>,
 ) -> Result<Json<NodeView>, ApiError> {
     let node = load(&state, &p, Action::ManageNodes, &org, &id).await?;
     let org_record = ritma_db::orgs::org_get(&state.pool, &node.org_id)

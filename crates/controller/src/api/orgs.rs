@@ -1,4 +1,4 @@
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
@@ -7,7 +7,7 @@ use ritma_db::orgs;
 use ritma_protocol::{OrgId, TenantId, validate};
 use serde::{Deserialize, Serialize};
 
-use super::{AppState, JsonBody, path_id};
+use super::{AppState, JsonBody, PathParams, path_id};
 use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
 use crate::error::ApiError;
@@ -102,7 +102,7 @@ pub struct IntegratorResponse {
 pub async fn integrator_credentials(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
     JsonBody(body): JsonBody<IntegratorRequest>,
 ) -> Result<(StatusCode, Json<IntegratorResponse>), ApiError> {
     let org_id: OrgId = path_id(&org_raw, "org")?;
@@ -182,7 +182,7 @@ pub async fn integrator_credentials(
 pub async fn integrator_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
 ) -> Result<Json<Vec<ritma_db::access::IntegratorCredential>>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)?;
@@ -195,7 +195,7 @@ pub async fn integrator_list(
 pub async fn integrator_revoke(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((org_raw, public_key)): Path<(String, String)>,
+    PathParams((org_raw, public_key)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let org_id: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org_id, Action::ManageIntegrators)?;

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
@@ -9,7 +9,7 @@ use ritma_protocol::{OrgId, TenantId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AppState, JsonBody, path_id};
+use super::{AppState, JsonBody, PathParams, path_id};
 use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
 use crate::crypto::{new_secret, sha256};
@@ -84,7 +84,7 @@ async fn org_exists(state: &AppState, org: &OrgId) -> Result<(), ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<TokenView>), ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
@@ -146,7 +146,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path(org_raw): Path<String>,
+    PathParams(org_raw): PathParams<String>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)?;
@@ -158,7 +158,7 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    Path((org_raw, id_raw)): Path<(String, String)>,
+    PathParams((org_raw, id_raw)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ManageTokens)?;
