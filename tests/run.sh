@@ -53,19 +53,13 @@ if ! command -v cargo-deny >/dev/null; then
   cargo install --locked cargo-deny
 fi
 cargo deny --offline check licenses bans sources
-# The RustSec advisory database is fetched from GitHub. Where that is not
-# reachable (as on these machines), the advisory check is reported as skipped;
-# RITMA_DENY_ADVISORIES=1 makes that an error, =0 skips the attempt.
-mkdir -p target
-if [ "${RITMA_DENY_ADVISORIES:-auto}" != 0 ]; then
-  if cargo deny check advisories >target/deny-advisories.log 2>&1; then
-    echo "advisories ok"
-  elif grep -q "failed to fetch advisory database" target/deny-advisories.log; then
-    if [ "${RITMA_DENY_ADVISORIES:-auto}" = 1 ]; then cat target/deny-advisories.log; exit 1; fi
-    echo "advisories: SKIPPED, the advisory database could not be fetched (see target/deny-advisories.log)"
-  else
-    cat target/deny-advisories.log; exit 1
-  fi
+# The RustSec advisory database lives on GitHub, which these machines may not
+# reach (only the package registries): the advisory check runs only where
+# asked for, with RITMA_DENY_ADVISORIES=1, and then it must pass.
+if [ "${RITMA_DENY_ADVISORIES:-0}" = 1 ]; then
+  cargo deny check advisories
+else
+  echo "advisories: not checked here (set RITMA_DENY_ADVISORIES=1 where GitHub is reachable)"
 fi
 
 say "format and lints"
