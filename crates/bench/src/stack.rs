@@ -61,7 +61,8 @@ impl Stack {
         let port = ritma_devstack::ports::free_port()?;
         let api_url = format!("http://127.0.0.1:{port}");
         let exe = std::env::current_exe()?;
-        let log = std::fs::File::create(dir.path().join("controller.log"))?;
+        // Outside the run's temporary folder, so it survives the run.
+        let log = std::fs::File::create(std::env::temp_dir().join("ritma-bench-controller.log"))?;
         let mut cmd = Command::new(exe);
         cmd.arg("controller")
             .env("RITMA_DATABASE_URL", &database_url)
@@ -71,7 +72,7 @@ impl Stack {
             .env("RITMA_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RITMA_API_LISTEN", format!("127.0.0.1:{port}"))
             .env(
-                "RUST_LOG",
+                "RITMA_LOG",
                 std::env::var("RITMA_BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdout(Stdio::null())
@@ -116,7 +117,7 @@ impl Stack {
             if start.elapsed() > timeout {
                 anyhow::bail!(
                     "controller not ready after {timeout:?} (log: {})",
-                    self.dir.path().join("controller.log").display()
+                    std::env::temp_dir().join("ritma-bench-controller.log").display()
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
