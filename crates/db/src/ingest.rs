@@ -132,10 +132,17 @@ async fn scopes_lock(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    // A join on UNNEST, not `id = ANY($1)`: measured here, the planner ran
+    // the ANY form as a sequential scan testing every row against the whole
+    // array (10k nodes x 1000 ids: 15-20 s per batch under load), while the
+    // join probes the primary key once per id.
     let sql = if locked {
-        "SELECT id, org_id, tenant_id, status FROM nodes WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+        "SELECT n.id, n.org_id, n.tenant_id, n.status
+         FROM UNNEST($1::text[]) AS u(id) JOIN nodes n ON n.id = u.id
+         ORDER BY n.id FOR UPDATE OF n"
     } else {
-        "SELECT id, org_id, tenant_id, status FROM nodes WHERE id = ANY($1)"
+        "SELECT n.id, n.org_id, n.tenant_id, n.status
+         FROM UNNEST($1::text[]) AS u(id) JOIN nodes n ON n.id = u.id"
     };
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(sql)
         .bind(ids)
