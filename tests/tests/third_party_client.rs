@@ -9,7 +9,9 @@ use ritma_tests::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_py_with_integrator_creds_reads_only_its_org() {
     let Ok(python) = std::env::var("RITMA_PYTHON") else {
-        eprintln!("RITMA_PYTHON is not set: run tests/run.sh (it installs nats-py) to include this test");
+        eprintln!(
+            "RITMA_PYTHON is not set: run tests/run.sh (it installs nats-py) to include this test"
+        );
         return;
     };
     let stack = TestStack::start().await.unwrap();

@@ -59,7 +59,10 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         ("tenant=t3", "tenant=t3&limit=50"),
         ("label env=prod", "label=env%3Dprod&limit=50"),
         ("version=v2", "version=v2&limit=50"),
-        ("tenant+status+label", "tenant=t3&status=online&label=rack%3Dr7&limit=50"),
+        (
+            "tenant+status+label",
+            "tenant=t3&status=online&label=rack%3Dr7&limit=50",
+        ),
         ("text q=host-4242", "q=host-4242&limit=50"),
         ("text q=9999 (rare)", "q=99999&limit=50"),
         ("sort=last_seen desc", "sort=last_seen&order=desc&limit=50"),
@@ -84,7 +87,10 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             s["p50_ms"], s["p99_ms"]
         );
         all_p99.push((name.to_string(), s["p99_ms"].as_f64().unwrap_or(f64::NAN)));
-        results.insert(name.to_string(), json!({ "query": q, "total": total, "latency": s }));
+        results.insert(
+            name.to_string(),
+            json!({ "query": q, "total": total, "latency": s }),
+        );
     }
     // Deep pages: walk the list by cursor, timing every page.
     for (name, base) in [
@@ -125,13 +131,13 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             json!({ "query": base, "pages": pages, "latency": s }),
         );
     }
-    let worst = all_p99
-        .iter()
-        .cloned()
-        .fold((String::new(), 0.0f64), |a, b| if b.1 > a.1 { b } else { a });
-    println!(
-        "worst p99: {} ms ({}) — target < 50 ms",
-        worst.1, worst.0
-    );
-    Ok(json!({ "nodes": args.nodes, "queries": results, "worst_p99": { "query": worst.0, "ms": worst.1 } }))
+    let worst =
+        all_p99.iter().cloned().fold(
+            (String::new(), 0.0f64),
+            |a, b| if b.1 > a.1 { b } else { a },
+        );
+    println!("worst p99: {} ms ({}) — target < 50 ms", worst.1, worst.0);
+    Ok(
+        json!({ "nodes": args.nodes, "queries": results, "worst_p99": { "query": worst.0, "ms": worst.1 } }),
+    )
 }

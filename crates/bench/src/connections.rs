@@ -105,7 +105,9 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     // Wait until every node is connected (or failed), then sample while they hold.
     let connect_start = Instant::now();
     loop {
-        let c = counters.connected.load(std::sync::atomic::Ordering::Relaxed)
+        let c = counters
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed)
             + counters
                 .connect_failed
                 .load(std::sync::atomic::Ordering::Relaxed);

@@ -90,7 +90,11 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     let mut out = serde_json::Map::new();
     for (phase, heartbeat) in [("idle", 10u32), ("1_msg_per_sec", 1u32)] {
         let mut child = spawn(&bin, &stack, &token, &state, heartbeat)?;
-        eprintln!("{phase}: daemon pid {}, measuring {}s ...", child.id(), args.secs);
+        eprintln!(
+            "{phase}: daemon pid {}, measuring {}s ...",
+            child.id(),
+            args.secs
+        );
         let r = measure(child.id(), args.secs).await;
         let _ = Command::new("kill").arg(child.id().to_string()).status();
         let _ = child.wait();

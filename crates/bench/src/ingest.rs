@@ -230,7 +230,10 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         env.push(("RITMA_WORKERS", w.to_string()));
     }
     let stack = Stack::start(&env).await?;
-    stack.api.org_ensure(&ritma_protocol::OrgId::new("bench")?).await?;
+    stack
+        .api
+        .org_ensure(&ritma_protocol::OrgId::new("bench")?)
+        .await?;
     let nodes = stack
         .nodes_bulk_insert("bench", "n", args.nodes, 1)
         .await

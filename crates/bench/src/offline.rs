@@ -61,7 +61,10 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     .await?;
     let setup_secs = setup.elapsed().as_secs_f64();
     if setup_secs > args.margin_secs {
-        eprintln!("warning: setup took {setup_secs:.1}s, more than the {}s margin", args.margin_secs);
+        eprintln!(
+            "warning: setup took {setup_secs:.1}s, more than the {}s margin",
+            args.margin_secs
+        );
     }
     eprintln!(
         "all online (setup {setup_secs:.1}s); waiting for offline detection (deadline {limit_secs}s after each last heartbeat) ..."

@@ -52,9 +52,11 @@ impl Stack {
         let admin = postgres_admin_url();
         let database = format!("ritma_bench_{}", uuid::Uuid::new_v4().simple());
         let admin_pool = PgPool::connect(&admin).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
-            .execute(&admin_pool)
-            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{database}\""
+        )))
+        .execute(&admin_pool)
+        .await?;
         admin_pool.close().await;
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         let database_url = format!("{base}/{database}");
@@ -117,7 +119,9 @@ impl Stack {
             if start.elapsed() > timeout {
                 anyhow::bail!(
                     "controller not ready after {timeout:?} (log: {})",
-                    std::env::temp_dir().join("ritma-bench-controller.log").display()
+                    std::env::temp_dir()
+                        .join("ritma-bench-controller.log")
+                        .display()
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

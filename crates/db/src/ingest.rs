@@ -144,10 +144,8 @@ async fn scopes_lock(
         "SELECT n.id, n.org_id, n.tenant_id, n.status
          FROM UNNEST($1::text[]) AS u(id) JOIN nodes n ON n.id = u.id"
     };
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(sql)
-        .bind(ids)
-        .fetch_all(tx.as_mut())
-        .await?;
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as(sql).bind(ids).fetch_all(tx.as_mut()).await?;
     Ok(rows
         .into_iter()
         .map(|(id, org_id, tenant_id, status)| {

@@ -599,11 +599,9 @@ fn settle(r: AckResult, counters: &Counters, cfg: &RunConfig) {
 
 /// A stable number in [0, 1) from a string (spreads start times).
 fn hash01(s: &str) -> f64 {
-    let h = s
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+    let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     (h % 10_000) as f64 / 10_000.0
 }
 
@@ -666,14 +664,7 @@ pub async fn run_with(
     for (client, group) in clients {
         let js = jetstream::new(client.clone());
         keep.push(client);
-        tasks.spawn(drive(
-            js,
-            group,
-            cfg.clone(),
-            counters.clone(),
-            start,
-            end,
-        ));
+        tasks.spawn(drive(js, group, cfg.clone(), counters.clone(), start, end));
     }
     let reporter = cfg.progress.map(|every| {
         let counters = counters.clone();
