@@ -40,6 +40,13 @@ if [ ! -x target/pyenv/bin/python ] || ! target/pyenv/bin/python -c 'import nats
 fi
 export RITMA_PYTHON="$PWD/target/pyenv/bin/python"
 
+# A real OpenID provider (oidc-provider from npm) for the identity tests.
+command -v node >/dev/null || apt_install nodejs npm
+if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
+  say "installing the test OpenID provider"
+  npm ci --prefix tests/oidc --no-audit --no-fund
+fi
+
 say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

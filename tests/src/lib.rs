@@ -5,6 +5,8 @@
 // A test harness: a panic here is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
+pub mod oidc;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -97,6 +99,7 @@ impl TestStack {
             keys: &keys,
             port: 0,
             name: "ritma-test",
+            cluster: None,
         })
         .await?;
         let database_url = fresh_database().await?;

@@ -18,6 +18,14 @@ async fn every_admin_route_requires_the_token() {
         (Method::GET, "/api/orgs/acme/enrollment-tokens"),
         (Method::POST, "/api/orgs/acme/enrollment-tokens"),
         (Method::POST, "/api/orgs/acme/integrator-credentials"),
+        (Method::GET, "/api/orgs/acme/integrator-credentials"),
+        (Method::DELETE, "/api/orgs/acme/integrator-credentials/UABC"),
+        (Method::GET, "/api/orgs/acme/audit"),
+        (Method::GET, "/api/orgs/acme/roles"),
+        (Method::POST, "/api/orgs/acme/roles"),
+        (Method::DELETE, "/api/orgs/acme/roles/x/viewer"),
+        (Method::GET, "/api/orgs/acme/nodes/summary"),
+        (Method::GET, "/api/me"),
     ] {
         for auth in [None, Some("wrong-token-wrong-token")] {
             let mut req = stack

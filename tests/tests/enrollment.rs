@@ -236,3 +236,77 @@ async fn a_restarted_daemon_keeps_its_identity() {
         .expect("refused");
     assert!(err.to_string().contains("0600"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rekeying_moves_the_node_to_a_new_key_and_revokes_the_old_one() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let dir = stack.dir.path().join("rekeyed");
+    let first = stack
+        .spawn_daemon(Some(&token), dir.clone(), 1, 60)
+        .await
+        .unwrap();
+    let id = first.node_id.clone();
+    first.stop().await.unwrap();
+    let old_seed = std::fs::read_to_string(dir.join("node.nk")).unwrap();
+    let old_jwt = std::fs::read_to_string(dir.join("credentials.jwt")).unwrap();
+
+    let args = ritma_node::Args {
+        state_dir: Some(dir.clone()),
+        controller_url: Some(stack.api_url()),
+        ..Default::default()
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut daemon =
+        ritma_node::Daemon::build(ritma_node::NodeConfig::resolve(args).unwrap(), &shutdown)
+            .await
+            .unwrap();
+    daemon.rekey().await.unwrap();
+    let new_seed = std::fs::read_to_string(dir.join("node.nk")).unwrap();
+    assert_ne!(old_seed, new_seed);
+    let new_public = nkeys::KeyPair::from_seed(new_seed.trim())
+        .unwrap()
+        .public_key();
+    let stored: String = sqlx::query_scalar("SELECT public_key FROM nodes WHERE id = $1")
+        .bind(&id)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, new_public);
+
+    // The old key is revoked at the broker.
+    let old = BusUser::connect(
+        &stack.nats.url,
+        old_jwt.trim(),
+        nkeys::KeyPair::from_seed(old_seed.trim()).unwrap(),
+        None,
+    )
+    .await;
+    assert!(old.is_err(), "the old key must not connect any more");
+    // The node carries on with its new key, same id.
+    let again = stack.spawn_daemon(None, dir, 1, 60).await.unwrap();
+    assert_eq!(again.node_id, id);
+    let since: chrono::DateTime<chrono::Utc> = chrono::Utc::now();
+    stack
+        .eventually(
+            "heartbeats with the new key",
+            std::time::Duration::from_secs(15),
+            || async {
+                let seen: Option<chrono::DateTime<chrono::Utc>> =
+                    sqlx::query_scalar("SELECT last_seen_at FROM nodes WHERE id = $1")
+                        .bind(&id)
+                        .fetch_one(&stack.pool)
+                        .await
+                        .ok()
+                        .flatten();
+                seen.filter(|s| *s > since)
+            },
+        )
+        .await;
+    again.stop().await.unwrap();
+    let audited = stack
+        .count("SELECT count(*) FROM audit_log WHERE action = 'node.rekey'")
+        .await;
+    assert_eq!(audited, 1);
+}

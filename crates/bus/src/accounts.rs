@@ -188,6 +188,7 @@ impl UserPermissions {
             publish_allow: vec![
                 subjects::state_changes(org, None),
                 subjects::org_commands(org),
+                subjects::audit(org),
             ],
             publish_deny: vec![],
             subscribe_allow: vec![

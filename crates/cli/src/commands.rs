@@ -354,3 +354,41 @@ pub async fn run_node() -> anyhow::Result<()> {
     let daemon = ritma_node::Daemon::build(config, &shutdown).await?;
     daemon.run(shutdown).await
 }
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain of the whole audit trail; fails on any edited or removed entry.
+    Verify {
+        /// PostgreSQL URL (default: the dev stack's).
+        #[arg(long, env = "RITMA_DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+}
+
+pub async fn audit(cmd: AuditCommand) -> anyhow::Result<()> {
+    let AuditCommand::Verify {
+        database_url,
+        data_dir,
+    } = cmd;
+    let url = match database_url {
+        Some(u) => u,
+        None => StackFile::load(&data_dir)?.database_url,
+    };
+    let pool = sqlx::PgPool::connect(&url).await?;
+    let report = ritma_db::audit::audit_verify(&pool).await?;
+    println!(
+        "{} entries; last hash {}",
+        report.entries,
+        report.last_hash.as_deref().unwrap_or("-")
+    );
+    if report.breaks.is_empty() {
+        println!("audit trail intact");
+        return Ok(());
+    }
+    for b in &report.breaks {
+        println!("entry {}: {}", b.id, b.problem);
+    }
+    anyhow::bail!("audit trail broken at {} place(s)", report.breaks.len())
+}

@@ -34,6 +34,9 @@ enum Command {
     /// Bus credentials.
     #[command(subcommand)]
     Creds(commands::CredsCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(commands::AuditCommand),
     /// Print messages of a subject (with integrator credentials).
     Tail(commands::TailArgs),
     /// Simulate a fleet of nodes against a running stack (load generator).
@@ -58,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Creds(c) => commands::creds(c).await,
         Command::Tail(a) => commands::tail(a).await,
         Command::Sim(a) => ritma_sim::main(a).await.map(|_| ()).map_err(Into::into),
+        Command::Audit(c) => commands::audit(c).await,
         Command::Controller => commands::run_controller().await,
         Command::Node => commands::run_node().await,
     }

@@ -128,6 +128,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         keys: &keys,
         port: 0,
         name: "ritma-dev",
+        cluster: None,
     })
     .await?;
     println!("  nats          {}", nats.url);

@@ -65,6 +65,24 @@ pub struct Config {
     /// Seconds before JetStream redelivers a message no worker acked.
     #[arg(long, env = "RITMA_ACK_WAIT_SECS", default_value_t = 30)]
     pub ack_wait_secs: u64,
+    /// `production` or `development`. Production refuses unsafe settings.
+    #[arg(long, env = "RITMA_ENVIRONMENT", default_value = "production")]
+    pub environment: String,
+    /// Development only: trust `x-user-id`, `x-org-id`, `x-roles` headers.
+    #[arg(long, env = "RITMA_DEV_HEADER_AUTH", default_value_t = false)]
+    pub dev_header_auth: bool,
+    /// OpenID Connect issuer whose access tokens the API accepts.
+    #[arg(long, env = "RITMA_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Audience the access tokens must carry.
+    #[arg(long, env = "RITMA_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// JWKS URL (default: from the issuer's discovery document).
+    #[arg(long, env = "RITMA_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+    /// Claim holding org memberships: `{"org": ["role", ...]}` or `["org:role", ...]`.
+    #[arg(long, env = "RITMA_OIDC_ROLES_CLAIM", default_value = "ritma_roles")]
+    pub oidc_roles_claim: String,
     /// JetStream replicas for the streams (3 on a NATS cluster).
     #[arg(long, env = "RITMA_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
@@ -93,6 +111,12 @@ impl Config {
             default_heartbeat_secs: 10,
             stream_replicas: 1,
             ack_wait_secs: 30,
+            environment: "development".into(),
+            dev_header_auth: false,
+            oidc_issuer: None,
+            oidc_audience: None,
+            oidc_jwks_url: None,
+            oidc_roles_claim: "ritma_roles".into(),
         }
     }
 }

@@ -16,6 +16,8 @@ pub enum ApiError {
     Unauthenticated,
     #[error("{message}")]
     TokenRefused { code: &'static str, message: String },
+    #[error("{0}")]
+    Forbidden(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("{0}")]
@@ -35,6 +37,7 @@ impl ApiError {
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::TokenRefused { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),

@@ -8,6 +8,8 @@
 
 pub mod accounts;
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -74,10 +76,34 @@ impl Controller {
         let admin_token = read_secret(
             config.admin_token.as_deref(),
             config.admin_token_file.as_ref(),
-            "admin token (RITMA_ADMIN_TOKEN or RITMA_ADMIN_TOKEN_FILE)",
-        )?;
-        if admin_token.len() < 16 {
+            "admin token",
+        )
+        .ok();
+        if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             anyhow::bail!("the admin token must be at least 16 characters");
+        }
+        let production = config.environment != "development";
+        if production && config.dev_header_auth {
+            anyhow::bail!(
+                "RITMA_DEV_HEADER_AUTH trusts unauthenticated headers and is refused when RITMA_ENVIRONMENT is production"
+            );
+        }
+        let oidc = match (&config.oidc_issuer, &config.oidc_audience) {
+            (Some(issuer), Some(audience)) => Some(Arc::new(auth::oidc::OidcVerifier::new(
+                auth::oidc::OidcSettings {
+                    issuer: issuer.clone(),
+                    audience: audience.clone(),
+                    jwks_url: config.oidc_jwks_url.clone(),
+                    roles_claim: config.oidc_roles_claim.clone(),
+                },
+            ))),
+            (None, None) => None,
+            _ => anyhow::bail!("set both RITMA_OIDC_ISSUER and RITMA_OIDC_AUDIENCE, or neither"),
+        };
+        if admin_token.is_none() && oidc.is_none() && !config.dev_header_auth {
+            anyhow::bail!(
+                "no way to sign in: set RITMA_ADMIN_TOKEN(_FILE) or RITMA_OIDC_ISSUER and RITMA_OIDC_AUDIENCE"
+            );
         }
         if config.nats_urls.is_empty() {
             anyhow::bail!("RITMA_NATS_URL is not set");
@@ -139,7 +165,9 @@ impl Controller {
         let state = AppState {
             pool,
             accounts,
-            admin_token: admin_token.into(),
+            admin_token: admin_token.map(Into::into),
+            oidc,
+            dev_header_auth: config.dev_header_auth,
             public_nats_urls: Arc::new(public_nats_urls),
             node_jwt_ttl_secs: config.node_jwt_ttl_secs,
             default_heartbeat_secs: config.default_heartbeat_secs,
@@ -192,9 +220,12 @@ impl Controller {
         let app = api::router(self.state.clone());
         tracing::info!(addr = %listener.local_addr()?, "controller API listening");
         let stop = shutdown.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
         let _ = self.state.nats.flush().await;

@@ -2,6 +2,8 @@
 //! resource-first (`node_get`, `org_insert`, ...). Queries are checked at run
 //! time against the migrated schema by the integration tests.
 
+pub mod access;
+pub mod audit;
 pub mod error;
 pub mod ingest;
 pub mod nodes;

@@ -311,3 +311,17 @@ pub async fn node_status_counts(
             .await?;
     Ok(rows.into_iter().collect())
 }
+
+/// Point the node at a new key (re-keying); the caller revokes the old one at the broker.
+pub async fn node_set_public_key(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+    public_key: &str,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE nodes SET public_key = $2 WHERE id = $1")
+        .bind(id)
+        .bind(public_key)
+        .execute(tx.as_mut())
+        .await?;
+    Ok(())
+}

@@ -11,6 +11,17 @@ use crate::tools;
 
 /// The server configuration template, compiled in so the binary works from any folder.
 pub const SERVER_CONF_TEMPLATE: &str = include_str!("../../../nats/server.conf");
+/// The template of one server of a routed cluster.
+pub const CLUSTER_CONF_TEMPLATE: &str = include_str!("../../../nats/cluster.conf");
+
+/// Membership of a routed cluster, for one of its servers.
+#[derive(Clone)]
+pub struct ClusterMembership {
+    pub name: String,
+    pub port: u16,
+    /// Route URLs of every server of the cluster.
+    pub routes: Vec<String>,
+}
 
 pub struct NatsServerSpec<'a> {
     pub data_dir: &'a Path,
@@ -18,6 +29,7 @@ pub struct NatsServerSpec<'a> {
     /// 0 picks a free port.
     pub port: u16,
     pub name: &'a str,
+    pub cluster: Option<ClusterMembership>,
 }
 
 pub struct NatsServer {
@@ -50,20 +62,29 @@ impl NatsServer {
         let store_dir = spec.data_dir.join("jetstream");
         std::fs::create_dir_all(&resolver_dir)?;
         std::fs::create_dir_all(&store_dir)?;
-        let config = render_config(
-            SERVER_CONF_TEMPLATE,
-            &[
-                ("SERVER_NAME", spec.name.to_owned()),
-                ("HOST", "127.0.0.1".into()),
-                ("PORT", port.to_string()),
-                ("MONITOR_PORT", monitor_port.to_string()),
-                ("OPERATOR_JWT", spec.keys.operator_jwt()?),
-                ("SYSTEM_ACCOUNT", spec.keys.system_account.public_key()),
-                ("SYSTEM_ACCOUNT_JWT", spec.keys.system_account_jwt()?),
-                ("RESOLVER_DIR", resolver_dir.display().to_string()),
-                ("STORE_DIR", store_dir.display().to_string()),
-            ],
-        );
+        let mut values = vec![
+            ("SERVER_NAME", spec.name.to_owned()),
+            ("HOST", "127.0.0.1".into()),
+            ("PORT", port.to_string()),
+            ("MONITOR_PORT", monitor_port.to_string()),
+            ("OPERATOR_JWT", spec.keys.operator_jwt()?),
+            ("SYSTEM_ACCOUNT", spec.keys.system_account.public_key()),
+            ("SYSTEM_ACCOUNT_JWT", spec.keys.system_account_jwt()?),
+            ("RESOLVER_DIR", resolver_dir.display().to_string()),
+            ("STORE_DIR", store_dir.display().to_string()),
+        ];
+        let template = match &spec.cluster {
+            None => SERVER_CONF_TEMPLATE,
+            Some(c) => {
+                values.push(("CLUSTER_NAME", c.name.clone()));
+                values.push(("CLUSTER_HOST", "127.0.0.1".into()));
+                values.push(("CLUSTER_PORT", c.port.to_string()));
+                let routes: Vec<String> = c.routes.iter().map(|r| format!("\"{r}\"")).collect();
+                values.push(("ROUTES", routes.join(", ")));
+                CLUSTER_CONF_TEMPLATE
+            }
+        };
+        let config = render_config(template, &values);
         let config_path = spec.data_dir.join("server.conf");
         std::fs::write(&config_path, config)?;
         let mut server = Self {
@@ -108,6 +129,38 @@ impl NatsServer {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
+}
+
+/// Start `size` servers routed into one JetStream cluster, each with its own data folder.
+pub async fn start_cluster(
+    data_dir: &Path,
+    keys: &BusKeys,
+    size: usize,
+) -> anyhow::Result<Vec<NatsServer>> {
+    let cluster_ports: Vec<u16> = (0..size).map(|_| free_port()).collect::<Result<_, _>>()?;
+    let routes: Vec<String> = cluster_ports
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect();
+    let mut servers = Vec::with_capacity(size);
+    for (i, port) in cluster_ports.iter().enumerate() {
+        let name = format!("ritma-{i}");
+        servers.push(
+            NatsServer::start(NatsServerSpec {
+                data_dir: &data_dir.join(&name),
+                keys,
+                port: 0,
+                name: &name,
+                cluster: Some(ClusterMembership {
+                    name: "ritma".into(),
+                    port: *port,
+                    routes: routes.clone(),
+                }),
+            })
+            .await?,
+        );
+    }
+    Ok(servers)
 }
 
 impl Drop for NatsServer {

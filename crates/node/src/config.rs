@@ -52,6 +52,9 @@ pub struct Args {
     /// Spool bound in bytes (default 64 MiB).
     #[arg(long, env = "RITMA_SPOOL_MAX_BYTES")]
     pub spool_max_bytes: Option<u64>,
+    /// Move this node to a new key (the old one is revoked at the broker), then exit.
+    #[arg(long)]
+    pub rekey: bool,
     /// Demo only: generate synthetic enforcement decisions at this rate per second.
     #[arg(long, env = "RITMA_DEMO_DECISIONS_PER_SEC")]
     pub demo_decisions_per_sec: Option<u32>,
@@ -90,6 +93,7 @@ pub struct NodeConfig {
     pub labels: BTreeMap<String, String>,
     pub spool_max_bytes: u64,
     pub demo_decisions_per_sec: u32,
+    pub rekey: bool,
 }
 
 impl NodeConfig {
@@ -140,6 +144,7 @@ impl NodeConfig {
                 .or(file.spool_max_bytes)
                 .unwrap_or(64 << 20),
             demo_decisions_per_sec: args.demo_decisions_per_sec.unwrap_or(0),
+            rekey: args.rekey,
         })
     }
 }

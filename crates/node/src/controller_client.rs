@@ -7,7 +7,7 @@ use nkeys::KeyPair;
 use ritma_protocol::NodeId;
 use ritma_protocol::enrollment::{
     ApiErrorBody, CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse,
-    credentials_challenge,
+    RekeyRequest, credentials_challenge, rekey_challenge,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -100,5 +100,27 @@ impl ControllerClient {
         };
         self.post(&format!("/api/nodes/{node}/credentials"), &req)
             .await
+    }
+
+    /// Move to `new_public_key`, proven by the current key.
+    pub async fn rekey(
+        &self,
+        node: &NodeId,
+        current: &KeyPair,
+        new_public_key: &str,
+    ) -> Result<CredentialsResponse, ClientError> {
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = current
+            .sign(rekey_challenge(node, new_public_key, timestamp).as_bytes())
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                message: e.to_string(),
+            })?;
+        let req = RekeyRequest {
+            new_public_key: new_public_key.to_owned(),
+            timestamp,
+            signature: BASE64URL_NOPAD.encode(&signature),
+        };
+        self.post(&format!("/api/nodes/{node}/rekey"), &req).await
     }
 }

@@ -170,6 +170,33 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// Re-key: make a new NKey, have the controller move the node to it
+    /// (proven by the current key), then keep the new seed. The old key is
+    /// revoked at the broker by the controller.
+    pub async fn rekey(&mut self) -> anyhow::Result<()> {
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("no controller URL to re-key with"))?;
+        let new_key = KeyPair::new_user();
+        let reply = client
+            .rekey(&self.identity.node_id, &self.key, &new_key.public_key())
+            .await?;
+        let path = &self.config.keystore_path;
+        let previous = path.with_extension("nk.previous");
+        std::fs::copy(path, &previous)?;
+        ritma_bus::creds::write_private(path, &new_key.seed()?)?;
+        self.identity.public_key = new_key.public_key();
+        identity::identity_save(&self.config.state_dir, &self.identity)?;
+        self.key = Arc::new(new_key);
+        self.jwt.set(reply.jwt);
+        self.jwt_expires_at = reply.jwt_expires_at.timestamp();
+        self.save_jwt();
+        let _ = std::fs::remove_file(previous);
+        tracing::info!(node = %self.identity.node_id, "re-keyed");
+        Ok(())
+    }
+
     pub fn identity(&self) -> &Identity {
         &self.identity
     }

@@ -6,6 +6,10 @@ async fn main() -> anyhow::Result<()> {
     ritma_runtime::init_logging("info");
     let config = NodeConfig::resolve(Args::parse())?;
     let shutdown = ritma_runtime::shutdown_on_signals();
-    let daemon = Daemon::build(config, &shutdown).await?;
+    let rekey = config.rekey;
+    let mut daemon = Daemon::build(config, &shutdown).await?;
+    if rekey {
+        return daemon.rekey().await;
+    }
     daemon.run(shutdown).await
 }

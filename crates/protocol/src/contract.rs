@@ -61,6 +61,13 @@ pub const CHANNELS: &[Channel] = &[
         direction: "controller to everyone",
         description: "A node's state change, published after the controller committed it.",
     },
+    Channel {
+        name: "orgAudit",
+        address: "ritma.{org}.audit",
+        schema: "audit",
+        direction: "controller to everyone",
+        description: "Every committed audit entry of the org (who, what, when, from where, before/after), hash-chained.",
+    },
 ];
 
 pub fn schema_file_name(stem: &str) -> String {
@@ -186,6 +193,7 @@ mod tests {
             scope.telemetry(TelemetryKind::Events),
             scope.command("policy_changed"),
             scope.state(),
+            crate::subjects::audit(&scope.org),
         ];
         for (ch, subject) in CHANNELS.iter().zip(built) {
             assert_eq!(fill(ch.address), subject, "channel {}", ch.name);

@@ -99,6 +99,21 @@ pub fn credentials_challenge(node_id: &NodeId, timestamp: i64) -> String {
     format!("ritma-credentials:{node_id}:{timestamp}")
 }
 
+/// `POST /api/nodes/{id}/rekey`: move the node to a new key, proven by the old one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RekeyRequest {
+    /// The new NKey user public key; its seed stays on the node.
+    pub new_public_key: String,
+    pub timestamp: i64,
+    /// Base64url signature of [`rekey_challenge`] by the node's current key.
+    pub signature: String,
+}
+
+pub fn rekey_challenge(node_id: &NodeId, new_public_key: &str, timestamp: i64) -> String {
+    format!("ritma-rekey:{node_id}:{new_public_key}:{timestamp}")
+}
+
 /// The JSON body of every API error.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiErrorBody {

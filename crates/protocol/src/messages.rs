@@ -317,6 +317,27 @@ pub struct Command {
     pub command: CommandKind,
 }
 
+/// `ritma.<org>.audit`: one committed audit entry. `hash` chains it to the
+/// previous entry (`prev_hash`), so a subscriber can check nothing was
+/// removed or altered between two entries it received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditEvent {
+    pub v: u16,
+    pub id: i64,
+    pub org_id: Option<OrgId>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub source: Option<String>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub at: DateTime<Utc>,
+    /// Hex SHA-256 of the previous entry.
+    pub prev_hash: String,
+    /// Hex SHA-256 over `prev_hash` and this entry's fields.
+    pub hash: String,
+}
+
 /// Any message a node publishes, decoded and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Telemetry {
@@ -469,6 +490,7 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("events", schema::<EnforcementSummary>()),
         ("state_change", schema::<StateChange>()),
         ("command", schema::<Command>()),
+        ("audit", schema::<AuditEvent>()),
     ]
 }
 

@@ -128,6 +128,11 @@ impl NodeSubject {
     }
 }
 
+/// The org's audit trail: every committed audit entry, in order.
+pub fn audit(org: &OrgId) -> String {
+    format!("{ROOT}.{org}.audit")
+}
+
 /// Every telemetry subject of one org (the org account's service export).
 pub fn org_all(org: &OrgId) -> String {
     format!("{ROOT}.{org}.>")

@@ -13,8 +13,8 @@ use ritma_db::nodes::{self, NewNode, NodeRecord};
 use ritma_db::outbox::{StatusTransition, transitions_record};
 use ritma_db::{orgs, tokens};
 use ritma_protocol::enrollment::{
-    CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse,
-    credentials_challenge,
+    CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse, RekeyRequest,
+    credentials_challenge, rekey_challenge,
 };
 use ritma_protocol::{NodeId, NodeStatus, NodeSubject, OrgId, TenantId};
 
@@ -140,6 +140,22 @@ pub async fn register(
     )
     .await?;
     tokens::token_use(&mut tx, token.id).await?;
+    ritma_db::audit::audit_append(
+        &mut tx,
+        &ritma_db::audit::AuditEntry {
+            org_id: Some(node.org_id.clone()),
+            actor: format!("enrollment-token:{}", token.id),
+            action: "node.enroll".into(),
+            target: node.id.clone(),
+            source: None,
+            before: None,
+            after: Some(serde_json::json!({
+                "tenant_id": node.tenant_id, "hostname": node.hostname,
+                "public_key": node.public_key, "labels": node.labels.0,
+            })),
+        },
+    )
+    .await?;
     transitions_record(
         &mut tx,
         &[StatusTransition {
@@ -205,6 +221,90 @@ pub async fn credentials(
         ));
     }
     let (jwt, jwt_expires_at) = node_jwt(&state, &node).await?;
+    Ok(Json(CredentialsResponse {
+        jwt,
+        jwt_expires_at,
+        nats_urls: state.public_nats_urls.to_vec(),
+    }))
+}
+
+/// Re-key: the node proves its current key and moves to a new one. The old
+/// key is revoked at the broker at once; the reply is a JWT for the new key.
+pub async fn rekey(
+    State(state): State<AppState>,
+    Path(id_raw): Path<String>,
+    JsonBody(req): JsonBody<RekeyRequest>,
+) -> Result<Json<CredentialsResponse>, ApiError> {
+    let denied = || refused("invalid_signature", "signature does not prove the node key");
+    let node_id: NodeId = path_id(&id_raw, "node")?;
+    if (Utc::now().timestamp() - req.timestamp).abs() > CLOCK_SKEW_SECS {
+        return Err(refused(
+            "stale_request",
+            "timestamp is more than five minutes off",
+        ));
+    }
+    if KeyPair::from_public_key(&req.new_public_key).is_err()
+        || !req.new_public_key.starts_with('U')
+    {
+        return Err(ApiError::BadRequest(
+            "new_public_key must be an NKey user public key (U...)".into(),
+        ));
+    }
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    let node = nodes::node_lock(&mut tx, node_id.as_str())
+        .await?
+        .ok_or_else(denied)?;
+    let signature = BASE64URL_NOPAD
+        .decode(req.signature.as_bytes())
+        .map_err(|_| denied())?;
+    let old = KeyPair::from_public_key(&node.public_key).map_err(|_| denied())?;
+    old.verify(
+        rekey_challenge(&node_id, &req.new_public_key, req.timestamp).as_bytes(),
+        &signature,
+    )
+    .map_err(|_| denied())?;
+    if node.status == NodeStatus::Decommissioned.as_str() {
+        return Err(refused(
+            "node_decommissioned",
+            "this node was decommissioned",
+        ));
+    }
+    if req.new_public_key == node.public_key {
+        return Err(ApiError::BadRequest(
+            "new_public_key is the current key".into(),
+        ));
+    }
+    nodes::node_set_public_key(&mut tx, &node.id, &req.new_public_key)
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::Conflict("that key belongs to another node".into())
+            } else {
+                e.into()
+            }
+        })?;
+    ritma_db::audit::audit_append(
+        &mut tx,
+        &ritma_db::audit::AuditEntry {
+            org_id: Some(node.org_id.clone()),
+            actor: format!("node:{}", node.id),
+            action: "node.rekey".into(),
+            target: node.id.clone(),
+            source: None,
+            before: Some(serde_json::json!({ "public_key": node.public_key })),
+            after: Some(serde_json::json!({ "public_key": req.new_public_key })),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
+    let org = orgs::org_get(&state.pool, &node.org_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("org {} missing", node.org_id)))?;
+    state.accounts.revoke_user(&org, &node.public_key).await?;
+    let mut rekeyed = node;
+    rekeyed.public_key = req.new_public_key;
+    let (jwt, jwt_expires_at) = node_jwt(&state, &rekeyed).await?;
+    tracing::info!(node = %rekeyed.id, "node re-keyed; old key revoked at the broker");
     Ok(Json(CredentialsResponse {
         jwt,
         jwt_expires_at,

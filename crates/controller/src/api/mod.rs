@@ -1,8 +1,8 @@
-//! The REST API. Every route but health, enrollment and the node's
-//! signed credential refresh requires the admin bearer token (the identity
-//! issue replaces it with OIDC and roles).
+//! The REST API. Every route but health, enrollment and the node's signed
+//! credential refresh needs a principal (admin token, OIDC access token, or
+//! the development header stub) and is authorised per org and action.
 
-mod auth;
+mod access;
 mod enroll;
 mod health;
 mod nodes;
@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use tower_http::trace::TraceLayer;
 
 use crate::accounts::Accounts;
+use crate::auth::oidc::OidcVerifier;
 use crate::tasks::ingest::IngestStats;
 
 /// Bodies larger than this are refused with 413 before any handler runs.
@@ -27,7 +28,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub pool: PgPool,
     pub accounts: Arc<Accounts>,
-    pub admin_token: Arc<str>,
+    /// The operator's break-glass token (every org); None disables it.
+    pub admin_token: Option<Arc<str>>,
+    pub oidc: Option<Arc<OidcVerifier>>,
+    /// Development only (refused in production): trust x-user-id/x-org-id/x-roles.
+    pub dev_header_auth: bool,
     pub public_nats_urls: Arc<Vec<String>>,
     pub node_jwt_ttl_secs: i64,
     pub default_heartbeat_secs: u32,
@@ -37,10 +42,24 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let admin = Router::new()
+        .route("/api/me", get(access::me))
         .route("/api/orgs", get(orgs::list).post(orgs::create))
         .route(
             "/api/orgs/{org}/integrator-credentials",
-            post(orgs::integrator_credentials),
+            get(orgs::integrator_list).post(orgs::integrator_credentials),
+        )
+        .route(
+            "/api/orgs/{org}/integrator-credentials/{public_key}",
+            axum::routing::delete(orgs::integrator_revoke),
+        )
+        .route("/api/orgs/{org}/audit", get(access::audit))
+        .route(
+            "/api/orgs/{org}/roles",
+            get(access::roles_list).post(access::role_grant),
+        )
+        .route(
+            "/api/orgs/{org}/roles/{subject}/{role}",
+            axum::routing::delete(access::role_revoke),
         )
         .route("/api/orgs/{org}/nodes", get(nodes::list))
         .route("/api/orgs/{org}/nodes/summary", get(nodes::summary))
@@ -59,13 +78,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::require_admin,
+            crate::auth::middleware::authenticate,
         ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/nodes/register", post(enroll::register))
         .route("/api/nodes/{id}/credentials", post(enroll::credentials))
+        .route("/api/nodes/{id}/rekey", post(enroll::rekey))
         .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use data_encoding::BASE64URL_NOPAD;
 use ritma_db::nodes::{self, NodeFilter, NodeRecord, NodeSort, StatusHistoryEntry};
@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{AppState, path_id};
+use crate::audit::{self, WithStates};
+use crate::auth::{Action, Principal};
 use crate::error::ApiError;
 
 #[derive(Serialize)]
@@ -160,10 +162,12 @@ fn filter_from(q: ListQuery) -> Result<NodeFilter, ApiError> {
 
 pub async fn list(
     State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(org_raw): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<NodeList>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org, Action::ReadFleet)?;
     let filter = filter_from(query)?;
     let page = nodes::node_list(&state.pool, org.as_str(), &filter).await?;
     let next_cursor = (page.items.len() as i64 == filter.limit)
@@ -187,8 +191,15 @@ pub struct NodeDetail {
     pub status_history: Vec<StatusHistoryEntry>,
 }
 
-async fn load(state: &AppState, org: &str, id: &str) -> Result<NodeRecord, ApiError> {
+async fn load(
+    state: &AppState,
+    p: &Principal,
+    action: Action,
+    org: &str,
+    id: &str,
+) -> Result<NodeRecord, ApiError> {
     let org: OrgId = path_id(org, "org")?;
+    p.authorize(&org, action)?;
     let id: NodeId = path_id(id, "node")?;
     nodes::node_get(&state.pool, org.as_str(), id.as_str())
         .await?
@@ -197,9 +208,10 @@ async fn load(state: &AppState, org: &str, id: &str) -> Result<NodeRecord, ApiEr
 
 pub async fn get(
     State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Json<NodeDetail>, ApiError> {
-    let node = load(&state, &org, &id).await?;
+    let node = load(&state, &p, Action::ReadFleet, &org, &id).await?;
     let status_history = nodes::node_status_history(&state.pool, &node.id, 100).await?;
     Ok(Json(NodeDetail {
         node: node.into(),
@@ -210,9 +222,11 @@ pub async fn get(
 /// Counts by status, for dashboards.
 pub async fn summary(
     State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(org_raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org, Action::ReadFleet)?;
     let counts = nodes::node_status_counts(&state.pool, org.as_str()).await?;
     let total: i64 = counts.values().sum();
     Ok(Json(json!({ "total": total, "by_status": counts })))
@@ -222,9 +236,10 @@ pub async fn summary(
 /// connection is cut and cannot come back, and it can no longer refresh.
 pub async fn decommission(
     State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Json<NodeView>, ApiError> {
-    let node = load(&state, &org, &id).await?;
+    let node = load(&state, &p, Action::ManageNodes, &org, &id).await?;
     let org_record = ritma_db::orgs::org_get(&state.pool, &node.org_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("org {}", node.org_id)))?;
@@ -243,6 +258,14 @@ pub async fn decommission(
             }],
         )
         .await?;
+        audit::record(
+            &mut tx,
+            audit::entry(&p, Some(&node.org_id), "node.decommission", &node.id).states(
+                Some(json!({ "status": node.status, "public_key": node.public_key })),
+                Some(json!({ "status": "decommissioned", "key_revoked": true })),
+            ),
+        )
+        .await?;
         tx.commit().await.map_err(ritma_db::DbError::from)?;
     }
     // Idempotent: pushing the revocation again is harmless.
@@ -251,6 +274,6 @@ pub async fn decommission(
         .revoke_user(&org_record, &node.public_key)
         .await?;
     tracing::info!(node = %node.id, org = %node.org_id, "node decommissioned and its key revoked");
-    let node = load(&state, &node.org_id, &node.id).await?;
+    let node = load(&state, &p, Action::ManageNodes, &node.org_id, &node.id).await?;
     Ok(Json(node.into()))
 }

@@ -1,6 +1,6 @@
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use ritma_bus::accounts::UserPermissions;
 use ritma_db::orgs;
@@ -8,6 +8,8 @@ use ritma_protocol::{OrgId, TenantId, validate};
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, JsonBody, path_id};
+use crate::audit::{self, WithStates};
+use crate::auth::{Action, Principal};
 use crate::error::ApiError;
 
 #[derive(Serialize)]
@@ -17,10 +19,15 @@ pub struct OrgView {
     pub created_at: DateTime<Utc>,
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<OrgView>>, ApiError> {
+/// The orgs the caller belongs to (all of them for the operator).
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Vec<OrgView>>, ApiError> {
     let orgs = orgs::org_list(&state.pool).await?;
     Ok(Json(
         orgs.into_iter()
+            .filter(|o| !p.roles_in(&o.id).is_empty())
             .map(|o| OrgView {
                 id: o.id,
                 name: o.name,
@@ -39,13 +46,25 @@ pub struct CreateOrg {
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
     JsonBody(body): JsonBody<CreateOrg>,
 ) -> Result<(StatusCode, Json<OrgView>), ApiError> {
+    p.require_operator()?;
     let id = OrgId::new(body.id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let name = body.name.unwrap_or_else(|| id.to_string());
     validate::non_empty_text("name", &name, 128)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let org = state.accounts.org_create(&id, &name).await?;
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    audit::record(
+        &mut tx,
+        audit::entry(&p, Some(&org.id), "org.create", &org.id).states(
+            None,
+            Some(serde_json::json!({ "name": org.name, "nats_account": org.nats_account_public_key })),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
     tracing::info!(org = %org.id, "org created with its own NATS account");
     Ok((
         StatusCode::CREATED,
@@ -82,10 +101,12 @@ pub struct IntegratorResponse {
 /// Read-only bus credentials for an integrator of the org.
 pub async fn integrator_credentials(
     State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(org_raw): Path<String>,
     JsonBody(body): JsonBody<IntegratorRequest>,
 ) -> Result<(StatusCode, Json<IntegratorResponse>), ApiError> {
     let org_id: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org_id, Action::ManageIntegrators)?;
     let org = orgs::org_get(&state.pool, org_id.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("org {org_id}")))?;
@@ -116,6 +137,30 @@ pub async fn integrator_credentials(
     let expires_at = Utc::now() + chrono::Duration::seconds(ttl);
     let permissions = UserPermissions::integrator(&org_id, tenant.as_ref(), &body.subjects);
     let name = body.name.unwrap_or_else(|| "integrator".into());
+    ritma_protocol::validate::non_empty_text("name", &name, 64)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let record = ritma_db::access::IntegratorCredential {
+        public_key: body.public_key.clone(),
+        org_id: org_id.to_string(),
+        tenant_id: tenant.as_ref().map(|t| t.to_string()),
+        name: name.clone(),
+        subjects: sqlx::types::Json(permissions.subscribe_allow.clone()),
+        expires_at,
+        revoked_at: None,
+        created_by: p.actor(),
+        created_at: Utc::now(),
+    };
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    ritma_db::access::integrator_insert(&mut tx, &record).await?;
+    audit::record(
+        &mut tx,
+        audit::entry(&p, Some(org_id.as_str()), "integrator.create", &body.public_key).states(
+            None,
+            Some(serde_json::json!({ "name": name, "subscribe": record.subjects.0, "expires_at": expires_at })),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
     let jwt = state.accounts.mint_user(
         &org,
         &name,
@@ -132,4 +177,44 @@ pub async fn integrator_credentials(
             subscribe: permissions.subscribe_allow,
         }),
     ))
+}
+
+pub async fn integrator_list(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(org_raw): Path<String>,
+) -> Result<Json<Vec<ritma_db::access::IntegratorCredential>>, ApiError> {
+    let org: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org, Action::ReadFleet)?;
+    Ok(Json(
+        ritma_db::access::integrator_list(&state.pool, org.as_str()).await?,
+    ))
+}
+
+/// Revoke at the broker: the integrator's connections are cut at once.
+pub async fn integrator_revoke(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((org_raw, public_key)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org_id: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org_id, Action::ManageIntegrators)?;
+    let org = orgs::org_get(&state.pool, org_id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("org {org_id}")))?;
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    let cred = ritma_db::access::integrator_revoke(&mut tx, org_id.as_str(), &public_key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("integrator credential {public_key}")))?;
+    audit::record(
+        &mut tx,
+        audit::entry(&p, Some(org_id.as_str()), "integrator.revoke", &public_key).states(
+            Some(serde_json::json!({ "name": cred.name })),
+            Some(serde_json::json!({ "revoked": true })),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
+    state.accounts.revoke_user(&org, &public_key).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use ritma_db::tokens::{self, NewToken, TokenRecord};
 use ritma_protocol::{OrgId, TenantId};
@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AppState, JsonBody, path_id};
+use crate::audit::{self, WithStates};
+use crate::auth::{Action, Principal};
 use crate::crypto::{new_secret, sha256};
 use crate::error::ApiError;
 
@@ -81,10 +83,12 @@ async fn org_exists(state: &AppState, org: &OrgId) -> Result<(), ApiError> {
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(org_raw): Path<String>,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<TokenView>), ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org, Action::ManageTokens)?;
     org_exists(&state, &org).await?;
     let tenant = TenantId::new(body.tenant_id).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let ttl = body.ttl_secs.unwrap_or(86_400);
@@ -112,19 +116,40 @@ pub async fn create(
             labels: &body.labels,
             max_uses,
             expires_at: Utc::now() + chrono::Duration::seconds(ttl),
-            created_by: "admin",
+            created_by: &p.actor(),
         },
     )
     .await?;
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    audit::record(
+        &mut tx,
+        audit::entry(
+            &p,
+            Some(org.as_str()),
+            "enrollment_token.create",
+            record.id.to_string(),
+        )
+        .states(
+            None,
+            Some(serde_json::json!({
+                "tenant_id": record.tenant_id, "max_uses": record.max_uses,
+                "expires_at": record.expires_at, "labels": record.labels.0,
+            })),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
     tracing::info!(org = %org, token_id = %record.id, tenant = %tenant, "enrollment token created");
     Ok((StatusCode::CREATED, Json(view(record, Some(secret)))))
 }
 
 pub async fn list(
     State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path(org_raw): Path<String>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org, Action::ReadFleet)?;
     org_exists(&state, &org).await?;
     let rows = tokens::token_list(&state.pool, org.as_str()).await?;
     Ok(Json(rows.into_iter().map(|t| view(t, None)).collect()))
@@ -132,13 +157,28 @@ pub async fn list(
 
 pub async fn revoke(
     State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
     Path((org_raw, id_raw)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org, Action::ManageTokens)?;
     let id: Uuid = path_id(&id_raw, "enrollment token")?;
     if !tokens::token_revoke(&state.pool, org.as_str(), id).await? {
         return Err(ApiError::NotFound(format!("enrollment token {id}")));
     }
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    audit::record(
+        &mut tx,
+        audit::entry(
+            &p,
+            Some(org.as_str()),
+            "enrollment_token.revoke",
+            id.to_string(),
+        )
+        .states(None, Some(serde_json::json!({ "revoked": true }))),
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
     tracing::info!(org = %org, token_id = %id, "enrollment token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

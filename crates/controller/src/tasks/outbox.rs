@@ -75,6 +75,53 @@ async fn publish_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, Strin
     Ok(rows.len())
 }
 
+/// Publish committed audit entries on their org's audit subject.
+async fn publish_audit_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, String> {
+    use ritma_db::audit::{audit_outbox_delete, audit_outbox_lock, hex};
+    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    let rows = audit_outbox_lock(&mut tx, BATCH)
+        .await
+        .map_err(|e| e.to_string())?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    for r in &rows {
+        let Some(org) = r.org_id.as_deref().and_then(|o| OrgId::new(o).ok()) else {
+            continue;
+        };
+        let event = ritma_protocol::AuditEvent {
+            v: SCHEMA_VERSION,
+            id: r.id,
+            org_id: Some(org.clone()),
+            actor: r.actor.clone(),
+            action: r.action.clone(),
+            target: r.target.clone(),
+            source: r.source.clone(),
+            before: r.before.clone(),
+            after: r.after.clone(),
+            at: r.at,
+            prev_hash: hex(&r.prev_hash),
+            hash: hex(&r.hash),
+        };
+        let client = accounts
+            .org_client(org.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+        client
+            .publish(ritma_protocol::subjects::audit(&org), body.into())
+            .await
+            .map_err(|e| e.to_string())?;
+        client.flush().await.map_err(|e| e.to_string())?;
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    audit_outbox_delete(&mut tx, &ids)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(rows.len())
+}
+
 pub async fn run(
     pool: PgPool,
     accounts: Arc<Accounts>,
@@ -82,8 +129,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     loop {
+        let audit = publish_audit_once(&pool, &accounts).await;
+        if let Err(e) = &audit {
+            tracing::warn!(error = %e, "publishing audit entries failed; retrying");
+        }
         match publish_once(&pool, &accounts).await {
-            Ok(n) if n as i64 == BATCH => continue,
+            Ok(n) if n as i64 == BATCH || audit.as_ref().is_ok_and(|a| *a as i64 == BATCH) => {
+                continue;
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "publishing state changes failed; retrying");

@@ -1,0 +1,149 @@
+//! `/api/me`, role grants and the audit trail.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use ritma_db::access::{self, RoleGrant};
+use ritma_db::audit::{AuditFilter, AuditRecord, audit_list};
+use ritma_protocol::OrgId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppState, JsonBody, path_id};
+use crate::audit::{self, WithStates};
+use crate::auth::{Action, Principal, PrincipalKind, Role};
+use crate::error::ApiError;
+
+/// The caller: profile, orgs and roles.
+pub async fn me(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    let orgs: Vec<Value> = match &p.kind {
+        PrincipalKind::Operator => ritma_db::orgs::org_list(&state.pool)
+            .await?
+            .into_iter()
+            .map(|o| json!({ "id": o.id, "name": o.name, "roles": Role::ALL.map(Role::as_str) }))
+            .collect(),
+        PrincipalKind::Person { roles } => roles
+            .iter()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(org, r)| json!({ "id": org, "roles": r.iter().map(|x| x.as_str()).collect::<Vec<_>>() }))
+            .collect(),
+    };
+    Ok(Json(json!({
+        "subject": p.subject, "email": p.email, "name": p.name,
+        "operator": p.is_operator(), "orgs": orgs,
+    })))
+}
+
+pub async fn audit(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(org_raw): Path<String>,
+    Query(filter): Query<AuditFilter>,
+) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+    let org: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org, Action::ReadAudit)?;
+    Ok(Json(audit_list(&state.pool, org.as_str(), &filter).await?))
+}
+
+pub async fn roles_list(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(org_raw): Path<String>,
+) -> Result<Json<Vec<RoleGrant>>, ApiError> {
+    let org: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org, Action::ReadAudit)?;
+    Ok(Json(
+        access::role_grants_list(&state.pool, org.as_str()).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    pub subject: String,
+    pub role: String,
+    /// Required for `support`, which is always time-boxed (at most 30 days).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn role_grant(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(org_raw): Path<String>,
+    JsonBody(req): JsonBody<GrantRequest>,
+) -> Result<(StatusCode, Json<RoleGrant>), ApiError> {
+    let org: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org, Action::ManageRoles)?;
+    let role = Role::parse(&req.role)
+        .ok_or_else(|| ApiError::BadRequest(format!("unknown role {:?}", req.role)))?;
+    ritma_protocol::validate::non_empty_text("subject", &req.subject, 256)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if role == Role::Support {
+        let limit = Utc::now() + chrono::Duration::days(30);
+        match req.expires_at {
+            Some(at) if at > Utc::now() && at <= limit => {}
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "support access needs expires_at within the next 30 days".into(),
+                ));
+            }
+        }
+    }
+    let grant = RoleGrant {
+        org_id: org.to_string(),
+        subject: req.subject,
+        role: role.as_str().into(),
+        expires_at: req.expires_at,
+        granted_by: p.actor(),
+        granted_at: Utc::now(),
+    };
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    access::role_grant_upsert(&mut tx, &grant).await?;
+    audit::record(
+        &mut tx,
+        audit::entry(
+            &p,
+            Some(org.as_str()),
+            "role.grant",
+            format!("{}:{}", grant.subject, grant.role),
+        )
+        .states(
+            None,
+            Some(json!({ "role": grant.role, "expires_at": grant.expires_at })),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
+    Ok((StatusCode::CREATED, Json(grant)))
+}
+
+pub async fn role_revoke(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((org_raw, subject, role)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org: OrgId = path_id(&org_raw, "org")?;
+    p.authorize(&org, Action::ManageRoles)?;
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    if !access::role_grant_delete(&mut tx, org.as_str(), &subject, &role).await? {
+        return Err(ApiError::NotFound(format!("grant {subject}:{role}")));
+    }
+    audit::record(
+        &mut tx,
+        audit::entry(
+            &p,
+            Some(org.as_str()),
+            "role.revoke",
+            format!("{subject}:{role}"),
+        )
+        .states(Some(json!({ "role": role })), None),
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,61 @@
+// A real OpenID provider for the identity tests: oidc-provider (OpenID
+// certified) with the authorization-code flow and PKCE, JWT access tokens
+// for the Ritma API audience, and the test's accounts with their org roles.
+//
+// Environment: PORT, RITMA_OIDC_ACCOUNTS (JSON {id: {email, ritma_roles}}),
+// RITMA_OIDC_AUDIENCE, RITMA_OIDC_REDIRECT_URI, RITMA_OIDC_KID (key id; a new
+// id means a new signing key, to test rotation). Prints "READY <issuer>".
+import { generateKeyPairSync } from 'node:crypto';
+import Provider from 'oidc-provider';
+
+const port = Number(process.env.PORT);
+const issuer = `http://127.0.0.1:${port}`;
+const accounts = JSON.parse(process.env.RITMA_OIDC_ACCOUNTS || '{}');
+const audience = process.env.RITMA_OIDC_AUDIENCE;
+const redirectUri = process.env.RITMA_OIDC_REDIRECT_URI;
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = { ...privateKey.export({ format: 'jwk' }), kid: process.env.RITMA_OIDC_KID || 'k1', use: 'sig', alg: 'RS256' };
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: 'ritma-console',
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+  }],
+  jwks: { keys: [jwk] },
+  pkce: { required: () => true },
+  scopes: ['openid', 'email', 'offline_access'],
+  claims: { openid: ['sub'], email: ['email'] },
+  features: {
+    devInteractions: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => audience,
+      useGrantedResource: () => true,
+      getResourceServerInfo: () => ({
+        scope: 'ritma:api',
+        audience,
+        accessTokenTTL: 600,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      }),
+    },
+  },
+  findAccount: async (ctx, id) => ({
+    accountId: id,
+    claims: async () => ({ sub: id, email: accounts[id]?.email }),
+  }),
+  extraTokenClaims: async (ctx, token) => {
+    const account = accounts[token.accountId];
+    return account ? { email: account.email, ritma_roles: account.ritma_roles } : {};
+  },
+});
+provider.proxy = false;
+const server = provider.listen(port, () => console.log(`READY ${issuer}`));
+server.on('clientError', (err, socket) => {
+  console.error(`oidc test provider: bad request from client: ${err.code} ${err.message}`);
+  socket.destroy();
+});

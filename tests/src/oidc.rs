@@ -1,0 +1,187 @@
+//! A real OpenID provider process (tests/oidc/provider.mjs, oidc-provider
+//! from npm) and a client that signs people in with the authorization-code
+//! flow and PKCE, as the console does.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use data_encoding::BASE64URL_NOPAD;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+pub const AUDIENCE: &str = "https://api.ritma.test";
+pub const REDIRECT_URI: &str = "http://127.0.0.1:1/callback";
+
+pub struct OidcProvider {
+    pub issuer: String,
+    port: u16,
+    accounts: Value,
+    // Held so the provider is killed when this is dropped.
+    _process: tokio::process::Child,
+}
+
+impl OidcProvider {
+    /// `accounts`: `{id: {"email": ..., "ritma_roles": {...}}}`.
+    pub async fn start(accounts: Value, kid: &str) -> anyhow::Result<Self> {
+        let port = ritma_devstack::ports::free_port()?;
+        Self::start_on(port, accounts, kid).await
+    }
+
+    async fn start_on(port: u16, accounts: Value, kid: &str) -> anyhow::Result<Self> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/oidc");
+        if !std::path::Path::new(dir)
+            .join("node_modules/oidc-provider")
+            .exists()
+        {
+            anyhow::bail!(
+                "oidc-provider is not installed: run `npm ci --prefix tests/oidc` (tests/run.sh does)"
+            );
+        }
+        let mut child = tokio::process::Command::new("node")
+            .arg(format!("{dir}/provider.mjs"))
+            .env("PORT", port.to_string())
+            .env("RITMA_OIDC_ACCOUNTS", accounts.to_string())
+            .env("RITMA_OIDC_AUDIENCE", AUDIENCE)
+            .env("RITMA_OIDC_REDIRECT_URI", REDIRECT_URI)
+            .env("RITMA_OIDC_KID", kid)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(issuer) = line.strip_prefix("READY ") {
+                    return Ok::<_, std::io::Error>(Some(issuer.to_owned()));
+                }
+            }
+            Ok(None)
+        })
+        .await??;
+        let issuer =
+            ready.ok_or_else(|| anyhow::anyhow!("OIDC provider exited before it was ready"))?;
+        // Keep draining its output: a closed pipe would kill it at its next log line.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            issuer,
+            port,
+            accounts,
+            _process: child,
+        })
+    }
+
+    /// Replace the provider by one with a new signing key, same issuer.
+    pub async fn rotate_key(self, kid: &str) -> anyhow::Result<Self> {
+        let (port, accounts) = (self.port, self.accounts.clone());
+        drop(self);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Self::start_on(port, accounts, kid).await
+    }
+
+    /// Sign `account` in: authorization code with PKCE, then the token
+    /// exchange. Returns the access token (a JWT for the API audience).
+    pub async fn sign_in(&self, account: &str) -> anyhow::Result<String> {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            // Node closes some connections right after a redirect; never reuse one.
+            .pool_max_idle_per_host(0)
+            .build()?;
+        let verifier = BASE64URL_NOPAD.encode(&rand_bytes());
+        let challenge = BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
+        let mut url = reqwest::Url::parse(&format!("{}/auth", self.issuer))?;
+        url.query_pairs_mut()
+            .append_pair("client_id", "ritma-console")
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", REDIRECT_URI)
+            .append_pair("scope", "openid email ritma:api")
+            .append_pair("resource", AUDIENCE)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", "s1");
+        let mut next = url.to_string();
+        let mut code = None;
+        for _ in 0..12 {
+            if next.starts_with(REDIRECT_URI) {
+                let u = reqwest::Url::parse(&next)?;
+                if let Some((_, e)) = u.query_pairs().find(|(k, _)| k == "error") {
+                    anyhow::bail!("provider refused: {e} ({next})");
+                }
+                code = u
+                    .query_pairs()
+                    .find(|(k, _)| k == "code")
+                    .map(|(_, v)| v.into_owned());
+                break;
+            }
+            let absolute = if next.starts_with('/') {
+                format!("{}{next}", self.issuer)
+            } else {
+                next.clone()
+            };
+            let resp = http.get(&absolute).send().await?;
+            if resp.status().is_redirection() {
+                next = location(&resp)?;
+                continue;
+            }
+            // An interaction page: sign in, or consent.
+            let body = resp.text().await?;
+            let form: Vec<(&str, &str)> = if body.contains("name=\"login\"") {
+                vec![
+                    ("prompt", "login"),
+                    ("login", account),
+                    ("password", "irrelevant"),
+                ]
+            } else {
+                vec![("prompt", "consent")]
+            };
+            let resp = http.post(&absolute).form(&form).send().await?;
+            anyhow::ensure!(
+                resp.status().is_redirection(),
+                "interaction answered {}",
+                resp.status()
+            );
+            next = location(&resp)?;
+        }
+        let code = code.ok_or_else(|| anyhow::anyhow!("no authorization code"))?;
+        let tokens: Value = http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT_URI),
+                ("client_id", "ritma-console"),
+                ("code_verifier", verifier.as_str()),
+                ("resource", AUDIENCE),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
+        tokens["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no access token: {tokens}"))
+    }
+}
+
+fn location(resp: &reqwest::Response) -> anyhow::Result<String> {
+    Ok(resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| anyhow::anyhow!("redirect without location"))?
+        .to_owned())
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for chunk in out.chunks_mut(16) {
+        chunk.copy_from_slice(&uuid::Uuid::new_v4().into_bytes());
+    }
+    out
+}
