@@ -349,7 +349,7 @@ pub async fn enroll(
         async move {
             let r = api.register(&token, &id).await;
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if progress && d % 1000 == 0 {
+            if progress && d.is_multiple_of(1000) {
                 eprintln!(
                     "  enrolled {d}/{n} ({:.0}/s)",
                     d as f64 / started.elapsed().as_secs_f64()
