@@ -47,6 +47,7 @@ impl Stack {
             keys: &keys,
             port: 0,
             name: "ritma-bench",
+            cluster: None,
         })
         .await?;
         let admin = postgres_admin_url();
