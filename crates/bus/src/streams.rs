@@ -14,6 +14,23 @@ pub const INGEST_CONSUMER: &str = "ritma-ingest";
 /// Retries inside this window with the same `Nats-Msg-Id` are dropped by the server.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// Every ack a consumer's clients send (`$JS.ACK.<stream>.<consumer>.>`):
+/// benchmarks watch it to time publish → commit (the ingest acks after commit).
+pub fn consumer_acks(stream: &str, consumer: &str) -> String {
+    format!("$JS.ACK.{stream}.{consumer}.>")
+}
+
+/// The stream sequence in an ack subject (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...`,
+/// or the longer form with domain and account hash).
+pub fn ack_stream_sequence(subject: &str) -> Option<u64> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    match tokens.len() {
+        9 => tokens[5].parse().ok(),
+        n if n >= 11 => tokens[7].parse().ok(),
+        _ => None,
+    }
+}
+
 pub struct StreamSettings {
     pub max_age: Duration,
     /// Must be at least 2 x batch x workers (measured: the 2.9 default of

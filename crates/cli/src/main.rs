@@ -39,6 +39,8 @@ enum Command {
     Audit(commands::AuditCommand),
     /// Print messages of a subject (with integrator credentials).
     Tail(commands::TailArgs),
+    /// Simulate a fleet of nodes against a running stack (load generator).
+    Sim(ritma_sim::SimArgs),
     /// Run the controller (same settings as `ritma-controller`).
     #[command(hide = true)]
     Controller,
@@ -58,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(c) => commands::token(c).await,
         Command::Creds(c) => commands::creds(c).await,
         Command::Tail(a) => commands::tail(a).await,
+        Command::Sim(a) => ritma_sim::main(a).await.map(|_| ()).map_err(Into::into),
         Command::Audit(c) => commands::audit(c).await,
         Command::Controller => commands::run_controller().await,
         Command::Node => commands::run_node().await,

@@ -119,18 +119,33 @@ struct Scope {
     status: String,
 }
 
-/// Lock the batch's nodes in id order (so concurrent workers never deadlock)
-/// and return their scope.
+/// The scope of the batch's nodes. Nodes whose row the batch updates
+/// (heartbeats) are locked in id order, so concurrent workers never
+/// deadlock; nodes that only get summary rows are read without a lock (a row
+/// lock is a tuple write and a WAL record per node, and summaries never
+/// update the node row).
 async fn scopes_lock(
     tx: &mut Transaction<'_, Postgres>,
     ids: &[String],
+    locked: bool,
 ) -> Result<HashMap<String, Scope>, DbError> {
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT id, org_id, tenant_id, status FROM nodes WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(ids)
-    .fetch_all(tx.as_mut())
-    .await?;
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // A join on UNNEST, not `id = ANY($1)`: measured here, the planner ran
+    // the ANY form as a sequential scan testing every row against the whole
+    // array (10k nodes x 1000 ids: 15-20 s per batch under load), while the
+    // join probes the primary key once per id.
+    let sql = if locked {
+        "SELECT n.id, n.org_id, n.tenant_id, n.status
+         FROM UNNEST($1::text[]) AS u(id) JOIN nodes n ON n.id = u.id
+         ORDER BY n.id FOR UPDATE OF n"
+    } else {
+        "SELECT n.id, n.org_id, n.tenant_id, n.status
+         FROM UNNEST($1::text[]) AS u(id) JOIN nodes n ON n.id = u.id"
+    };
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as(sql).bind(ids).fetch_all(tx.as_mut()).await?;
     Ok(rows
         .into_iter()
         .map(|(id, org_id, tenant_id, status)| {
@@ -165,8 +180,18 @@ pub async fn ingest_commit(
     ids.sort();
     ids.dedup();
 
+    let mut updated: Vec<String> = batch
+        .heartbeats
+        .iter()
+        .map(|h| h.origin.node_id.clone())
+        .collect();
+    updated.sort();
+    updated.dedup();
+    ids.retain(|id| updated.binary_search(id).is_err());
+
     let mut tx = pool.begin().await?;
-    let scopes = scopes_lock(&mut tx, &ids).await?;
+    let mut scopes = scopes_lock(&mut tx, &updated, true).await?;
+    scopes.extend(scopes_lock(&mut tx, &ids, false).await?);
     let mut dead = std::mem::take(&mut batch.dead_letters);
     let mut admit = |origin: &Origin| -> bool {
         let ok = scopes.get(&origin.node_id).is_some_and(|s| {

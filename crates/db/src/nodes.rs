@@ -221,11 +221,10 @@ fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a Node
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        q.push(" AND (id ILIKE ")
-            .push_bind(pattern.clone())
-            .push(" OR hostname ILIKE ")
-            .push_bind(pattern)
-            .push(")");
+        // One expression, indexed by `nodes_search_trgm` (ids and hostnames
+        // hold no spaces, so a match never spans the two).
+        q.push(" AND (id || ' ' || hostname) ILIKE ")
+            .push_bind(pattern);
     }
 }
 

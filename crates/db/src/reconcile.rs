@@ -8,7 +8,8 @@ use sqlx::PgPool;
 use crate::DbError;
 use crate::outbox::{StatusTransition, transitions_record};
 
-const BATCH: i64 = 5000;
+/// Most nodes claimed per transaction.
+pub const BATCH: i64 = 5000;
 
 /// Move overdue nodes to stale or offline; returns the committed transitions.
 pub async fn nodes_mark_overdue(pool: &PgPool) -> Result<Vec<StatusTransition>, DbError> {

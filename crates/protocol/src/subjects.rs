@@ -174,6 +174,17 @@ pub fn all_dead_letters() -> String {
     format!("{SYSTEM_ROOT}.deadletter.>")
 }
 
+/// Benchmarks only: a raw stream's subject beside the product's (same server,
+/// same sizes, no ingest), to measure the bus's own ceiling.
+pub fn bench_raw(node: &NodeId) -> String {
+    format!("{SYSTEM_ROOT}.bench.{node}")
+}
+
+/// Filter of the benchmarks' raw stream.
+pub fn all_bench_raw() -> String {
+    format!("{SYSTEM_ROOT}.bench.>")
+}
+
 /// `Nats-Msg-Id` for a node's message: stable across retries so that the
 /// stream's duplicate window drops a re-sent copy.
 pub fn message_id(node: &NodeId, seq: u64) -> String {

@@ -16,15 +16,30 @@ pub async fn run(pool: PgPool, every: Duration, wake: Arc<Notify>, shutdown: Can
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match ritma_db::reconcile::nodes_mark_overdue(&pool).await {
-            Ok(t) if !t.is_empty() => {
-                for x in &t {
-                    tracing::info!(node = %x.node_id, from = %x.from, to = %x.to, "status change");
+        // Drain: when many nodes fall due at once (a rack losing power, a
+        // bus outage) every claimed batch is committed at once, not one
+        // batch per tick.
+        loop {
+            match ritma_db::reconcile::nodes_mark_overdue(&pool).await {
+                Ok(t) if !t.is_empty() => {
+                    if t.len() <= 100 {
+                        for x in &t {
+                            tracing::info!(node = %x.node_id, from = %x.from, to = %x.to, "status change");
+                        }
+                    } else {
+                        tracing::info!(count = t.len(), "status changes");
+                    }
+                    wake.notify_one();
+                    if (t.len() as i64) < ritma_db::reconcile::BATCH || shutdown.is_cancelled() {
+                        break;
+                    }
                 }
-                wake.notify_one();
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "offline reconciler failed; retrying");
+                    break;
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "offline reconciler failed; retrying"),
         }
     }
 }

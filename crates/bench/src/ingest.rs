@@ -1,0 +1,265 @@
+//! (a) The ceiling and the product side by side, in one run on one server:
+//! 1. raw: publish M pre-encoded usage bodies (acked, window W) to a plain
+//!    stream while a pull consumer (batch 1000, explicit ack) drains it at
+//!    the same time: the rate is M / (time until the last one is acked);
+//! 2. product: publish the same M bodies to the node subjects (Nats-Msg-Id,
+//!    same window) and let the controller ingest them: the rate is M / (time
+//!    until `/readyz` counts M messages committed and acked).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use ritma_protocol::{TelemetryKind, subjects};
+use ritma_sim::SimNode;
+use serde_json::{Value, json};
+
+use crate::stack::Stack;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Messages per phase.
+    #[arg(long, default_value_t = 300_000)]
+    messages: usize,
+    /// Distinct nodes (subjects).
+    #[arg(long, default_value_t = 10_000)]
+    nodes: usize,
+    /// Publishes in flight (acks awaited).
+    #[arg(long, default_value_t = 4000)]
+    window: usize,
+    /// Controller ingest workers (RITMA_WORKERS).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Give up on a phase after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+}
+
+const RAW_STREAM: &str = "BENCH_RAW";
+
+fn bodies(nodes: &[SimNode], m: usize) -> Vec<(usize, u64, Bytes)> {
+    (0..m)
+        .map(|k| {
+            let i = k % nodes.len();
+            let seq = (k / nodes.len()) as u64 + 1;
+            let body = ritma_sim::message(&nodes[i].scope.node, TelemetryKind::Usage, seq, 10);
+            (i, seq, Bytes::from(body))
+        })
+        .collect()
+}
+
+/// Publish everything with `window` acks in flight; returns (seconds, failures).
+async fn publish_all<F>(
+    js: &jetstream::Context,
+    items: &[(usize, u64, Bytes)],
+    window: usize,
+    subject_of: F,
+) -> (f64, u64)
+where
+    F: Fn(usize, u64) -> (String, Option<String>),
+{
+    let start = Instant::now();
+    let mut inflight = FuturesUnordered::new();
+    let mut failed = 0u64;
+    for (i, seq, body) in items {
+        while inflight.len() >= window {
+            if let Some(Err(_)) = inflight.next().await {
+                failed += 1;
+            }
+        }
+        let (subject, msg_id) = subject_of(*i, *seq);
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(id) = msg_id {
+            headers.insert("Nats-Msg-Id", id.as_str());
+        }
+        match js
+            .publish_with_headers(subject, headers, body.clone())
+            .await
+        {
+            Ok(ack) => inflight.push(ack.into_future()),
+            Err(_) => failed += 1,
+        }
+    }
+    while let Some(r) = inflight.next().await {
+        if r.is_err() {
+            failed += 1;
+        }
+    }
+    (start.elapsed().as_secs_f64(), failed)
+}
+
+async fn raw_phase(
+    stack: &Stack,
+    nodes: &[SimNode],
+    items: &[(usize, u64, Bytes)],
+    args: &Args,
+) -> anyhow::Result<Value> {
+    let client = stack.controller_bus().await?;
+    let js = jetstream::new(client.clone());
+    let raw = js
+        .get_or_create_stream(stream::Config {
+            name: RAW_STREAM.into(),
+            subjects: vec![subjects::all_bench_raw()],
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let consumer = raw
+        .get_or_create_consumer(
+            "bench",
+            consumer::pull::Config {
+                durable_name: Some("bench".into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                max_ack_pending: 20_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let m = items.len();
+    // The consumer on its own connection, as the controller has.
+    let consume_client = stack.controller_bus().await?;
+    let consume_js = jetstream::new(consume_client);
+    let consumer: consumer::PullConsumer = match consume_js.get_stream(RAW_STREAM).await {
+        Ok(s) => s.get_consumer("bench").await.unwrap_or(consumer),
+        Err(_) => consumer,
+    };
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let consumer_task = tokio::spawn(async move {
+        let start = Instant::now();
+        let mut got = 0usize;
+        while got < m && start.elapsed() < timeout {
+            let mut batch = match consumer
+                .batch()
+                .max_messages(1000)
+                .expires(Duration::from_millis(50))
+                .messages()
+                .await
+            {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            while let Some(Ok(msg)) = batch.next().await {
+                let _ = msg.ack().await;
+                got += 1;
+            }
+        }
+        (start.elapsed().as_secs_f64(), got)
+    });
+    let (pub_secs, failed) = publish_all(&js, items, args.window, |i, _| {
+        (subjects::bench_raw(&nodes[i].scope.node), None)
+    })
+    .await;
+    let (secs, got) = consumer_task.await?;
+    let _ = js.delete_stream(RAW_STREAM).await;
+    Ok(json!({
+        "messages": m, "consumed": got, "publish_failed": failed,
+        "publish_secs": pub_secs, "publish_rate": m as f64 / pub_secs,
+        "secs": secs, "rate": got as f64 / secs,
+    }))
+}
+
+async fn product_phase(
+    stack: &Stack,
+    nodes: &[SimNode],
+    items: &[(usize, u64, Bytes)],
+    args: &Args,
+) -> anyhow::Result<Value> {
+    let client = stack.controller_bus().await?;
+    let js = jetstream::new(client);
+    let m = items.len() as u64;
+    let before = stack.ingested().await?;
+    let start = Instant::now();
+    let publisher = {
+        let js = js.clone();
+        let items = items.to_vec();
+        let nodes = nodes.to_vec();
+        let window = args.window;
+        tokio::spawn(async move {
+            publish_all(&js, &items, window, |i, seq| {
+                let n = &nodes[i].scope;
+                (
+                    n.telemetry(TelemetryKind::Usage),
+                    Some(subjects::message_id(&n.node, seq)),
+                )
+            })
+            .await
+        })
+    };
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let mut samples = vec![];
+    let mut done;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        done = stack.ingested().await? - before;
+        samples.push((start.elapsed().as_secs_f64(), done));
+        if done >= m || start.elapsed() > timeout {
+            break;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let (pub_secs, failed) = publisher.await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM node_usage_reports")
+        .fetch_one(&stack.pool)
+        .await?;
+    // Steady-state commit rate: between 20% and 80% of the messages.
+    let at = |frac: f64| {
+        samples
+            .iter()
+            .find(|(_, d)| *d as f64 >= frac * m as f64)
+            .copied()
+    };
+    let steady = match (at(0.2), at(0.8)) {
+        (Some((t0, d0)), Some((t1, d1))) if t1 > t0 => Some((d1 - d0) as f64 / (t1 - t0)),
+        _ => None,
+    };
+    Ok(json!({
+        "messages": m, "committed": done, "rows": rows, "publish_failed": failed,
+        "publish_secs": pub_secs, "publish_rate": m as f64 / pub_secs,
+        "secs": secs, "rate": done as f64 / secs, "steady_rate": steady,
+    }))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<Value> {
+    let mut env = vec![];
+    if let Some(w) = args.workers {
+        env.push(("RITMA_WORKERS", w.to_string()));
+    }
+    let stack = Stack::start(&env).await?;
+    stack
+        .api
+        .org_ensure(&ritma_protocol::OrgId::new("bench")?)
+        .await?;
+    let nodes = stack
+        .nodes_bulk_insert("bench", "n", args.nodes, 1)
+        .await
+        .context("bulk insert")?;
+    eprintln!(
+        "encoding {} usage bodies over {} nodes ...",
+        args.messages,
+        nodes.len()
+    );
+    let items = bodies(&nodes, args.messages);
+    let avg = items.iter().map(|x| x.2.len()).sum::<usize>() / items.len().max(1);
+    eprintln!("raw JetStream publish+consume ...");
+    let raw = raw_phase(&stack, &nodes, &items, &args).await?;
+    eprintln!("  {raw}");
+    eprintln!("product ingest (publish → controller → Postgres → ack) ...");
+    let product = product_phase(&stack, &nodes, &items, &args).await?;
+    eprintln!("  {product}");
+    let raw_rate = raw["rate"].as_f64().unwrap_or(f64::NAN);
+    let rate = product["rate"].as_f64().unwrap_or(f64::NAN);
+    let ratio = rate / raw_rate;
+    println!(
+        "raw publish+consume {raw_rate:.0} msg/s | product ingest {rate:.0} msg/s | ratio {:.1}% (target ≥ 80%) | body {avg} bytes",
+        ratio * 100.0
+    );
+    Ok(json!({
+        "body_bytes": avg, "nodes": nodes.len(), "window": args.window,
+        "raw": raw, "product": product, "ratio": ratio,
+    }))
+}

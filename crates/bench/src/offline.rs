@@ -1,0 +1,109 @@
+//! Offline detection at 100,000 nodes: every node is made online as if its
+//! last heartbeat had just been committed (last seen spread over the last
+//! interval, deadlines as the ingest sets them: stale at 2 × interval,
+//! offline at 3 × interval + 2 s), then no node sends anything. The
+//! controller's reconciler (default settings) must move each to offline; the
+//! figures are how late after its deadline each node was marked (from
+//! `status_changed_at`) and how long after its last heartbeat.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::stack::Stack;
+use crate::summary_ms;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 100_000)]
+    nodes: usize,
+    /// Heartbeat interval of the simulated fleet, seconds.
+    #[arg(long, default_value_t = 10)]
+    interval_secs: i32,
+    /// Heartbeats are dated this far ahead, so setup never eats into a deadline.
+    #[arg(long, default_value_t = 30.0)]
+    margin_secs: f64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<Value> {
+    let stack = Stack::start(&[]).await?;
+    stack
+        .api
+        .org_ensure(&ritma_protocol::OrgId::new("bench")?)
+        .await?;
+    eprintln!("inserting {} nodes ...", args.nodes);
+    stack
+        .nodes_bulk_insert("bench", "node", args.nodes, 10)
+        .await?;
+    let grace = 2;
+    let limit_secs = f64::from(3 * args.interval_secs + grace);
+    // Updating 100k rows takes a while on a loaded machine: the heartbeats
+    // are dated `margin` seconds ahead, so no deadline passes before setup
+    // is done (checked below).
+    let setup = std::time::Instant::now();
+    sqlx::query(
+        "UPDATE nodes SET status = 'online', status_changed_at = now(),
+                last_seen_at = now() + make_interval(secs => $2) - random() * make_interval(secs => $1),
+                interval_secs = $1
+         WHERE org_id = 'bench'",
+    )
+    .bind(f64::from(args.interval_secs))
+    .bind(args.margin_secs)
+    .execute(&stack.pool)
+    .await?;
+    sqlx::query(
+        "UPDATE nodes SET stale_after = last_seen_at + make_interval(secs => interval_secs * 2),
+                offline_after = last_seen_at + make_interval(secs => interval_secs * 3 + $1)
+         WHERE org_id = 'bench'",
+    )
+    .bind(grace)
+    .execute(&stack.pool)
+    .await?;
+    let setup_secs = setup.elapsed().as_secs_f64();
+    if setup_secs > args.margin_secs {
+        eprintln!(
+            "warning: setup took {setup_secs:.1}s, more than the {}s margin",
+            args.margin_secs
+        );
+    }
+    eprintln!(
+        "all online (setup {setup_secs:.1}s); waiting for offline detection (deadline {limit_secs}s after each last heartbeat) ..."
+    );
+    let start = Instant::now();
+    let timeout = Duration::from_secs_f64(args.margin_secs + limit_secs + 60.0);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM nodes WHERE org_id = 'bench' AND status <> 'offline'",
+        )
+        .fetch_one(&stack.pool)
+        .await?;
+        if left == 0 || start.elapsed() > timeout {
+            break;
+        }
+    }
+    let total_secs = start.elapsed().as_secs_f64();
+    let rows: Vec<(f64, f64)> = sqlx::query_as(
+        "SELECT (extract(epoch FROM status_changed_at - offline_after) * 1000)::float8,
+                extract(epoch FROM status_changed_at - last_seen_at)::float8
+         FROM nodes WHERE org_id = 'bench' AND status = 'offline'",
+    )
+    .fetch_all(&stack.pool)
+    .await?;
+    let detected = rows.len();
+    let late_ms: Vec<f64> = rows.iter().map(|r| r.0).collect();
+    let since_seen_max = rows.iter().map(|r| r.1).fold(0.0, f64::max);
+    let within = rows.iter().filter(|r| r.1 <= limit_secs).count();
+    let late = summary_ms(late_ms);
+    println!(
+        "{detected}/{} offline after {total_secs:.1}s; marked after the deadline by p50 {} ms, p99 {} ms, max {} ms; \
+         longest since last heartbeat {since_seen_max:.2}s (limit {limit_secs}s); within limit: {within}",
+        args.nodes, late["p50_ms"], late["p99_ms"], late["max_ms"]
+    );
+    Ok(json!({
+        "nodes": args.nodes, "interval_secs": args.interval_secs, "limit_secs": limit_secs,
+        "setup_secs": setup_secs, "margin_secs": args.margin_secs,
+        "detected": detected, "within_limit": within, "late_after_deadline": late,
+        "max_since_last_heartbeat_secs": since_seen_max,
+    }))
+}
