@@ -52,6 +52,9 @@ if ! command -v cargo-deny >/dev/null; then
   say "installing cargo-deny"
   cargo install --locked cargo-deny
 fi
+# cargo-deny reads the dependency graph offline: fetch the locked crates first
+# (a fresh machine has an empty registry cache).
+cargo fetch --locked
 cargo deny --offline check licenses bans sources
 # The RustSec advisory database lives on GitHub, which these machines may not
 # reach (only the package registries): the advisory check runs only where
