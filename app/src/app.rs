@@ -1,13 +1,14 @@
 //! The console's pages and components (rendered on the server, hydrated in the browser).
 
 use crate::fns::{
-    CreateToken, RevokeToken, get_dashboard, get_node, get_session, list_nodes, list_tenants,
-    list_tokens,
+    CreateToken, RevokeToken, get_audit, get_dashboard, get_node, get_session, list_nodes,
+    list_tenants, list_tokens, login_options,
 };
 use crate::live::{self, Clock, Conn, Live};
 use crate::model::{
-    AppError, CreatedToken, Dashboard, LiveEvent, NodeDetail, NodePage, NodeQuery, NodeRow,
-    SessionInfo, Status, TokenInfo, env_template, human_bytes, human_duration, relative,
+    AppError, AuditEntry, AuditPage as AuditList, AuditQuery, CreatedToken, Dashboard, LiveEvent,
+    NodeDetail, NodePage, NodeQuery, NodeRow, SessionInfo, Status, TokenInfo, env_template,
+    human_bytes, human_duration, relative,
 };
 use leptos::either::{Either, EitherOf3, EitherOf4};
 use leptos::prelude::*;
@@ -65,6 +66,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/nodes") view=NodesPage/>
                     <Route path=path!("/nodes/:id") view=NodeDetailPage/>
                     <Route path=path!("/enroll") view=EnrollPage/>
+                    <Route path=path!("/audit") view=AuditPage/>
                 </ParentRoute>
             </Routes>
         </Router>
@@ -94,6 +96,7 @@ fn NotFound() -> impl IntoView {
 #[component]
 fn LoginPage() -> impl IntoView {
     let query = use_query_map();
+    let options = Resource::new(|| (), |_| login_options());
     let error = move || {
         query.with(|q| q.get("error")).map(|e| match e.as_str() {
             "invalid" => "The controller rejected this token.",
@@ -101,8 +104,18 @@ fn LoginPage() -> impl IntoView {
                 "The controller API cannot be reached right now; try again in a moment."
             }
             "missing" => "Enter a token.",
-            "no-org" => "This token gives access to no organisation.",
+            "no-org" => {
+                "Your account gives access to no organisation yet; ask an org admin for a role."
+            }
             "origin" => "The sign-in request came from another site and was refused.",
+            "sso-state" => "The sign-in expired or was started in another browser; start again.",
+            "sso-denied" => "The identity provider did not sign you in.",
+            "sso-failed" | "sso-unavailable" => {
+                "Single sign-on failed at the identity provider; try again in a moment."
+            }
+            "sso-rejected" => "The controller did not accept the identity provider's token.",
+            "sso-off" => "Single sign-on is not configured on this console.",
+            "token-login-off" => "Admin-token sign-in is turned off on this console.",
             _ => "Sign-in failed.",
         })
     };
@@ -112,29 +125,45 @@ fn LoginPage() -> impl IntoView {
             .filter(|n| n.starts_with('/') && !n.starts_with("//"))
             .unwrap_or_else(|| "/".to_string())
     };
+    let sso_href = move || format!("/auth/oidc?next={}", crate::model::url_encode(&next()));
     view! {
         <Title text="Sign in · Ritma"/>
         <main class="center" id="main">
-            <form class="card narrow login" method="post" action="/auth/login">
+            <div class="card narrow login">
                 <h1>"Ritma Node Console"</h1>
-                <p class="muted">
-                    "Sign in with an admin token of the controller. For a dev stack, "
-                    <code>"ritma up"</code> " prints it and writes it to "
-                    <code>".ritma/dev/stack.json"</code> "."
-                </p>
-                <label for="token">"Admin token"</label>
-                <input
-                    id="token"
-                    name="token"
-                    type="password"
-                    autocomplete="current-password"
-                    required
-                    autofocus
-                />
-                <input type="hidden" name="next" value=next/>
                 {move || error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-                <button type="submit" class="primary">"Sign in"</button>
-            </form>
+                <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                    {move || options.get().map(|o| {
+                        let o = o.unwrap_or(crate::model::SignInOptions { sso: false, token_login: true });
+                        view! {
+                            {o.sso.then(|| view! {
+                                <a class="button primary block" href=sso_href data-testid="sso">"Sign in with single sign-on"</a>
+                            })}
+                            {(o.sso && o.token_login).then(|| view! { <p class="muted small divider">"or, break-glass:"</p> })}
+                            {o.token_login.then(|| view! {
+                                <form class="stack" method="post" action="/auth/login">
+                                    <p class="muted">
+                                        "Sign in with an admin token of the controller. For a dev stack, "
+                                        <code>"ritma up"</code> " prints it and writes it to "
+                                        <code>".ritma/dev/stack.json"</code> "."
+                                    </p>
+                                    <label for="token">"Admin token"</label>
+                                    <input
+                                        id="token"
+                                        name="token"
+                                        type="password"
+                                        autocomplete="current-password"
+                                        required
+                                        autofocus=!o.sso
+                                    />
+                                    <input type="hidden" name="next" value=next/>
+                                    <button type="submit" class=if o.sso { "" } else { "primary" }>"Sign in"</button>
+                                </form>
+                            })}
+                        }
+                    })}
+                </Suspense>
+            </div>
         </main>
     }
 }
@@ -161,12 +190,19 @@ fn Shell() -> impl IntoView {
                 <A href="/" exact=true>"Dashboard"</A>
                 <A href="/nodes">"Nodes"</A>
                 <A href="/enroll">"Enroll a node"</A>
+                <A href="/audit">"Audit"</A>
             </nav>
             <div class="top-right">
                 <LiveIndicator/>
                 <Suspense fallback=|| ()>
                     {move || session.get().map(|s| match s {
-                        Ok(s) => Some(view! { <OrgSwitcher session=s/> }),
+                        Ok(s) => {
+                            let user = s.user.clone();
+                            Some(view! {
+                                <span class="user muted small" data-testid="user" title="Signed in as">{user}</span>
+                                <OrgSwitcher session=s/>
+                            })
+                        }
                         Err(_) => None,
                     })}
                 </Suspense>
@@ -1069,4 +1105,142 @@ fn TokenList(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl In
             </table>
         </div>
     })
+}
+
+// ---------------------------------------------------------------- audit trail
+
+fn audit_query_from_map(map: &leptos_router::params::ParamsMap) -> AuditQuery {
+    let text = |k: &str| map.get(k).filter(|v| !v.trim().is_empty());
+    AuditQuery {
+        actor: text("actor"),
+        action: text("action"),
+        target: text("target"),
+        before: map.get("before").and_then(|b| b.parse().ok()),
+    }
+}
+
+#[component]
+fn AuditPage() -> impl IntoView {
+    let query = use_query_map();
+    let current = Memo::new(move |_| query.with(audit_query_from_map));
+    let page = Resource::new(move || current.get(), get_audit);
+    let value = move |k: &'static str| move || query.with(|q| q.get(k)).unwrap_or_default();
+    view! {
+        <Title text="Audit · Ritma"/>
+        <div class="page-head">
+            <h1>"Audit trail"</h1>
+            <p class="muted small">
+                "Every change, hash-chained: each entry carries the hash of the one before. "
+                <code>"ritma audit verify"</code>" detects an edited or deleted entry."
+            </p>
+        </div>
+        <Form method="GET" action="/audit" attr:class="filters card" attr:data-testid="audit-filters">
+            <div class="field">
+                <label for="a-actor">"Actor"</label>
+                <input id="a-actor" name="actor" value=value("actor") placeholder="subject or operator"/>
+            </div>
+            <div class="field">
+                <label for="a-action">"Action"</label>
+                <input id="a-action" name="action" value=value("action") placeholder="token.create" list="a-actions"/>
+                <datalist id="a-actions">
+                    {["enrollment_token.create", "enrollment_token.revoke", "node.enroll", "node.decommission", "node.rekey", "role.grant", "role.revoke", "integrator.create", "integrator.revoke", "org.create"]
+                        .map(|a| view! { <option value=a></option> })
+                        .collect_view()}
+                </datalist>
+            </div>
+            <div class="field">
+                <label for="a-target">"Target starts with"</label>
+                <input id="a-target" name="target" value=value("target") placeholder="node id, token:…"/>
+            </div>
+            <button type="submit" class="primary">"Filter"</button>
+            <a href="/audit" class="button">"Clear"</a>
+        </Form>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || page.get().map(|r| match r {
+                Ok(p) => Either::Left(view! { <AuditTable page=p query=current.get_untracked()/> }),
+                Err(e) => Either::Right(view! { <ErrorBox err=e/> }),
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn AuditTable(page: AuditList, query: AuditQuery) -> impl IntoView {
+    if page.entries.is_empty() {
+        return Either::Left(
+            view! { <p class="muted card" data-testid="audit-empty">"No audit entries match."</p> },
+        );
+    }
+    let older = page.older.map(|id| {
+        AuditQuery {
+            before: Some(id),
+            ..query.clone()
+        }
+        .href()
+    });
+    let newest = query.before.is_some().then(|| {
+        AuditQuery {
+            before: None,
+            ..query.clone()
+        }
+        .href()
+    });
+    Either::Right(view! {
+        <div class="table-wrap card">
+            <table class="audit" data-testid="audit-table">
+                <thead>
+                    <tr>
+                        <th scope="col">"When"</th>
+                        <th scope="col">"Actor"</th>
+                        <th scope="col">"Action"</th>
+                        <th scope="col">"Target"</th>
+                        <th scope="col">"From"</th>
+                        <th scope="col">"Change"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {page.entries.into_iter().map(|e| view! { <AuditRow e=e/> }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+        <nav class="pager" aria-label="Audit pages">
+            {newest.map(|h| view! { <a href=h>"← Newest"</a> })}
+            {older.map(|h| view! { <a href=h data-testid="audit-older">"Older →"</a> })}
+        </nav>
+    })
+}
+
+#[component]
+fn AuditRow(e: AuditEntry) -> impl IntoView {
+    let change = (e.before.is_some() || e.after.is_some()).then(|| {
+        view! {
+            <details>
+                <summary>"before / after"</summary>
+                <div class="grid2">
+                    <pre class="snippet small">{e.before.clone().unwrap_or_else(|| "—".into())}</pre>
+                    <pre class="snippet small">{e.after.clone().unwrap_or_else(|| "—".into())}</pre>
+                </div>
+            </details>
+        }
+    });
+    let actor_href = AuditQuery {
+        actor: Some(e.actor.clone()),
+        ..AuditQuery::default()
+    }
+    .href();
+    let action_href = AuditQuery {
+        action: Some(e.action.clone()),
+        ..AuditQuery::default()
+    }
+    .href();
+    view! {
+        <tr data-audit-id=e.id.to_string() title=format!("entry {} · hash {}", e.id, e.hash)>
+            <td class="small nowrap">{e.at.text.clone()}</td>
+            <td><a href=actor_href>{e.actor.clone()}</a></td>
+            <td><a href=action_href><code>{e.action.clone()}</code></a></td>
+            <td class="mono small">{e.target.clone()}</td>
+            <td class="small muted">{e.source.clone().unwrap_or_default()}</td>
+            <td>{change}</td>
+        </tr>
+    }
 }

@@ -8,7 +8,8 @@
 #[cfg(feature = "ssr")]
 use crate::model::NodeQuery;
 use crate::model::{
-    AppError, CreatedToken, Dashboard, NodeDetail, NodePage, SessionInfo, TokenInfo,
+    AppError, AuditPage, AuditQuery, CreatedToken, Dashboard, NodeDetail, NodePage, SessionInfo,
+    SignInOptions, TokenInfo,
 };
 use leptos::prelude::*;
 
@@ -38,6 +39,7 @@ mod ctx {
 pub async fn get_session() -> Result<SessionInfo, AppError> {
     let (_, s) = ctx::current()?;
     Ok(SessionInfo {
+        user: s.user,
         org: s.org,
         orgs: s.orgs,
     })
@@ -199,6 +201,34 @@ pub async fn list_tokens() -> Result<Vec<TokenInfo>, AppError> {
 pub async fn revoke_token(id: String) -> Result<(), AppError> {
     let (st, s) = ctx::current()?;
     st.api.revoke_token(&s.token, &s.org, &id).await
+}
+
+/// Entries per audit page.
+pub const AUDIT_PAGE_SIZE: u32 = 50;
+
+#[server]
+pub async fn login_options() -> Result<SignInOptions, AppError> {
+    let state = use_context::<crate::server::AppState>()
+        .ok_or_else(|| AppError::Internal("console state missing".into()))?;
+    Ok(SignInOptions {
+        sso: state.oidc.is_some(),
+        token_login: state.config.token_login,
+    })
+}
+
+#[server]
+pub async fn get_audit(query: AuditQuery) -> Result<AuditPage, AppError> {
+    let (st, s) = ctx::current()?;
+    let (entries, more) = st
+        .api
+        .audit(&s.token, &s.org, &query, AUDIT_PAGE_SIZE)
+        .await?;
+    let older = if more {
+        entries.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(AuditPage { entries, older })
 }
 
 #[cfg(test)]

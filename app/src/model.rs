@@ -169,8 +169,75 @@ pub struct OrgInfo {
 /// What the browser may know about its session (never the token).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionInfo {
+    /// Who signed in (email, name or subject).
+    pub user: String,
     pub org: String,
     pub orgs: Vec<OrgInfo>,
+}
+
+/// How people may sign in to this console.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignInOptions {
+    /// Single sign-on with the IdP is configured.
+    pub sso: bool,
+    /// The admin-token form is offered.
+    pub token_login: bool,
+}
+
+/// One entry of the org's audit trail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub source: Option<String>,
+    /// Pretty-printed JSON of the object before and after the change.
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub at: Instant,
+    pub hash: String,
+}
+
+/// Filters of the audit page; mirrors the URL query.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    /// Show entries older than this id (the next page).
+    pub before: Option<i64>,
+}
+
+impl AuditQuery {
+    /// The page's URL with these filters (empty ones left out).
+    pub fn href(&self) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target", &self.target),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                parts.push(format!("{k}={}", url_encode(v)));
+            }
+        }
+        if let Some(b) = self.before {
+            parts.push(format!("before={b}"));
+        }
+        if parts.is_empty() {
+            "/audit".to_string()
+        } else {
+            format!("/audit?{}", parts.join("&"))
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Set when older entries exist.
+    pub older: Option<i64>,
 }
 
 /// Filters, sort and cursor of the inventory; mirrors the URL query.

@@ -4,7 +4,8 @@
 //
 // Environment: PORT, RITMA_OIDC_ACCOUNTS (JSON {id: {email, ritma_roles}}),
 // RITMA_OIDC_AUDIENCE, RITMA_OIDC_REDIRECT_URI, RITMA_OIDC_KID (key id; a new
-// id means a new signing key, to test rotation). Prints "READY <issuer>".
+// id means a new signing key, to test rotation), RITMA_OIDC_ACCESS_TTL
+// (seconds, default 600). Prints "READY <issuer>".
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
@@ -13,6 +14,7 @@ const issuer = `http://127.0.0.1:${port}`;
 const accounts = JSON.parse(process.env.RITMA_OIDC_ACCOUNTS || '{}');
 const audience = process.env.RITMA_OIDC_AUDIENCE;
 const redirectUri = process.env.RITMA_OIDC_REDIRECT_URI;
+const accessTokenTTL = Number(process.env.RITMA_OIDC_ACCESS_TTL || 600);
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: process.env.RITMA_OIDC_KID || 'k1', use: 'sig', alg: 'RS256' };
 
@@ -27,6 +29,9 @@ const provider = new Provider(issuer, {
   }],
   jwks: { keys: [jwk] },
   pkce: { required: () => true },
+  // As an IdP set up to keep console sessions alive: refresh tokens for the
+  // console client without asking for offline_access.
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   scopes: ['openid', 'email', 'offline_access'],
   claims: { openid: ['sub'], email: ['email'] },
   features: {
@@ -38,7 +43,7 @@ const provider = new Provider(issuer, {
       getResourceServerInfo: () => ({
         scope: 'ritma:api',
         audience,
-        accessTokenTTL: 600,
+        accessTokenTTL,
         accessTokenFormat: 'jwt',
         jwt: { sign: { alg: 'RS256' } },
       }),

@@ -138,6 +138,9 @@ impl TestStack {
         c.ack_wait_secs = 3;
         // Tests make many refused attempts on purpose; the limiter's own test tunes this down.
         c.enroll_failures_burst = 10_000;
+        // Likewise for API budgets (their test sets them).
+        c.api_rate_per_credential = 0;
+        c.api_rate_per_address = 0;
         c
     }
 

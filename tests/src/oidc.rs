@@ -16,6 +16,7 @@ pub const REDIRECT_URI: &str = "http://127.0.0.1:1/callback";
 pub struct OidcProvider {
     pub issuer: String,
     port: u16,
+    redirect_uri: String,
     accounts: Value,
     // Held so the provider is killed when this is dropped.
     _process: tokio::process::Child,
@@ -24,11 +25,41 @@ pub struct OidcProvider {
 impl OidcProvider {
     /// `accounts`: `{id: {"email": ..., "ritma_roles": {...}}}`.
     pub async fn start(accounts: Value, kid: &str) -> anyhow::Result<Self> {
-        let port = ritma_devstack::ports::free_port()?;
-        Self::start_on(port, accounts, kid).await
+        Self::start_for(accounts, kid, REDIRECT_URI).await
     }
 
-    async fn start_on(port: u16, accounts: Value, kid: &str) -> anyhow::Result<Self> {
+    /// A provider whose one client (`ritma-console`) redirects to `redirect_uri`.
+    pub async fn start_for(accounts: Value, kid: &str, redirect_uri: &str) -> anyhow::Result<Self> {
+        let port = ritma_devstack::ports::free_port()?;
+        Self::start_on(port, accounts, kid, redirect_uri).await
+    }
+
+    /// Like [`Self::start_for`], with access tokens valid `ttl_secs` only.
+    pub async fn start_short_lived(
+        accounts: Value,
+        redirect_uri: &str,
+        ttl_secs: u32,
+    ) -> anyhow::Result<Self> {
+        let port = ritma_devstack::ports::free_port()?;
+        Self::spawn(port, accounts, "k1", redirect_uri, ttl_secs).await
+    }
+
+    async fn start_on(
+        port: u16,
+        accounts: Value,
+        kid: &str,
+        redirect_uri: &str,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(port, accounts, kid, redirect_uri, 600).await
+    }
+
+    async fn spawn(
+        port: u16,
+        accounts: Value,
+        kid: &str,
+        redirect_uri: &str,
+        access_ttl_secs: u32,
+    ) -> anyhow::Result<Self> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/oidc");
         if !std::path::Path::new(dir)
             .join("node_modules/oidc-provider")
@@ -43,8 +74,9 @@ impl OidcProvider {
             .env("PORT", port.to_string())
             .env("RITMA_OIDC_ACCOUNTS", accounts.to_string())
             .env("RITMA_OIDC_AUDIENCE", AUDIENCE)
-            .env("RITMA_OIDC_REDIRECT_URI", REDIRECT_URI)
+            .env("RITMA_OIDC_REDIRECT_URI", redirect_uri)
             .env("RITMA_OIDC_KID", kid)
+            .env("RITMA_OIDC_ACCESS_TTL", access_ttl_secs.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -70,6 +102,7 @@ impl OidcProvider {
         Ok(Self {
             issuer,
             port,
+            redirect_uri: redirect_uri.to_owned(),
             accounts,
             _process: child,
         })
@@ -77,10 +110,11 @@ impl OidcProvider {
 
     /// Replace the provider by one with a new signing key, same issuer.
     pub async fn rotate_key(self, kid: &str) -> anyhow::Result<Self> {
-        let (port, accounts) = (self.port, self.accounts.clone());
+        let (port, accounts, redirect) =
+            (self.port, self.accounts.clone(), self.redirect_uri.clone());
         drop(self);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Self::start_on(port, accounts, kid).await
+        Self::start_on(port, accounts, kid, &redirect).await
     }
 
     /// Sign `account` in: authorization code with PKCE, then the token
@@ -104,19 +138,56 @@ impl OidcProvider {
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
             .append_pair("state", "s1");
-        let mut next = url.to_string();
-        let mut code = None;
+        let back = self
+            .authorize(&http, url.as_str(), REDIRECT_URI, account)
+            .await?;
+        let u = reqwest::Url::parse(&back)?;
+        if let Some((_, e)) = u.query_pairs().find(|(k, _)| k == "error") {
+            anyhow::bail!("provider refused: {e} ({back})");
+        }
+        let code = u
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned());
+        let code = code.ok_or_else(|| anyhow::anyhow!("no authorization code"))?;
+        let tokens: Value = http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT_URI),
+                ("client_id", "ritma-console"),
+                ("code_verifier", verifier.as_str()),
+                ("resource", AUDIENCE),
+            ])
+            .send()
+            .await?
+            .json()
+            .await?;
+        tokens["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no access token: {tokens}"))
+    }
+}
+
+impl OidcProvider {
+    /// Play the person at the provider: follow `start` (an authorization URL,
+    /// or a client's redirect to one) through the sign-in and consent pages
+    /// as `account`, until the provider redirects to `redirect_prefix`.
+    /// Returns that redirect URL (carrying `code` and `state`, or `error`).
+    /// `http` must keep cookies and not follow redirects.
+    pub async fn authorize(
+        &self,
+        http: &reqwest::Client,
+        start: &str,
+        redirect_prefix: &str,
+        account: &str,
+    ) -> anyhow::Result<String> {
+        let mut next = start.to_owned();
         for _ in 0..12 {
-            if next.starts_with(REDIRECT_URI) {
-                let u = reqwest::Url::parse(&next)?;
-                if let Some((_, e)) = u.query_pairs().find(|(k, _)| k == "error") {
-                    anyhow::bail!("provider refused: {e} ({next})");
-                }
-                code = u
-                    .query_pairs()
-                    .find(|(k, _)| k == "code")
-                    .map(|(_, v)| v.into_owned());
-                break;
+            if next.starts_with(redirect_prefix) {
+                return Ok(next);
             }
             let absolute = if next.starts_with('/') {
                 format!("{}{next}", self.issuer)
@@ -147,29 +218,11 @@ impl OidcProvider {
             );
             next = location(&resp)?;
         }
-        let code = code.ok_or_else(|| anyhow::anyhow!("no authorization code"))?;
-        let tokens: Value = http
-            .post(format!("{}/token", self.issuer))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT_URI),
-                ("client_id", "ritma-console"),
-                ("code_verifier", verifier.as_str()),
-                ("resource", AUDIENCE),
-            ])
-            .send()
-            .await?
-            .json()
-            .await?;
-        tokens["access_token"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow::anyhow!("no access token: {tokens}"))
+        anyhow::bail!("no redirect to {redirect_prefix} after 12 steps (last: {next})")
     }
 }
 
-fn location(resp: &reqwest::Response) -> anyhow::Result<String> {
+pub fn location(resp: &reqwest::Response) -> anyhow::Result<String> {
     Ok(resp
         .headers()
         .get("location")

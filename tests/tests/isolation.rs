@@ -360,3 +360,76 @@ async fn enrollment_brute_force_is_rate_limited() {
         "nothing enrolled while locked out"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_requests_are_rate_limited_per_credential_and_per_address() {
+    let stack = TestStack::start_with(|c| {
+        c.api_rate_per_credential = 1;
+        c.api_burst_per_credential = 5;
+        c.api_rate_per_address = 1;
+        c.api_burst_per_address = 12;
+        c.dev_header_auth = true;
+    })
+    .await
+    .unwrap();
+    let get = |who: &'static str| {
+        let http = stack.http.clone();
+        let url = format!("{}/api/me", stack.api_url());
+        async move {
+            let req = http.get(url);
+            let req = if who == "admin" {
+                req.bearer_auth(ritma_tests::ADMIN_TOKEN)
+            } else {
+                req.header("x-user-id", who)
+                    .header("x-org-id", "acme")
+                    .header("x-roles", "viewer")
+            };
+            req.send().await.unwrap()
+        }
+    };
+    for i in 0..5 {
+        assert_eq!(get("admin").await.status().as_u16(), 200, "request {i}");
+    }
+    let refused = get("admin").await;
+    assert_eq!(refused.status().as_u16(), 429, "the token's burst is spent");
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    assert!(body["message"].as_str().unwrap().contains("credential"));
+    // Another credential from the same address still has its own budget ...
+    for i in 0..5 {
+        assert_eq!(get("alice").await.status().as_u16(), 200, "alice {i}");
+    }
+    // ... until the address's budget (12, of which 11 are spent, refilling at
+    // 1/s) runs out too: well before bob's own 5.
+    let mut refused = None;
+    for _ in 0..4 {
+        let resp = get("bob").await;
+        if resp.status().as_u16() == 429 {
+            refused = Some(resp);
+            break;
+        }
+    }
+    let refused = refused.expect("the address's budget runs out");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("address"),
+        "{body}"
+    );
+    // Health and readiness are never limited (load balancers poll them).
+    let health = stack
+        .http
+        .get(format!("{}/healthz", stack.api_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    // Budgets refill: after the advertised wait the token works again.
+    tokio::time::sleep(Duration::from_secs(retry.max(1) + 1)).await;
+    assert_eq!(get("admin").await.status().as_u16(), 200);
+}

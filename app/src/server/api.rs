@@ -1,8 +1,8 @@
 //! Client of the controller REST API, mapping its JSON to the console's view types.
 
 use crate::model::{
-    AppError, HistoryEntry, HostFacts, Instant, NodeDetail, NodeQuery, NodeRow, OrgInfo, Spool,
-    Status, TokenInfo,
+    AppError, AuditEntry, AuditQuery, HistoryEntry, HostFacts, Instant, NodeDetail, NodeQuery,
+    NodeRow, OrgInfo, Spool, Status, TokenInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -222,6 +222,18 @@ impl Api {
         }
     }
 
+    /// How to show the caller: email, else name, else subject.
+    pub async fn me(&self, token: &str) -> Result<String, AppError> {
+        #[derive(Deserialize)]
+        struct Me {
+            subject: String,
+            email: Option<String>,
+            name: Option<String>,
+        }
+        let me: Me = self.send(self.get(token, "/api/me")).await?;
+        Ok(me.email.or(me.name).unwrap_or(me.subject))
+    }
+
     pub async fn orgs(&self, token: &str) -> Result<Vec<OrgInfo>, AppError> {
         let orgs: Vec<ApiOrg> = self.send(self.get(token, "/api/orgs")).await?;
         Ok(orgs
@@ -348,6 +360,67 @@ impl Api {
             .send(self.get(token, &format!("/api/orgs/{}/enrollment-tokens", seg(org))))
             .await?;
         Ok(list.iter().map(ApiToken::info).collect())
+    }
+
+    /// One page of the org's audit trail, newest first; `limit + 1` are
+    /// fetched to know whether an older page exists.
+    pub async fn audit(
+        &self,
+        token: &str,
+        org: &str,
+        q: &AuditQuery,
+        limit: u32,
+    ) -> Result<(Vec<AuditEntry>, bool), AppError> {
+        #[derive(Deserialize)]
+        struct ApiAudit {
+            id: i64,
+            actor: String,
+            action: String,
+            target: String,
+            source: Option<String>,
+            before: Option<serde_json::Value>,
+            after: Option<serde_json::Value>,
+            at: DateTime<Utc>,
+            hash: String,
+        }
+        let mut params: Vec<(&str, String)> = vec![("limit", (limit + 1).to_string())];
+        for (k, v) in [
+            ("actor", &q.actor),
+            ("action", &q.action),
+            ("target", &q.target),
+        ] {
+            if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                params.push((k, v.to_string()));
+            }
+        }
+        if let Some(b) = q.before {
+            params.push(("before_id", b.to_string()));
+        }
+        let req = self
+            .get(token, &format!("/api/orgs/{}/audit", seg(org)))
+            .query(&params);
+        let mut list: Vec<ApiAudit> = self.send(req).await?;
+        let more = list.len() > limit as usize;
+        list.truncate(limit as usize);
+        let pretty = |v: Option<serde_json::Value>| {
+            v.filter(|v| !v.is_null())
+                .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
+        };
+        let entries = list
+            .into_iter()
+            .map(|a| AuditEntry {
+                id: a.id,
+                actor: a.actor,
+                action: a.action,
+                target: a.target,
+                source: a.source,
+                before: pretty(a.before),
+                after: pretty(a.after),
+                at: instant(a.at),
+                hash: a.hash,
+            })
+            .collect();
+        Ok((entries, more))
     }
 
     pub async fn revoke_token(&self, token: &str, org: &str, id: &str) -> Result<(), AppError> {

@@ -41,6 +41,37 @@ pub struct Config {
     /// Mark the session cookie `Secure` (serve over HTTPS).
     #[arg(long, env = "RITMA_CONSOLE_SECURE_COOKIE", default_value_t = false)]
     pub secure_cookie: bool,
+    /// The console's own URL as browsers see it (the OIDC redirect URI is
+    /// `<public-url>/auth/callback`). Defaults to `http://<listen>`.
+    #[arg(long, env = "RITMA_CONSOLE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// OpenID Connect issuer for single sign-on (authorization code + PKCE).
+    #[arg(long, env = "RITMA_CONSOLE_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Client id registered at the IdP.
+    #[arg(
+        long,
+        env = "RITMA_CONSOLE_OIDC_CLIENT_ID",
+        default_value = "ritma-console"
+    )]
+    pub oidc_client_id: String,
+    /// Client secret, for IdPs that register the console as a confidential client.
+    #[arg(long, env = "RITMA_CONSOLE_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Resource indicator of the controller API, for IdPs that need one to
+    /// issue access tokens with its audience.
+    #[arg(long, env = "RITMA_CONSOLE_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Scopes asked for (`offline_access` lets sessions outlive one access token).
+    #[arg(
+        long,
+        env = "RITMA_CONSOLE_OIDC_SCOPES",
+        default_value = "openid email"
+    )]
+    pub oidc_scopes: String,
+    /// Offer the admin-token sign-in form (break-glass) next to single sign-on.
+    #[arg(long, env = "RITMA_CONSOLE_TOKEN_LOGIN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub token_login: bool,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +94,8 @@ pub struct Resolved {
     pub node_controller_url: String,
     pub site_root: PathBuf,
     pub secure_cookie: bool,
+    pub oidc: Option<super::oidc::OidcSettings>,
+    pub token_login: bool,
 }
 
 impl Config {
@@ -79,6 +112,13 @@ impl Config {
             site_root: None,
             stack_file: None,
             secure_cookie: false,
+            public_url: None,
+            oidc_issuer: None,
+            oidc_client_id: "ritma-console".into(),
+            oidc_client_secret: None,
+            oidc_audience: None,
+            oidc_scopes: "openid email".into(),
+            token_login: true,
         }
     }
 
@@ -110,7 +150,30 @@ impl Config {
                 .and_then(|p| p.parent().map(|d| d.join("site")))
                 .unwrap_or_else(|| PathBuf::from("site")),
         };
+        let public_url = self
+            .public_url
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string();
+        let oidc = self
+            .oidc_issuer
+            .filter(|i| !i.trim().is_empty())
+            .map(|issuer| super::oidc::OidcSettings {
+                issuer: issuer.trim_end_matches('/').to_string(),
+                client_id: self.oidc_client_id,
+                client_secret: self.oidc_client_secret.filter(|s| !s.is_empty()),
+                audience: self.oidc_audience.filter(|a| !a.is_empty()),
+                scopes: self.oidc_scopes,
+                redirect_uri: format!("{public_url}/auth/callback"),
+            });
+        if oidc.is_none() && !self.token_login {
+            anyhow::bail!(
+                "no way to sign in: set RITMA_CONSOLE_OIDC_ISSUER or allow RITMA_CONSOLE_TOKEN_LOGIN"
+            );
+        }
         Ok(Resolved {
+            oidc,
+            token_login: self.token_login,
             listen: self.listen,
             node_controller_url: self.node_controller_url.unwrap_or_else(|| api_url.clone()),
             api_url,

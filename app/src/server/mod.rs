@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod live;
+pub mod oidc;
 pub mod session;
 
 use crate::app::{App, Assets, shell};
@@ -20,8 +21,9 @@ use futures::Stream;
 use leptos::prelude::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use live::{BusState, Hub, HubMsg};
+use oidc::OidcClient;
 use serde::Deserialize;
-use session::Sessions;
+use session::{Credential, Sessions};
 use sha2::Digest as _;
 use std::convert::Infallible;
 use std::future::Future;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub api: Api,
     pub sessions: Sessions,
+    /// Single sign-on, when an issuer is configured.
+    pub oidc: Option<Arc<OidcClient>>,
     pub hub: Hub,
     pub config: Arc<Resolved>,
     pub assets: Assets,
@@ -115,6 +119,13 @@ pub async fn build(config: Resolved) -> anyhow::Result<Console> {
         css_href: format!("/assets/console.{}.css", css_hash()),
         hydrate: build.is_some(),
     };
+    let oidc = match &config.oidc {
+        Some(settings) => {
+            tracing::info!(issuer = %settings.issuer, redirect_uri = %settings.redirect_uri, "single sign-on enabled");
+            Some(Arc::new(OidcClient::new(settings.clone())?))
+        }
+        None => None,
+    };
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let closing_tx = Arc::new(closing_tx);
     let state = AppState {
@@ -123,6 +134,7 @@ pub async fn build(config: Resolved) -> anyhow::Result<Console> {
         leptos_options,
         api,
         sessions: Sessions::default(),
+        oidc,
         hub,
         config: Arc::new(config),
         assets,
@@ -187,6 +199,8 @@ fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/live", get(live_stream))
         .route("/auth/login", post(login))
+        .route("/auth/oidc", get(oidc_start))
+        .route("/auth/callback", get(oidc_callback))
         .route("/auth/logout", post(logout))
         .route("/auth/org", post(switch_org))
         .route(
@@ -224,7 +238,10 @@ async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response
         || path.starts_with("/pkg/")
         || path.starts_with("/assets/")
         || path.starts_with("/api/");
-    let signed_in = st.sessions.from_headers(req.headers()).is_some();
+    let signed_in = match st.sessions.from_headers(req.headers()) {
+        Some((id, session)) => renew_if_due(&st, &id, &session).await,
+        None => false,
+    };
     if path == "/login" && signed_in && req.method() == axum::http::Method::GET {
         return Redirect::to("/").into_response();
     }
@@ -296,14 +313,10 @@ async fn login(
     }
     let token = f.token.trim().to_string();
     let next = safe_next(f.next.as_deref());
-    let back = |code: &str| {
-        let q = if next == "/" {
-            String::new()
-        } else {
-            format!("&next={}", crate::model::url_encode(&next))
-        };
-        Redirect::to(&format!("/login?error={code}{q}")).into_response()
-    };
+    let back = |code: &str| login_error(code, &next);
+    if !st.config.token_login {
+        return back("token-login-off");
+    }
     if token.is_empty() {
         return back("missing");
     }
@@ -324,12 +337,171 @@ async fn login(
     } else {
         return back("no-org");
     };
-    let id = st.sessions.create(token, org, orgs);
+    let credential = Credential {
+        token,
+        refresh_token: None,
+        token_expires: None,
+        user: "operator (admin token)".into(),
+    };
+    let id = st.sessions.create(credential, org, orgs);
     let mut resp = Redirect::to(&next).into_response();
     if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&id, st.config.secure_cookie)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// Renew a session's access token shortly before it runs out. False when the
+/// session is over (renewal refused): the person signs in again.
+async fn renew_if_due(st: &AppState, id: &str, s: &session::Session) -> bool {
+    const MARGIN: Duration = Duration::from_secs(30);
+    let (Some(client), Some(refresh)) = (&st.oidc, &s.refresh_token) else {
+        return true;
+    };
+    if !s.needs_refresh(MARGIN) {
+        return true;
+    }
+    match client.refresh(refresh).await {
+        Ok(t) => {
+            st.sessions
+                .renew(id, t.access_token, t.refresh_token, t.expires_at);
+            true
+        }
+        Err(oidc::OidcError::Refused { status, .. }) => {
+            tracing::info!(status, "session renewal refused by the IdP; signing out");
+            st.sessions.remove(id);
+            false
+        }
+        Err(e) => {
+            // IdP briefly unreachable: keep the session while its token is valid.
+            tracing::warn!(error = %e, "session renewal failed");
+            s.token_expires
+                .is_some_and(|at| at > std::time::Instant::now())
+        }
+    }
+}
+
+fn login_error(code: &str, next: &str) -> Response {
+    let q = if next == "/" {
+        String::new()
+    } else {
+        format!("&next={}", crate::model::url_encode(next))
+    };
+    Redirect::to(&format!("/login?error={code}{q}")).into_response()
+}
+
+fn with_cookie(mut resp: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[derive(Deserialize)]
+struct OidcStartQuery {
+    next: Option<String>,
+}
+
+/// `GET /auth/oidc`: send the browser to the IdP (authorization code + PKCE).
+async fn oidc_start(
+    State(st): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<OidcStartQuery>,
+) -> Response {
+    let next = safe_next(q.next.as_deref());
+    let Some(client) = &st.oidc else {
+        return login_error("sso-off", &next);
+    };
+    match client.start(next.clone()).await {
+        Ok((url, state)) => with_cookie(
+            Redirect::to(&url).into_response(),
+            &oidc::state_cookie(&state, st.config.secure_cookie),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "single sign-on could not start");
+            login_error("sso-unavailable", &next)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct OidcCallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /auth/callback`: the IdP sends the browser back with a code.
+async fn oidc_callback(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<OidcCallbackQuery>,
+) -> Response {
+    let secure = st.config.secure_cookie;
+    let fail = |code: &str, next: &str| {
+        with_cookie(login_error(code, next), &oidc::clear_state_cookie(secure))
+    };
+    let Some(client) = &st.oidc else {
+        return fail("sso-off", "/");
+    };
+    let Some(state) = q.state.filter(|s| !s.is_empty()) else {
+        return fail("sso-state", "/");
+    };
+    // The state must be the one this browser started, and unused.
+    let cookie_state = session::cookie_value(&headers, oidc::STATE_COOKIE);
+    let Some(pending) = client.take_pending(&state) else {
+        return fail("sso-state", "/");
+    };
+    if cookie_state.as_deref() != Some(state.as_str()) {
+        tracing::warn!("sign-in callback without the state cookie of the browser that started it");
+        return fail("sso-state", &pending.next);
+    }
+    if let Some(e) = q.error {
+        tracing::info!(error = %e, "the IdP refused the sign-in");
+        return fail("sso-denied", &pending.next);
+    }
+    let Some(code) = q.code.filter(|c| !c.is_empty()) else {
+        return fail("sso-failed", &pending.next);
+    };
+    let tokens = match client.exchange(&code, &pending.verifier).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "authorization code exchange failed");
+            return fail("sso-failed", &pending.next);
+        }
+    };
+    let (user, orgs) = match tokio::try_join!(
+        st.api.me(&tokens.access_token),
+        st.api.orgs(&tokens.access_token)
+    ) {
+        Ok(v) => v,
+        Err(crate::model::AppError::Unauthorized | crate::model::AppError::Forbidden(_)) => {
+            return fail("sso-rejected", &pending.next);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "sign-in: controller API failed");
+            return fail("unavailable", &pending.next);
+        }
+    };
+    let org = if orgs.iter().any(|o| o.id == st.config.org) {
+        st.config.org.clone()
+    } else if let Some(o) = orgs.first() {
+        o.id.clone()
+    } else {
+        return fail("no-org", &pending.next);
+    };
+    tracing::info!(%user, %org, "signed in with single sign-on");
+    let credential = Credential {
+        token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        token_expires: tokens.expires_at,
+        user,
+    };
+    let id = st.sessions.create(credential, org, orgs);
+    let resp = with_cookie(
+        Redirect::to(&pending.next).into_response(),
+        &session::set_cookie(&id, secure),
+    );
+    with_cookie(resp, &oidc::clear_state_cookie(secure))
 }
 
 async fn logout(State(st): State<AppState>, headers: HeaderMap) -> Response {

@@ -14,10 +14,35 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 #[derive(Clone, Debug)]
 pub struct Session {
+    /// The bearer token the console calls the API with on this person's behalf.
     pub token: String,
+    /// For single sign-on: renews `token` before `token_expires`.
+    pub refresh_token: Option<String>,
+    pub token_expires: Option<Instant>,
+    /// Who signed in, for display (`operator` for the admin token).
+    pub user: String,
     pub org: String,
     pub orgs: Vec<OrgInfo>,
     expires: Instant,
+}
+
+impl Session {
+    /// The access token runs out within `margin` and can be renewed.
+    pub fn needs_refresh(&self, margin: Duration) -> bool {
+        self.refresh_token.is_some()
+            && self
+                .token_expires
+                .is_some_and(|at| at <= Instant::now() + margin)
+    }
+}
+
+/// What a sign-in produced: the credential and, for single sign-on, how it renews.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    pub token: String,
+    pub refresh_token: Option<String>,
+    pub token_expires: Option<Instant>,
+    pub user: String,
 }
 
 #[derive(Clone, Default)]
@@ -26,15 +51,24 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn create(&self, token: String, org: String, orgs: Vec<OrgInfo>) -> String {
+    pub fn create(&self, credential: Credential, org: String, orgs: Vec<OrgInfo>) -> String {
         let mut raw = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut raw);
         let id = hex::encode(raw);
+        let session_end = Instant::now() + SESSION_TTL;
+        // A token that cannot be renewed ends the session when it expires.
+        let expires = match (&credential.refresh_token, credential.token_expires) {
+            (None, Some(at)) => at.min(session_end),
+            _ => session_end,
+        };
         let session = Session {
-            token,
+            token: credential.token,
+            refresh_token: credential.refresh_token,
+            token_expires: credential.token_expires,
+            user: credential.user,
             org,
             orgs,
-            expires: Instant::now() + SESSION_TTL,
+            expires,
         };
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -56,6 +90,24 @@ impl Sessions {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Store a renewed access token.
+    pub fn renew(
+        &self,
+        id: &str,
+        token: String,
+        refresh_token: Option<String>,
+        token_expires: Option<Instant>,
+    ) {
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.get_mut(id) {
+            s.token = token;
+            if refresh_token.is_some() {
+                s.refresh_token = refresh_token;
+            }
+            s.token_expires = token_expires;
         }
     }
 
@@ -109,7 +161,13 @@ mod tests {
             id: "demo".into(),
             name: "Demo".into(),
         }];
-        let id = s.create("tok".into(), "demo".into(), orgs);
+        let cred = Credential {
+            token: "tok".into(),
+            refresh_token: None,
+            token_expires: None,
+            user: "operator".into(),
+        };
+        let id = s.create(cred, "demo".into(), orgs);
         let mut h = HeaderMap::new();
         h.insert(
             COOKIE,
@@ -121,5 +179,41 @@ mod tests {
         s.remove(&id);
         assert!(s.from_headers(&h).is_none());
         assert!(set_cookie(&id, false).contains("HttpOnly"));
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_renewed_ends_the_session() {
+        let s = Sessions::default();
+        let cred = Credential {
+            token: "short".into(),
+            refresh_token: None,
+            token_expires: Some(Instant::now()),
+            user: "alice".into(),
+        };
+        let id = s.create(cred, "demo".into(), vec![]);
+        assert!(s.get(&id).is_none(), "expired with its token");
+        let cred = Credential {
+            token: "short".into(),
+            refresh_token: Some("r".into()),
+            token_expires: Some(Instant::now()),
+            user: "alice".into(),
+        };
+        let id = s.create(cred, "demo".into(), vec![]);
+        let got = s.get(&id).expect("renewable");
+        assert!(got.needs_refresh(Duration::from_secs(30)));
+        s.renew(
+            &id,
+            "fresh".into(),
+            None,
+            Some(Instant::now() + Duration::from_secs(600)),
+        );
+        let got = s.get(&id).unwrap();
+        assert_eq!(got.token, "fresh");
+        assert_eq!(
+            got.refresh_token.as_deref(),
+            Some("r"),
+            "kept when not rotated"
+        );
+        assert!(!got.needs_refresh(Duration::from_secs(30)));
     }
 }

@@ -74,6 +74,9 @@ impl Stack {
             .env("RITMA_MASTER_KEY", MASTER_KEY)
             .env("RITMA_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RITMA_API_LISTEN", format!("127.0.0.1:{port}"))
+            // The benchmarks measure the API's capacity, not its rate limits.
+            .env("RITMA_API_RATE_PER_CREDENTIAL", "0")
+            .env("RITMA_API_RATE_PER_ADDRESS", "0")
             .env(
                 "RITMA_LOG",
                 std::env::var("RITMA_BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "warn".into()),

@@ -92,6 +92,22 @@ pub struct Config {
     /// ... and how many more it gets per minute after that (then 429).
     #[arg(long, env = "RITMA_ENROLL_FAILURES_PER_MIN", default_value_t = 10)]
     pub enroll_failures_per_min: u32,
+    /// API requests per second one bearer credential may make (0: unlimited) ...
+    #[arg(long, env = "RITMA_API_RATE_PER_CREDENTIAL", default_value_t = 50)]
+    pub api_rate_per_credential: u32,
+    /// ... with this burst on top, then 429 with `Retry-After`.
+    #[arg(long, env = "RITMA_API_BURST_PER_CREDENTIAL", default_value_t = 200)]
+    pub api_burst_per_credential: u32,
+    /// API requests per second one source address may make (0: unlimited) ...
+    #[arg(long, env = "RITMA_API_RATE_PER_ADDRESS", default_value_t = 100)]
+    pub api_rate_per_address: u32,
+    /// ... with this burst on top.
+    #[arg(long, env = "RITMA_API_BURST_PER_ADDRESS", default_value_t = 400)]
+    pub api_burst_per_address: u32,
+    /// Proxies (the console, a reverse proxy) whose `X-Forwarded-For` names the
+    /// client, comma-separated IP addresses.
+    #[arg(long, env = "RITMA_API_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub api_trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Config {
@@ -119,6 +135,11 @@ impl Config {
             ack_wait_secs: 30,
             enroll_failures_burst: 10,
             enroll_failures_per_min: 10,
+            api_rate_per_credential: 50,
+            api_burst_per_credential: 200,
+            api_rate_per_address: 100,
+            api_burst_per_address: 400,
+            api_trusted_proxies: vec![],
             environment: "development".into(),
             dev_header_auth: false,
             oidc_issuer: None,

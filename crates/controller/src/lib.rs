@@ -177,6 +177,17 @@ impl Controller {
                 config.enroll_failures_burst,
                 config.enroll_failures_per_min,
             )),
+            request_limiter: Arc::new(api::ratelimit::RequestLimiter::new(
+                api::ratelimit::Budget {
+                    per_sec: config.api_rate_per_credential,
+                    burst: config.api_burst_per_credential,
+                },
+                api::ratelimit::Budget {
+                    per_sec: config.api_rate_per_address,
+                    burst: config.api_burst_per_address,
+                },
+                config.api_trusted_proxies.clone(),
+            )),
         };
         Ok(Self {
             config,

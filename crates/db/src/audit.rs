@@ -141,6 +141,8 @@ pub async fn audit_append_now(pool: &PgPool, e: &AuditEntry) -> Result<AuditReco
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
+    /// Entries whose target starts with this (a node id, `token:...`).
+    pub target: Option<String>,
     pub before_id: Option<i64>,
     pub limit: Option<i64>,
 }
@@ -154,6 +156,7 @@ pub async fn audit_list(
         "SELECT * FROM audit_log
          WHERE org_id = $1 AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action = $3)
            AND ($4::bigint IS NULL OR id < $4)
+           AND ($6::text IS NULL OR starts_with(target, $6))
          ORDER BY id DESC LIMIT $5",
     )
     .bind(org_id)
@@ -161,6 +164,7 @@ pub async fn audit_list(
     .bind(&f.action)
     .bind(f.before_id)
     .bind(f.limit.unwrap_or(100).clamp(1, 1000))
+    .bind(&f.target)
     .fetch_all(pool)
     .await?)
 }

@@ -40,6 +40,7 @@ pub struct AppState {
     pub stats: Arc<IngestStats>,
     pub nats: async_nats::Client,
     pub enroll_limiter: Arc<ratelimit::FailureLimiter>,
+    pub request_limiter: Arc<ratelimit::RequestLimiter>,
 }
 
 /// Who may call a route.
@@ -130,6 +131,11 @@ pub fn router(state: AppState) -> Router {
     let admin = admin.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         crate::auth::middleware::authenticate,
+    ));
+    // Added last, so it runs first: bad tokens spend their address's budget.
+    let admin = admin.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        ratelimit::limit_requests,
     ));
     public
         .merge(node)

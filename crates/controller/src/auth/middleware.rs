@@ -12,19 +12,11 @@ use crate::api::AppState;
 use crate::crypto::secrets_equal;
 use crate::error::ApiError;
 
-fn source_of(request: &Request) -> Option<String> {
-    let forwarded = request
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned());
-    forwarded.or_else(|| {
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-    })
+/// The client's address for the audit trail (a trusted proxy's
+/// `X-Forwarded-For`, else the TCP peer); none for in-process calls.
+fn source_of(state: &AppState, request: &Request) -> Option<String> {
+    request.extensions().get::<ConnectInfo<SocketAddr>>()?;
+    Some(state.request_limiter.client_address(request).to_string())
 }
 
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
@@ -36,7 +28,7 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let source = source_of(&request);
+    let source = source_of(&state, &request);
     let bearer = header(&request, "authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
