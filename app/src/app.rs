@@ -551,7 +551,7 @@ fn NodesPage() -> impl IntoView {
             <h1>"Nodes"</h1>
             <Transition fallback=|| ()>
                 {move || page.get().and_then(|r| r.ok()).map(|p| view! {
-                    <span class="muted" data-testid="total">{format!("{} total", p.total)}</span>
+                    <span class="muted" data-testid="total">{format!("{} total", p.total_text())}</span>
                 })}
             </Transition>
         </div>
@@ -679,6 +679,7 @@ fn NodeTable(page: NodePage, query: NodeQuery) -> impl IntoView {
     }
     let fetched = page.fetched_ms;
     let shown = page.items.len();
+    let total = page.total_text();
     let next = page.next_cursor.clone().map(|c| {
         let mut q = query.clone();
         q.set("cursor", Some(c));
@@ -711,7 +712,7 @@ fn NodeTable(page: NodePage, query: NodeQuery) -> impl IntoView {
             </table>
         </div>
         <nav class="pager" aria-label="Pages">
-            <span class="muted">{format!("Showing {shown} of {}", page.total)}</span>
+            <span class="muted">{format!("Showing {shown} of {total}")}</span>
             {first.map(|href| view! { <a class="button" href=href>"← First page"</a> })}
             {next.map(|href| view! { <a class="button" href=href rel="next" data-testid="next-page">"Next page →"</a> })}
         </nav>

@@ -49,24 +49,13 @@ pub async fn get_session() -> Result<SessionInfo, AppError> {
 pub async fn get_dashboard() -> Result<Dashboard, AppError> {
     use crate::model::Status;
     let (st, s) = ctx::current()?;
-    let per_status = Status::ALL.map(|status| {
-        let q = NodeQuery {
-            status: Some(status.as_str().to_string()),
-            ..NodeQuery::default()
-        };
-        let (api, token, org) = (st.api.clone(), s.token.clone(), s.org.clone());
-        async move {
-            api.nodes(&token, &org, &q, 1)
-                .await
-                .map(|(_, _, total)| (status, total))
-        }
-    });
-    let all = NodeQuery::default();
-    let total = st.api.nodes(&s.token, &s.org, &all, 1);
-    let (counts, total) = futures::join!(futures::future::join_all(per_status), total);
-    let counts = counts.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let by_status = st.api.node_counts(&s.token, &s.org).await?;
+    let counts: Vec<(Status, i64)> = Status::ALL
+        .into_iter()
+        .map(|status| (status, by_status.get(status.as_str()).copied().unwrap_or(0)))
+        .collect();
     Ok(Dashboard {
-        total: total?.2,
+        total: by_status.values().sum(),
         counts,
         fetched_ms: chrono::Utc::now().timestamp_millis(),
     })
@@ -103,24 +92,18 @@ pub async fn list_nodes(
     {
         return Err(AppError::BadRequest(format!("unknown status {status:?}")));
     }
-    let (items, next_cursor, total) = st.api.nodes(&s.token, &s.org, &query, PAGE_SIZE).await?;
-    Ok(NodePage {
-        items,
-        next_cursor,
-        total,
-        fetched_ms: chrono::Utc::now().timestamp_millis(),
-    })
+    st.api.nodes(&s.token, &s.org, &query, PAGE_SIZE).await
 }
 
 /// Tenants seen among the org's nodes (suggestions for filters and the wizard).
 #[server]
 pub async fn list_tenants() -> Result<Vec<String>, AppError> {
     let (st, s) = ctx::current()?;
-    let (items, _, _) = st
+    let page = st
         .api
         .nodes(&s.token, &s.org, &NodeQuery::default(), 200)
         .await?;
-    let mut tenants: Vec<String> = items.into_iter().map(|n| n.tenant_id).collect();
+    let mut tenants: Vec<String> = page.items.into_iter().map(|n| n.tenant_id).collect();
     tenants.sort();
     tenants.dedup();
     Ok(tenants)

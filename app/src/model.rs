@@ -99,8 +99,21 @@ pub struct NodePage {
     pub items: Vec<NodeRow>,
     pub next_cursor: Option<String>,
     pub total: i64,
+    /// False when more nodes match than the controller counts (`total` is then a floor).
+    pub total_exact: bool,
     /// Server clock when the page was fetched (base for relative times before hydration).
     pub fetched_ms: i64,
+}
+
+impl NodePage {
+    /// "1234", or "10000+" past what the controller counts.
+    pub fn total_text(&self) -> String {
+        if self.total_exact {
+            self.total.to_string()
+        } else {
+            format!("{}+", self.total)
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -42,17 +42,53 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// Test databases are named `ritma_test_<unix seconds>_<random>`; those older
+/// than this are left over from earlier runs (no run lasts this long) and are
+/// dropped, so the disk does not fill up run after run.
+const TEST_DATABASE_MAX_AGE_SECS: u64 = 3 * 3600;
+
 /// Create an empty database and return its URL.
 pub async fn fresh_database() -> anyhow::Result<String> {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let admin = postgres_admin_url();
-    let name = format!("ritma_test_{}", uuid::Uuid::new_v4().simple());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let name = format!(
+        "ritma_test_{now}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let pool = PgPool::connect(&admin).await?;
+    SWEPT
+        .get_or_init(|| drop_stale_test_databases(&pool, now))
+        .await;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&pool)
         .await?;
     pool.close().await;
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     Ok(format!("{base}/{name}"))
+}
+
+async fn drop_stale_test_databases(pool: &PgPool, now: u64) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'ritma\\_test\\_%'")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let created = name
+            .strip_prefix("ritma_test_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        // Names without a timestamp belong to older harnesses: not ours to judge.
+        if created.is_some_and(|at| at + TEST_DATABASE_MAX_AGE_SECS < now) {
+            let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(pool).await {
+                tracing::warn!(%name, error = %e, "could not drop a stale test database");
+            }
+        }
+    }
 }
 
 pub struct RunningController {

@@ -168,7 +168,12 @@ def make_handler(store, admin_token):
                 off = int(q.get("cursor", 0) or 0)
                 page = items[off:off + limit]
                 nxt = str(off + limit) if off + limit < len(items) else None
-                return self.send(200, {"items": page, "next_cursor": nxt, "total": len(items)})
+                return self.send(200, {"items": page, "next_cursor": nxt, "total": len(items), "total_exact": True})
+            if parts[3:] == ["nodes", "summary"]:
+                by = {}
+                for n in store.nodes.values():
+                    by[n["status"]] = by.get(n["status"], 0) + 1
+                return self.send(200, {"total": len(store.nodes), "by_status": by})
             if len(parts) == 5 and parts[3] == "nodes":
                 n = store.nodes.get(parts[4])
                 if not n:

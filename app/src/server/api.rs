@@ -1,8 +1,8 @@
 //! Client of the controller REST API, mapping its JSON to the console's view types.
 
 use crate::model::{
-    AppError, AuditEntry, AuditQuery, HistoryEntry, HostFacts, Instant, NodeDetail, NodeQuery,
-    NodeRow, OrgInfo, Spool, Status, TokenInfo,
+    AppError, AuditEntry, AuditQuery, HistoryEntry, HostFacts, Instant, NodeDetail, NodePage,
+    NodeQuery, NodeRow, OrgInfo, Spool, Status, TokenInfo,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -102,6 +102,12 @@ struct ApiNodePage {
     items: Vec<ApiNode>,
     next_cursor: Option<String>,
     total: i64,
+    #[serde(default = "yes")]
+    total_exact: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -248,14 +254,14 @@ impl Api {
             .collect())
     }
 
-    /// One page of nodes: `(rows, next_cursor, total)`.
+    /// One page of nodes.
     pub async fn nodes(
         &self,
         token: &str,
         org: &str,
         q: &NodeQuery,
         limit: u32,
-    ) -> Result<(Vec<NodeRow>, Option<String>, i64), AppError> {
+    ) -> Result<NodePage, AppError> {
         let mut params: Vec<(&str, String)> = vec![("limit", limit.to_string())];
         for key in NodeQuery::KEYS {
             if let Some(v) = q.get(key) {
@@ -266,11 +272,29 @@ impl Api {
             .get(token, &format!("/api/orgs/{}/nodes", seg(org)))
             .query(&params);
         let page: ApiNodePage = self.send(req).await?;
-        Ok((
-            page.items.iter().map(ApiNode::row).collect(),
-            page.next_cursor.filter(|c| !c.is_empty()),
-            page.total,
-        ))
+        Ok(NodePage {
+            items: page.items.iter().map(ApiNode::row).collect(),
+            next_cursor: page.next_cursor.filter(|c| !c.is_empty()),
+            total: page.total,
+            total_exact: page.total_exact,
+            fetched_ms: Utc::now().timestamp_millis(),
+        })
+    }
+
+    /// Exact node counts by status.
+    pub async fn node_counts(
+        &self,
+        token: &str,
+        org: &str,
+    ) -> Result<BTreeMap<String, i64>, AppError> {
+        #[derive(Deserialize)]
+        struct Summary {
+            by_status: BTreeMap<String, i64>,
+        }
+        let s: Summary = self
+            .send(self.get(token, &format!("/api/orgs/{}/nodes/summary", seg(org))))
+            .await?;
+        Ok(s.by_status)
     }
 
     pub async fn node(

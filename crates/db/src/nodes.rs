@@ -194,8 +194,16 @@ pub struct NodeFilter {
 
 pub struct NodePage {
     pub items: Vec<NodeRecord>,
+    /// Matching nodes, counted up to [`NODE_LIST_COUNT_CAP`].
     pub total: i64,
+    /// False when more than [`NODE_LIST_COUNT_CAP`] match (`total` is the cap).
+    pub total_exact: bool,
 }
+
+/// The list counts matches only this far: an exact count of a 100k-node org
+/// costs more than the page itself. Exact counts per status come from
+/// [`node_status_counts`].
+pub const NODE_LIST_COUNT_CAP: i64 = 10_000;
 
 fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a NodeFilter) {
     q.push(" WHERE org_id = ").push_bind(org_id);
@@ -238,9 +246,16 @@ fn sort_column(sort: NodeSort) -> &'static str {
 }
 
 pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<NodePage, DbError> {
-    let mut count = QueryBuilder::new("SELECT count(*) FROM nodes");
+    let mut count = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM nodes");
     push_filters(&mut count, org_id, f);
-    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    count
+        .push(" LIMIT ")
+        .push_bind(NODE_LIST_COUNT_CAP + 1)
+        .push(") AS capped");
+    // Unnamed statements: planned with the actual filter values every time.
+    // A cached generic plan cannot use the trigram index for `q` (unknown
+    // pattern) and scanned the whole org instead.
+    let counted = count.build_query_scalar::<i64>().persistent(false);
 
     let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM nodes"));
     push_filters(&mut q, org_id, f);
@@ -282,8 +297,14 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
         q.push(format!(" ORDER BY {col} {dir}, id {dir}"));
     }
     q.push(" LIMIT ").push_bind(f.limit);
-    let items = q.build_query_as().fetch_all(pool).await?;
-    Ok(NodePage { items, total })
+    let page = q.build_query_as().persistent(false);
+    // On two connections at once: the count and the page are independent.
+    let (matched, items) = futures::try_join!(counted.fetch_one(pool), page.fetch_all(pool))?;
+    Ok(NodePage {
+        items,
+        total: matched.min(NODE_LIST_COUNT_CAP),
+        total_exact: matched <= NODE_LIST_COUNT_CAP,
+    })
 }
 
 /// The keyset value of a row for `sort`, for the next page's cursor.

@@ -103,7 +103,10 @@ pub struct ListQuery {
 pub struct NodeList {
     pub items: Vec<NodeView>,
     pub next_cursor: Option<String>,
+    /// Matching nodes, counted up to 10,000 ...
     pub total: i64,
+    /// ... false when more match (then `total` is 10,000).
+    pub total_exact: bool,
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -181,6 +184,7 @@ pub async fn list(
         items: page.items.into_iter().map(NodeView::from).collect(),
         next_cursor,
         total: page.total,
+        total_exact: page.total_exact,
     }))
 }
 
