@@ -182,7 +182,39 @@ impl Config {
             creds: self.creds.or(s_creds),
             org: self.org.or(s_org).unwrap_or_else(|| "demo".to_string()),
             site_root,
-            secure_cookie: self.secure_cookie,
+            // Served over HTTPS: the session cookie never travels in clear.
+            secure_cookie: self.secure_cookie || public_url.starts_with("https://"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_sign_on_settings_follow_the_public_url() {
+        let mut c = Config::empty();
+        c.public_url = Some("https://console.example.com/".into());
+        c.oidc_issuer = Some("https://idp.example.com/".into());
+        let r = c.resolve().unwrap();
+        let oidc = r.oidc.unwrap();
+        assert_eq!(
+            oidc.redirect_uri,
+            "https://console.example.com/auth/callback"
+        );
+        assert_eq!(oidc.issuer, "https://idp.example.com");
+        assert!(
+            r.secure_cookie,
+            "HTTPS consoles mark the session cookie Secure"
+        );
+    }
+
+    #[test]
+    fn a_console_without_any_sign_in_is_refused() {
+        let mut c = Config::empty();
+        c.token_login = false;
+        let err = c.resolve().unwrap_err().to_string();
+        assert!(err.contains("no way to sign in"), "{err}");
     }
 }
