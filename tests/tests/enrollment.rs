@@ -334,3 +334,39 @@ async fn rekeying_moves_the_node_to_a_new_key_and_revokes_the_old_one() {
         .await;
     assert_eq!(audited, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_requests_with_extreme_timestamps_are_refused_as_stale() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let (status, body, _) = stack.enroll_raw(&token, "edge-1").await;
+    assert_eq!(status, 200, "{body}");
+    let new_key = nkeys::KeyPair::new_user().public_key();
+    for timestamp in [i64::MIN, i64::MAX] {
+        for (path, body) in [
+            (
+                "credentials",
+                serde_json::json!({ "timestamp": timestamp, "signature": "AAAA" }),
+            ),
+            (
+                "rekey",
+                serde_json::json!({
+                    "timestamp": timestamp, "signature": "AAAA", "new_public_key": new_key,
+                }),
+            ),
+        ] {
+            let resp = stack
+                .http
+                .post(format!("{}/api/nodes/edge-1/{path}", stack.api_url()))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let answer: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(status, 401, "{path} at {timestamp}: {answer}");
+            assert_eq!(answer["error"], "stale_request", "{path} at {timestamp}");
+        }
+    }
+}

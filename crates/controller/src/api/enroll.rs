@@ -188,6 +188,33 @@ async fn respond(state: &AppState, node: &NodeRecord) -> Result<Json<RegisterRes
     }))
 }
 
+/// A signed request must be recent (against replays of an old signature).
+fn check_fresh(timestamp: i64) -> Result<(), ApiError> {
+    // abs_diff: any i64 from the client, no overflow (i64::MIN once panicked here).
+    if Utc::now().timestamp().abs_diff(timestamp) > CLOCK_SKEW_SECS.unsigned_abs() {
+        return Err(refused(
+            "stale_request",
+            "timestamp is more than five minutes off",
+        ));
+    }
+    Ok(())
+}
+
+/// `signature` (base64url) must be the node key's signature of `challenge`.
+fn verify_node_signature(
+    public_key: &str,
+    challenge: &str,
+    signature: &str,
+) -> Result<(), ApiError> {
+    let denied = || refused("invalid_signature", "signature does not prove the node key");
+    let signature = BASE64URL_NOPAD
+        .decode(signature.as_bytes())
+        .map_err(|_| denied())?;
+    let key = KeyPair::from_public_key(public_key).map_err(|_| denied())?;
+    key.verify(challenge.as_bytes(), &signature)
+        .map_err(|_| denied())
+}
+
 /// A fresh JWT for a node that proves it holds its key.
 pub async fn credentials(
     State(state): State<AppState>,
@@ -196,25 +223,15 @@ pub async fn credentials(
 ) -> Result<Json<CredentialsResponse>, ApiError> {
     let denied = || refused("invalid_signature", "signature does not prove the node key");
     let node_id: NodeId = path_id(&id_raw, "node")?;
-    // abs_diff: any i64 from the client, no overflow (i64::MIN once panicked here).
-    if Utc::now().timestamp().abs_diff(req.timestamp) > CLOCK_SKEW_SECS.unsigned_abs() {
-        return Err(refused(
-            "stale_request",
-            "timestamp is more than five minutes off",
-        ));
-    }
+    check_fresh(req.timestamp)?;
     let node = nodes::node_get_any(&state.pool, node_id.as_str())
         .await?
         .ok_or_else(denied)?;
-    let signature = BASE64URL_NOPAD
-        .decode(req.signature.as_bytes())
-        .map_err(|_| denied())?;
-    let key = KeyPair::from_public_key(&node.public_key).map_err(|_| denied())?;
-    key.verify(
-        credentials_challenge(&node_id, req.timestamp).as_bytes(),
-        &signature,
-    )
-    .map_err(|_| denied())?;
+    verify_node_signature(
+        &node.public_key,
+        &credentials_challenge(&node_id, req.timestamp),
+        &req.signature,
+    )?;
     if node.status == NodeStatus::Decommissioned.as_str() {
         return Err(refused(
             "node_decommissioned",
@@ -238,12 +255,7 @@ pub async fn rekey(
 ) -> Result<Json<CredentialsResponse>, ApiError> {
     let denied = || refused("invalid_signature", "signature does not prove the node key");
     let node_id: NodeId = path_id(&id_raw, "node")?;
-    if (Utc::now().timestamp() - req.timestamp).abs() > CLOCK_SKEW_SECS {
-        return Err(refused(
-            "stale_request",
-            "timestamp is more than five minutes off",
-        ));
-    }
+    check_fresh(req.timestamp)?;
     if KeyPair::from_public_key(&req.new_public_key).is_err()
         || !req.new_public_key.starts_with('U')
     {
@@ -255,15 +267,11 @@ pub async fn rekey(
     let node = nodes::node_lock(&mut tx, node_id.as_str())
         .await?
         .ok_or_else(denied)?;
-    let signature = BASE64URL_NOPAD
-        .decode(req.signature.as_bytes())
-        .map_err(|_| denied())?;
-    let old = KeyPair::from_public_key(&node.public_key).map_err(|_| denied())?;
-    old.verify(
-        rekey_challenge(&node_id, &req.new_public_key, req.timestamp).as_bytes(),
-        &signature,
-    )
-    .map_err(|_| denied())?;
+    verify_node_signature(
+        &node.public_key,
+        &rekey_challenge(&node_id, &req.new_public_key, req.timestamp),
+        &req.signature,
+    )?;
     if node.status == NodeStatus::Decommissioned.as_str() {
         return Err(refused(
             "node_decommissioned",
