@@ -1,8 +1,8 @@
 //! The console's pages and components (rendered on the server, hydrated in the browser).
 
 use crate::fns::{
-    CreateToken, RevokeToken, get_audit, get_dashboard, get_node, get_session, list_nodes,
-    list_tenants, list_tokens, login_options,
+    CreateToken, RevokeToken, get_audit, get_config_template, get_dashboard, get_node, get_session,
+    list_nodes, list_tenants, list_tokens, login_options,
 };
 use crate::live::{self, Clock, Conn, Live};
 use crate::model::{
@@ -17,6 +17,13 @@ use leptos_router::components::{A, Form, Outlet, ParentRoute, Route, Router, Rou
 use leptos_router::hooks::{use_params_map, use_query_map};
 use leptos_router::path;
 use std::time::Duration;
+
+mod connectors;
+mod keys;
+mod node_ops;
+mod policies;
+mod ui;
+mod usage;
 
 /// Asset URLs the server resolved at start-up (provided as context during SSR).
 #[derive(Clone, Debug)]
@@ -67,6 +74,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/nodes/:id") view=NodeDetailPage/>
                     <Route path=path!("/enroll") view=EnrollPage/>
                     <Route path=path!("/audit") view=AuditPage/>
+                    <Route path=path!("/policies") view=policies::PoliciesPage/>
+                    <Route path=path!("/connectors") view=connectors::ConnectorsPage/>
+                    <Route path=path!("/keys") view=keys::KeysPage/>
+                    <Route path=path!("/usage") view=usage::UsagePage/>
                 </ParentRoute>
             </Routes>
         </Router>
@@ -189,6 +200,10 @@ fn Shell() -> impl IntoView {
             <nav aria-label="Main">
                 <A href="/" exact=true>"Dashboard"</A>
                 <A href="/nodes">"Nodes"</A>
+                <A href="/policies">"Policies"</A>
+                <A href="/connectors">"Connectors"</A>
+                <A href="/keys">"Keys"</A>
+                <A href="/usage">"Usage"</A>
                 <A href="/enroll">"Enroll a node"</A>
                 <A href="/audit">"Audit"</A>
             </nav>
@@ -305,6 +320,10 @@ fn ErrorBox(err: AppError, #[prop(optional)] retry: Option<Callback<()>>) -> imp
         AppError::Unavailable(_) => (
             "Controller unreachable",
             "The console cannot reach the controller API. This page re-syncs when the connection is back.",
+        ),
+        AppError::NodeUnreachable(_) => (
+            "Node did not answer",
+            "The controller asked the node, which did not reply in time (HTTP 504). It may be offline or busy; try again.",
         ),
         AppError::Forbidden(_) => ("No permission", "Your token may not see this."),
         AppError::NotFound(_) => ("Not found", ""),
@@ -425,6 +444,8 @@ fn DashboardBody(d: Dashboard) -> impl IntoView {
             {card("Stale", d.count(Status::Stale), "heartbeat late".to_string(), "/nodes?status=stale", if d.count(Status::Stale) > 0 { "warn" } else { "" }, "card-stale")}
             {card("Degraded", d.count(Status::Degraded), "reporting problems".to_string(), "/nodes?status=degraded", if d.count(Status::Degraded) > 0 { "warn" } else { "" }, "card-degraded")}
             {card("Unseen", d.count(Status::Unseen), "enrolled, never heard".to_string(), "/nodes?status=unseen", "", "card-unseen")}
+            {card("Policy drift", d.drifted, "applied ≠ assigned".to_string(), "/nodes?drifted=true", if d.drifted > 0 { "warn" } else { "" }, "card-drifted")}
+            {card("Key warnings", d.key_warnings, "revoked, compromised or expired key".to_string(), "/nodes?key_warning=true", if d.key_warnings > 0 { "bad" } else { "" }, "card-key-warnings")}
         </section>
         <section class="card">
             <h2>"Status distribution"</h2>
@@ -506,9 +527,23 @@ fn FeedItem(e: LiveEvent, clock: Clock) -> impl IntoView {
     let what = match (e.kind.as_str(), e.from, e.to) {
         ("status", Some(from), Some(to)) => format!("{} → {}", from.label(), to.label()),
         ("enrolled", _, _) => "enrolled".to_string(),
+        ("policy_applied", _, _) => {
+            format!("policy applied: {}", e.applied.as_deref().unwrap_or("none"))
+        }
+        ("policy_drift", _, _) if e.drifted == Some(true) => "policy drifted".to_string(),
+        ("policy_drift", _, _) => "policy back in sync".to_string(),
+        ("key_warning", _, _) => match &e.key_status {
+            Some(k) => format!("signing key {k}"),
+            None => "key warning cleared".to_string(),
+        },
         (k, _, _) => k.to_string(),
     };
-    let to_class = e.to.map(|s| s.as_str()).unwrap_or("unknown");
+    let to_class = match (e.to, e.kind.as_str()) {
+        (Some(s), _) => s.as_str(),
+        (None, "policy_drift") if e.drifted == Some(true) => "degraded",
+        (None, "key_warning") if e.key_status.is_some() => "offline",
+        _ => "unknown",
+    };
     view! {
         <li>
             <span class=format!("badge status-{to_class}")><span class="dot" aria-hidden="true"></span>{what}</span>
@@ -540,7 +575,16 @@ fn NodesPage() -> impl IntoView {
         move || (query.get(), live.sync.get(), retry.get()),
         |(q, _, _)| {
             list_nodes(
-                q.tenant, q.status, q.label, q.version, q.q, q.sort, q.order, q.cursor,
+                q.tenant,
+                q.status,
+                q.label,
+                q.version,
+                q.q,
+                q.drifted,
+                q.key_warning,
+                q.sort,
+                q.order,
+                q.cursor,
             )
         },
     );
@@ -604,6 +648,17 @@ fn Filters(
                 <label for="f-version">"Agent version"</label>
                 <input id="f-version" name="version" placeholder="e.g. 0.1.0" value=val("version")/>
             </div>
+            <fieldset class="field flags">
+                <legend class="sr-only">"Only nodes with"</legend>
+                <label class="check">
+                    <input type="checkbox" name="drifted" value="true" data-testid="filter-drifted" checked=move || query.with(|q| q.get("drifted").is_some())/>
+                    "Policy drift"
+                </label>
+                <label class="check">
+                    <input type="checkbox" name="key_warning" value="true" data-testid="filter-key-warning" checked=move || query.with(|q| q.get("key_warning").is_some())/>
+                    "Key warning"
+                </label>
+            </fieldset>
             // keep the sort when filtering
             {move || query.with(|q| q.get("sort").map(|s| view! { <input type="hidden" name="sort" value=s.to_string()/> }))}
             {move || query.with(|q| q.get("order").map(|s| view! { <input type="hidden" name="order" value=s.to_string()/> }))}
@@ -730,6 +785,7 @@ fn NodeRowView(n: NodeRow, fetched: i64) -> impl IntoView {
         move || live.status_for(&id, base, base_at)
     });
     let last_seen = n.last_seen.clone();
+    let facts = ui::NodeFactsView::new(live, &n);
     let labels = n
         .labels
         .iter()
@@ -746,7 +802,7 @@ fn NodeRowView(n: NodeRow, fetched: i64) -> impl IntoView {
                 {(!n.hostname.is_empty()).then(|| view! { <div class="muted small">"host " {n.hostname.clone()}</div> })}
             </td>
             <td>{n.tenant_id.clone()}</td>
-            <td><StatusBadge status=status/></td>
+            <td><StatusBadge status=status/> <ui::KeyWarningBadge facts=facts/></td>
             <td class="mono">{n.agent_version.clone().unwrap_or_else(|| "—".into())}</td>
             <td>
                 {match last_seen {
@@ -757,7 +813,7 @@ fn NodeRowView(n: NodeRow, fetched: i64) -> impl IntoView {
                     None => view! { <span class="muted">"never"</span> }.into_any(),
                 }}
             </td>
-            <td class="mono">{n.policy_version.clone().unwrap_or_else(|| "—".into())}</td>
+            <td class="policy-cell"><ui::PolicyCell facts=facts/></td>
             <td class="num">{n.connector_count}</td>
             <td class="labels">{labels}</td>
         </tr>
@@ -773,8 +829,8 @@ fn NodeDetailPage() -> impl IntoView {
     let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
     let refresh = RwSignal::new(0u64);
     // A state change of this node re-fetches it (the timeline grows in place).
-    Effect::new(move |prev: Option<Option<i64>>| {
-        let cur = live.nodes.with(|m| m.get(&id.get()).map(|l| l.at_ms));
+    Effect::new(move |prev: Option<(Option<i64>, Option<i64>)>| {
+        let cur = live.changed_at(&id.get());
         if let Some(p) = prev
             && p != cur
         {
@@ -795,6 +851,8 @@ fn NodeDetailPage() -> impl IntoView {
                 Err(e) => Either::Right(view! { <ErrorBox err=e retry=Callback::new(move |_| refresh.update(|n| *n += 1))/> }),
             })}
         </Transition>
+        // Outside the transition: live re-fetches of the node keep forms and dry-run results.
+        {move || view! { <node_ops::NodeOps id=id.get() refresh=refresh/> }}
     }
 }
 
@@ -836,12 +894,14 @@ fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
         let s = snippet.clone();
         move || s.clone()
     });
+    let facts = ui::NodeFactsView::new(live, &n);
     view! {
         <Title text=format!("{name} · Ritma")/>
         <div class="page-head">
             <h1 data-testid="node-name">{name.clone()}</h1>
             <span data-testid="node-status" data-status=move || status.get().as_str()><StatusBadge status=status/></span>
         </div>
+        <ui::KeyWarningBanner facts=facts key_id=d.key_id.clone()/>
         <div class="grid2">
             <section class="card">
                 <h2>"Metadata"</h2>
@@ -851,7 +911,8 @@ fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
                     {dt("Organisation", d.org_id.clone())}
                     {dt("Tenant", n.tenant_id.clone())}
                     {dt("Agent version", n.agent_version.clone().unwrap_or_else(|| "—".into()))}
-                    {dt("Policy version", n.policy_version.clone().unwrap_or_else(|| "—".into()))}
+                    <dt>"Policy"</dt>
+                    <dd><ui::PolicyCell facts=facts/></dd>
                     {dt("Key ID", d.key_id.clone().unwrap_or_else(|| "—".into()))}
                     {dt("Heartbeat interval", format!("{} s", d.interval_secs))}
                     <dt>"Last heartbeat"</dt>
@@ -1027,32 +1088,58 @@ fn TokenCreated(t: CreatedToken) -> impl IntoView {
         &t.secret,
         "/var/lib/ritma-node",
     );
-    let (cmd_s, env_s, secret_s) = (cmd.clone(), env.clone(), t.secret.clone());
     view! {
         <div class="created" data-testid="token-created">
             <p class="notice">"Copy the token now: it is shown only once and cannot be retrieved later."</p>
-            <div class="section-head">
-                <h3>"Token"</h3>
-                <CopyButton text=Signal::derive(move || secret_s.clone())/>
-            </div>
-            <pre class="snippet secret" data-testid="token-secret">{t.secret.clone()}</pre>
+            <CopyBlock title="Token" text=t.secret.clone() class="secret" testid="token-secret"/>
             <p class="muted small">
                 {format!(
                     "Tenant {} · valid until {} · {} use(s)",
                     t.info.tenant_id, t.info.expires.text, t.info.max_uses
                 )}
             </p>
-            <div class="section-head">
-                <h3>"Install command"</h3>
-                <CopyButton text=Signal::derive(move || cmd_s.clone())/>
-            </div>
-            <pre class="snippet" data-testid="install-command">{cmd}</pre>
-            <div class="section-head">
-                <h3>"Or as an environment file"</h3>
-                <CopyButton text=Signal::derive(move || env_s.clone())/>
-            </div>
-            <pre class="snippet">{env}</pre>
+            <CopyBlock title="Install command" text=cmd testid="install-command"/>
+            <CopyBlock title="Or as an environment file" text=env testid="env-file"/>
+            <ConfigTemplateView tenant=t.info.tenant_id.clone() secret=t.secret.clone()/>
         </div>
+    }
+}
+
+/// A titled `<pre>` with a copy button.
+#[component]
+fn CopyBlock(
+    title: &'static str,
+    text: String,
+    #[prop(optional)] class: &'static str,
+    testid: &'static str,
+) -> impl IntoView {
+    let copy = text.clone();
+    view! {
+        <div class="section-head">
+            <h3>{title}</h3>
+            <CopyButton text=Signal::derive(move || copy.clone()) label=format!("Copy {}", title.to_lowercase())/>
+        </div>
+        <pre class=format!("snippet {class}") data-testid=testid tabindex="0">{text}</pre>
+    }
+}
+
+/// The controller's node configuration for the tenant (env file, systemd unit, install
+/// command), with the new token filled in.
+#[component]
+fn ConfigTemplateView(tenant: String, secret: String) -> impl IntoView {
+    let template = Resource::new(move || tenant.clone(), get_config_template);
+    view! {
+        <section class="template" aria-labelledby="template-h" data-testid="config-template">
+            <h3 id="template-h">"Node configuration"</h3>
+            {ui::fetched(template, move |c| {
+                let c = c.with_token(&secret);
+                view! {
+                    <CopyBlock title="Environment file" text=c.env_file testid="config-template-env"/>
+                    <CopyBlock title="systemd unit" text=c.systemd_unit testid="config-template-systemd"/>
+                    <CopyBlock title="Install" text=c.install_command testid="config-template-install"/>
+                }
+            })}
+        </section>
     }
 }
 

@@ -1,7 +1,7 @@
 //! Server functions: the browser's only way to the controller API. Each runs on the
 //! console server with the token of the caller's session.
 
-// `list_nodes` takes the inventory's eight URL filters as flat arguments; the `#[server]`
+// `list_nodes` takes the inventory's ten URL filters as flat arguments; the `#[server]`
 // macro copies them into generated functions an item-level allow does not reach.
 #![allow(clippy::too_many_arguments)]
 
@@ -13,11 +13,14 @@ use crate::model::{
 };
 use leptos::prelude::*;
 
+mod fleet;
+pub use fleet::*;
+
 /// Rows per inventory page.
 pub const PAGE_SIZE: u32 = 50;
 
 #[cfg(feature = "ssr")]
-mod ctx {
+pub(crate) mod ctx {
     use crate::model::AppError;
     use crate::server::{AppState, session::Session};
     use leptos::prelude::use_context;
@@ -49,7 +52,8 @@ pub async fn get_session() -> Result<SessionInfo, AppError> {
 pub async fn get_dashboard() -> Result<Dashboard, AppError> {
     use crate::model::Status;
     let (st, s) = ctx::current()?;
-    let by_status = st.api.node_counts(&s.token, &s.org).await?;
+    let summary = st.api.node_counts(&s.token, &s.org).await?;
+    let by_status = &summary.by_status;
     let counts: Vec<(Status, i64)> = Status::ALL
         .into_iter()
         .map(|status| (status, by_status.get(status.as_str()).copied().unwrap_or(0)))
@@ -57,6 +61,8 @@ pub async fn get_dashboard() -> Result<Dashboard, AppError> {
     Ok(Dashboard {
         total: by_status.values().sum(),
         counts,
+        drifted: summary.drifted,
+        key_warnings: summary.key_warnings,
         fetched_ms: chrono::Utc::now().timestamp_millis(),
     })
 }
@@ -69,6 +75,8 @@ pub async fn list_nodes(
     label: Option<String>,
     version: Option<String>,
     q: Option<String>,
+    drifted: Option<String>,
+    key_warning: Option<String>,
     sort: Option<String>,
     order: Option<String>,
     cursor: Option<String>,
@@ -81,6 +89,8 @@ pub async fn list_nodes(
         ("label", label),
         ("version", version),
         ("q", q),
+        ("drifted", drifted),
+        ("key_warning", key_warning),
         ("sort", sort),
         ("order", order),
         ("cursor", cursor),

@@ -30,6 +30,17 @@ pub struct NodeLive {
     pub at_ms: i64,
 }
 
+/// Policy and key facts of a node learned from the stream (None: nothing pushed yet).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeFacts {
+    pub policy_version: Option<Option<String>>,
+    pub policy_assigned: Option<Option<String>>,
+    pub drifted: Option<bool>,
+    pub key_warning: Option<Option<String>>,
+    /// Time of the latest such change.
+    pub at_ms: i64,
+}
+
 #[derive(Clone, Copy)]
 pub struct Live {
     pub conn: RwSignal<Conn>,
@@ -38,9 +49,11 @@ pub struct Live {
     pub sync: RwSignal<u64>,
     /// Latest status per node id learned from the stream.
     pub nodes: RwSignal<HashMap<String, NodeLive>>,
+    /// Policy and key changes per node id since the last (re-)sync.
+    pub facts: RwSignal<HashMap<String, NodeFacts>>,
     /// Recent events, newest first.
     pub feed: RwSignal<Vec<LiveEvent>>,
-    /// Bumped on every status change.
+    /// Bumped on every status, policy or key change.
     pub tick: RwSignal<u64>,
 }
 
@@ -51,6 +64,7 @@ impl Live {
             bus: RwSignal::new(None),
             sync: RwSignal::new(0),
             nodes: RwSignal::new(HashMap::new()),
+            facts: RwSignal::new(HashMap::new()),
             feed: RwSignal::new(Vec::new()),
             tick: RwSignal::new(0),
         }
@@ -66,7 +80,57 @@ impl Live {
         })
     }
 
+    /// A pushed fact of node `id`, if any: `pick` chooses which.
+    pub fn fact<T>(&self, id: &str, pick: impl Fn(&NodeFacts) -> Option<T>) -> Option<T> {
+        self.facts.with(|m| m.get(id).and_then(pick))
+    }
+
+    /// When anything of node `id` last changed on the stream (status, policy or key).
+    pub fn changed_at(&self, id: &str) -> (Option<i64>, Option<i64>) {
+        (
+            self.nodes.with(|m| m.get(id).map(|l| l.at_ms)),
+            self.facts.with(|m| m.get(id).map(|f| f.at_ms)),
+        )
+    }
+
+    /// Pages re-fetch everything: pushed facts are dropped (the fetch supersedes them).
+    pub fn resync(&self) {
+        self.facts.update(|m| m.clear());
+        self.sync.update(|n| *n += 1);
+    }
+
+    /// Records a policy or key change; false for other kinds.
+    fn apply_fact(&self, ev: &LiveEvent) -> bool {
+        let update: fn(&mut NodeFacts, &LiveEvent) = match ev.kind.as_str() {
+            "policy_applied" => |f, ev| f.policy_version = Some(ev.applied.clone()),
+            "policy_drift" => |f, ev| {
+                f.drifted = ev.drifted;
+                f.policy_version = Some(ev.applied.clone());
+                f.policy_assigned = Some(ev.assigned.clone());
+            },
+            "key_warning" => |f, ev| f.key_warning = Some(ev.key_status.clone()),
+            _ => return false,
+        };
+        self.facts.update(|m| {
+            let f = m.entry(ev.node_id.clone()).or_default();
+            update(f, ev);
+            f.at_ms = f.at_ms.max(ev.at.ms);
+        });
+        self.tick.update(|n| *n += 1);
+        true
+    }
+
     pub fn apply(&self, ev: LiveEvent) {
+        if !self.apply_fact(&ev) {
+            self.apply_status(&ev);
+        }
+        self.feed.update(|f| {
+            f.insert(0, ev);
+            f.truncate(25);
+        });
+    }
+
+    fn apply_status(&self, ev: &LiveEvent) {
         if ev.kind == "status" {
             if let Some(to) = ev.to {
                 let at_ms = ev.at.ms;
@@ -87,10 +151,6 @@ impl Live {
             // A node we have not listed yet: lists re-fetch.
             self.sync.update(|n| *n += 1);
         }
-        self.feed.update(|f| {
-            f.insert(0, ev);
-            f.truncate(25);
-        });
     }
 }
 
@@ -195,7 +255,7 @@ mod client {
             live.conn.set(Conn::Open);
             super::mark_body("data-live", "open");
             // Anything that changed between the page's fetch and now is re-fetched.
-            live.sync.update(|n| *n += 1);
+            live.resync();
         });
         es.set_onopen(Some(onopen.as_ref().unchecked_ref()));
         onopen.forget();
@@ -221,7 +281,7 @@ mod client {
                 live.apply(ev);
             }
         });
-        listen(&es, "resync", move |_| live.sync.update(|n| *n += 1));
+        listen(&es, "resync", move |_| live.resync());
         listen(&es, "bus", move |m: MessageEvent| {
             if let Some(text) = m.data().as_string()
                 && let Ok(b) = serde_json::from_str::<BusInfo>(&text)

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub mod fleet;
+
 /// A node's status as the controller reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,10 +75,44 @@ impl fmt::Display for Status {
 }
 
 /// A point in time: epoch milliseconds and a readable UTC rendering.
+///
+/// Deserializes from that pair or, on the server, from an RFC 3339 string (the
+/// controller's form), so controller JSON maps onto the shared types directly.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "InstantWire")]
 pub struct Instant {
     pub ms: i64,
     pub text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum InstantWire {
+    Parts { ms: i64, text: String },
+    Rfc3339(String),
+}
+
+impl TryFrom<InstantWire> for Instant {
+    type Error = String;
+
+    fn try_from(w: InstantWire) -> Result<Self, String> {
+        match w {
+            InstantWire::Parts { ms, text } => Ok(Instant { ms, text }),
+            InstantWire::Rfc3339(s) => parse_rfc3339(&s),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn parse_rfc3339(s: &str) -> Result<Instant, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| crate::server::api::instant(t.with_timezone(&chrono::Utc)))
+        .map_err(|e| format!("invalid time {s:?}: {e}"))
+}
+
+#[cfg(not(feature = "ssr"))]
+fn parse_rfc3339(s: &str) -> Result<Instant, String> {
+    Err(format!("unexpected time string {s:?}"))
 }
 
 /// One row of the inventory.
@@ -89,6 +125,14 @@ pub struct NodeRow {
     pub status: Status,
     pub agent_version: Option<String>,
     pub policy_version: Option<String>,
+    /// What the controller assigns, e.g. `baseline@3`.
+    pub policy_assigned: Option<String>,
+    pub policy_mode: Option<String>,
+    /// Applied differs from assigned for longer than the grace period.
+    pub drifted: bool,
+    pub drift_since: Option<Instant>,
+    /// `revoked`, `compromised` or `expired`: the node signs with such a key.
+    pub key_warning: Option<String>,
     pub connector_count: i64,
     pub last_seen: Option<Instant>,
     pub status_changed: Instant,
@@ -160,6 +204,8 @@ pub struct NodeDetail {
 pub struct Dashboard {
     pub total: i64,
     pub counts: Vec<(Status, i64)>,
+    pub drifted: i64,
+    pub key_warnings: i64,
     pub fetched_ms: i64,
 }
 
@@ -264,12 +310,28 @@ pub struct NodeQuery {
     pub sort: Option<String>,
     pub order: Option<String>,
     pub cursor: Option<String>,
+    /// `true`: only nodes whose applied policy drifted.
+    pub drifted: Option<String>,
+    /// `true`: only nodes signing with a revoked, compromised or expired key.
+    pub key_warning: Option<String>,
 }
 
 impl NodeQuery {
-    pub const KEYS: [&'static str; 8] = [
-        "tenant", "status", "label", "version", "q", "sort", "order", "cursor",
+    pub const KEYS: [&'static str; 10] = [
+        "tenant",
+        "status",
+        "label",
+        "version",
+        "q",
+        "drifted",
+        "key_warning",
+        "sort",
+        "order",
+        "cursor",
     ];
+
+    /// Yes/no filters: set only as `true`.
+    pub const FLAGS: [&'static str; 2] = ["drifted", "key_warning"];
 
     pub fn get(&self, key: &str) -> Option<&str> {
         let v = match key {
@@ -281,6 +343,8 @@ impl NodeQuery {
             "sort" => &self.sort,
             "order" => &self.order,
             "cursor" => &self.cursor,
+            "drifted" => &self.drifted,
+            "key_warning" => &self.key_warning,
             _ => return None,
         };
         v.as_deref().filter(|s| !s.is_empty())
@@ -288,6 +352,11 @@ impl NodeQuery {
 
     pub fn set(&mut self, key: &str, value: Option<String>) {
         let value = value.filter(|s| !s.trim().is_empty());
+        let value = if Self::FLAGS.contains(&key) {
+            value.filter(|v| v == "true")
+        } else {
+            value
+        };
         match key {
             "tenant" => self.tenant = value,
             "status" => self.status = value,
@@ -297,6 +366,8 @@ impl NodeQuery {
             "sort" => self.sort = value,
             "order" => self.order = value,
             "cursor" => self.cursor = value,
+            "drifted" => self.drifted = value,
+            "key_warning" => self.key_warning = value,
             _ => {}
         }
     }
@@ -311,8 +382,9 @@ impl NodeQuery {
 
     /// Any filter set (not sort or cursor)?
     pub fn is_filtered(&self) -> bool {
-        ["tenant", "status", "label", "version", "q"]
+        Self::KEYS
             .iter()
+            .filter(|k| !["sort", "order", "cursor"].contains(k))
             .any(|k| self.get(k).is_some())
     }
 
@@ -350,12 +422,25 @@ pub struct LiveEvent {
     pub event_id: i64,
     pub tenant_id: String,
     pub node_id: String,
-    /// `status` or `enrolled`.
+    /// `status`, `enrolled`, `policy_applied`, `policy_drift` or `key_warning`.
     pub kind: String,
     pub from: Option<Status>,
     pub to: Option<Status>,
     pub reason: Option<String>,
     pub hostname: Option<String>,
+    /// `policy_applied`, `policy_drift`: the policy the node applies.
+    #[serde(default)]
+    pub applied: Option<String>,
+    /// `policy_drift`: what the controller assigns.
+    #[serde(default)]
+    pub assigned: Option<String>,
+    #[serde(default)]
+    pub drifted: Option<bool>,
+    /// `key_warning`: the node's key and its status (None: no warning any more).
+    #[serde(default)]
+    pub key_id: Option<String>,
+    #[serde(default)]
+    pub key_status: Option<String>,
     pub at: Instant,
 }
 
@@ -441,6 +526,8 @@ pub enum AppError {
     BadRequest(String),
     /// The controller API cannot be reached or failed.
     Unavailable(String),
+    /// The controller asked a node, which did not answer in time (HTTP 504).
+    NodeUnreachable(String),
     Internal(String),
 }
 
@@ -452,6 +539,7 @@ impl fmt::Display for AppError {
             AppError::NotFound(m) => write!(f, "Not found: {m}"),
             AppError::BadRequest(m) => write!(f, "Invalid request: {m}"),
             AppError::Unavailable(m) => write!(f, "The controller API is unavailable: {m}"),
+            AppError::NodeUnreachable(m) => write!(f, "The node did not answer: {m}"),
             AppError::Internal(m) => write!(f, "Something went wrong: {m}"),
         }
     }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod oidc;
+pub mod standins;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -10,6 +10,16 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// `GET /api/orgs/{org}/nodes/summary`.
+#[derive(Deserialize)]
+pub struct NodeSummary {
+    pub by_status: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub drifted: i64,
+    #[serde(default)]
+    pub key_warnings: i64,
+}
+
 #[derive(Clone, Debug)]
 pub struct Api {
     http: reqwest::Client,
@@ -53,6 +63,12 @@ pub struct ApiNode {
     status: Status,
     agent_version: Option<String>,
     policy_version: Option<String>,
+    policy_assigned: Option<String>,
+    policy_mode: Option<String>,
+    #[serde(default)]
+    drifted: bool,
+    drift_since: Option<DateTime<Utc>>,
+    key_warning: Option<String>,
     key_id: Option<String>,
     #[serde(default)]
     interval_secs: i64,
@@ -135,6 +151,11 @@ impl ApiNode {
             status: self.status,
             agent_version: self.agent_version.clone(),
             policy_version: self.policy_version.clone(),
+            policy_assigned: self.policy_assigned.clone(),
+            policy_mode: self.policy_mode.clone(),
+            drifted: self.drifted,
+            drift_since: self.drift_since.map(instant),
+            key_warning: self.key_warning.clone(),
             connector_count: self.connector_count,
             last_seen: self.last_seen_at.map(instant),
             status_changed: instant(self.status_changed_at),
@@ -157,7 +178,7 @@ impl ApiToken {
 }
 
 /// Percent-encodes one path segment.
-fn seg(s: &str) -> String {
+pub fn seg(s: &str) -> String {
     crate::model::url_encode(s)
 }
 
@@ -206,7 +227,12 @@ impl Api {
             .ok()
             .map(|e| e.message.or(e.error).unwrap_or_else(|| status.to_string()))
             .unwrap_or_else(|| status.to_string());
+        let node_unreachable = serde_json::from_slice::<ApiError>(&bytes)
+            .ok()
+            .and_then(|e| e.error)
+            .is_some_and(|e| e == "node_unreachable");
         Err(match status.as_u16() {
+            504 if node_unreachable => AppError::NodeUnreachable(message),
             401 => AppError::Unauthorized,
             403 => AppError::Forbidden(message),
             404 => AppError::NotFound(message),
@@ -216,9 +242,73 @@ impl Api {
     }
 
     fn get(&self, token: &str, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, token, path)
+    }
+
+    fn request(&self, method: reqwest::Method, token: &str, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .get(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(token)
+    }
+
+    /// `GET path?query` (path segments already encoded), JSON back.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, AppError> {
+        self.send(self.get(token, path).query(query)).await
+    }
+
+    /// `method path` with a JSON body (None: no body), JSON (or nothing) back.
+    pub async fn call_json<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, AppError> {
+        let req = self.request(method, token, path);
+        let req = match body {
+            Some(b) => req.json(b),
+            None => req,
+        };
+        self.send(req).await
+    }
+
+    /// `method path` when only success matters (204 and friends).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(), AppError> {
+        let _: serde_json::Value = self.call_json(method, token, path, body).await?;
+        Ok(())
+    }
+
+    /// The caller's roles in `org` (every role for an operator), from `/api/me`.
+    pub async fn roles(&self, token: &str, org: &str) -> Result<Vec<String>, AppError> {
+        #[derive(Deserialize)]
+        struct Me {
+            #[serde(default)]
+            orgs: Vec<MeOrg>,
+        }
+        #[derive(Deserialize)]
+        struct MeOrg {
+            id: String,
+            #[serde(default)]
+            roles: Vec<String>,
+        }
+        let me: Me = self.send(self.get(token, "/api/me")).await?;
+        Ok(me
+            .orgs
+            .into_iter()
+            .find(|o| o.id == org)
+            .map(|o| o.roles)
+            .unwrap_or_default())
     }
 
     pub async fn ready(&self) -> bool {
@@ -281,20 +371,10 @@ impl Api {
         })
     }
 
-    /// Exact node counts by status.
-    pub async fn node_counts(
-        &self,
-        token: &str,
-        org: &str,
-    ) -> Result<BTreeMap<String, i64>, AppError> {
-        #[derive(Deserialize)]
-        struct Summary {
-            by_status: BTreeMap<String, i64>,
-        }
-        let s: Summary = self
-            .send(self.get(token, &format!("/api/orgs/{}/nodes/summary", seg(org))))
-            .await?;
-        Ok(s.by_status)
+    /// Exact node counts by status, plus drifted nodes and key warnings.
+    pub async fn node_counts(&self, token: &str, org: &str) -> Result<NodeSummary, AppError> {
+        self.send(self.get(token, &format!("/api/orgs/{}/nodes/summary", seg(org))))
+            .await
     }
 
     pub async fn node(

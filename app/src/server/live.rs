@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, watch};
 pub enum HubMsg {
     State {
         org: String,
-        event: LiveEvent,
+        event: Box<LiveEvent>,
     },
     /// Something may have been missed (bus reconnect): browsers re-fetch.
     Resync,
@@ -41,29 +41,55 @@ fn status_of(s: ritma_protocol::messages::NodeStatus) -> Status {
 }
 
 pub fn to_live_event(sc: &StateChange) -> LiveEvent {
-    let (kind, from, to, reason, hostname) = match &sc.change {
-        StateChangeKind::Status { from, to, reason } => (
-            "status",
-            Some(status_of(*from)),
-            Some(status_of(*to)),
-            Some(reason.clone()),
-            None,
-        ),
-        StateChangeKind::Enrolled { hostname } => {
-            ("enrolled", None, None, None, Some(hostname.clone()))
-        }
-    };
-    LiveEvent {
+    let mut ev = LiveEvent {
         event_id: sc.event_id,
         tenant_id: sc.tenant_id.as_str().to_string(),
         node_id: sc.node_id.as_str().to_string(),
-        kind: kind.to_string(),
-        from,
-        to,
-        reason,
-        hostname,
+        kind: String::new(),
+        from: None,
+        to: None,
+        reason: None,
+        hostname: None,
+        applied: None,
+        assigned: None,
+        drifted: None,
+        key_id: None,
+        key_status: None,
         at: instant(sc.at),
+    };
+    ev.kind = match &sc.change {
+        StateChangeKind::Status { from, to, reason } => {
+            ev.from = Some(status_of(*from));
+            ev.to = Some(status_of(*to));
+            ev.reason = Some(reason.clone());
+            "status"
+        }
+        StateChangeKind::Enrolled { hostname } => {
+            ev.hostname = Some(hostname.clone());
+            "enrolled"
+        }
+        StateChangeKind::PolicyApplied { applied } => {
+            ev.applied = applied.clone();
+            "policy_applied"
+        }
+        StateChangeKind::PolicyDrift {
+            drifted,
+            assigned,
+            applied,
+        } => {
+            ev.drifted = Some(*drifted);
+            ev.assigned = assigned.clone();
+            ev.applied = applied.clone();
+            "policy_drift"
+        }
+        StateChangeKind::KeyWarning { key_id, key_status } => {
+            ev.key_id = key_id.clone();
+            ev.key_status = key_status.map(|k| k.as_str().to_string());
+            "key_warning"
+        }
     }
+    .to_string();
+    ev
 }
 
 impl Hub {
@@ -201,7 +227,7 @@ async fn run_bus(
         while let Some(msg) = sub.next().await {
             match serde_json::from_slice::<StateChange>(&msg.payload) {
                 Ok(sc) if sc.org_id.as_str() == org => {
-                    let event = to_live_event(&sc);
+                    let event = Box::new(to_live_event(&sc));
                     let _ = tx.send(Arc::new(HubMsg::State {
                         org: org.clone(),
                         event,

@@ -108,6 +108,50 @@ pub struct Config {
     /// client, comma-separated IP addresses.
     #[arg(long, env = "RITMA_API_TRUSTED_PROXIES", value_delimiter = ',')]
     pub api_trusted_proxies: Vec<std::net::IpAddr>,
+    /// A node whose applied policy differs from its assignment this long is drifted.
+    #[arg(long, env = "RITMA_POLICY_DRIFT_GRACE_SECS", default_value_t = 300)]
+    pub policy_drift_grace_secs: i32,
+    /// How often the fleet reconciler (drift, key expiry, registry sync) runs.
+    #[arg(long, env = "RITMA_FLEET_RECONCILE_MS", default_value_t = 2000)]
+    pub fleet_reconcile_ms: u64,
+    /// How long a connector dry run may take on the node.
+    #[arg(long, env = "RITMA_DRY_RUN_TIMEOUT_SECS", default_value_t = 20)]
+    pub dry_run_timeout_secs: u64,
+    /// The `ritma_cloud` key registry; unset: keys are governed here only.
+    #[arg(long, env = "RITMA_CLOUD_URL")]
+    pub ritma_cloud_url: Option<String>,
+    #[arg(long, env = "RITMA_CLOUD_TOKEN", hide_env_values = true)]
+    pub ritma_cloud_token: Option<String>,
+    /// How often keys are pulled from `ritma_cloud`.
+    #[arg(long, env = "RITMA_CLOUD_SYNC_SECS", default_value_t = 60)]
+    pub ritma_cloud_sync_secs: u64,
+    /// The `billing_daemon`; unset: estimates come from the price table.
+    #[arg(long, env = "RITMA_BILLING_DAEMON_URL")]
+    pub billing_daemon_url: Option<String>,
+    /// How long an invoice draft from the billing daemon is reused.
+    #[arg(long, env = "RITMA_BILLING_CACHE_SECS", default_value_t = 300)]
+    pub billing_cache_secs: u64,
+    /// JSON price table for estimates (see deploy/price-table.json); unset: built-in list prices.
+    #[arg(long, env = "RITMA_PRICE_TABLE_FILE")]
+    pub price_table_file: Option<PathBuf>,
+    /// Raw telemetry summaries are kept this many days ...
+    #[arg(long, env = "RITMA_TELEMETRY_RAW_DAYS", default_value_t = 14)]
+    pub telemetry_raw_days: i32,
+    /// ... and their hourly rollups this many.
+    #[arg(long, env = "RITMA_TELEMETRY_ROLLUP_DAYS", default_value_t = 400)]
+    pub telemetry_rollup_days: i32,
+    /// The controller URL nodes use, for the node config template.
+    #[arg(long, env = "RITMA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The local UTLD socket nodes use (config template).
+    #[arg(long, env = "RITMA_UTLD_SOCKET", default_value = "/run/utld/utld.sock")]
+    pub utld_socket: String,
+    /// The UTLD TLS listen address nodes use (config template).
+    #[arg(long, env = "RITMA_UTLD_TLS_ADDR", default_value = "0.0.0.0:8443")]
+    pub utld_tls_addr: String,
+    /// Where nodes report usage over HTTP when billing is on (config template).
+    #[arg(long, env = "RITMA_UTLD_USAGE_HTTP_URL")]
+    pub utld_usage_http_url: Option<String>,
 }
 
 impl Config {
@@ -146,6 +190,21 @@ impl Config {
             oidc_audience: None,
             oidc_jwks_url: None,
             oidc_roles_claim: "ritma_roles".into(),
+            policy_drift_grace_secs: 300,
+            fleet_reconcile_ms: 2000,
+            dry_run_timeout_secs: 20,
+            ritma_cloud_url: None,
+            ritma_cloud_token: None,
+            ritma_cloud_sync_secs: 60,
+            billing_daemon_url: None,
+            billing_cache_secs: 300,
+            price_table_file: None,
+            telemetry_raw_days: 14,
+            telemetry_rollup_days: 400,
+            public_url: None,
+            utld_socket: "/run/utld/utld.sock".into(),
+            utld_tls_addr: "0.0.0.0:8443".into(),
+            utld_usage_http_url: None,
         }
     }
 }

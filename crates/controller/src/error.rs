@@ -26,6 +26,12 @@ pub enum ApiError {
     Database(#[from] ritma_db::DbError),
     #[error("the message bus is unavailable: {0}")]
     Bus(String),
+    /// The node did not answer a request in time (it is offline or busy).
+    #[error("{0}")]
+    NodeUnreachable(String),
+    /// An optional upstream (ritma_cloud, billing_daemon) failed.
+    #[error("{0}")]
+    Upstream(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -42,6 +48,8 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Bus(_) => (StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable"),
+            Self::NodeUnreachable(_) => (StatusCode::GATEWAY_TIMEOUT, "node_unreachable"),
+            Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -10,10 +10,14 @@ pub mod accounts;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod fleet;
 pub mod tasks;
+pub mod template;
+pub mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,6 +181,7 @@ impl Controller {
                 config.enroll_failures_burst,
                 config.enroll_failures_per_min,
             )),
+            fleet: Arc::new(fleet::Fleet::from_config(&config)?),
             request_limiter: Arc::new(api::ratelimit::RequestLimiter::new(
                 api::ratelimit::Budget {
                     per_sec: config.api_rate_per_credential,
@@ -226,6 +231,19 @@ impl Controller {
             self.outbox_wake.clone(),
             shutdown.clone(),
         ));
+        tasks.spawn(
+            tasks::fleet::FleetReconciler {
+                pool: self.state.pool.clone(),
+                fleet: self.state.fleet.clone(),
+                every: Duration::from_millis(self.config.fleet_reconcile_ms.max(50)),
+                retention: ritma_db::telemetry::Retention {
+                    raw_days: self.config.telemetry_raw_days.max(1),
+                    rollup_days: self.config.telemetry_rollup_days.max(1),
+                },
+                wake: self.outbox_wake.clone(),
+            }
+            .run(shutdown.clone()),
+        );
         tasks.spawn(tasks::outbox::run(
             self.state.pool.clone(),
             self.state.accounts.clone(),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::DbError;
-use crate::outbox::{StatusTransition, transitions_record};
+use crate::outbox::{NodeChange, StatusTransition, changes_record, transitions_record};
 
 /// Where a message claims to come from (its subject).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,13 +218,15 @@ pub async fn ingest_commit(
     batch.events.retain(|r| admit(&r.period.origin));
 
     let mut outcome = IngestOutcome::default();
-    let (applied, transitions) = heartbeats_apply(&mut tx, &batch.heartbeats, policy).await?;
+    let (applied, transitions, changes) =
+        heartbeats_apply(&mut tx, &batch.heartbeats, policy).await?;
     outcome.heartbeats_applied = applied;
     outcome.summaries_inserted = slo_insert(&mut tx, &batch.slo).await?
         + usage_insert(&mut tx, &batch.usage).await?
         + events_insert(&mut tx, &batch.events).await?;
     dead_letters_insert(&mut tx, &dead).await?;
     transitions_record(&mut tx, &transitions).await?;
+    changes_record(&mut tx, &changes).await?;
     tx.commit().await?;
     outcome.transitions = transitions;
     outcome.dead_letters = dead;
@@ -249,16 +251,16 @@ async fn heartbeats_apply(
     tx: &mut Transaction<'_, Postgres>,
     rows: &[HeartbeatRow],
     policy: OfflinePolicy,
-) -> Result<(u64, Vec<StatusTransition>), DbError> {
+) -> Result<(u64, Vec<StatusTransition>, Vec<NodeChange>), DbError> {
     if rows.is_empty() {
-        return Ok((0, vec![]));
+        return Ok((0, vec![], vec![]));
     }
     macro_rules! col {
         ($e:expr) => {
             rows.iter().map($e).collect::<Vec<_>>()
         };
     }
-    let updated: Vec<(String, String, String, String, String, String, i32)> = sqlx::query_as(
+    let updated: Vec<HeartbeatApplied> = sqlx::query_as(
         "UPDATE nodes n SET
              status = i.new_status,
              status_changed_at = CASE WHEN i.new_status <> old.status THEN now() ELSE old.status_changed_at END,
@@ -275,6 +277,9 @@ async fn heartbeats_apply(
              last_policy_sync_at = i.last_policy_sync_at,
              last_evidence_batch_at = i.last_evidence_batch_at,
              key_id = i.key_id,
+             key_warning = (SELECT k.status FROM signing_keys k
+                            WHERE k.key_id = i.key_id AND k.org_id = n.org_id
+                              AND k.status <> 'active'),
              slo_counters = i.slo_counters,
              host_os = i.host_os, host_kernel = i.host_kernel, host_arch = i.host_arch,
              host_cpus = i.host_cpus, host_memory_bytes = i.host_memory_bytes,
@@ -295,7 +300,9 @@ async fn heartbeats_apply(
          ) i, nodes old
          WHERE n.id = i.node_id AND old.id = n.id AND i.seq > n.last_seq
            AND n.status <> 'decommissioned'
-         RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status, i.health, n.interval_secs",
+         RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status AS status_new, i.health,
+                   old.policy_version, n.policy_version AS policy_version_new,
+                   old.key_warning, n.key_warning AS key_warning_new, n.key_id",
     )
     .bind(col!(|r| r.origin.node_id.clone()))
     .bind(col!(|r| r.seq))
@@ -321,25 +328,93 @@ async fn heartbeats_apply(
     .fetch_all(tx.as_mut())
     .await?;
     let applied = updated.len() as u64;
+    let mut changes = Vec::new();
+    for r in &updated {
+        let change = |payload| NodeChange {
+            org_id: r.org_id.clone(),
+            tenant_id: r.tenant_id.clone(),
+            node_id: r.id.clone(),
+            payload,
+        };
+        if r.old_policy_version != r.policy_version {
+            changes.push(change(
+                serde_json::json!({"kind": "policy_applied", "applied": r.policy_version}),
+            ));
+        }
+        if r.old_key_warning != r.key_warning {
+            changes.push(change(serde_json::json!({
+                "kind": "key_warning", "key_id": r.key_id, "key_status": r.key_warning,
+            })));
+        }
+    }
     let transitions = updated
         .into_iter()
-        .filter(|r| r.3 != r.4)
-        .map(
-            |(node_id, org_id, tenant_id, from, to, health, _)| StatusTransition {
-                reason: match health.as_str() {
-                    "stopping" => "node stopped gracefully".into(),
-                    "degraded" => "node reports itself degraded".into(),
-                    _ => "heartbeat received".into(),
-                },
-                node_id,
-                org_id,
-                tenant_id,
-                from,
-                to,
+        .filter(|r| r.old_status != r.status)
+        .map(|r| StatusTransition {
+            reason: match r.health.as_str() {
+                "stopping" => "node stopped gracefully".into(),
+                "degraded" => "node reports itself degraded".into(),
+                _ => "heartbeat received".into(),
             },
-        )
+            node_id: r.id,
+            org_id: r.org_id,
+            tenant_id: r.tenant_id,
+            from: r.old_status,
+            to: r.status,
+        })
         .collect();
-    Ok((applied, transitions))
+    keys_touch(tx, rows).await?;
+    Ok((applied, transitions, changes))
+}
+
+#[derive(sqlx::FromRow)]
+struct HeartbeatApplied {
+    id: String,
+    org_id: String,
+    tenant_id: String,
+    #[sqlx(rename = "status")]
+    old_status: String,
+    #[sqlx(rename = "status_new")]
+    status: String,
+    health: String,
+    #[sqlx(rename = "policy_version")]
+    old_policy_version: Option<String>,
+    #[sqlx(rename = "policy_version_new")]
+    policy_version: Option<String>,
+    #[sqlx(rename = "key_warning")]
+    old_key_warning: Option<String>,
+    #[sqlx(rename = "key_warning_new")]
+    key_warning: Option<String>,
+    key_id: Option<String>,
+}
+
+/// Record when each signing key was last reported in use, at most once a
+/// minute per key (a heartbeat batch must not rewrite the key rows each time).
+async fn keys_touch(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[HeartbeatRow],
+) -> Result<(), DbError> {
+    let mut used: Vec<(String, String)> = rows
+        .iter()
+        .filter_map(|r| r.key_id.clone().map(|k| (k, r.origin.org_id.clone())))
+        .collect();
+    if used.is_empty() {
+        return Ok(());
+    }
+    used.sort();
+    used.dedup();
+    let (keys, orgs): (Vec<String>, Vec<String>) = used.into_iter().unzip();
+    sqlx::query(
+        "UPDATE signing_keys k SET last_used_at = now()
+         FROM UNNEST($1::text[], $2::text[]) AS u(key_id, org_id)
+         WHERE k.key_id = u.key_id AND k.org_id = u.org_id
+           AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')",
+    )
+    .bind(keys)
+    .bind(orgs)
+    .execute(tx.as_mut())
+    .await?;
+    Ok(())
 }
 
 macro_rules! period_cols {
@@ -359,17 +434,38 @@ macro_rules! period_cols {
     }};
 }
 
+// Each insert also adds what it actually inserted (not what a redelivery
+// repeated) to the node's hourly rollup, in the same statement. Rows are
+// bucketed by the hour their period starts in.
+
 async fn slo_insert(tx: &mut Transaction<'_, Postgres>, rows: &[SloRow]) -> Result<u64, DbError> {
     if rows.is_empty() {
         return Ok(0);
     }
     let (nodes, seqs, starts, ends, sents) = period_cols!(rows);
     let counts: Vec<serde_json::Value> = rows.iter().map(|r| r.counts.clone()).collect();
-    let done = sqlx::query(
-        "INSERT INTO node_slo_summaries (node_id, seq, period_start, period_end, sent_at, counts)
-         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
-                              $5::timestamptz[], $6::jsonb[])
-         ON CONFLICT (node_id, seq) DO NOTHING",
+    let inserted: i64 = sqlx::query_scalar(
+        "WITH src AS (
+             SELECT DISTINCT ON (node_id, seq) *
+             FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
+                         $5::timestamptz[], $6::jsonb[])
+                  AS u(node_id, seq, period_start, period_end, sent_at, counts)
+         ), ins AS (
+             INSERT INTO node_slo_summaries (node_id, seq, period_start, period_end, sent_at, counts)
+             SELECT * FROM src
+             ON CONFLICT (node_id, seq) DO NOTHING
+             RETURNING node_id, seq
+         ), rolled AS (
+             INSERT INTO slo_hourly (node_id, hour, component, operation, outcome, count)
+             SELECT s.node_id, date_trunc('hour', s.period_start), c.component, c.operation,
+                    c.outcome, sum(c.count)
+             FROM src s JOIN ins USING (node_id, seq),
+                  jsonb_to_recordset(s.counts) AS c(component text, operation text, outcome text, count bigint)
+             GROUP BY 1, 2, 3, 4, 5
+             ON CONFLICT (node_id, hour, component, operation, outcome)
+             DO UPDATE SET count = slo_hourly.count + EXCLUDED.count
+         )
+         SELECT count(*) FROM ins",
     )
     .bind(nodes)
     .bind(seqs)
@@ -377,9 +473,9 @@ async fn slo_insert(tx: &mut Transaction<'_, Postgres>, rows: &[SloRow]) -> Resu
     .bind(ends)
     .bind(sents)
     .bind(counts)
-    .execute(tx.as_mut())
+    .fetch_one(tx.as_mut())
     .await?;
-    Ok(done.rows_affected())
+    Ok(inserted as u64)
 }
 
 async fn usage_insert(
@@ -390,12 +486,36 @@ async fn usage_insert(
         return Ok(0);
     }
     let (nodes, seqs, starts, ends, sents) = period_cols!(rows);
-    let done = sqlx::query(
-        "INSERT INTO node_usage_reports (node_id, seq, period_start, period_end, sent_at,
-                                         decisions, dig_files, storage_bytes, snapshot_exports)
-         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
-                              $5::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
-         ON CONFLICT (node_id, seq) DO NOTHING",
+    let inserted: i64 = sqlx::query_scalar(
+        "WITH src AS (
+             SELECT DISTINCT ON (node_id, seq) *
+             FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
+                         $5::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+                         $10::text[], $11::text[])
+                  AS u(node_id, seq, period_start, period_end, sent_at, decisions, dig_files,
+                       storage_bytes, snapshot_exports, org_id, tenant_id)
+         ), ins AS (
+             INSERT INTO node_usage_reports (node_id, seq, period_start, period_end, sent_at,
+                                             decisions, dig_files, storage_bytes, snapshot_exports)
+             SELECT node_id, seq, period_start, period_end, sent_at, decisions, dig_files,
+                    storage_bytes, snapshot_exports
+             FROM src
+             ON CONFLICT (node_id, seq) DO NOTHING
+             RETURNING node_id, seq
+         ), rolled AS (
+             INSERT INTO usage_hourly (node_id, org_id, tenant_id, hour, decisions, dig_files,
+                                       storage_bytes, snapshot_exports)
+             SELECT s.node_id, s.org_id, s.tenant_id, date_trunc('hour', s.period_start),
+                    sum(s.decisions), sum(s.dig_files), sum(s.storage_bytes), sum(s.snapshot_exports)
+             FROM src s JOIN ins USING (node_id, seq)
+             GROUP BY 1, 2, 3, 4
+             ON CONFLICT (node_id, hour) DO UPDATE SET
+                 decisions = usage_hourly.decisions + EXCLUDED.decisions,
+                 dig_files = usage_hourly.dig_files + EXCLUDED.dig_files,
+                 storage_bytes = usage_hourly.storage_bytes + EXCLUDED.storage_bytes,
+                 snapshot_exports = usage_hourly.snapshot_exports + EXCLUDED.snapshot_exports
+         )
+         SELECT count(*) FROM ins",
     )
     .bind(nodes)
     .bind(seqs)
@@ -406,9 +526,11 @@ async fn usage_insert(
     .bind(rows.iter().map(|r| r.dig_files).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.storage_bytes).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.snapshot_exports).collect::<Vec<_>>())
-    .execute(tx.as_mut())
+    .bind(rows.iter().map(|r| r.period.origin.org_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.period.origin.tenant_id.clone()).collect::<Vec<_>>())
+    .fetch_one(tx.as_mut())
     .await?;
-    Ok(done.rows_affected())
+    Ok(inserted as u64)
 }
 
 async fn events_insert(
@@ -419,12 +541,33 @@ async fn events_insert(
         return Ok(0);
     }
     let (nodes, seqs, starts, ends, sents) = period_cols!(rows);
-    let done = sqlx::query(
-        "INSERT INTO node_enforcement_summaries (node_id, seq, period_start, period_end, sent_at,
-                                                 allow_count, deny_count, throttle_count, isolate_count)
-         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
-                              $5::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
-         ON CONFLICT (node_id, seq) DO NOTHING",
+    let inserted: i64 = sqlx::query_scalar(
+        "WITH src AS (
+             SELECT DISTINCT ON (node_id, seq) *
+             FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
+                         $5::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+                  AS u(node_id, seq, period_start, period_end, sent_at, allow_count, deny_count,
+                       throttle_count, isolate_count)
+         ), ins AS (
+             INSERT INTO node_enforcement_summaries (node_id, seq, period_start, period_end, sent_at,
+                                                     allow_count, deny_count, throttle_count, isolate_count)
+             SELECT * FROM src
+             ON CONFLICT (node_id, seq) DO NOTHING
+             RETURNING node_id, seq
+         ), rolled AS (
+             INSERT INTO enforcement_hourly (node_id, hour, allow_count, deny_count,
+                                             throttle_count, isolate_count)
+             SELECT s.node_id, date_trunc('hour', s.period_start), sum(s.allow_count),
+                    sum(s.deny_count), sum(s.throttle_count), sum(s.isolate_count)
+             FROM src s JOIN ins USING (node_id, seq)
+             GROUP BY 1, 2
+             ON CONFLICT (node_id, hour) DO UPDATE SET
+                 allow_count = enforcement_hourly.allow_count + EXCLUDED.allow_count,
+                 deny_count = enforcement_hourly.deny_count + EXCLUDED.deny_count,
+                 throttle_count = enforcement_hourly.throttle_count + EXCLUDED.throttle_count,
+                 isolate_count = enforcement_hourly.isolate_count + EXCLUDED.isolate_count
+         )
+         SELECT count(*) FROM ins",
     )
     .bind(nodes)
     .bind(seqs)
@@ -435,9 +578,9 @@ async fn events_insert(
     .bind(rows.iter().map(|r| r.deny).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.throttle).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.isolate).collect::<Vec<_>>())
-    .execute(tx.as_mut())
+    .fetch_one(tx.as_mut())
     .await?;
-    Ok(done.rows_affected())
+    Ok(inserted as u64)
 }
 
 async fn dead_letters_insert(

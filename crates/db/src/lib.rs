@@ -4,12 +4,16 @@
 
 pub mod access;
 pub mod audit;
+pub mod connectors;
 pub mod error;
 pub mod ingest;
+pub mod keys;
 pub mod nodes;
 pub mod orgs;
 pub mod outbox;
+pub mod policies;
 pub mod reconcile;
+pub mod telemetry;
 pub mod tokens;
 
 use std::time::Duration;

@@ -38,6 +38,11 @@ pub struct NodeRecord {
     pub spool_depth: Option<i64>,
     pub spool_dropped: Option<i64>,
     pub decommissioned_at: Option<DateTime<Utc>>,
+    pub policy_assigned: Option<String>,
+    pub policy_mode: Option<String>,
+    pub drifted: bool,
+    pub drift_since: Option<DateTime<Utc>>,
+    pub key_warning: Option<String>,
 }
 
 const COLUMNS: &str =
@@ -45,7 +50,8 @@ const COLUMNS: &str =
     status, status_changed_at, interval_secs, last_seen_at, last_sent_at, last_seq, agent_version,
     policy_version, last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
     host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs, spool_depth,
-    spool_dropped, decommissioned_at";
+    spool_dropped, decommissioned_at, policy_assigned, policy_mode, drifted, drift_since,
+    key_warning";
 
 pub async fn node_get(
     pool: &PgPool,
@@ -185,6 +191,10 @@ pub struct NodeFilter {
     pub labels: BTreeMap<String, String>,
     pub agent_version: Option<String>,
     pub text: Option<String>,
+    /// Only nodes whose policy has drifted.
+    pub drifted: bool,
+    /// Only nodes signing with a revoked, compromised or expired key.
+    pub key_warning: bool,
     pub sort: NodeSort,
     pub descending: bool,
     pub limit: i64,
@@ -218,6 +228,12 @@ fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a Node
     if !f.labels.is_empty() {
         q.push(" AND labels @> ")
             .push_bind(sqlx::types::Json(&f.labels));
+    }
+    if f.drifted {
+        q.push(" AND drifted");
+    }
+    if f.key_warning {
+        q.push(" AND key_warning IS NOT NULL");
     }
     if let Some(v) = &f.agent_version {
         q.push(" AND agent_version = ").push_bind(v);
@@ -331,6 +347,17 @@ pub async fn node_status_counts(
             .fetch_all(pool)
             .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// Nodes whose policy has drifted and nodes with a key warning (dashboard cards).
+pub async fn node_attention_counts(pool: &PgPool, org_id: &str) -> Result<(i64, i64), DbError> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT count(*) FROM nodes WHERE org_id = $1 AND drifted),
+                (SELECT count(*) FROM nodes WHERE org_id = $1 AND key_warning IS NOT NULL)",
+    )
+    .bind(org_id)
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Point the node at a new key (re-keying); the caller revokes the old one at the broker.

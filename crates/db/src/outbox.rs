@@ -17,6 +17,47 @@ pub struct StatusTransition {
     pub reason: String,
 }
 
+/// Any other state change of a node (policy, key warning): an outbox row
+/// whose payload is a `StateChangeKind` in JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeChange {
+    pub org_id: String,
+    pub tenant_id: String,
+    pub node_id: String,
+    pub payload: serde_json::Value,
+}
+
+pub async fn changes_record(
+    tx: &mut Transaction<'_, Postgres>,
+    changes: &[NodeChange],
+) -> Result<(), DbError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&NodeChange) -> &str| -> Vec<String> {
+        changes.iter().map(|c| f(c).to_owned()).collect()
+    };
+    sqlx::query(
+        "INSERT INTO state_outbox (org_id, tenant_id, node_id, payload)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[])",
+    )
+    .bind(col(|c| &c.org_id))
+    .bind(col(|c| &c.tenant_id))
+    .bind(col(|c| &c.node_id))
+    .bind(
+        changes
+            .iter()
+            .map(|c| c.payload.clone())
+            .collect::<Vec<_>>(),
+    )
+    .execute(tx.as_mut())
+    .await?;
+    sqlx::query("SELECT pg_notify('ritma_outbox', '')")
+        .execute(tx.as_mut())
+        .await?;
+    Ok(())
+}
+
 pub async fn transitions_record(
     tx: &mut Transaction<'_, Postgres>,
     transitions: &[StatusTransition],

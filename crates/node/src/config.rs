@@ -52,6 +52,16 @@ pub struct Args {
     /// Spool bound in bytes (default 64 MiB).
     #[arg(long, env = "RITMA_SPOOL_MAX_BYTES")]
     pub spool_max_bytes: Option<u64>,
+    /// Seconds between policy syncs (besides the controller's push).
+    #[arg(long, env = "RITMA_POLICY_SYNC_SECS")]
+    pub policy_sync_secs: Option<u32>,
+    /// Keep the cached policy and apply no change (a maintenance freeze);
+    /// the console shows the node as drifted until it is released.
+    #[arg(long, env = "RITMA_POLICY_HOLD")]
+    pub policy_hold: bool,
+    /// Append compliance events (JSON lines) to this file.
+    #[arg(long, env = "UTLD_COMPLIANCE_INDEX")]
+    pub compliance_index: Option<PathBuf>,
     /// Move this node to a new key (the old one is revoked at the broker), then exit.
     #[arg(long)]
     pub rekey: bool,
@@ -75,6 +85,9 @@ struct FileConfig {
     summary_secs: Option<u32>,
     labels: Option<BTreeMap<String, String>>,
     spool_max_bytes: Option<u64>,
+    policy_sync_secs: Option<u32>,
+    policy_hold: Option<bool>,
+    compliance_index: Option<PathBuf>,
 }
 
 /// Resolved settings.
@@ -94,6 +107,9 @@ pub struct NodeConfig {
     pub spool_max_bytes: u64,
     pub demo_decisions_per_sec: u32,
     pub rekey: bool,
+    pub policy_sync_secs: u32,
+    pub policy_hold: bool,
+    pub compliance_index: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -145,6 +161,13 @@ impl NodeConfig {
                 .unwrap_or(64 << 20),
             demo_decisions_per_sec: args.demo_decisions_per_sec.unwrap_or(0),
             rekey: args.rekey,
+            policy_sync_secs: args
+                .policy_sync_secs
+                .or(file.policy_sync_secs)
+                .unwrap_or(300)
+                .clamp(5, 86_400),
+            policy_hold: args.policy_hold || file.policy_hold.unwrap_or(false),
+            compliance_index: args.compliance_index.or(file.compliance_index),
         })
     }
 }

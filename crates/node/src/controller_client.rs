@@ -102,6 +102,27 @@ impl ControllerClient {
             .await
     }
 
+    /// The policy bundle assigned to this node, proven by its key.
+    pub async fn policy(
+        &self,
+        node: &NodeId,
+        key: &KeyPair,
+    ) -> Result<ritma_protocol::policy::PolicyFetchResponse, ClientError> {
+        use ritma_protocol::policy::{PolicyFetchRequest, policy_challenge};
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = key
+            .sign(policy_challenge(node, timestamp).as_bytes())
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                message: e.to_string(),
+            })?;
+        let req = PolicyFetchRequest {
+            timestamp,
+            signature: BASE64URL_NOPAD.encode(&signature),
+        };
+        self.post(&format!("/api/nodes/{node}/policy"), &req).await
+    }
+
     /// Move to `new_public_key`, proven by the current key.
     pub async fn rekey(
         &self,

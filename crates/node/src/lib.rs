@@ -3,10 +3,13 @@
 //! disk spool to its own JetStream subjects, refreshes its bus credential
 //! before it expires, and listens for commands.
 
+pub mod compliance;
 pub mod config;
+pub mod connectors;
 pub mod controller_client;
 pub mod host;
 pub mod identity;
+pub mod policy;
 pub mod recorder;
 pub mod sender;
 pub mod seq;
@@ -44,8 +47,10 @@ pub struct Daemon {
     key: Arc<KeyPair>,
     jwt: SharedJwt,
     jwt_expires_at: i64,
-    client: Option<ControllerClient>,
+    client: Option<Arc<ControllerClient>>,
     pub recorder: Arc<Recorder>,
+    policy: Arc<policy::PolicyStore>,
+    compliance: Arc<compliance::ComplianceIndex>,
 }
 
 /// Ask again while the controller is unreachable; give up on a refusal.
@@ -150,11 +155,17 @@ impl Daemon {
                 (identity, reply.jwt)
             }
         };
-        let client = client.or_else(|| {
-            (!identity.controller_url.is_empty())
-                .then(|| ControllerClient::new(&identity.controller_url))
-        });
+        let client = client
+            .or_else(|| {
+                (!identity.controller_url.is_empty())
+                    .then(|| ControllerClient::new(&identity.controller_url))
+            })
+            .map(Arc::new);
         let mut daemon = Self {
+            policy: Arc::new(policy::PolicyStore::open(&config.state_dir)),
+            compliance: Arc::new(compliance::ComplianceIndex::new(
+                config.compliance_index.clone(),
+            )),
             jwt_expires_at: jwt_expiry(&jwt),
             jwt: SharedJwt::new(jwt),
             config,
@@ -267,37 +278,20 @@ impl Daemon {
         let mut tasks = tokio::task::JoinSet::new();
 
         // Commands for this node.
-        let mut commands = nats.subscribe(scope.commands_wildcard()).await?;
+        let commands = nats.subscribe(scope.commands_wildcard()).await?;
         let refresh_now = Arc::new(tokio::sync::Notify::new());
-        {
-            let nats = nats.clone();
-            let refresh_now = refresh_now.clone();
-            let recorder = self.recorder.clone();
-            tasks.spawn(async move {
-                use futures::StreamExt;
-                while let Some(msg) = commands.next().await {
-                    let outcome = match serde_json::from_slice::<Command>(&msg.payload) {
-                        Ok(cmd) => {
-                            tracing::info!(command = cmd.command.token(), "command received");
-                            if cmd.command == CommandKind::RefreshCredentials {
-                                refresh_now.notify_one();
-                            }
-                            "ok"
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "unreadable command ignored");
-                            "rejected"
-                        }
-                    };
-                    recorder.slo("daemon", "command", outcome);
-                    if let Some(reply) = msg.reply {
-                        let _ = nats
-                            .publish(reply, format!("{{\"status\":\"{outcome}\"}}").into())
-                            .await;
-                    }
-                }
-            });
-        }
+        let policy_now = Arc::new(tokio::sync::Notify::new());
+        tasks.spawn(
+            CommandHandler {
+                nats: nats.clone(),
+                refresh_now: refresh_now.clone(),
+                policy_now: policy_now.clone(),
+                recorder: self.recorder.clone(),
+                compliance: self.compliance.clone(),
+                node_id: self.identity.node_id.to_string(),
+            }
+            .run(commands),
+        );
 
         // Heartbeats and summaries.
         let loop_stop = shutdown.clone();
@@ -309,30 +303,35 @@ impl Daemon {
         let node_id = self.identity.node_id.clone();
         let heartbeat = {
             let gauge = gauge.clone();
-            move |status: NodeHealth, seq: u64| Heartbeat {
-                v: SCHEMA_VERSION,
-                node_id: node_id.clone(),
-                seq,
-                sent_at: Utc::now(),
-                status,
-                agent_version: AGENT_VERSION.into(),
-                interval_secs: interval,
-                policy_version: None,
-                last_policy_sync_at: None,
-                last_evidence_batch_at: None,
-                key_id: key_id.clone(),
-                slo_counters: recorder.totals(),
-                host: host::host_facts(&hostname),
-                spool: SpoolStats {
-                    depth: gauge.depth.load(Ordering::Relaxed),
-                    dropped: gauge.dropped.load(Ordering::Relaxed),
-                },
+            let policy = self.policy.clone();
+            move |status: NodeHealth, seq: u64| {
+                let applied = policy.applied();
+                Heartbeat {
+                    v: SCHEMA_VERSION,
+                    node_id: node_id.clone(),
+                    seq,
+                    sent_at: Utc::now(),
+                    status,
+                    agent_version: AGENT_VERSION.into(),
+                    interval_secs: interval,
+                    policy_version: applied.version,
+                    last_policy_sync_at: applied.synced_at,
+                    last_evidence_batch_at: None,
+                    key_id: key_id.clone(),
+                    slo_counters: recorder.totals(),
+                    host: host::host_facts(&hostname),
+                    spool: SpoolStats {
+                        depth: gauge.depth.load(Ordering::Relaxed),
+                        dropped: gauge.dropped.load(Ordering::Relaxed),
+                    },
+                }
             }
         };
         let heartbeat_loop = {
             let emitter = emitter.clone();
             let heartbeat = heartbeat.clone();
             let recorder = self.recorder.clone();
+            let compliance = self.compliance.clone();
             async move {
                 let mut next_summary = tokio::time::Instant::now() + summary_every;
                 let mut demo_tick = tokio::time::interval(Duration::from_millis(
@@ -350,7 +349,7 @@ impl Daemon {
                             _ = loop_stop.cancelled() => return,
                             _ = tokio::time::sleep_until(until) => break,
                             _ = tokio::time::sleep_until(next_summary) => {
-                                emitter.emit_summaries(&recorder).await;
+                                emitter.emit_summaries(&recorder, &compliance).await;
                                 next_summary += summary_every;
                             }
                             _ = demo_tick.tick(), if demo_rate > 0 => demo_decision(&recorder),
@@ -360,6 +359,29 @@ impl Daemon {
             }
         };
         tasks.spawn(heartbeat_loop);
+
+        // Policy: at start, when told, and periodically.
+        if let Some(client) = self.client.clone() {
+            let sync = PolicySync {
+                client,
+                key: self.key.clone(),
+                node: self.identity.node_id.clone(),
+                store: self.policy.clone(),
+                compliance: self.compliance.clone(),
+                hold: self.config.policy_hold,
+                every: Duration::from_secs(u64::from(self.config.policy_sync_secs)),
+            };
+            let emitter = emitter.clone();
+            let heartbeat = heartbeat.clone();
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                sync.run(policy_now, stop, || async {
+                    // Report the new version at once, not at the next beat.
+                    emitter.emit_heartbeat(&heartbeat, NodeHealth::Ok).await;
+                })
+                .await;
+            });
+        }
 
         // Credential refresh: at two thirds of the lifetime, or when asked.
         loop {
@@ -383,7 +405,9 @@ impl Daemon {
 
         // Graceful stop: a last heartbeat that says so, then flush.
         tasks.abort_all();
-        emitter.emit_summaries(&self.recorder).await;
+        emitter
+            .emit_summaries(&self.recorder, &self.compliance)
+            .await;
         emitter
             .emit_heartbeat(&heartbeat, NodeHealth::Stopping)
             .await;
@@ -455,7 +479,7 @@ impl Emitter {
         }
     }
 
-    async fn emit_summaries(&self, recorder: &Recorder) {
+    async fn emit_summaries(&self, recorder: &Recorder, compliance: &compliance::ComplianceIndex) {
         let period = recorder.take_period();
         let start = period.start.unwrap_or_else(Utc::now);
         let end = Utc::now();
@@ -487,6 +511,14 @@ impl Emitter {
             snapshot_exports: period.snapshot_exports,
         }))
         .await;
+        compliance.append(
+            self.node.as_str(),
+            "enforcement_summary",
+            serde_json::json!({
+                "period_start": start, "period_end": end, "allow": period.allow,
+                "deny": period.deny, "throttle": period.throttle, "isolate": period.isolate,
+            }),
+        );
         self.emit(Telemetry::Events(EnforcementSummary {
             v: SCHEMA_VERSION,
             node_id: self.node.clone(),
@@ -500,5 +532,135 @@ impl Emitter {
             isolate: period.isolate,
         }))
         .await;
+    }
+}
+
+/// Answers the controller's commands on this node's command subjects.
+struct CommandHandler {
+    nats: async_nats::Client,
+    refresh_now: Arc<tokio::sync::Notify>,
+    policy_now: Arc<tokio::sync::Notify>,
+    recorder: Arc<Recorder>,
+    compliance: Arc<compliance::ComplianceIndex>,
+    node_id: String,
+}
+
+impl CommandHandler {
+    async fn run(self, mut commands: async_nats::Subscriber) {
+        use futures::StreamExt;
+        while let Some(msg) = commands.next().await {
+            let reply = match serde_json::from_slice::<Command>(&msg.payload) {
+                Ok(cmd) => {
+                    tracing::info!(command = cmd.command.token(), "command received");
+                    self.recorder.slo("daemon", "command", "ok");
+                    self.handle(cmd.command).await
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable command ignored");
+                    self.recorder.slo("daemon", "command", "rejected");
+                    serde_json::json!({ "status": "rejected", "error": e.to_string() })
+                }
+            };
+            if let Some(subject) = msg.reply {
+                let body = serde_json::to_vec(&reply).unwrap_or_default();
+                let _ = self.nats.publish(subject, body.into()).await;
+            }
+        }
+    }
+
+    async fn handle(&self, command: CommandKind) -> serde_json::Value {
+        match command {
+            CommandKind::RefreshCredentials => self.refresh_now.notify_one(),
+            CommandKind::PolicyChanged { .. } => self.policy_now.notify_one(),
+            CommandKind::ConnectorDryRun {
+                connector_id,
+                config,
+            } => {
+                // A dry run changes nothing; its answer is the report itself.
+                let report = connectors::dry_run(&connector_id, &config).await;
+                self.compliance.append(
+                    &self.node_id,
+                    "connector_dry_run",
+                    serde_json::json!({
+                        "connector_id": connector_id, "kind": report.kind,
+                        "outcome": report.outcome, "findings": report.findings.len(),
+                    }),
+                );
+                return serde_json::to_value(&report).unwrap_or_default();
+            }
+        }
+        serde_json::json!({ "status": "ok" })
+    }
+}
+
+/// Keeps the node on the policy the controller assigns.
+struct PolicySync {
+    client: Arc<ControllerClient>,
+    key: Arc<KeyPair>,
+    node: ritma_protocol::NodeId,
+    store: Arc<policy::PolicyStore>,
+    compliance: Arc<compliance::ComplianceIndex>,
+    hold: bool,
+    every: Duration,
+}
+
+impl PolicySync {
+    async fn run<F, Fut>(
+        self,
+        now: Arc<tokio::sync::Notify>,
+        stop: CancellationToken,
+        on_applied: F,
+    ) where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        loop {
+            if self.sync_once().await {
+                on_applied().await;
+            }
+            let jitter = 0.9 + rand::random::<f64>() * 0.2;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = now.notified() => {}
+                _ = tokio::time::sleep(self.every.mul_f64(jitter)) => {}
+            }
+        }
+    }
+
+    /// One sync; true when the applied policy changed.
+    async fn sync_once(&self) -> bool {
+        if self.hold {
+            tracing::info!("policy on hold: keeping the cached policy");
+            return false;
+        }
+        let bundle = match self.client.policy(&self.node, &self.key).await {
+            Ok(r) => r.bundle,
+            Err(e) => {
+                tracing::warn!(error = %e, "policy sync failed; keeping the cached policy");
+                return false;
+            }
+        };
+        match self.store.apply(bundle.as_ref()) {
+            Ok(policy::Outcome::Applied(version)) => {
+                tracing::info!(%version, "policy applied");
+                let mode = bundle.as_ref().map(|b| b.mode);
+                let sha = bundle.as_ref().map(|b| b.sha256.clone());
+                self.compliance.append(
+                    self.node.as_str(),
+                    "policy_applied",
+                    serde_json::json!({ "version": version, "mode": mode, "sha256": sha }),
+                );
+                true
+            }
+            Ok(policy::Outcome::Cleared) => {
+                tracing::info!("no policy assigned any more");
+                true
+            }
+            Ok(policy::Outcome::Unchanged) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "policy refused; keeping the cached policy");
+                false
+            }
+        }
     }
 }

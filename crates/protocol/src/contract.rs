@@ -55,6 +55,13 @@ pub const CHANNELS: &[Channel] = &[
         description: "A command for one node: policy_changed, connector_dry_run, refresh_credentials.",
     },
     Channel {
+        name: "nodeDryRunReply",
+        address: "ritma.{org}.{tenant}.node.{node}.cmd.connector_dry_run",
+        schema: "dry_run_report",
+        direction: "node to controller (the reply to a connector_dry_run request)",
+        description: "The findings of a connector dry run; nothing is changed on the node.",
+    },
+    Channel {
         name: "nodeState",
         address: "ritma.{org}.{tenant}.state.node.{node}",
         schema: "state_change",
@@ -192,6 +199,7 @@ mod tests {
             scope.telemetry(TelemetryKind::Usage),
             scope.telemetry(TelemetryKind::Events),
             scope.command("policy_changed"),
+            scope.command("connector_dry_run"),
             scope.state(),
             crate::subjects::audit(&scope.org),
         ];

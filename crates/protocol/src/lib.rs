@@ -5,15 +5,20 @@
 //! goes through this one, so the contract documented in `docs/` (JSON Schema
 //! and AsyncAPI) has one source of truth, checked by this crate's tests.
 
+pub mod connectors;
 pub mod contract;
 pub mod enrollment;
 pub mod ids;
+pub mod keys;
 pub mod messages;
+pub mod policy;
 pub mod subjects;
 pub mod validate;
 
 pub use ids::{IdError, NodeId, OrgId, TenantId};
+pub use keys::KeyStatus;
 pub use messages::*;
+pub use policy::{EnforcementMode, PolicyBundle};
 pub use subjects::{NodeSubject, SubjectError, TelemetryKind};
 pub use validate::ValidationError;
 

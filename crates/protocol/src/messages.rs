@@ -262,6 +262,21 @@ pub enum StateChangeKind {
         #[schemars(length(max = 253))]
         hostname: String,
     },
+    /// The node reported a different applied policy.
+    PolicyApplied { applied: Option<String> },
+    /// The applied policy has differed from the assigned one for longer than
+    /// the grace period (`drifted: true`), or agrees again (`false`).
+    PolicyDrift {
+        drifted: bool,
+        assigned: Option<String>,
+        applied: Option<String>,
+    },
+    /// The node signs with a key that is revoked, compromised or expired
+    /// (`key_status` set), or no longer does (`key_status: null`).
+    KeyWarning {
+        key_id: Option<String>,
+        key_status: Option<crate::keys::KeyStatus>,
+    },
 }
 
 /// `ritma.<org>.<tenant>.state.node.<node>`: published after the database commit.
@@ -288,9 +303,12 @@ pub enum CommandKind {
         #[schemars(length(min = 1, max = 128))]
         version: String,
     },
+    /// Run a connector's checks now and reply (request/reply) with a
+    /// [`crate::connectors::DryRunReport`]; nothing is changed on the node.
     ConnectorDryRun {
         #[schemars(length(min = 1, max = 64))]
         connector_id: String,
+        config: crate::connectors::ConnectorConfig,
     },
     /// Fetch a fresh bus credential now (e.g. after a key rotation).
     RefreshCredentials,
@@ -491,6 +509,10 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("state_change", schema::<StateChange>()),
         ("command", schema::<Command>()),
         ("audit", schema::<AuditEvent>()),
+        (
+            "dry_run_report",
+            schema::<crate::connectors::DryRunReport>(),
+        ),
     ]
 }
 

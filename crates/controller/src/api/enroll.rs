@@ -168,6 +168,8 @@ pub async fn register(
         }],
     )
     .await?;
+    // Its policy is known from the start (the node fetches it once connected).
+    ritma_db::policies::policies_recompute_for(&mut tx, &node.org_id, Some(&node.id)).await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
     tracing::info!(node = %node.id, org = %node.org_id, tenant = %node.tenant_id, "node enrolled");
     respond(&state, &node).await
@@ -215,29 +217,76 @@ fn verify_node_signature(
         .map_err(|_| denied())
 }
 
-/// A fresh JWT for a node that proves it holds its key.
-pub async fn credentials(
-    State(state): State<AppState>,
-    PathParams(id_raw): PathParams<String>,
-    JsonBody(req): JsonBody<CredentialsRequest>,
-) -> Result<Json<CredentialsResponse>, ApiError> {
+/// The node `id_raw`, when the request is fresh, signed by its key over
+/// `challenge(id, timestamp)`, and the node is not decommissioned.
+async fn node_proven(
+    state: &AppState,
+    id_raw: &str,
+    timestamp: i64,
+    signature: &str,
+    challenge: fn(&NodeId, i64) -> String,
+) -> Result<NodeRecord, ApiError> {
     let denied = || refused("invalid_signature", "signature does not prove the node key");
-    let node_id: NodeId = path_id(&id_raw, "node")?;
-    check_fresh(req.timestamp)?;
+    let node_id: NodeId = path_id(id_raw, "node")?;
+    check_fresh(timestamp)?;
     let node = nodes::node_get_any(&state.pool, node_id.as_str())
         .await?
         .ok_or_else(denied)?;
-    verify_node_signature(
-        &node.public_key,
-        &credentials_challenge(&node_id, req.timestamp),
-        &req.signature,
-    )?;
+    verify_node_signature(&node.public_key, &challenge(&node_id, timestamp), signature)?;
     if node.status == NodeStatus::Decommissioned.as_str() {
         return Err(refused(
             "node_decommissioned",
             "this node was decommissioned",
         ));
     }
+    Ok(node)
+}
+
+/// The policy bundle a node must apply, for a node that proves its key.
+pub async fn policy_fetch(
+    State(state): State<AppState>,
+    PathParams(id_raw): PathParams<String>,
+    JsonBody(req): JsonBody<ritma_protocol::policy::PolicyFetchRequest>,
+) -> Result<Json<ritma_protocol::policy::PolicyFetchResponse>, ApiError> {
+    use ritma_protocol::policy::{PolicyBundle, policy_challenge, policy_version};
+    let node = node_proven(
+        &state,
+        &id_raw,
+        req.timestamp,
+        &req.signature,
+        policy_challenge,
+    )
+    .await?;
+    let bundle = ritma_db::policies::policy_for_node(&state.pool, &node.id)
+        .await?
+        .map(|(pack, mode, assigned_at)| PolicyBundle {
+            version: policy_version(&pack.name, pack.revision),
+            rulepack: pack.name,
+            revision: pack.revision,
+            mode: ritma_protocol::EnforcementMode::parse(&mode)
+                .unwrap_or(ritma_protocol::EnforcementMode::Observe),
+            frameworks: pack.frameworks.0,
+            sha256: pack.sha256,
+            content: pack.content,
+            assigned_at,
+        });
+    Ok(Json(ritma_protocol::policy::PolicyFetchResponse { bundle }))
+}
+
+/// A fresh JWT for a node that proves it holds its key.
+pub async fn credentials(
+    State(state): State<AppState>,
+    PathParams(id_raw): PathParams<String>,
+    JsonBody(req): JsonBody<CredentialsRequest>,
+) -> Result<Json<CredentialsResponse>, ApiError> {
+    let node = node_proven(
+        &state,
+        &id_raw,
+        req.timestamp,
+        &req.signature,
+        credentials_challenge,
+    )
+    .await?;
     let (jwt, jwt_expires_at) = node_jwt(&state, &node).await?;
     Ok(Json(CredentialsResponse {
         jwt,

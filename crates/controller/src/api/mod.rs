@@ -3,18 +3,23 @@
 //! the development header stub) and is authorised per org and action.
 
 mod access;
+mod connectors;
 mod enroll;
+mod fleet_common;
 mod health;
+mod keys;
 mod nodes;
 mod orgs;
+mod policies;
 pub mod ratelimit;
 mod tokens;
+mod usage;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use sqlx::PgPool;
 use tower_http::trace::TraceLayer;
 
@@ -41,6 +46,7 @@ pub struct AppState {
     pub nats: async_nats::Client,
     pub enroll_limiter: Arc<ratelimit::FailureLimiter>,
     pub request_limiter: Arc<ratelimit::RequestLimiter>,
+    pub fleet: Arc<crate::fleet::Fleet>,
 }
 
 /// Who may call a route.
@@ -69,6 +75,33 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             post(enroll::credentials),
         ),
         (Node, "/api/nodes/{id}/rekey", post(enroll::rekey)),
+        (Node, "/api/nodes/{id}/policy", post(enroll::policy_fetch)),
+        (
+            Admin,
+            "/api/nodes/{id}/policies",
+            get(policies::node_policies).post(policies::node_assign),
+        ),
+        (
+            Admin,
+            "/api/nodes/{id}/connectors",
+            get(connectors::node_list),
+        ),
+        (
+            Admin,
+            "/api/nodes/{id}/connectors/{cid}",
+            put(connectors::put).delete(connectors::delete),
+        ),
+        (
+            Admin,
+            "/api/nodes/{id}/connectors/{cid}/dry-run",
+            post(connectors::dry_run),
+        ),
+        (Admin, "/api/nodes/{id}/slo-summary", get(usage::node_slo)),
+        (
+            Admin,
+            "/api/keys/{key_id}/governance",
+            patch(keys::governance),
+        ),
         (Admin, "/api/me", get(access::me)),
         (Admin, "/api/orgs", get(orgs::list).post(orgs::create)),
         (
@@ -94,7 +127,58 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
         ),
         (Admin, "/api/orgs/{org}/nodes", get(nodes::list)),
         (Admin, "/api/orgs/{org}/nodes/summary", get(nodes::summary)),
+        (
+            Admin,
+            "/api/orgs/{org}/nodes/config-template",
+            get(usage::config_template),
+        ),
         (Admin, "/api/orgs/{org}/nodes/{id}", get(nodes::get)),
+        (
+            Admin,
+            "/api/orgs/{org}/nodes/{id}/events",
+            get(usage::node_events),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/rulepacks",
+            get(policies::rulepack_list).post(policies::rulepack_create),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/rulepacks/{name}",
+            get(policies::rulepack_get),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/policy-assignments",
+            get(policies::assignment_list).post(policies::assignment_create),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/policy-assignments/{id}",
+            delete(policies::assignment_delete),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/connectors",
+            get(connectors::org_list),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/keys",
+            get(keys::list).post(keys::create),
+        ),
+        (Admin, "/api/orgs/{org}/keys/summary", get(keys::summary)),
+        (
+            Admin,
+            "/api/orgs/{org}/usage/summary",
+            get(usage::usage_summary),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/billing/estimate",
+            get(usage::billing_estimate),
+        ),
         (
             Admin,
             "/api/orgs/{org}/nodes/{id}/decommission",

@@ -42,6 +42,11 @@ pub struct NodeView {
     pub host: Option<Value>,
     pub spool: Option<Value>,
     pub public_key: String,
+    pub policy_assigned: Option<String>,
+    pub policy_mode: Option<String>,
+    pub drifted: bool,
+    pub drift_since: Option<DateTime<Utc>>,
+    pub key_warning: Option<String>,
 }
 
 impl From<NodeRecord> for NodeView {
@@ -80,6 +85,11 @@ impl From<NodeRecord> for NodeView {
             host,
             spool,
             public_key: n.public_key,
+            policy_assigned: n.policy_assigned,
+            policy_mode: n.policy_mode,
+            drifted: n.drifted,
+            drift_since: n.drift_since,
+            key_warning: n.key_warning,
         }
     }
 }
@@ -97,6 +107,10 @@ pub struct ListQuery {
     pub order: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    /// `true`: only nodes whose policy has drifted.
+    pub drifted: Option<bool>,
+    /// `true`: only nodes signing with a revoked, compromised or expired key.
+    pub key_warning: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -120,6 +134,8 @@ fn filter_from(q: ListQuery) -> Result<NodeFilter, ApiError> {
         agent_version: non_empty(q.version),
         text: non_empty(q.q),
         limit: q.limit.unwrap_or(50).clamp(1, 500),
+        drifted: q.drifted.unwrap_or(false),
+        key_warning: q.key_warning.unwrap_or(false),
         ..Default::default()
     };
     if let Some(t) = &f.text
@@ -232,8 +248,11 @@ pub async fn summary(
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)?;
     let counts = nodes::node_status_counts(&state.pool, org.as_str()).await?;
+    let (drifted, key_warnings) = nodes::node_attention_counts(&state.pool, org.as_str()).await?;
     let total: i64 = counts.values().sum();
-    Ok(Json(json!({ "total": total, "by_status": counts })))
+    Ok(Json(json!({
+        "total": total, "by_status": counts, "drifted": drifted, "key_warnings": key_warnings,
+    })))
 }
 
 /// Remove a node: its key is revoked at the broker at once, so its

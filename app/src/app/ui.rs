@@ -1,0 +1,290 @@
+//! Small pieces shared by the fleet-operations pages: loading a resource, an action's
+//! outcome, status badges, live policy/key facts of a node, JSON text areas.
+
+use super::ErrorBox;
+use crate::live::{Clock, Live};
+use crate::model::{AppError, Instant, NodeRow};
+use leptos::either::Either;
+use leptos::prelude::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A resource's value rendered by `render`, or its error; keeps the old content while
+/// re-fetching.
+pub fn fetched<T, V>(
+    res: Resource<Result<T, AppError>>,
+    render: impl Fn(T) -> V + Send + Sync + 'static,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || res.get().map(|r| match r {
+                Ok(v) => Either::Left(render(v)),
+                Err(e) => Either::Right(view! { <ErrorBox err=e/> }),
+            })}
+        </Transition>
+    }
+}
+
+/// The result of a form's action: a confirmation, or the error (announced).
+pub fn outcome<I, T>(
+    action: Action<I, Result<T, AppError>>,
+    testid: &'static str,
+    ok: impl Fn(&T) -> String + Send + Sync + 'static,
+) -> impl IntoView
+where
+    I: Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
+    let text = move || {
+        action.value().with(|v| match v {
+            None => None,
+            Some(Ok(t)) => Some(Ok(ok(t))),
+            Some(Err(e)) => Some(Err(e.to_string())),
+        })
+    };
+    view! {
+        <div class="outcome" aria-live="polite" data-testid=testid>
+            {move || text().map(|r| match r {
+                Ok(m) => Either::Left(view! { <p class="ok-msg" data-state="ok">{m}</p> }),
+                Err(m) => Either::Right(view! { <p class="error" role="alert" data-state="error">{m}</p> }),
+            })}
+        </div>
+    }
+}
+
+/// The colour of a status word: ok, warn, bad or idle.
+pub fn tone(value: &str) -> &'static str {
+    match value {
+        "pass" | "active" | "observe" | "allow" | "info" | "low" => "ok",
+        "incomplete" | "expired" | "unreachable" | "error" | "medium" | "throttle"
+        | "rotation_due" => "warn",
+        "fail" | "revoked" | "compromised" | "high" | "deny" | "isolate" => "bad",
+        _ => "idle",
+    }
+}
+
+/// A pill with the value's tone (`data-value` carries the raw value for tests).
+#[component]
+pub fn Badge(#[prop(into)] value: String) -> impl IntoView {
+    view! { <span class=format!("badge tone-{}", tone(&value)) data-value=value.clone()>{value.replace('_', " ")}</span> }
+}
+
+/// A time as "3 min ago" (its exact time as the title; the exact time itself until the
+/// browser's clock runs), or a dash.
+pub fn when(clock: Clock, at: Option<Instant>) -> impl IntoView {
+    match at {
+        Some(t) => {
+            let text = t.text.clone();
+            Either::Left(view! {
+                <time title=t.text.clone()>
+                    {move || match clock.0.get() {
+                        Some(now) => crate::model::relative(now, t.ms),
+                        None => text.clone(),
+                    }}
+                </time>
+            })
+        }
+        None => Either::Right(view! { <span class="muted">"—"</span> }),
+    }
+}
+
+/// A part of a page that may have failed alone.
+pub fn section_or_error<T, V: IntoView>(
+    r: Result<T, AppError>,
+    render: impl FnOnce(T) -> V,
+) -> impl IntoView {
+    match r {
+        Ok(v) => Either::Left(render(v)),
+        Err(e) => Either::Right(view! { <ErrorBox err=e/> }),
+    }
+}
+
+/// A connector's last dry-run outcome as a badge, or "never run".
+pub fn last_outcome(run: Option<&crate::model::fleet::DryRunReport>) -> impl IntoView + use<> {
+    match run {
+        Some(r) => Either::Left(view! { <Badge value=r.outcome.clone()/> }),
+        None => Either::Right(view! { <span class="muted">"never run"</span> }),
+    }
+}
+
+/// A stat card (not a link).
+#[component]
+pub fn Stat(
+    label: &'static str,
+    #[prop(into)] value: String,
+    #[prop(optional, into)] sub: String,
+    #[prop(optional)] class: &'static str,
+    testid: &'static str,
+) -> impl IntoView {
+    view! {
+        <div class=format!("card stat {class}") data-testid=testid>
+            <span class="stat-label">{label}</span>
+            <span class="stat-value">{value}</span>
+            <span class="stat-sub">{sub}</span>
+        </div>
+    }
+}
+
+/// `true` → "warn" etc.: the class of a stat card that should draw attention.
+pub fn alert_class(n: i64, class: &'static str) -> &'static str {
+    if n > 0 { class } else { "" }
+}
+
+// ---------------------------------------------------------------- live node facts
+
+/// A node's policy and key state: the fetched values, overridden by newer pushed ones.
+#[derive(Clone, Copy)]
+pub struct NodeFactsView {
+    pub applied: Signal<Option<String>>,
+    pub assigned: Signal<Option<String>>,
+    pub drifted: Signal<bool>,
+    pub key_warning: Signal<Option<String>>,
+}
+
+impl NodeFactsView {
+    pub fn new(live: Live, n: &NodeRow) -> Self {
+        Self::from_base(
+            live,
+            &n.id,
+            (n.policy_version.clone(), n.policy_assigned.clone()),
+            n.drifted,
+            n.key_warning.clone(),
+        )
+    }
+
+    /// `policy`: (applied, assigned) as fetched.
+    pub fn from_base(
+        live: Live,
+        id: &str,
+        policy: (Option<String>, Option<String>),
+        drifted: bool,
+        key_warning: Option<String>,
+    ) -> Self {
+        let id = id.to_string();
+        let (applied, assigned) = policy;
+        let pick = |f: fn(&crate::live::NodeFacts) -> Option<Option<String>>,
+                    base: Option<String>| {
+            let id = id.clone();
+            Signal::derive(move || live.fact(&id, f).unwrap_or_else(|| base.clone()))
+        };
+        NodeFactsView {
+            applied: pick(|f| f.policy_version.clone(), applied),
+            assigned: pick(|f| f.policy_assigned.clone(), assigned),
+            key_warning: pick(|f| f.key_warning.clone(), key_warning),
+            drifted: {
+                let id = id.clone();
+                Signal::derive(move || live.fact(&id, |f| f.drifted).unwrap_or(drifted))
+            },
+        }
+    }
+}
+
+/// "drifted" pill while the node's applied policy differs from the assigned one.
+#[component]
+pub fn DriftBadge(drifted: Signal<bool>) -> impl IntoView {
+    view! {
+        <Show when=move || drifted.get()>
+            <span class="badge tone-warn" data-testid="node-drifted" title="The applied policy differs from the assigned one">"drifted"</span>
+        </Show>
+    }
+}
+
+/// Applied policy version and the drift badge (inventory column, node metadata).
+#[component]
+pub fn PolicyCell(facts: NodeFactsView) -> impl IntoView {
+    let title = move || {
+        facts
+            .assigned
+            .get()
+            .map(|a| format!("assigned {a}"))
+            .unwrap_or_else(|| "no policy assigned".into())
+    };
+    view! {
+        <span class="mono" data-testid="node-policy-applied" title=title>
+            {move || facts.applied.get().unwrap_or_else(|| "—".into())}
+        </span>
+        " "
+        <DriftBadge drifted=facts.drifted/>
+    }
+}
+
+/// A small "key revoked" pill in the inventory.
+#[component]
+pub fn KeyWarningBadge(facts: NodeFactsView) -> impl IntoView {
+    move || {
+        facts.key_warning.get().map(|k| {
+            view! {
+                <span class="badge tone-bad" data-testid="node-key-warning" data-value=k.clone() title="This node signs with a key that should not be used">
+                    {format!("key {k}")}
+                </span>
+            }
+        })
+    }
+}
+
+/// The node page's alert while the node signs with a revoked, compromised or expired key.
+#[component]
+pub fn KeyWarningBanner(facts: NodeFactsView, key_id: Option<String>) -> impl IntoView {
+    let key = key_id.unwrap_or_else(|| "its key".into());
+    move || {
+        let key = key.clone();
+        facts.key_warning.get().map(|k| {
+            view! {
+                <div class="banner bad" role="alert" data-testid="key-warning-banner" data-value=k.clone()>
+                    <strong>{format!("Signing key {k}. ")}</strong>
+                    {format!("This node still signs with {key}, which is {k}. Re-key the node and review the evidence it signed with this key. ")}
+                    <a href="/keys">"Key registry"</a>
+                </div>
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------- JSON text areas
+
+/// A labelled JSON text area that says at once (and again on submit, server side)
+/// when the text is not valid JSON.
+#[component]
+pub fn JsonArea(
+    id: &'static str,
+    name: &'static str,
+    label: &'static str,
+    #[prop(into)] text: RwSignal<String>,
+    #[prop(optional)] rows: Option<u32>,
+    #[prop(optional)] testid: &'static str,
+) -> impl IntoView {
+    let err_id = format!("{id}-error");
+    let error = Memo::new(move |_| {
+        text.with(|t| {
+            (!t.trim().is_empty())
+                .then(|| crate::model::fleet::parse_json_field(label, t).err())
+                .flatten()
+        })
+    });
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <textarea
+                id=id
+                name=name
+                class="code"
+                rows=rows.unwrap_or(8)
+                spellcheck="false"
+                data-testid=testid
+                aria-invalid=move || if error.with(Option::is_some) { "true" } else { "false" }
+                aria-describedby=err_id.clone()
+                prop:value=move || text.get()
+                on:input=move |ev| text.set(event_target_value(&ev))
+            >
+                {text.get_untracked()}
+            </textarea>
+            <p id=err_id class="error small" aria-live="polite" data-testid=format!("{name}-json-error")>
+                {move || error.get()}
+            </p>
+        </div>
+    }
+}

@@ -1,0 +1,183 @@
+//! `/usage`: metering of a month (`?period=YYYY-MM`) and its cost estimate.
+
+use super::ui::{Badge, Stat, fetched, section_or_error};
+use crate::fns::get_usage;
+use crate::model::fleet::{BillingEstimate, TenantBill, UsageMetrics, UsageSummary, UsageView};
+use crate::model::human_bytes;
+use leptos::either::Either;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
+
+#[component]
+pub fn UsagePage() -> impl IntoView {
+    let query = use_query_map();
+    let period = Memo::new(move |_| query.with(|q| q.get("period")).filter(|p| !p.is_empty()));
+    let data = Resource::new(move || period.get(), get_usage);
+    view! {
+        <Title text="Usage · Ritma"/>
+        <div class="page-head"><h1>"Usage and cost"</h1></div>
+        <Form method="GET" action="/usage" attr:class="filters card" attr:aria-label="Choose the period">
+            <div class="field">
+                <label for="u-period">"Month"</label>
+                <input id="u-period" name="period" type="month" pattern="[0-9]{4}-[0-9]{2}" placeholder="YYYY-MM"
+                    data-testid="usage-period" value=move || period.get().unwrap_or_default()/>
+            </div>
+            <div class="field actions">
+                <button type="submit" class="primary">"Show"</button>
+                <a href="/usage" class="button">"Current month"</a>
+            </div>
+        </Form>
+        {fetched(data, |v| view! { <UsageBody v=v/> })}
+    }
+}
+
+#[component]
+fn UsageBody(v: UsageView) -> impl IntoView {
+    let u = v.usage;
+    view! {
+        <p class="muted" data-testid="usage-period-shown">"Period " <strong>{u.period.clone()}</strong></p>
+        <Totals m=u.totals.clone()/>
+        <section class="card" aria-labelledby="billing-h">
+            <h2 id="billing-h">"Cost estimate"</h2>
+            {section_or_error(v.billing, |b| view! { <Billing b=b/> })}
+        </section>
+        <div class="grid2">
+            <section class="card" aria-labelledby="tenants-h">
+                <h2 id="tenants-h">"By tenant"</h2>
+                <TenantTable u=u.clone()/>
+            </section>
+            <section class="card" aria-labelledby="daily-h">
+                <h2 id="daily-h">"By day"</h2>
+                <DailyTable u=u/>
+            </section>
+        </div>
+    }
+}
+
+#[component]
+fn Totals(m: UsageMetrics) -> impl IntoView {
+    view! {
+        <section class="cards" aria-label="Totals">
+            <Stat label="Decisions" value=m.decisions.to_string() sub="enforcement decisions" testid="usage-total-decisions"/>
+            <Stat label="DIG files" value=m.dig_files.to_string() sub="evidence files sealed" testid="usage-total-dig-files"/>
+            <Stat label="Storage" value=human_bytes(m.storage_bytes) sub="evidence stored" testid="usage-total-storage"/>
+            <Stat label="Snapshot exports" value=m.snapshot_exports.to_string() testid="usage-total-snapshot-exports"/>
+        </section>
+    }
+}
+
+/// The four metric headers and cells, shared by the tenant and daily tables.
+const METRIC_HEADERS: [&str; 4] = ["Decisions", "DIG files", "Storage", "Snapshot exports"];
+
+fn metric_headers() -> impl IntoView {
+    METRIC_HEADERS
+        .map(|h| view! { <th scope="col" class="num">{h}</th> })
+        .collect_view()
+}
+
+fn metric_cells(m: &UsageMetrics) -> impl IntoView + use<> {
+    view! {
+        <td class="num">{m.decisions}</td>
+        <td class="num">{m.dig_files}</td>
+        <td class="num" title=format!("{} bytes", m.storage_bytes)>{human_bytes(m.storage_bytes)}</td>
+        <td class="num">{m.snapshot_exports}</td>
+    }
+}
+
+#[component]
+fn TenantTable(u: UsageSummary) -> impl IntoView {
+    if u.tenants.is_empty() {
+        return Either::Left(view! { <p class="muted">"No usage in this period."</p> });
+    }
+    Either::Right(view! {
+        <div class="table-wrap">
+            <table data-testid="usage-tenants">
+                <thead><tr><th scope="col">"Tenant"</th><th scope="col" class="num">"Nodes"</th>{metric_headers()}</tr></thead>
+                <tbody>
+                    {u.tenants.iter().map(|t| view! {
+                        <tr data-tenant=t.tenant_id.clone()>
+                            <td>{t.tenant_id.clone()}</td>
+                            <td class="num">{t.nodes}</td>
+                            {metric_cells(&t.m)}
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    })
+}
+
+#[component]
+fn DailyTable(u: UsageSummary) -> impl IntoView {
+    if u.daily.is_empty() {
+        return Either::Left(view! { <p class="muted">"No daily usage in this period."</p> });
+    }
+    Either::Right(view! {
+        <div class="table-wrap">
+            <table data-testid="usage-daily">
+                <thead><tr><th scope="col">"Day"</th>{metric_headers()}</tr></thead>
+                <tbody>
+                    {u.daily.iter().map(|d| view! {
+                        <tr><td class="nowrap">{d.day.clone()}</td>{metric_cells(&d.m)}</tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    })
+}
+
+fn source_text(source: &str) -> &'static str {
+    match source {
+        "billing_daemon" => "from the billing service",
+        "price_table" => "from the configured price table",
+        _ => "source unknown",
+    }
+}
+
+#[component]
+fn Billing(b: BillingEstimate) -> impl IntoView {
+    let currency = b.currency.clone();
+    view! {
+        <p class="notice" data-testid="billing-label">{b.label.clone()}</p>
+        <p class="muted small" data-testid="billing-source" data-source=b.source.clone()>
+            "Source: " <Badge value=b.source.clone()/> " " {source_text(&b.source)}
+        </p>
+        <p class="big" data-testid="billing-total">"Total " <strong>{format!("{} {}", b.total, currency)}</strong></p>
+        {b.tenants.into_iter().map(|t| view! { <TenantBillView t=t currency=currency.clone()/> }).collect_view()}
+    }
+}
+
+#[component]
+fn TenantBillView(t: TenantBill, currency: String) -> impl IntoView {
+    view! {
+        <h3>"Tenant " {t.tenant_id.clone()} <span class="muted small">" · " {source_text(&t.source)}</span></h3>
+        {t.note.clone().map(|n| view! { <p class="muted small">{n}</p> })}
+        <div class="table-wrap">
+            <table data-testid="billing-lines" data-tenant=t.tenant_id.clone()>
+                <thead>
+                    <tr>
+                        <th scope="col">"Metric"</th>
+                        <th scope="col" class="num">"Quantity"</th>
+                        <th scope="col" class="num">"Unit price"</th>
+                        <th scope="col" class="num">"Amount"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {t.lines.into_iter().map(|l| view! {
+                        <tr>
+                            <td>{l.metric.replace('_', " ")}</td>
+                            <td class="num">{format!("{} {}", l.quantity, l.unit)}</td>
+                            <td class="num">{format!("{} {}", l.unit_price, currency)}</td>
+                            <td class="num">{format!("{} {}", l.amount, currency)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+                <tfoot>
+                    <tr><th scope="row" colspan="3">"Tenant total"</th><td class="num"><strong>{format!("{} {}", t.total, currency)}</strong></td></tr>
+                </tfoot>
+            </table>
+        </div>
+    }
+}

@@ -1,0 +1,435 @@
+//! Server functions of fleet operations: policies, connectors, keys, telemetry, usage
+//! and the node configuration template.
+
+use crate::model::AppError;
+use crate::model::fleet::{
+    Assignment, ConfigTemplate, Connector, DryRunReport, Key, KeysView, NodePolicy, NodeTelemetry,
+    Rulepack, RulepackRevision, UsageView,
+};
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+mod path {
+    use crate::server::api::seg;
+
+    /// `/api/orgs/{org}/{rest}`
+    pub fn org(org: &str, rest: &str) -> String {
+        format!("/api/orgs/{}/{rest}", seg(org))
+    }
+
+    /// `/api/nodes/{id}/{rest}`
+    pub fn node(id: &str, rest: &str) -> String {
+        format!("/api/nodes/{}/{rest}", seg(id))
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn bad(msg: String) -> AppError {
+    AppError::BadRequest(msg)
+}
+
+/// A trimmed, non-empty form value.
+#[cfg(feature = "ssr")]
+fn required(field: &str, value: &str) -> Result<String, AppError> {
+    let v = value.trim();
+    if v.is_empty() {
+        Err(bad(format!("{field} is required")))
+    } else {
+        Ok(v.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn mode(value: &str) -> Result<String, AppError> {
+    crate::model::fleet::one_of("mode", value, &["observe", "enforce"]).map_err(bad)
+}
+
+/// `YYYY-MM-DD` (a date input) as midnight UTC; RFC 3339 passes as is; empty: None.
+#[cfg(feature = "ssr")]
+fn date_time(field: &str, value: &str) -> Result<Option<String>, AppError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Ok(Some(format!("{d}T00:00:00Z")));
+    }
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|_| Some(v.to_string()))
+        .map_err(|_| bad(format!("{field} is not a date (YYYY-MM-DD)")))
+}
+
+// ---------------------------------------------------------------- policies
+
+#[server]
+pub async fn list_rulepacks() -> Result<Vec<Rulepack>, AppError> {
+    use crate::model::fleet::Items;
+    let (st, s) = super::ctx::current()?;
+    let list: Items<Rulepack> = st
+        .api
+        .get_json(&s.token, &path::org(&s.org, "rulepacks"), &[])
+        .await?;
+    Ok(list.items)
+}
+
+/// A new revision of rulepack `name` (`rules` is JSON text; `frameworks` comma separated).
+#[server]
+pub async fn create_rulepack(
+    name: String,
+    description: String,
+    frameworks: String,
+    rules: String,
+) -> Result<RulepackRevision, AppError> {
+    use crate::model::fleet::{parse_json_field, parse_list};
+    let (st, s) = super::ctx::current()?;
+    let name = required("name", &name)?;
+    let rules = parse_json_field("rules", &rules).map_err(bad)?;
+    let mut body = serde_json::json!({
+        "name": name,
+        "frameworks": parse_list(&frameworks),
+        "rules": rules,
+    });
+    if !description.trim().is_empty() {
+        body["description"] = description.trim().into();
+    }
+    st.api
+        .call_json(
+            reqwest::Method::POST,
+            &s.token,
+            &path::org(&s.org, "rulepacks"),
+            Some(&body),
+        )
+        .await
+}
+
+#[server]
+pub async fn list_assignments() -> Result<Vec<Assignment>, AppError> {
+    use crate::model::fleet::Items;
+    let (st, s) = super::ctx::current()?;
+    let list: Items<Assignment> = st
+        .api
+        .get_json(&s.token, &path::org(&s.org, "policy-assignments"), &[])
+        .await?;
+    Ok(list.items)
+}
+
+/// `{rulepack, revision?, mode}` from form values.
+#[cfg(feature = "ssr")]
+fn assignment_body(
+    rulepack: &str,
+    revision: &str,
+    mode_value: &str,
+) -> Result<serde_json::Value, AppError> {
+    let revision = crate::model::fleet::parse_revision(revision).map_err(bad)?;
+    let mut body = serde_json::json!({
+        "rulepack": required("rulepack", rulepack)?,
+        "mode": mode(mode_value)?,
+    });
+    if let Some(r) = revision {
+        body["revision"] = r.into();
+    }
+    Ok(body)
+}
+
+#[server]
+pub async fn create_assignment(
+    scope_kind: String,
+    scope_value: String,
+    rulepack: String,
+    revision: String,
+    mode: String,
+) -> Result<Assignment, AppError> {
+    use crate::model::fleet::one_of;
+    let (st, s) = super::ctx::current()?;
+    let kind = one_of("scope", &scope_kind, &["org", "tenant", "label", "node"]).map_err(bad)?;
+    let value = if kind == "org" {
+        String::new()
+    } else {
+        required("scope value", &scope_value)?
+    };
+    if kind == "label" && !value.contains('=') {
+        return Err(bad("a label scope is key=value".into()));
+    }
+    let mut body = assignment_body(&rulepack, &revision, &mode)?;
+    body["scope_kind"] = kind.into();
+    body["scope_value"] = value.into();
+    st.api
+        .call_json(
+            reqwest::Method::POST,
+            &s.token,
+            &path::org(&s.org, "policy-assignments"),
+            Some(&body),
+        )
+        .await
+}
+
+#[server]
+pub async fn delete_assignment(id: String) -> Result<(), AppError> {
+    use crate::server::api::seg;
+    let (st, s) = super::ctx::current()?;
+    let p = path::org(&s.org, &format!("policy-assignments/{}", seg(&id)));
+    st.api
+        .call(reqwest::Method::DELETE, &s.token, &p, None)
+        .await
+}
+
+#[server]
+pub async fn get_node_policy(id: String) -> Result<NodePolicy, AppError> {
+    let (st, s) = super::ctx::current()?;
+    st.api
+        .get_json(&s.token, &path::node(&id, "policies"), &[])
+        .await
+}
+
+/// Assigns a rulepack to one node (replaces its previous node-scoped assignment).
+#[server]
+pub async fn assign_node_policy(
+    node_id: String,
+    rulepack: String,
+    revision: String,
+    mode: String,
+) -> Result<Assignment, AppError> {
+    let (st, s) = super::ctx::current()?;
+    let body = assignment_body(&rulepack, &revision, &mode)?;
+    st.api
+        .call_json(
+            reqwest::Method::POST,
+            &s.token,
+            &path::node(&node_id, "policies"),
+            Some(&body),
+        )
+        .await
+}
+
+// ---------------------------------------------------------------- connectors
+
+#[server]
+pub async fn list_node_connectors(node_id: String) -> Result<Vec<Connector>, AppError> {
+    use crate::model::fleet::Items;
+    let (st, s) = super::ctx::current()?;
+    let list: Items<Connector> = st
+        .api
+        .get_json(&s.token, &path::node(&node_id, "connectors"), &[])
+        .await?;
+    Ok(list.items)
+}
+
+/// `/api/nodes/{node}/connectors/{id}{suffix}`
+#[cfg(feature = "ssr")]
+fn connector_path(node_id: &str, connector_id: &str, suffix: &str) -> String {
+    path::node(
+        node_id,
+        &format!(
+            "connectors/{}{suffix}",
+            crate::server::api::seg(connector_id)
+        ),
+    )
+}
+
+/// Adds or replaces connector `connector_id` of a node; `config` is JSON text without
+/// (or with a matching) `kind`.
+#[server]
+pub async fn put_connector(
+    node_id: String,
+    connector_id: String,
+    kind: String,
+    config: String,
+) -> Result<Connector, AppError> {
+    use crate::model::fleet::{CONNECTOR_KINDS, one_of, parse_json_field};
+    let (st, s) = super::ctx::current()?;
+    let cid = required("connector id", &connector_id)?;
+    let kind = one_of("kind", &kind, &CONNECTOR_KINDS).map_err(bad)?;
+    let mut body = parse_json_field("config", &config).map_err(bad)?;
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| bad("config must be a JSON object".into()))?;
+    obj.insert("kind".into(), kind.into());
+    st.api
+        .call_json(
+            reqwest::Method::PUT,
+            &s.token,
+            &connector_path(&node_id, &cid, ""),
+            Some(&body),
+        )
+        .await
+}
+
+#[server]
+pub async fn delete_connector(node_id: String, connector_id: String) -> Result<(), AppError> {
+    let (st, s) = super::ctx::current()?;
+    st.api
+        .call(
+            reqwest::Method::DELETE,
+            &s.token,
+            &connector_path(&node_id, &connector_id, ""),
+            None,
+        )
+        .await
+}
+
+/// Runs a connector's checks on the node now (nothing changes on the node).
+#[server]
+pub async fn dry_run_connector(
+    node_id: String,
+    connector_id: String,
+) -> Result<DryRunReport, AppError> {
+    let (st, s) = super::ctx::current()?;
+    st.api
+        .call_json(
+            reqwest::Method::POST,
+            &s.token,
+            &connector_path(&node_id, &connector_id, "/dry-run"),
+            None,
+        )
+        .await
+}
+
+/// The org's connectors across nodes, optionally by kind and last outcome.
+#[server]
+pub async fn list_connectors(
+    kind: Option<String>,
+    outcome: Option<String>,
+) -> Result<Vec<Connector>, AppError> {
+    use crate::model::fleet::Items;
+    let (st, s) = super::ctx::current()?;
+    let query: Vec<(&str, String)> = [("kind", kind), ("outcome", outcome)]
+        .into_iter()
+        .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
+        .collect();
+    let list: Items<Connector> = st
+        .api
+        .get_json(&s.token, &path::org(&s.org, "connectors"), &query)
+        .await?;
+    Ok(list.items)
+}
+
+// ---------------------------------------------------------------- keys
+
+/// Roles that may change key governance.
+#[cfg(feature = "ssr")]
+const KEY_ADMIN_ROLES: [&str; 2] = ["org_owner", "org_admin"];
+
+#[server]
+pub async fn get_keys() -> Result<KeysView, AppError> {
+    use crate::model::fleet::{KeyList, KeySummary};
+    let (st, s) = super::ctx::current()?;
+    let (list_path, summary_path) = (path::org(&s.org, "keys"), path::org(&s.org, "keys/summary"));
+    let (list, summary, roles) = tokio::try_join!(
+        st.api.get_json::<KeyList>(&s.token, &list_path, &[]),
+        st.api.get_json::<KeySummary>(&s.token, &summary_path, &[]),
+        st.api.roles(&s.token, &s.org),
+    )?;
+    Ok(KeysView {
+        list,
+        summary,
+        can_govern: roles.iter().any(|r| KEY_ADMIN_ROLES.contains(&r.as_str())),
+        fetched_ms: chrono::Utc::now().timestamp_millis(),
+    })
+}
+
+/// Registers a signing key (`rotate_by` and `expires_at`: dates, optional).
+#[server]
+pub async fn register_key(
+    key_id: String,
+    label: String,
+    rotate_by: String,
+    expires_at: String,
+) -> Result<Key, AppError> {
+    let (st, s) = super::ctx::current()?;
+    let mut body = serde_json::json!({
+        "key_id": required("key id", &key_id)?,
+        "label": label.trim(),
+    });
+    for (field, value) in [("rotate_by", &rotate_by), ("expires_at", &expires_at)] {
+        if let Some(t) = date_time(field, value)? {
+            body[field] = t.into();
+        }
+    }
+    st.api
+        .call_json(
+            reqwest::Method::POST,
+            &s.token,
+            &path::org(&s.org, "keys"),
+            Some(&body),
+        )
+        .await
+}
+
+/// Changes a key's governance status (admins only; audited).
+#[server]
+pub async fn govern_key(key_id: String, status: String, reason: String) -> Result<Key, AppError> {
+    use crate::model::fleet::{KEY_STATUSES, one_of};
+    let (st, s) = super::ctx::current()?;
+    let status = one_of("status", &status, &KEY_STATUSES).map_err(bad)?;
+    let mut body = serde_json::json!({ "status": status });
+    if !reason.trim().is_empty() {
+        body["reason"] = reason.trim().into();
+    }
+    let p = format!(
+        "/api/keys/{}/governance",
+        crate::server::api::seg(key_id.trim())
+    );
+    st.api
+        .call_json(reqwest::Method::PATCH, &s.token, &p, Some(&body))
+        .await
+}
+
+// ---------------------------------------------------------------- telemetry and usage
+
+/// The node's last 24 hours: SLO outcomes and enforcement decisions (each may fail alone).
+#[server]
+pub async fn get_node_telemetry(id: String) -> Result<NodeTelemetry, AppError> {
+    let (st, s) = super::ctx::current()?;
+    let hours = [("hours", "24".to_string())];
+    let events_path = path::org(
+        &s.org,
+        &format!("nodes/{}/events", crate::server::api::seg(&id)),
+    );
+    let slo_path = path::node(&id, "slo-summary");
+    let (slo, events) = tokio::join!(
+        st.api.get_json(&s.token, &slo_path, &hours),
+        st.api.get_json(&s.token, &events_path, &hours),
+    );
+    if let (Err(AppError::Unauthorized), _) | (_, Err(AppError::Unauthorized)) = (&slo, &events) {
+        return Err(AppError::Unauthorized);
+    }
+    Ok(NodeTelemetry { slo, events })
+}
+
+/// Metering and the cost estimate of `period` (`YYYY-MM`; None: the current month).
+#[server]
+pub async fn get_usage(period: Option<String>) -> Result<UsageView, AppError> {
+    let (st, s) = super::ctx::current()?;
+    let period = period.filter(|p| !p.is_empty());
+    if let Some(p) = &period
+        && !crate::model::fleet::is_period(p)
+    {
+        return Err(bad(format!("period {p:?} is not YYYY-MM")));
+    }
+    let query: Vec<(&str, String)> = period.into_iter().map(|p| ("period", p)).collect();
+    let (usage_path, billing_path) = (
+        path::org(&s.org, "usage/summary"),
+        path::org(&s.org, "billing/estimate"),
+    );
+    let (usage, billing) = tokio::join!(
+        st.api.get_json(&s.token, &usage_path, &query),
+        st.api.get_json(&s.token, &billing_path, &query),
+    );
+    Ok(UsageView {
+        usage: usage?,
+        billing,
+    })
+}
+
+#[server]
+pub async fn get_config_template(tenant: String) -> Result<ConfigTemplate, AppError> {
+    let (st, s) = super::ctx::current()?;
+    let tenant = required("tenant", &tenant)?;
+    st.api
+        .get_json(
+            &s.token,
+            &path::org(&s.org, "nodes/config-template"),
+            &[("tenant_id", tenant)],
+        )
+        .await
+}

@@ -1,0 +1,39 @@
+//! Shared by the fleet-operations handlers: routes that name a node without
+//! its org (`/api/nodes/{id}/...`) find the node first, then authorise.
+
+use ritma_db::nodes::{self, NodeRecord};
+use ritma_protocol::{NodeId, OrgId};
+
+use super::{AppState, path_id};
+use crate::auth::{Action, Principal};
+use crate::error::ApiError;
+
+/// The node `raw_id`, if the principal may do `action` in its org. A node of
+/// an org the principal has no role in is "not found", like a missing one.
+pub async fn node_authorized(
+    state: &AppState,
+    p: &Principal,
+    action: Action,
+    raw_id: &str,
+) -> Result<NodeRecord, ApiError> {
+    let id: NodeId = path_id(raw_id, "node")?;
+    let node = nodes::node_get_any(&state.pool, id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("node {id}")))?;
+    let org: OrgId = path_id(&node.org_id, "org")?;
+    p.authorize(&org, Action::ReadFleet)
+        .map_err(|_| ApiError::NotFound(format!("node {id}")))?;
+    p.authorize(&org, action)?;
+    Ok(node)
+}
+
+/// The org `raw`, if the principal may do `action` there.
+pub fn org_authorized(p: &Principal, action: Action, raw: &str) -> Result<OrgId, ApiError> {
+    let org: OrgId = path_id(raw, "org")?;
+    p.authorize(&org, action)?;
+    Ok(org)
+}
+
+pub fn db_tx_err(e: sqlx::Error) -> ApiError {
+    ApiError::Database(ritma_db::DbError::from(e))
+}

@@ -1,0 +1,253 @@
+//! Telemetry rollups, usage per tenant and period, and the cost estimate.
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use chrono::{Duration, DurationRound, Utc};
+use ritma_db::telemetry::{self, EnforcementCounts, UsageTotals};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::fleet_common::{node_authorized, org_authorized};
+use super::{AppState, PathParams, QueryParams, path_id};
+use crate::auth::{Action, Principal};
+use crate::error::ApiError;
+use crate::fleet::{Period, PriceTable, money};
+
+#[derive(Deserialize, Default)]
+pub struct HoursQuery {
+    pub hours: Option<i64>,
+}
+
+fn since(q: &HoursQuery) -> Result<chrono::DateTime<Utc>, ApiError> {
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=24 * 400).contains(&hours) {
+        return Err(ApiError::BadRequest("hours must be 1..=9600".into()));
+    }
+    // Whole hours, so the first bucket is complete.
+    let from = Utc::now() - Duration::hours(hours);
+    Ok(from.duration_trunc(Duration::hours(1)).unwrap_or(from))
+}
+
+/// `GET /api/nodes/{id}/slo-summary`: hourly SLO counts and their totals.
+pub async fn node_slo(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PathParams(id): PathParams<String>,
+    QueryParams(q): QueryParams<HoursQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let node = node_authorized(&state, &p, Action::ReadFleet, &id).await?;
+    let from = since(&q)?;
+    let buckets = telemetry::slo_buckets(&state.pool, &node.id, from).await?;
+    let mut totals: std::collections::BTreeMap<(String, String, String), i64> = Default::default();
+    for b in &buckets {
+        *totals
+            .entry((b.component.clone(), b.operation.clone(), b.outcome.clone()))
+            .or_default() += b.count;
+    }
+    let totals: Vec<Value> = totals
+        .into_iter()
+        .map(|((component, operation, outcome), count)| {
+            json!({ "component": component, "operation": operation, "outcome": outcome, "count": count })
+        })
+        .collect();
+    Ok(Json(json!({
+        "node_id": node.id, "from": from, "to": Utc::now(), "totals": totals, "buckets": buckets,
+    })))
+}
+
+/// `GET /api/orgs/{org}/nodes/{id}/events`: enforcement decisions per hour.
+pub async fn node_events(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PathParams((org, id)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<HoursQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let org = org_authorized(&p, Action::ReadFleet, &org)?;
+    let id: ritma_protocol::NodeId = path_id(&id, "node")?;
+    let node = ritma_db::nodes::node_get(&state.pool, org.as_str(), id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("node {id}")))?;
+    let from = since(&q)?;
+    let buckets = telemetry::enforcement_buckets(&state.pool, &node.id, from).await?;
+    let totals = buckets
+        .iter()
+        .fold(EnforcementCounts::default(), |t, b| EnforcementCounts {
+            allow: t.allow + b.counts.allow,
+            deny: t.deny + b.counts.deny,
+            throttle: t.throttle + b.counts.throttle,
+            isolate: t.isolate + b.counts.isolate,
+        });
+    Ok(Json(json!({
+        "node_id": node.id, "from": from, "to": Utc::now(), "totals": totals, "buckets": buckets,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct PeriodQuery {
+    pub period: Option<String>,
+}
+
+fn period_of(q: &PeriodQuery) -> Result<Period, ApiError> {
+    match q.period.as_deref().filter(|p| !p.is_empty()) {
+        None => Ok(Period::current()),
+        Some(p) => Period::parse(p)
+            .ok_or_else(|| ApiError::BadRequest(format!("period must be YYYY-MM, not {p:?}"))),
+    }
+}
+
+fn add(a: &UsageTotals, b: &UsageTotals) -> UsageTotals {
+    UsageTotals {
+        decisions: a.decisions + b.decisions,
+        dig_files: a.dig_files + b.dig_files,
+        storage_bytes: a.storage_bytes + b.storage_bytes,
+        snapshot_exports: a.snapshot_exports + b.snapshot_exports,
+    }
+}
+
+/// `GET /api/orgs/{org}/usage/summary?period=YYYY-MM`.
+pub async fn usage_summary(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PathParams(org): PathParams<String>,
+    QueryParams(q): QueryParams<PeriodQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let org = org_authorized(&p, Action::ReadFleet, &org)?;
+    let period = period_of(&q)?;
+    let (from, to) = (period.start(), period.end());
+    let tenants = telemetry::usage_by_tenant(&state.pool, org.as_str(), from, to).await?;
+    let daily = telemetry::usage_daily(&state.pool, org.as_str(), from, to).await?;
+    let totals = tenants
+        .iter()
+        .fold(UsageTotals::default(), |t, x| add(&t, &x.usage));
+    Ok(Json(json!({
+        "org_id": org, "period": period.label(), "period_idx": period.index(),
+        "from": from, "to": to, "totals": totals, "tenants": tenants, "daily": daily,
+    })))
+}
+
+fn estimate_lines(prices: &PriceTable, u: &UsageTotals) -> (Vec<Value>, f64) {
+    let quantities = [
+        u.decisions,
+        u.dig_files,
+        u.storage_bytes,
+        u.snapshot_exports,
+    ];
+    let mut total = 0.0;
+    let lines = prices
+        .lines()
+        .into_iter()
+        .zip(quantities)
+        .map(|((metric, price), quantity)| {
+            let amount = money(quantity as f64 / price.per * price.price);
+            total += amount;
+            json!({
+                "metric": metric, "quantity": quantity, "unit": price.unit,
+                "unit_price": price.price, "amount": amount,
+            })
+        })
+        .collect();
+    (lines, money(total))
+}
+
+const PRICE_TABLE_LABEL: &str =
+    "Estimate from the configured price table and the usage nodes reported; not an invoice.";
+const BILLING_LABEL: &str = "Invoice drafts from the billing service; final amounts may differ.";
+
+/// `GET /api/orgs/{org}/billing/estimate?period=YYYY-MM`: the billing
+/// daemon's drafts when configured (cached), otherwise (or for a tenant it
+/// cannot answer) a labelled estimate from the price table.
+pub async fn billing_estimate(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PathParams(org): PathParams<String>,
+    QueryParams(q): QueryParams<PeriodQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let org = org_authorized(&p, Action::ReadFleet, &org)?;
+    let period = period_of(&q)?;
+    let tenants =
+        telemetry::usage_by_tenant(&state.pool, org.as_str(), period.start(), period.end()).await?;
+    let prices = &state.fleet.prices;
+    let mut out = Vec::new();
+    let mut total = 0.0;
+    let mut sources = std::collections::BTreeSet::new();
+    for t in &tenants {
+        let draft = match &state.fleet.billing {
+            Some(b) => Some(b.invoice_draft(&t.tenant_id, period.index()).await),
+            None => None,
+        };
+        let entry = match draft {
+            Some(Ok(d)) => {
+                sources.insert("billing_daemon");
+                total += d.total;
+                json!({
+                    "tenant_id": t.tenant_id, "source": "billing_daemon",
+                    "currency": d.currency.clone().unwrap_or_else(|| prices.currency.clone()),
+                    "lines": d.lines, "total": money(d.total),
+                })
+            }
+            other => {
+                sources.insert("price_table");
+                let (lines, sum) = estimate_lines(prices, &t.usage);
+                total += sum;
+                let note = other.and_then(Result::err).map(|e| {
+                    format!("billing service unavailable ({e}); estimated from the price table")
+                });
+                json!({
+                    "tenant_id": t.tenant_id, "source": "price_table",
+                    "currency": prices.currency, "lines": lines, "total": sum, "note": note,
+                })
+            }
+        };
+        out.push(entry);
+    }
+    let source = match (
+        sources.contains("billing_daemon"),
+        sources.contains("price_table"),
+    ) {
+        (true, false) => "billing_daemon",
+        (true, true) => "mixed",
+        _ => "price_table",
+    };
+    let label = match source {
+        "billing_daemon" => BILLING_LABEL.to_owned(),
+        "mixed" => format!("{BILLING_LABEL} Tenants marked price_table: {PRICE_TABLE_LABEL}"),
+        _ => PRICE_TABLE_LABEL.to_owned(),
+    };
+    Ok(Json(json!({
+        "org_id": org, "period": period.label(), "period_idx": period.index(),
+        "currency": prices.currency, "source": source, "label": label,
+        "tenants": out, "total": money(total),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct TemplateQuery {
+    pub tenant_id: Option<String>,
+}
+
+/// `GET /api/orgs/{org}/nodes/config-template`: what a new node needs.
+pub async fn config_template(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PathParams(org): PathParams<String>,
+    QueryParams(q): QueryParams<TemplateQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let org = org_authorized(&p, Action::ReadFleet, &org)?;
+    if ritma_db::orgs::org_get(&state.pool, org.as_str())
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!("org {org}")));
+    }
+    let tenant = q
+        .tenant_id
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let tenant = ritma_protocol::TenantId::new(tenant.clone())
+        .map_err(|_| ApiError::BadRequest(format!("tenant_id {tenant:?} is not a valid id")))?;
+    Ok(Json(crate::template::node_template(
+        &state.fleet.template,
+        &org,
+        &tenant,
+    )))
+}
