@@ -84,10 +84,12 @@ CREATE TABLE signing_keys (
 );
 CREATE INDEX signing_keys_org ON signing_keys (org_id, key_id);
 
--- Hourly rollups per node, written by the ingest in the same transaction as
--- the raw rows it actually inserted (a redelivered message adds nothing).
+-- Hourly rollups, written by the ingest in the same transaction as the raw
+-- rows it actually inserted (a redelivered message adds nothing). Usage is
+-- rolled up per tenant (what billing needs): a batch of a thousand reports
+-- touches a row or two, not a thousand; enforcement and SLO per node (the
+-- node page shows them), where a node adds about one summary a minute.
 CREATE TABLE usage_hourly (
-    node_id          text NOT NULL,
     org_id           text NOT NULL,
     tenant_id        text NOT NULL,
     hour             timestamptz NOT NULL,
@@ -95,9 +97,8 @@ CREATE TABLE usage_hourly (
     dig_files        bigint NOT NULL DEFAULT 0,
     storage_bytes    bigint NOT NULL DEFAULT 0,
     snapshot_exports bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (node_id, hour)
+    PRIMARY KEY (org_id, tenant_id, hour)
 );
-CREATE INDEX usage_hourly_org_hour ON usage_hourly (org_id, hour);
 
 CREATE TABLE enforcement_hourly (
     node_id        text NOT NULL,

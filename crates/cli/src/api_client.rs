@@ -38,20 +38,37 @@ impl Api {
         .await
     }
 
-    pub async fn post<B: Serialize, R: DeserializeOwned>(
+    async fn send<B: Serialize, R: DeserializeOwned>(
         &self,
+        method: reqwest::Method,
         path: &str,
         body: &B,
     ) -> anyhow::Result<R> {
         Self::decode(
             self.http
-                .post(format!("{}{path}", self.base))
+                .request(method, format!("{}{path}", self.base))
                 .bearer_auth(&self.token)
                 .json(body)
                 .send()
                 .await?,
         )
         .await
+    }
+
+    pub async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<R> {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    pub async fn put<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<R> {
+        self.send(reqwest::Method::PUT, path, body).await
     }
 
     /// POST that treats 409 (already exists) as success.

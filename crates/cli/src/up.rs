@@ -39,6 +39,62 @@ const DEMO_NODES: [(&str, &str, &str); 3] = [
     ("demo-db-1", "staging", "role=db,zone=a"),
 ];
 const DEMO_ORG: &str = "demo";
+/// This demo node keeps its cached policy (a maintenance freeze), so the
+/// console has a drifted node to show.
+const HELD_NODE: &str = "demo-db-1";
+
+/// The demo org's rulepack, its org-wide assignment, and the demo nodes'
+/// signing keys; idempotent across restarts.
+async fn demo_fleet_settings(api: &Api) -> anyhow::Result<()> {
+    let _: Value = api
+        .post(
+            &format!("/api/orgs/{DEMO_ORG}/rulepacks"),
+            &json!({
+                "name": "baseline", "description": "Demo baseline",
+                "frameworks": ["cis", "soc2"],
+                "rules": { "deny": ["ptrace", "kexec_load"], "throttle": { "exec_per_sec": 50 } },
+            }),
+        )
+        .await?;
+    let assignments: Value = api
+        .get(&format!("/api/orgs/{DEMO_ORG}/policy-assignments"))
+        .await?;
+    if assignments["items"].as_array().is_none_or(|a| a.is_empty()) {
+        let _: Value = api
+            .post(
+                &format!("/api/orgs/{DEMO_ORG}/policy-assignments"),
+                &json!({ "scope_kind": "org", "rulepack": "baseline", "mode": "enforce" }),
+            )
+            .await?;
+    }
+    for (name, _, _) in DEMO_NODES {
+        api.post_idempotent(
+            &format!("/api/orgs/{DEMO_ORG}/keys"),
+            &json!({ "key_id": format!("{name}-signing-1"), "label": format!("{name} signing key") }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A host posture connector on every demo node, once it has enrolled.
+async fn demo_connectors(api: &Api) {
+    for (name, _, _) in DEMO_NODES {
+        let path = format!("/api/nodes/{name}/connectors/posture");
+        let body = json!({ "kind": "host", "allowed_ports": [22, 80, 443] });
+        let mut done = false;
+        for _ in 0..50 {
+            if api.put::<_, Value>(&path, &body).await.is_ok() {
+                done = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if !done {
+            eprintln!("  note: no posture connector on {name} (not enrolled yet)");
+        }
+    }
+}
 
 /// Children stopped gracefully (SIGTERM, then SIGKILL) when dropped.
 struct Children(Vec<(String, Child)>);
@@ -147,6 +203,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .env("RITMA_ADMIN_TOKEN_FILE", data.join("admin.token"))
         .env("RITMA_API_LISTEN", format!("127.0.0.1:{api_port}"))
         .env("RITMA_OFFLINE_GRACE_SECS", offline_grace.to_string())
+        // Short, so the demo's held node shows as drifted soon after start.
+        .env("RITMA_POLICY_DRIFT_GRACE_SECS", "20")
+        .env("RITMA_PUBLIC_URL", &api_url)
         .env(
             "RITMA_DEFAULT_HEARTBEAT_SECS",
             args.heartbeat_secs.to_string(),
@@ -166,6 +225,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     api.post_idempotent("/api/orgs", &json!({ "id": DEMO_ORG, "name": "Demo Org" }))
         .await?;
 
+    demo_fleet_settings(&api).await?;
+
     let mut nodes = Vec::new();
     for (name, tenant, labels) in DEMO_NODES {
         let state_dir = data.join("nodes").join(name);
@@ -180,7 +241,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .env("RITMA_HEARTBEAT_SECS", args.heartbeat_secs.to_string())
             .env("RITMA_SUMMARY_SECS", "15")
             .env("RITMA_KEY_ID", format!("{name}-signing-1"))
-            .env("RITMA_DEMO_DECISIONS_PER_SEC", "20");
+            .env("RITMA_DEMO_DECISIONS_PER_SEC", "20")
+            .env("RITMA_POLICY_SYNC_SECS", "60")
+            .env("UTLD_COMPLIANCE_INDEX", state_dir.join("compliance.jsonl"));
+        if name == HELD_NODE {
+            cmd.env("RITMA_POLICY_HOLD", "true");
+        }
         if !state_dir.join("identity.json").exists() {
             let token: Value = api
                 .post(
@@ -210,6 +276,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "  demo nodes    {} in org {DEMO_ORG} (tenants prod, staging)",
         nodes.len()
     );
+
+    demo_connectors(&api).await;
 
     let creds_path = data.join("integrator-demo.creds");
     integrator_creds(&api, DEMO_ORG, None, &[], 30 * 86_400, &creds_path).await?;

@@ -216,6 +216,12 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_price_table_is_the_built_in_one() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/price-table.json");
+        assert_eq!(PriceTable::load(&shipped).unwrap(), PriceTable::default());
+    }
+
+    #[test]
     fn price_table_refuses_nonsense() {
         let dir = std::env::temp_dir().join(format!("ritma-prices-{}", uuid::Uuid::new_v4()));
         std::fs::write(&dir, r#"{"currency":"EUR"}"#).unwrap();

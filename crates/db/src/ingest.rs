@@ -462,6 +462,7 @@ async fn slo_insert(tx: &mut Transaction<'_, Postgres>, rows: &[SloRow]) -> Resu
              FROM src s JOIN ins USING (node_id, seq),
                   jsonb_to_recordset(s.counts) AS c(component text, operation text, outcome text, count bigint)
              GROUP BY 1, 2, 3, 4, 5
+             ORDER BY 1, 2, 3, 4, 5
              ON CONFLICT (node_id, hour, component, operation, outcome)
              DO UPDATE SET count = slo_hourly.count + EXCLUDED.count
          )
@@ -503,13 +504,15 @@ async fn usage_insert(
              ON CONFLICT (node_id, seq) DO NOTHING
              RETURNING node_id, seq
          ), rolled AS (
-             INSERT INTO usage_hourly (node_id, org_id, tenant_id, hour, decisions, dig_files,
+             INSERT INTO usage_hourly (org_id, tenant_id, hour, decisions, dig_files,
                                        storage_bytes, snapshot_exports)
-             SELECT s.node_id, s.org_id, s.tenant_id, date_trunc('hour', s.period_start),
+             SELECT s.org_id, s.tenant_id, date_trunc('hour', s.period_start),
                     sum(s.decisions), sum(s.dig_files), sum(s.storage_bytes), sum(s.snapshot_exports)
              FROM src s JOIN ins USING (node_id, seq)
-             GROUP BY 1, 2, 3, 4
-             ON CONFLICT (node_id, hour) DO UPDATE SET
+             GROUP BY 1, 2, 3
+             -- One lock order for every worker: no deadlocks between batches.
+             ORDER BY 1, 2, 3
+             ON CONFLICT (org_id, tenant_id, hour) DO UPDATE SET
                  decisions = usage_hourly.decisions + EXCLUDED.decisions,
                  dig_files = usage_hourly.dig_files + EXCLUDED.dig_files,
                  storage_bytes = usage_hourly.storage_bytes + EXCLUDED.storage_bytes,
@@ -561,6 +564,7 @@ async fn events_insert(
                     sum(s.deny_count), sum(s.throttle_count), sum(s.isolate_count)
              FROM src s JOIN ins USING (node_id, seq)
              GROUP BY 1, 2
+             ORDER BY 1, 2
              ON CONFLICT (node_id, hour) DO UPDATE SET
                  allow_count = enforcement_hourly.allow_count + EXCLUDED.allow_count,
                  deny_count = enforcement_hourly.deny_count + EXCLUDED.deny_count,

@@ -17,6 +17,7 @@ pub struct UsageTotals {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct TenantUsage {
     pub tenant_id: String,
+    /// Active nodes of the tenant now.
     pub nodes: i64,
     #[sqlx(flatten)]
     #[serde(flatten)]
@@ -44,9 +45,12 @@ pub async fn usage_by_tenant(
     to: DateTime<Utc>,
 ) -> Result<Vec<TenantUsage>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT tenant_id, count(DISTINCT node_id) AS nodes, {SUMS}
-         FROM usage_hourly WHERE org_id = $1 AND hour >= $2 AND hour < $3
-         GROUP BY tenant_id ORDER BY tenant_id"
+        "SELECT u.tenant_id,
+                (SELECT count(*) FROM nodes n WHERE n.org_id = $1 AND n.tenant_id = u.tenant_id
+                   AND n.status <> 'decommissioned') AS nodes,
+                {SUMS}
+         FROM usage_hourly u WHERE u.org_id = $1 AND u.hour >= $2 AND u.hour < $3
+         GROUP BY u.tenant_id ORDER BY u.tenant_id"
     )))
     .bind(org_id)
     .bind(from)
