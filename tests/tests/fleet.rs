@@ -468,6 +468,24 @@ async fn revoking_a_key_in_use_raises_a_warning_live() {
         .await
         .unwrap();
     assert_eq!(viewer.status().as_u16(), 403);
+    // Someone of another org learns nothing: the node and the key are "not found".
+    for (method, path) in [
+        (Method::GET, "/api/nodes/signer/policies"),
+        (Method::GET, "/api/nodes/signer/connectors"),
+        (Method::PATCH, "/api/keys/sign-2026/governance"),
+    ] {
+        let outsider = stack
+            .http
+            .request(method, format!("{}{path}", stack.api_url()))
+            .header("x-user-id", "mallory")
+            .header("x-org-id", "globex")
+            .header("x-roles", "org_owner")
+            .json(&json!({ "status": "revoked" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(outsider.status().as_u16(), 404, "{path}");
+    }
     let (status, err) = stack
         .api(
             Method::PATCH,
