@@ -16,6 +16,10 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 }
 
+# One build per run: incremental artifacts only fill the disk (a fresh clone's
+# debug target with them passed 9 GiB and grew).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 say "prerequisites"
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
 command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_install postgresql
