@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::DbError;
 
@@ -27,13 +27,13 @@ const COLUMNS: &str = "c.id, c.node_id, n.tenant_id, c.kind, c.config, c.created
 
 /// Create or replace a connector; `true` when it was created.
 pub async fn connector_upsert(
-    pool: &PgPool,
+    tx: &mut Transaction<'_, Postgres>,
     org_id: &str,
     node_id: &str,
     id: &str,
     kind: &str,
     config: &serde_json::Value,
-) -> Result<(ConnectorRecord, bool), DbError> {
+) -> Result<bool, DbError> {
     let created: bool = sqlx::query_scalar(
         "INSERT INTO node_connectors (node_id, id, org_id, kind, config)
          VALUES ($1, $2, $3, $4, $5)
@@ -48,12 +48,9 @@ pub async fn connector_upsert(
     .bind(org_id)
     .bind(kind)
     .bind(config)
-    .fetch_one(pool)
+    .fetch_one(tx.as_mut())
     .await?;
-    let record = connector_get(pool, org_id, node_id, id)
-        .await?
-        .ok_or_else(|| DbError::Corrupt(format!("connector {id} vanished")))?;
-    Ok((record, created))
+    Ok(created)
 }
 
 pub async fn connector_get(
@@ -74,7 +71,7 @@ pub async fn connector_get(
 }
 
 pub async fn connector_delete(
-    pool: &PgPool,
+    tx: &mut Transaction<'_, Postgres>,
     org_id: &str,
     node_id: &str,
     id: &str,
@@ -84,7 +81,7 @@ pub async fn connector_delete(
             .bind(org_id)
             .bind(node_id)
             .bind(id)
-            .execute(pool)
+            .execute(tx.as_mut())
             .await?;
     Ok(done.rows_affected() == 1)
 }

@@ -68,11 +68,7 @@ pub async fn transitions_record(
     let col = |f: fn(&StatusTransition) -> &str| -> Vec<String> {
         transitions.iter().map(|t| f(t).to_owned()).collect()
     };
-    let (nodes, orgs, tenants) = (
-        col(|t| &t.node_id),
-        col(|t| &t.org_id),
-        col(|t| &t.tenant_id),
-    );
+    let nodes = col(|t| &t.node_id);
     let (froms, tos, reasons) = (col(|t| &t.from), col(|t| &t.to), col(|t| &t.reason));
     sqlx::query(
         "INSERT INTO node_status_history (node_id, from_status, to_status, reason)
@@ -84,24 +80,18 @@ pub async fn transitions_record(
     .bind(&reasons)
     .execute(tx.as_mut())
     .await?;
-    sqlx::query(
-        "INSERT INTO state_outbox (org_id, tenant_id, node_id, payload)
-         SELECT o, t, n, jsonb_build_object('kind', 'status', 'from', f, 'to', s, 'reason', r)
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-              AS x(o, t, n, f, s, r)",
-    )
-    .bind(&orgs)
-    .bind(&tenants)
-    .bind(&nodes)
-    .bind(&froms)
-    .bind(&tos)
-    .bind(&reasons)
-    .execute(tx.as_mut())
-    .await?;
-    sqlx::query("SELECT pg_notify('ritma_outbox', '')")
-        .execute(tx.as_mut())
-        .await?;
-    Ok(())
+    let changes: Vec<NodeChange> = transitions
+        .iter()
+        .map(|t| NodeChange {
+            org_id: t.org_id.clone(),
+            tenant_id: t.tenant_id.clone(),
+            node_id: t.node_id.clone(),
+            payload: serde_json::json!({
+                "kind": "status", "from": t.from, "to": t.to, "reason": t.reason,
+            }),
+        })
+        .collect();
+    changes_record(tx, &changes).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

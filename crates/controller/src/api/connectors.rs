@@ -50,8 +50,10 @@ pub async fn put(
         .validate()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let value = serde_json::to_value(&config).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (record, created) = connectors::connector_upsert(
-        &state.pool,
+    // The change and its audit entry commit together.
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    let created = connectors::connector_upsert(
+        &mut tx,
         &node.org_id,
         &node.id,
         &cid,
@@ -59,7 +61,6 @@ pub async fn put(
         &value,
     )
     .await?;
-    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
     audit::record(
         &mut tx,
         audit::entry(
@@ -72,6 +73,9 @@ pub async fn put(
     )
     .await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
+    let record = connectors::connector_get(&state.pool, &node.org_id, &node.id, &cid)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("connector {cid} vanished")))?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -87,10 +91,10 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let node = node_authorized(&state, &p, Action::ManageNodes, &id).await?;
     let cid = connector_id_check(&cid)?;
-    if !connectors::connector_delete(&state.pool, &node.org_id, &node.id, &cid).await? {
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    if !connectors::connector_delete(&mut tx, &node.org_id, &node.id, &cid).await? {
         return Err(ApiError::NotFound(format!("connector {cid}")));
     }
-    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
     audit::record(
         &mut tx,
         audit::entry(

@@ -33,7 +33,3 @@ pub fn org_authorized(p: &Principal, action: Action, raw: &str) -> Result<OrgId,
     p.authorize(&org, action)?;
     Ok(org)
 }
-
-pub fn db_tx_err(e: sqlx::Error) -> ApiError {
-    ApiError::Database(ritma_db::DbError::from(e))
-}

@@ -11,7 +11,7 @@ use ritma_protocol::{KeyStatus, OrgId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::fleet_common::{db_tx_err, org_authorized};
+use super::fleet_common::org_authorized;
 use super::{AppState, JsonBody, PathParams, path_id};
 use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
@@ -119,7 +119,7 @@ async fn key_apply(
     action: &str,
     before: Option<&KeyRecord>,
 ) -> Result<KeyRecord, ApiError> {
-    let mut tx = state.pool.begin().await.map_err(db_tx_err)?;
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
     if keys::key_upsert(&mut tx, k).await?.is_none() {
         return Err(ApiError::Conflict(format!(
             "key {} belongs to another org",
@@ -136,7 +136,7 @@ async fn key_apply(
         ),
     )
     .await?;
-    tx.commit().await.map_err(db_tx_err)?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
     keys::key_get(&state.pool, k.key_id)
         .await?
         .ok_or_else(|| ApiError::Internal("key vanished".into()))

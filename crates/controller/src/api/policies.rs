@@ -10,7 +10,7 @@ use ritma_protocol::{EnforcementMode, NodeId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::fleet_common::{db_tx_err, node_authorized, org_authorized};
+use super::fleet_common::{node_authorized, org_authorized};
 use super::{AppState, JsonBody, PathParams, path_id};
 use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
@@ -137,7 +137,7 @@ pub async fn rulepack_create(
     }
     let sha256 = content_sha256(&content);
     let actor = p.actor();
-    let mut tx = state.pool.begin().await.map_err(db_tx_err)?;
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
     let (record, created) = policies::rulepack_revision_insert(
         &mut tx,
         &NewRulepack {
@@ -166,7 +166,7 @@ pub async fn rulepack_create(
         )
         .await?;
     }
-    tx.commit().await.map_err(db_tx_err)?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
     commands::policy_changed_send(&state.accounts, org.as_str(), &reassigned).await;
     let status = if created {
         StatusCode::CREATED
@@ -244,7 +244,7 @@ async fn assignment_add(
 ) -> Result<AssignmentRecord, ApiError> {
     let selector = assignment_check(state, org, &mut body).await?;
     let actor = p.actor();
-    let mut tx = state.pool.begin().await.map_err(db_tx_err)?;
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
     let id = policies::assignment_insert(
         &mut tx,
         &NewAssignment {
@@ -272,7 +272,7 @@ async fn assignment_add(
         ),
     )
     .await?;
-    tx.commit().await.map_err(db_tx_err)?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
     commands::policy_changed_send(&state.accounts, org, &reassigned).await;
     policies::assignment_get(&state.pool, org, id)
         .await?
@@ -310,7 +310,7 @@ pub async fn assignment_delete(
     let before = policies::assignment_get(&state.pool, org.as_str(), id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("assignment {id}")))?;
-    let mut tx = state.pool.begin().await.map_err(db_tx_err)?;
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
     if !policies::assignment_delete(&mut tx, org.as_str(), id).await? {
         return Err(ApiError::NotFound(format!("assignment {id}")));
     }
@@ -321,7 +321,7 @@ pub async fn assignment_delete(
             .states(serde_json::to_value(&before).ok(), None),
     )
     .await?;
-    tx.commit().await.map_err(db_tx_err)?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
     commands::policy_changed_send(&state.accounts, org.as_str(), &reassigned).await;
     Ok(StatusCode::NO_CONTENT)
 }
