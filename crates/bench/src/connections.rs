@@ -12,7 +12,7 @@ use ritma_sim::{Counters, RunConfig, SummaryMix};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::stack::{Stack, cpu_secs, rss, self_pid};
+use crate::stack::{CpuMeter, Stack, rss, self_pid};
 use crate::{mib, summary_ms};
 
 #[derive(clap::Args)]
@@ -119,11 +119,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     let connect_secs = connect_start.elapsed().as_secs_f64();
     eprintln!("connections up after {connect_secs:.1}s; holding ...");
     let mut samples = vec![];
-    let cpu0 = (
-        stack.nats.pid().and_then(cpu_secs),
-        stack.controller_pid().and_then(cpu_secs),
-        Instant::now(),
-    );
+    let cpu = CpuMeter::start(&stack);
     while !sim.is_finished() {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let varz = stack.varz().await.unwrap_or(Value::Null);
@@ -136,15 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             "sim_rss_mib": rss(self_pid()).map(|r| mib(r.0)),
         }));
     }
-    let cpu_elapsed = cpu0.2.elapsed().as_secs_f64();
-    let cores = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => Some(((b - a) / cpu_elapsed * 100.0).round() / 100.0),
-        _ => None,
-    };
-    let cpu = (
-        cores(cpu0.0, stack.nats.pid().and_then(cpu_secs)),
-        cores(cpu0.1, stack.controller_pid().and_then(cpu_secs)),
-    );
+    let cores = cpu.cores(&stack);
     let report = sim.await??;
     let lag: Vec<f64> = sqlx::query_scalar(
         "SELECT (extract(epoch FROM last_seen_at - last_sent_at) * 1000)::float8 FROM nodes
@@ -171,7 +159,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     let lag = summary_ms(lag);
     println!(
         "{} nodes, {} connected ({} failed) in {connect_secs:.1}s; nats-server mem peak {peak} MiB (idle {:?} MiB), controller RSS peak {peak_ctrl} MiB (idle {:?} MiB), load generator RSS {peak_sim} MiB; \
-         heartbeats sent {} acked {} failed {}; online {online}; heartbeat lag p50 {} ms p99 {} ms; cores nats {:?} controller {:?}",
+         heartbeats sent {} acked {} failed {}; online {online}; heartbeat lag p50 {} ms p99 {} ms; cores {cores}",
         args.nodes,
         report.connections,
         report.connect_failed,
@@ -182,8 +170,6 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         report.failed,
         lag["p50_ms"],
         lag["p99_ms"],
-        cpu.0,
-        cpu.1,
     );
     Ok(json!({
         "nodes": args.nodes, "heartbeat_secs": args.heartbeat_secs,
@@ -192,7 +178,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         "nats_mem_peak_mib": peak, "controller_rss_peak_mib": peak_ctrl, "sim_rss_peak_mib": peak_sim,
         "nats_rss_before_mib": idle_rss.0.map(|r| mib(r.0)),
         "controller_rss_before_mib": idle_rss.1.map(|r| mib(r.0)),
-        "cores_nats_server": cpu.0, "cores_controller": cpu.1,
+        "cores": cores,
         "heartbeat_lag": lag, "samples": samples,
     }))
 }

@@ -17,7 +17,7 @@ use ritma_protocol::{TelemetryKind, subjects};
 use ritma_sim::SimNode;
 use serde_json::{Value, json};
 
-use crate::stack::Stack;
+use crate::stack::{CpuMeter, Stack};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -129,6 +129,7 @@ async fn raw_phase(
         Err(_) => consumer,
     };
     let timeout = Duration::from_secs(args.timeout_secs);
+    let cpu = CpuMeter::start(stack);
     let consumer_task = tokio::spawn(async move {
         let start = Instant::now();
         let mut got = 0usize;
@@ -155,11 +156,12 @@ async fn raw_phase(
     })
     .await;
     let (secs, got) = consumer_task.await?;
+    let cores = cpu.cores(stack);
     let _ = js.delete_stream(RAW_STREAM).await;
     Ok(json!({
         "messages": m, "consumed": got, "publish_failed": failed,
         "publish_secs": pub_secs, "publish_rate": m as f64 / pub_secs,
-        "secs": secs, "rate": got as f64 / secs,
+        "secs": secs, "rate": got as f64 / secs, "cores": cores,
     }))
 }
 
@@ -173,6 +175,7 @@ async fn product_phase(
     let js = jetstream::new(client);
     let m = items.len() as u64;
     let before = stack.ingested().await?;
+    let cpu = CpuMeter::start(stack);
     let start = Instant::now();
     let publisher = {
         let js = js.clone();
@@ -202,6 +205,7 @@ async fn product_phase(
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    let cores = cpu.cores(stack);
     let (pub_secs, failed) = publisher.await?;
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM node_usage_reports")
         .fetch_one(&stack.pool)
@@ -217,10 +221,22 @@ async fn product_phase(
         (Some((t0, d0)), Some((t1, d1))) if t1 > t0 => Some((d1 - d0) as f64 / (t1 - t0)),
         _ => None,
     };
+    // Commit rate while the publisher is still running (both compete for
+    // the same cores), and after it finished (the backlog drains alone).
+    let first_after = samples.iter().find(|(t, _)| *t >= pub_secs).copied();
+    let rate_between = |(t0, d0): (f64, u64), (t1, d1): (f64, u64)| {
+        (t1 > t0).then(|| (d1 - d0) as f64 / (t1 - t0))
+    };
+    let while_publishing = first_after.and_then(|p| rate_between((0.0, 0), p));
+    let draining = match (first_after, samples.last().copied()) {
+        (Some(p), Some(last)) => rate_between(p, last),
+        _ => None,
+    };
     Ok(json!({
         "messages": m, "committed": done, "rows": rows, "publish_failed": failed,
         "publish_secs": pub_secs, "publish_rate": m as f64 / pub_secs,
-        "secs": secs, "rate": done as f64 / secs, "steady_rate": steady,
+        "secs": secs, "rate": done as f64 / secs, "steady_rate": steady, "cores": cores,
+        "commit_rate_while_publishing": while_publishing, "commit_rate_draining": draining,
     }))
 }
 
@@ -257,6 +273,15 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     println!(
         "raw publish+consume {raw_rate:.0} msg/s | product ingest {rate:.0} msg/s | ratio {:.1}% (target ≥ 80%) | body {avg} bytes",
         ratio * 100.0
+    );
+    println!("cores, raw: {}", raw["cores"]);
+    println!("cores, product: {}", product["cores"]);
+    println!(
+        "product commit rate while the publisher runs {:.0} msg/s, draining the backlog after it stopped {:.0} msg/s",
+        product["commit_rate_while_publishing"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        product["commit_rate_draining"].as_f64().unwrap_or(f64::NAN),
     );
     Ok(json!({
         "body_bytes": avg, "nodes": nodes.len(), "window": args.window,

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 
-use crate::stack::{Stack, cpu_secs};
+use crate::stack::{CpuMeter, Stack};
 use crate::summary_ms;
 
 #[derive(clap::Args)]
@@ -107,10 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             linger: Duration::ZERO,
             seq_base,
         };
-        let cpu0 = (
-            stack.controller_pid().and_then(cpu_secs),
-            stack.nats.pid().and_then(cpu_secs),
-        );
+        let cpu = CpuMeter::start(&stack);
         let started = Instant::now();
         eprintln!(
             "rate {rate} msg/s: {} nodes, one usage report each every {:.3}s ...",
@@ -118,11 +115,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             interval.as_secs_f64()
         );
         let report = ritma_sim::run(nodes.clone(), cfg).await?;
-        let elapsed = started.elapsed().as_secs_f64();
-        let cpu1 = (
-            stack.controller_pid().and_then(cpu_secs),
-            stack.nats.pid().and_then(cpu_secs),
-        );
+        let cores = cpu.cores(&stack);
         let sends = sent.await?;
         // Let the last batches commit.
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -160,20 +153,14 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         .await
         .ok()
         .flatten();
-        let cores = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => Some(((b - a) / elapsed * 100.0).round() / 100.0),
-            _ => None,
-        };
         let summary = summary_ms(lat);
         println!(
-            "offered {rate}/s: achieved {:.0}/s acked; publish→commit p50 {} ms, p99 {} ms, p999 {} ms (n={}, missing {missing}); cores: controller {:?}, nats-server {:?}",
+            "offered {rate}/s: achieved {:.0}/s acked; publish→commit p50 {} ms, p99 {} ms, p999 {} ms (n={}, missing {missing}); cores: {cores}",
             report.acked_per_sec,
             summary["p50_ms"],
             summary["p99_ms"],
             summary["p999_ms"],
             summary["n"],
-            cores(cpu0.0, cpu1.0),
-            cores(cpu0.1, cpu1.1),
         );
         results.push(json!({
             "offered_rate": rate,
@@ -182,8 +169,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             "publish_to_commit": summary,
             "missing_acks": missing,
             "db_received_minus_sent_ms": db.map(|(a, b, c)| json!({"p50": a, "p99": b, "p999": c})),
-            "cores_controller": cores(cpu0.0, cpu1.0),
-            "cores_nats_server": cores(cpu0.1, cpu1.1),
+            "cores": cores,
         }));
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

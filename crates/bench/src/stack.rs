@@ -302,6 +302,74 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// CPU time of every PostgreSQL process on the machine (the server and all
+/// its backends), in seconds: the benchmark's database work runs in backends
+/// that come and go, so they are summed by name.
+fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .filter_map(cpu_secs)
+        .sum()
+}
+
+/// Where the CPU went between `start` and `cores`: cores used by nats-server,
+/// the controller, PostgreSQL and the load generator (this process), and what
+/// was left of the machine. This is how a benchmark names what bounds it.
+pub struct CpuMeter {
+    at: std::time::Instant,
+    readings: [Option<f64>; 4],
+}
+
+impl CpuMeter {
+    const PARTS: [&'static str; 4] = ["nats_server", "controller", "postgres", "load_generator"];
+
+    fn read(stack: &Stack) -> [Option<f64>; 4] {
+        [
+            stack.nats.pid().and_then(cpu_secs),
+            stack.controller_pid().and_then(cpu_secs),
+            Some(postgres_cpu_secs()),
+            cpu_secs(self_pid()),
+        ]
+    }
+
+    pub fn start(stack: &Stack) -> Self {
+        Self {
+            at: std::time::Instant::now(),
+            readings: Self::read(stack),
+        }
+    }
+
+    /// Cores used by each part since `start`, plus `idle` (of all cores).
+    pub fn cores(&self, stack: &Stack) -> serde_json::Value {
+        let secs = self.at.elapsed().as_secs_f64().max(1e-3);
+        let now = Self::read(stack);
+        let mut out = serde_json::Map::new();
+        let mut used = 0.0;
+        for ((name, a), b) in Self::PARTS.iter().zip(self.readings).zip(now) {
+            let cores = match (a, b) {
+                (Some(a), Some(b)) => (b - a) / secs,
+                _ => continue,
+            };
+            used += cores;
+            out.insert((*name).into(), round2(cores).into());
+        }
+        let total = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        out.insert("idle".into(), round2((total - used).max(0.0)).into());
+        serde_json::Value::Object(out)
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 pub fn self_pid() -> u32 {
     std::process::id()
 }

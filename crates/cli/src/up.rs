@@ -192,7 +192,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let api_port = free_port()?;
     let api_url = format!("http://127.0.0.1:{api_port}");
-    let offline_grace = 2;
+    let offline_grace = ritma_controller::config::DEFAULT_OFFLINE_GRACE_SECS.unsigned_abs();
     let mut children = Children(vec![]);
     let controller = Command::new(&exe)
         .arg("controller")

@@ -5,6 +5,14 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+/// Offline deadline = `RITMA_OFFLINE_INTERVALS` x interval + this grace. The
+/// promise is "offline within 3 x interval + 2 s": the grace takes 1 s of
+/// those 2, the reconciler's tick and commit the rest.
+pub const DEFAULT_OFFLINE_GRACE_SECS: i32 = 1;
+/// The reconciler's tick: a due-scan on two partial indexes, cheap when
+/// nothing is due, so it runs often and adds little to the deadline.
+pub const DEFAULT_RECONCILE_MS: u64 = 200;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "ritma-controller",
@@ -44,17 +52,18 @@ pub struct Config {
     /// Most messages per ingest batch (one transaction).
     #[arg(long, env = "RITMA_BATCH_SIZE", default_value_t = 1000)]
     pub batch_size: usize,
-    /// Longest wait to fill a batch, in milliseconds.
-    #[arg(long, env = "RITMA_BATCH_WAIT_MS", default_value_t = 50)]
+    /// Longest wait to fill a batch, in milliseconds (sets publish → commit
+    /// latency at low rates; at high rates batches fill before it).
+    #[arg(long, env = "RITMA_BATCH_WAIT_MS", default_value_t = 20)]
     pub batch_wait_ms: u64,
     /// A node is offline after this many missed intervals ...
     #[arg(long, env = "RITMA_OFFLINE_INTERVALS", default_value_t = 3)]
     pub offline_intervals: i32,
     /// ... plus this grace, in seconds.
-    #[arg(long, env = "RITMA_OFFLINE_GRACE_SECS", default_value_t = 2)]
+    #[arg(long, env = "RITMA_OFFLINE_GRACE_SECS", default_value_t = DEFAULT_OFFLINE_GRACE_SECS)]
     pub offline_grace_secs: i32,
     /// How often offline detection runs, in milliseconds.
-    #[arg(long, env = "RITMA_RECONCILE_MS", default_value_t = 500)]
+    #[arg(long, env = "RITMA_RECONCILE_MS", default_value_t = DEFAULT_RECONCILE_MS)]
     pub reconcile_ms: u64,
     /// Lifetime of node bus credentials; nodes refresh before expiry.
     #[arg(long, env = "RITMA_NODE_JWT_TTL_SECS", default_value_t = 3600)]
@@ -169,10 +178,10 @@ impl Config {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers: 2,
             batch_size: 1000,
-            batch_wait_ms: 50,
+            batch_wait_ms: 20,
             offline_intervals: 3,
-            offline_grace_secs: 2,
-            reconcile_ms: 500,
+            offline_grace_secs: DEFAULT_OFFLINE_GRACE_SECS,
+            reconcile_ms: DEFAULT_RECONCILE_MS,
             node_jwt_ttl_secs: 3600,
             default_heartbeat_secs: 10,
             stream_replicas: 1,

@@ -2,8 +2,14 @@
 //! (`stale_after` = 2 x interval, `offline_after` = k x interval + grace, from
 //! the controller's receive time), so one indexed scan finds the nodes due.
 //! Several controllers may run this at once: rows are claimed with SKIP LOCKED.
+//!
+//! Offline deadlines are claimed before stale ones, most overdue first (the
+//! partial deadline indexes give that order without a sort): when a whole
+//! fleet falls due at once, the offline deadline is the one that is promised,
+//! and a node whose stale mark is still pending goes straight to offline
+//! (one transition instead of two).
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::DbError;
 use crate::outbox::{StatusTransition, transitions_record};
@@ -11,28 +17,65 @@ use crate::outbox::{StatusTransition, transitions_record};
 /// Most nodes claimed per transaction.
 pub const BATCH: i64 = 5000;
 
-/// Move overdue nodes to stale or offline; returns the committed transitions.
+#[derive(Clone, Copy)]
+enum Deadline {
+    Offline,
+    Stale,
+}
+
+/// (id, org, tenant, old status, new status, interval)
+type Claimed = (String, String, String, String, String, i32);
+
+async fn overdue_claim(
+    tx: &mut Transaction<'_, Postgres>,
+    deadline: Deadline,
+    limit: i64,
+) -> Result<Vec<Claimed>, DbError> {
+    // The CTE reads each row's status under its row lock, so it is the
+    // status this transaction replaces.
+    let sql = match deadline {
+        Deadline::Offline => {
+            "WITH due AS (
+                 SELECT id, status FROM nodes
+                 WHERE status IN ('online','degraded','stale') AND offline_after <= now()
+                 ORDER BY offline_after
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE nodes n SET status = 'offline', status_changed_at = now()
+             FROM due WHERE n.id = due.id
+             RETURNING n.id, n.org_id, n.tenant_id, due.status, n.status, n.interval_secs"
+        }
+        Deadline::Stale => {
+            "WITH due AS (
+                 SELECT id, status FROM nodes
+                 WHERE status IN ('online','degraded') AND stale_after <= now()
+                 ORDER BY stale_after
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE nodes n
+             SET status = CASE WHEN n.offline_after <= now() THEN 'offline' ELSE 'stale' END,
+                 status_changed_at = now()
+             FROM due WHERE n.id = due.id
+             RETURNING n.id, n.org_id, n.tenant_id, due.status, n.status, n.interval_secs"
+        }
+    };
+    Ok(sqlx::query_as(sql)
+        .bind(limit)
+        .fetch_all(tx.as_mut())
+        .await?)
+}
+
+/// Move overdue nodes to offline or stale (at most [`BATCH`] per call);
+/// returns the committed transitions.
 pub async fn nodes_mark_overdue(pool: &PgPool) -> Result<Vec<StatusTransition>, DbError> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<(String, String, String, String, String, i32)> = sqlx::query_as(
-        "WITH due AS (
-             SELECT id FROM nodes
-             WHERE (status IN ('online','degraded','stale') AND offline_after <= now())
-                OR (status IN ('online','degraded') AND stale_after <= now())
-             ORDER BY id
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED
-         )
-         UPDATE nodes n
-         SET status = CASE WHEN n.offline_after <= now() THEN 'offline' ELSE 'stale' END,
-             status_changed_at = now()
-         FROM due, nodes old
-         WHERE n.id = due.id AND old.id = n.id
-         RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status, n.interval_secs",
-    )
-    .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
+    let mut rows = overdue_claim(&mut tx, Deadline::Offline, BATCH).await?;
+    let left = BATCH - rows.len() as i64;
+    if left > 0 {
+        rows.extend(overdue_claim(&mut tx, Deadline::Stale, left).await?);
+    }
     let transitions: Vec<StatusTransition> = rows
         .into_iter()
         .filter(|r| r.3 != r.4)

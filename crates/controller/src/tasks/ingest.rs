@@ -15,7 +15,7 @@ use ritma_db::ingest::{
 };
 use ritma_protocol::{NodeSubject, Telemetry, subjects};
 use sqlx::PgPool;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff;
@@ -30,10 +30,27 @@ pub struct IngestStats {
     pub db_ok: AtomicBool,
 }
 
-/// Read a pull request's deliveries this long past its expiry (network and
-/// scheduling slack); a message that still arrived later is redelivered
-/// after the ack wait, and the idempotent writes absorb it.
+/// A batch is closed this long after its pull request expired on the
+/// server: by then the request's deliveries have almost always arrived.
+const PULL_SETTLE: Duration = Duration::from_millis(5);
+/// Deliveries of the request that still arrive up to this long after its
+/// expiry (scheduling or network slack) are not dropped: they join the
+/// worker's next batch. Anything later is redelivered after the ack wait,
+/// and the idempotent writes absorb it.
 const PULL_EXPIRY_MARGIN: Duration = Duration::from_millis(50);
+
+/// Late deliveries of closed pull requests, for the worker's next batch.
+struct Stragglers {
+    tx: mpsc::UnboundedSender<jetstream::Message>,
+    rx: mpsc::UnboundedReceiver<jetstream::Message>,
+}
+
+impl Stragglers {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self { tx, rx }
+    }
+}
 
 pub struct IngestWorker {
     pub consumer: PullConsumer,
@@ -116,11 +133,14 @@ pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestB
 impl IngestWorker {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures = 0u32;
+        let mut stragglers = Stragglers::new();
         while !shutdown.is_cancelled() {
+            let pulled_at = tokio::time::Instant::now();
             let messages = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                m = self.pull() => m,
+                m = self.pull(&mut stragglers) => m,
             };
+            let pull_ms = pulled_at.elapsed().as_secs_f64() * 1000.0;
             let messages = match messages {
                 Ok(m) if m.is_empty() => continue,
                 Ok(m) => m,
@@ -131,8 +151,15 @@ impl IngestWorker {
                     continue;
                 }
             };
+            let started = tokio::time::Instant::now();
             match self.process(&messages).await {
                 Ok(()) => {
+                    tracing::debug!(
+                        messages = messages.len(),
+                        pull_ms,
+                        process_ms = started.elapsed().as_secs_f64() * 1000.0,
+                        "batch committed and acked"
+                    );
                     failures = 0;
                     self.stats.db_ok.store(true, Ordering::Relaxed);
                 }
@@ -154,25 +181,32 @@ impl IngestWorker {
         }
     }
 
-    async fn pull(&self) -> Result<Vec<jetstream::Message>, String> {
+    async fn pull(&self, stragglers: &mut Stragglers) -> Result<Vec<jetstream::Message>, String> {
+        let mut out = Vec::with_capacity(self.batch_size.min(1024));
+        while let Ok(m) = stragglers.rx.try_recv() {
+            out.push(m);
+        }
+        if out.len() >= self.batch_size {
+            return Ok(out);
+        }
         let mut batch = self
             .consumer
             .batch()
-            .max_messages(self.batch_size)
+            .max_messages(self.batch_size - out.len())
             .expires(self.batch_wait)
             .messages()
             .await
             .map_err(|e| e.to_string())?;
         // The batch ends at the server's expiry status, but nats-server 2.9
         // sends none when the request expires with some messages delivered:
-        // the client then waits out its own guard (expiry + 5 s) with those
+        // the client would wait out its own guard (expiry + 5 s) with those
         // messages in hand, uncommitted (publish → commit p99 was 5 s at any
-        // rate). So stop reading shortly after the request expired on the
-        // server; nothing is delivered to it after that.
-        let deadline = tokio::time::Instant::now() + self.batch_wait + PULL_EXPIRY_MARGIN;
-        let mut out = Vec::with_capacity(self.batch_size.min(1024));
+        // rate). So the batch is closed just after the request expired on
+        // the server, and whatever it still delivers is picked up in the
+        // background for the next batch instead of holding this one.
+        let expired = tokio::time::Instant::now() + self.batch_wait;
         loop {
-            match tokio::time::timeout_at(deadline, batch.next()).await {
+            match tokio::time::timeout_at(expired + PULL_SETTLE, batch.next()).await {
                 Ok(Some(Ok(m))) => out.push(m),
                 Ok(Some(Err(e))) => {
                     if out.is_empty() {
@@ -180,7 +214,21 @@ impl IngestWorker {
                     }
                     break;
                 }
-                Ok(None) | Err(_) => break,
+                Ok(None) => break,
+                Err(_) => {
+                    let late = stragglers.tx.clone();
+                    tokio::spawn(async move {
+                        while let Ok(Some(Ok(m))) =
+                            tokio::time::timeout_at(expired + PULL_EXPIRY_MARGIN, batch.next())
+                                .await
+                        {
+                            if late.send(m).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    break;
+                }
             }
         }
         Ok(out)
