@@ -50,7 +50,12 @@ cat "$DATA/up.log"
 sleep 3
 
 status=0
-RITMA_STACK_FILE="$DATA/stack.json" npm --prefix "$APP/e2e" test || status=$?
+if [ "${RITMA_E2E_BENCH:-0}" = 1 ]; then
+  # the live-path benchmark instead of the tests (app/scripts/bench-live.sh)
+  RITMA_STACK_FILE="$DATA/stack.json" RITMA_CLI_BIN="$BIN/ritma" node "$APP/e2e/bench-live.mjs" || status=$?
+else
+  RITMA_STACK_FILE="$DATA/stack.json" npm --prefix "$APP/e2e" test || status=$?
+fi
 if [ "$status" != 0 ]; then
   log "failed; console log:"
   tail -n 50 "$DATA/logs/console.log" 2>/dev/null || true

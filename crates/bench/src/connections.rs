@@ -5,6 +5,7 @@
 //! connections, the controller's RSS (/proc), the load generator's RSS, and
 //! heartbeat lag (controller receive time − node send time, from the rows).
 
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ritma_protocol::{OrgId, TenantId};
@@ -12,7 +13,7 @@ use ritma_sim::{Counters, RunConfig, SummaryMix};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::stack::{CpuMeter, Stack, rss, self_pid};
+use crate::stack::{ADMIN_TOKEN, CpuMeter, Stack, rss, self_pid};
 use crate::{mib, summary_ms};
 
 #[derive(clap::Args)]
@@ -26,23 +27,49 @@ pub struct Args {
     hold_secs: u64,
     #[arg(long, default_value_t = 32)]
     enroll_concurrency: usize,
+    /// nats-servers (one cluster) and load-generator processes to spread the
+    /// nodes over; default: the fewest whose share fits one process's
+    /// open-file hard limit.
+    #[arg(long)]
+    servers: Option<usize>,
 }
 
-fn nofile_soft() -> Option<u64> {
+impl Args {
+    pub fn servers(&self) -> usize {
+        self.servers.unwrap_or_else(|| {
+            let hard = nofile_limit(4).unwrap_or(u64::MAX);
+            (1..=8)
+                .find(|k| fds_needed(self.nodes.div_ceil(*k)) <= hard)
+                .unwrap_or(8)
+        })
+    }
+
+    /// Nodes this process drives (the others run in child processes).
+    pub fn nodes_here(&self) -> usize {
+        self.nodes.div_ceil(self.servers())
+    }
+}
+
+/// Field `index` of the "Max open files" line of /proc/self/limits (3: soft, 4: hard).
+fn nofile_limit(index: usize) -> Option<u64> {
     std::fs::read_to_string("/proc/self/limits")
         .ok()?
         .lines()
         .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|l| l.split_whitespace().nth(index))
         .and_then(|v| v.parse().ok())
 }
 
-/// Each connection is a socket in this process and one in nats-server, and
-/// the server inherits our limits: re-run under `prlimit` when too low
+/// Each connection is a socket in the load generator and one in nats-server.
+fn fds_needed(nodes: usize) -> u64 {
+    (nodes as u64) * 11 / 10 + 1024
+}
+
+/// The server inherits our limits: re-run under `prlimit` when too low
 /// (needs root or CAP_SYS_RESOURCE above the hard limit).
 pub fn ensure_fd_limit(nodes: usize) -> anyhow::Result<()> {
-    let need = (nodes as u64) * 11 / 10 + 1024;
-    if nofile_soft().unwrap_or(0) >= need || std::env::var_os("RITMA_BENCH_PRLIMIT").is_some() {
+    let need = fds_needed(nodes);
+    if nofile_limit(3).unwrap_or(0) >= need || std::env::var_os("RITMA_BENCH_PRLIMIT").is_some() {
         return Ok(());
     }
     let exe = std::env::current_exe()?;
@@ -55,25 +82,80 @@ pub fn ensure_fd_limit(nodes: usize) -> anyhow::Result<()> {
     std::process::exit(status.code().unwrap_or(1));
 }
 
+/// The other shares of the fleet: `ritma sim` (next to this binary) with the
+/// same settings, each on its own nats-server of the cluster.
+fn spawn_partners(
+    stack: &Stack,
+    args: &Args,
+    share: usize,
+    out: &std::path::Path,
+) -> anyhow::Result<Vec<(Child, std::path::PathBuf)>> {
+    let exe = std::env::current_exe()?;
+    let ritma = exe.with_file_name("ritma");
+    anyhow::ensure!(
+        ritma.exists() || stack.peers.is_empty(),
+        "{} missing: cargo build --release -p ritma-cli",
+        ritma.display()
+    );
+    let mut children = vec![];
+    for (i, server) in stack.peers.iter().enumerate() {
+        let json = out.join(format!("connections-part-{}.json", i + 1));
+        let child = Command::new(&ritma)
+            .arg("sim")
+            .args(["--api-url", &stack.api_url, "--admin-token", ADMIN_TOKEN])
+            .args([
+                "--nats-url",
+                &server.url,
+                "--org",
+                "bench",
+                "--tenant",
+                "fleet",
+            ])
+            .args(["--prefix", &format!("c{}", i + 1), "--own-credentials"])
+            .args(["-n", &share.to_string(), "--nodes-per-connection", "1"])
+            .args(["--heartbeat-secs", &args.heartbeat_secs.to_string()])
+            .args(["--summary-secs", "86400", "--window", "8"])
+            .args(["--enroll-concurrency", &args.enroll_concurrency.to_string()])
+            .args(["--duration-secs", &args.hold_secs.to_string()])
+            .arg("--json")
+            .arg(&json)
+            .stdout(Stdio::null())
+            .spawn()?;
+        children.push((child, json));
+    }
+    Ok(children)
+}
+
 pub async fn run(args: Args) -> anyhow::Result<Value> {
-    let stack = Stack::start(&[("RITMA_DEFAULT_HEARTBEAT_SECS", "10".into())]).await?;
+    let servers = args.servers();
+    let share = args.nodes_here();
+    let stack =
+        Stack::start_cluster(&[("RITMA_DEFAULT_HEARTBEAT_SECS", "10".into())], servers).await?;
     let org = OrgId::new("bench")?;
     let tenant = TenantId::new("fleet")?;
-    eprintln!("enrolling {} nodes through the API ...", args.nodes);
+    eprintln!(
+        "{} nodes over {servers} nats-server(s) and as many load-generator processes; enrolling through the API ...",
+        args.nodes
+    );
+    let out = stack.dir.path().to_owned();
+    // The controller's own connections, before any node connects.
+    let baseline = nats_connections(&stack).await;
     let t0 = Instant::now();
-    let (nodes, urls) = ritma_sim::enroll(
+    let mut partners = spawn_partners(&stack, &args, share, &out)?;
+    let here = args.nodes - share * stack.peers.len();
+    let (nodes, _) = ritma_sim::enroll(
         &stack.api,
         &org,
         &tenant,
         "c",
-        args.nodes,
+        here,
         args.enroll_concurrency,
         true,
     )
     .await?;
     let enroll_secs = t0.elapsed().as_secs_f64();
     eprintln!(
-        "enrolled {} in {enroll_secs:.1}s ({:.0}/s); connecting, one connection per node ...",
+        "enrolled {} here in {enroll_secs:.1}s ({:.0}/s); connecting, one connection per node ...",
         nodes.len(),
         nodes.len() as f64 / enroll_secs
     );
@@ -84,11 +166,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     let counters = std::sync::Arc::new(Counters::default());
     let heartbeat = Duration::from_secs_f64(args.heartbeat_secs.max(0.1));
     let cfg = RunConfig {
-        nats_urls: if urls.is_empty() {
-            vec![stack.nats.url.clone()]
-        } else {
-            urls
-        },
+        nats_urls: vec![stack.nats.url.clone()],
         shared: None,
         nodes_per_connection: 1,
         heartbeat: Some(heartbeat),
@@ -102,16 +180,16 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         seq_base: 0,
     };
     let sim = tokio::spawn(ritma_sim::run_with(nodes, cfg, counters.clone()));
-    // Wait until every node is connected (or failed), then sample while they hold.
+    // Wait until every node is connected (all servers' client counts, minus
+    // the controller's and this benchmark's own connections), then sample
+    // while they hold.
     let connect_start = Instant::now();
     loop {
-        let c = counters
-            .connected
-            .load(std::sync::atomic::Ordering::Relaxed)
-            + counters
-                .connect_failed
-                .load(std::sync::atomic::Ordering::Relaxed);
-        if c as usize >= args.nodes || sim.is_finished() {
+        let up = nats_connections(&stack).await.saturating_sub(baseline);
+        if up as usize >= args.nodes
+            || sim.is_finished()
+            || connect_start.elapsed() > Duration::from_secs(args.hold_secs.max(120))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -122,28 +200,57 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     let cpu = CpuMeter::start(&stack);
     while !sim.is_finished() {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let varz = stack.varz().await.unwrap_or(Value::Null);
+        let mut connections = 0;
+        let mut mem = 0;
+        for server in stack.nats_servers() {
+            let varz = stack.varz_of(server).await.unwrap_or(Value::Null);
+            connections += varz["connections"].as_u64().unwrap_or(0);
+            mem += varz["mem"].as_u64().unwrap_or(0);
+        }
+        let partner_rss: u64 = partners
+            .iter()
+            .filter_map(|(c, _)| rss(c.id()).map(|r| r.0))
+            .sum();
         samples.push(json!({
             "t": connect_start.elapsed().as_secs_f64(),
-            "nats_connections": varz["connections"],
-            "nats_mem_mib": varz["mem"].as_u64().map(mib),
-            "nats_cpu_pct": varz["cpu"],
+            "nats_connections": connections,
+            "nats_mem_mib": mib(mem),
             "controller_rss_mib": stack.controller_pid().and_then(rss).map(|r| mib(r.0)),
-            "sim_rss_mib": rss(self_pid()).map(|r| mib(r.0)),
+            "sim_rss_mib": rss(self_pid()).map(|r| mib(r.0 + partner_rss)),
         }));
     }
     let cores = cpu.cores(&stack);
-    let report = sim.await??;
+    let mut report = serde_json::to_value(sim.await??)?;
+    for (child, json) in &mut partners {
+        let status = tokio::task::block_in_place(|| child.wait())?;
+        let part: Value = serde_json::from_str(&std::fs::read_to_string(&*json).map_err(|e| {
+            anyhow::anyhow!(
+                "ritma sim ({status}) wrote no report {}: {e}",
+                json.display()
+            )
+        })?)?;
+        for k in [
+            "nodes",
+            "connections",
+            "connect_failed",
+            "sent",
+            "acked",
+            "failed",
+        ] {
+            report[k] = json!(report[k].as_u64().unwrap_or(0) + part[k].as_u64().unwrap_or(0));
+        }
+    }
     let lag: Vec<f64> = sqlx::query_scalar(
         "SELECT (extract(epoch FROM last_seen_at - last_sent_at) * 1000)::float8 FROM nodes
-         WHERE last_sent_at IS NOT NULL AND id LIKE 'c-%'",
+         WHERE last_sent_at IS NOT NULL AND org_id = 'bench'",
     )
     .fetch_all(&stack.pool)
     .await?;
-    let online: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM nodes WHERE status = 'online' AND id LIKE 'c-%'")
-            .fetch_one(&stack.pool)
-            .await?;
+    let online: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM nodes WHERE status = 'online' AND org_id = 'bench'",
+    )
+    .fetch_one(&stack.pool)
+    .await?;
     let peak = samples
         .iter()
         .filter_map(|s| s["nats_mem_mib"].as_f64())
@@ -161,18 +268,18 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         "{} nodes, {} connected ({} failed) in {connect_secs:.1}s; nats-server mem peak {peak} MiB (idle {:?} MiB), controller RSS peak {peak_ctrl} MiB (idle {:?} MiB), load generator RSS {peak_sim} MiB; \
          heartbeats sent {} acked {} failed {}; online {online}; heartbeat lag p50 {} ms p99 {} ms; cores {cores}",
         args.nodes,
-        report.connections,
-        report.connect_failed,
+        report["connections"],
+        report["connect_failed"],
         idle_rss.0.map(|r| mib(r.0)),
         idle_rss.1.map(|r| mib(r.0)),
-        report.sent,
-        report.acked,
-        report.failed,
+        report["sent"],
+        report["acked"],
+        report["failed"],
         lag["p50_ms"],
         lag["p99_ms"],
     );
     Ok(json!({
-        "nodes": args.nodes, "heartbeat_secs": args.heartbeat_secs,
+        "nodes": args.nodes, "nats_servers": servers, "heartbeat_secs": args.heartbeat_secs,
         "enroll_secs": enroll_secs, "enroll_rate": args.nodes as f64 / enroll_secs,
         "connect_secs": connect_secs, "sim": report, "online": online,
         "nats_mem_peak_mib": peak, "controller_rss_peak_mib": peak_ctrl, "sim_rss_peak_mib": peak_sim,
@@ -181,4 +288,15 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         "cores": cores,
         "heartbeat_lag": lag, "samples": samples,
     }))
+}
+
+/// Clients connected to all the stack's servers (routes are not clients).
+async fn nats_connections(stack: &Stack) -> u64 {
+    let mut n = 0;
+    for server in stack.nats_servers() {
+        if let Ok(v) = stack.varz_of(server).await {
+            n += v["connections"].as_u64().unwrap_or(0);
+        }
+    }
+    n
 }

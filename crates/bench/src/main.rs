@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
     }
     // Benchmarks that drive many connections raise their own fd limit first.
     if let Command::Connections(a) = &cli.command {
-        connections::ensure_fd_limit(a.nodes)?;
+        connections::ensure_fd_limit(a.nodes_here())?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

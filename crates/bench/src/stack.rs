@@ -27,7 +27,10 @@ pub fn postgres_admin_url() -> String {
 pub struct Stack {
     pub dir: tempfile::TempDir,
     pub keys: BusKeys,
+    /// The (first) nats-server.
     pub nats: NatsServer,
+    /// The other members when the stack runs a cluster (`start_cluster`).
+    pub peers: Vec<NatsServer>,
     pub database: String,
     #[allow(dead_code)]
     pub database_url: String,
@@ -40,16 +43,34 @@ pub struct Stack {
 impl Stack {
     /// Start everything; `env` is extra controller settings (`RITMA_*`).
     pub async fn start(env: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::start_cluster(env, 1).await
+    }
+
+    /// Start everything with `servers` nats-servers routed into one cluster
+    /// (one process cannot hold more sockets than its file limit).
+    pub async fn start_cluster(env: &[(&str, String)], servers: usize) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("ritma-bench-").tempdir()?;
         let keys = BusKeys::load_or_create(&dir.path().join("keys"))?;
-        let nats = NatsServer::start(NatsServerSpec {
-            data_dir: &dir.path().join("nats"),
-            keys: &keys,
-            port: 0,
-            name: "ritma-bench",
-            cluster: None,
-        })
-        .await?;
+        let mut peers = if servers > 1 {
+            ritma_devstack::nats::start_cluster(&dir.path().join("nats"), &keys, servers).await?
+        } else {
+            vec![
+                NatsServer::start(NatsServerSpec {
+                    data_dir: &dir.path().join("nats"),
+                    keys: &keys,
+                    port: 0,
+                    name: "ritma-bench",
+                    cluster: None,
+                })
+                .await?,
+            ]
+        };
+        let nats = peers.remove(0);
+        let nats_urls = std::iter::once(&nats)
+            .chain(&peers)
+            .map(|n| n.url.clone())
+            .collect::<Vec<_>>()
+            .join(",");
         let admin = postgres_admin_url();
         let database = format!("ritma_bench_{}", uuid::Uuid::new_v4().simple());
         let admin_pool = PgPool::connect(&admin).await?;
@@ -69,7 +90,7 @@ impl Stack {
         let mut cmd = Command::new(exe);
         cmd.arg("controller")
             .env("RITMA_DATABASE_URL", &database_url)
-            .env("RITMA_NATS_URL", &nats.url)
+            .env("RITMA_NATS_URL", &nats_urls)
             .env("RITMA_NATS_KEYS_DIR", dir.path().join("keys"))
             .env("RITMA_MASTER_KEY", MASTER_KEY)
             .env("RITMA_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -96,6 +117,7 @@ impl Stack {
             dir,
             keys,
             nats,
+            peers,
             database,
             database_url,
             pool,
@@ -171,12 +193,17 @@ impl Stack {
         .await?)
     }
 
-    /// nats-server's `/varz`.
-    pub async fn varz(&self) -> anyhow::Result<serde_json::Value> {
+    /// Every nats-server of the stack.
+    pub fn nats_servers(&self) -> impl Iterator<Item = &NatsServer> {
+        std::iter::once(&self.nats).chain(&self.peers)
+    }
+
+    /// A nats-server's `/varz`.
+    pub async fn varz_of(&self, server: &NatsServer) -> anyhow::Result<serde_json::Value> {
         Ok(self
             .api
             .http
-            .get(format!("http://127.0.0.1:{}/varz", self.nats.monitor_port))
+            .get(format!("http://127.0.0.1:{}/varz", server.monitor_port))
             .send()
             .await?
             .json()
@@ -332,7 +359,10 @@ impl CpuMeter {
 
     fn read(stack: &Stack) -> [Option<f64>; 4] {
         [
-            stack.nats.pid().and_then(cpu_secs),
+            stack
+                .nats_servers()
+                .map(|n| n.pid().and_then(cpu_secs))
+                .sum::<Option<f64>>(),
             stack.controller_pid().and_then(cpu_secs),
             Some(postgres_cpu_secs()),
             cpu_secs(self_pid()),

@@ -321,10 +321,14 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
         .server
         .or_else(|| stack.as_ref().map(|s| s.nats_url.clone()))
         .ok_or_else(|| anyhow::anyhow!("--server is required without a dev stack"))?;
-    let subject = args
-        .subject
-        .or_else(|| stack.as_ref().map(|s| format!("ritma.{}.>", s.org)))
-        .ok_or_else(|| anyhow::anyhow!("--subject is required without a dev stack"))?;
+    let subject = match (args.subject, &stack) {
+        (Some(s), _) => s,
+        (None, Some(s)) => ritma_protocol::subjects::integrator_scope(
+            &ritma_protocol::OrgId::new(s.org.clone())?,
+            None,
+        ),
+        (None, None) => anyhow::bail!("--subject is required without a dev stack"),
+    };
     let client = async_nats::ConnectOptions::new()
         .credentials_file(&creds)
         .await?

@@ -244,6 +244,11 @@ impl Controller {
             }
             .run(shutdown.clone()),
         );
+        tasks.spawn(tasks::outbox::listen(
+            self.state.pool.clone(),
+            self.outbox_wake.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(tasks::outbox::run(
             self.state.pool.clone(),
             self.state.accounts.clone(),

@@ -126,6 +126,7 @@ pub async fn audit_append(
         .bind(id)
         .execute(tx.as_mut())
         .await?;
+    crate::outbox::outbox_notify(tx).await?;
     Ok(record)
 }
 

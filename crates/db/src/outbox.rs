@@ -52,7 +52,17 @@ pub async fn changes_record(
     )
     .execute(tx.as_mut())
     .await?;
-    sqlx::query("SELECT pg_notify('ritma_outbox', '')")
+    outbox_notify(tx).await
+}
+
+/// The channel on which committed outbox rows are announced, so that every
+/// controller's publisher wakes at once (not at its next poll).
+pub const OUTBOX_CHANNEL: &str = "ritma_outbox";
+
+/// Announce new outbox rows; PostgreSQL delivers it when `tx` commits.
+pub async fn outbox_notify(tx: &mut Transaction<'_, Postgres>) -> Result<(), DbError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(OUTBOX_CHANNEL)
         .execute(tx.as_mut())
         .await?;
     Ok(())

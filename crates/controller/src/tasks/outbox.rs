@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::Accounts;
 
 const BATCH: i64 = 500;
-/// Fallback poll, for rows written by another controller.
+/// Fallback poll, should a notification be lost (the listener reconnecting).
 const POLL: Duration = Duration::from_millis(250);
 
 pub fn state_change(row: &OutboxRow) -> Option<(String, StateChange)> {
@@ -147,6 +147,43 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// Wake the publisher whenever any controller commits outbox rows: the
+/// writing transaction notifies `OUTBOX_CHANNEL`, delivered at commit. (API
+/// changes — policy, keys, enrollment — and other controllers' writes waited
+/// for the 250 ms poll before: commit → browser row took ~250 ms.)
+pub async fn listen(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken) {
+    loop {
+        let error = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = listen_until_error(&pool, &wake) => e,
+        };
+        tracing::warn!(error = %error, "outbox listener failed; polling until it reconnects");
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn listen_until_error(pool: &PgPool, wake: &Notify) -> sqlx::Error {
+    let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    if let Err(e) = listener.listen(ritma_db::outbox::OUTBOX_CHANNEL).await {
+        return e;
+    }
+    loop {
+        // Rows committed while not listening are caught by this first wake.
+        wake.notify_one();
+        // `None`: the connection dropped and is re-established on the next
+        // call; notifications sent meanwhile are lost, hence the wake above.
+        if let Err(e) = listener.try_recv().await {
+            return e;
         }
     }
 }
