@@ -13,7 +13,7 @@ use ritma_sim::{Counters, RunConfig, SummaryMix};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::stack::{ADMIN_TOKEN, CpuMeter, Stack, rss, self_pid};
+use crate::stack::{ADMIN_TOKEN, CpuMeter, Stack, StackOptions, rss, self_pid};
 use crate::{mib, summary_ms};
 
 #[derive(clap::Args)]
@@ -129,8 +129,14 @@ fn spawn_partners(
 pub async fn run(args: Args) -> anyhow::Result<Value> {
     let servers = args.servers();
     let share = args.nodes_here();
-    let stack =
-        Stack::start_cluster(&[("RITMA_DEFAULT_HEARTBEAT_SECS", "10".into())], servers).await?;
+    let stack = Stack::start_with(
+        &[("RITMA_DEFAULT_HEARTBEAT_SECS", "10".into())],
+        StackOptions {
+            nats_servers: servers,
+            ..StackOptions::default()
+        },
+    )
+    .await?;
     let org = OrgId::new("bench")?;
     let tenant = TenantId::new("fleet")?;
     eprintln!(

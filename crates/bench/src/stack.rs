@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use nkeys::KeyPair;
 use ritma_bus::BusKeys;
-use ritma_devstack::{NatsServer, NatsServerSpec};
+use ritma_devstack::{NatsServer, NatsServerSpec, PostgresServer};
 use ritma_protocol::{NodeId, NodeSubject, OrgId, TenantId};
 use ritma_sim::{Api, SharedCreds, SimNode};
 use sqlx::PgPool;
@@ -38,17 +38,53 @@ pub struct Stack {
     pub api_url: String,
     pub api: Api,
     controller: Option<Child>,
+    /// Set when the run has a PostgreSQL of its own (`commit_timestamps`);
+    /// stopped after the controller, on drop.
+    private_postgres: Option<PostgresServer>,
+}
+
+#[derive(Clone, Copy)]
+pub struct StackOptions {
+    /// nats-servers routed into one cluster (one process cannot hold more
+    /// sockets than its file limit).
+    pub nats_servers: usize,
+    /// A private PostgreSQL with `track_commit_timestamp = on`, so every
+    /// row's commit instant can be read (`pg_xact_commit_timestamp(xmin)`);
+    /// the machine's server cannot be restarted with it.
+    pub commit_timestamps: bool,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            nats_servers: 1,
+            commit_timestamps: false,
+        }
+    }
+}
+
+async fn private_postgres_with_commit_timestamps(
+    dir: &std::path::Path,
+    database: &str,
+) -> anyhow::Result<PostgresServer> {
+    let pg = PostgresServer::start(dir, database).await?;
+    let admin = PgPool::connect(&pg.url).await?;
+    sqlx::query("ALTER SYSTEM SET track_commit_timestamp = on")
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    pg.restart().await?;
+    Ok(pg)
 }
 
 impl Stack {
     /// Start everything; `env` is extra controller settings (`RITMA_*`).
     pub async fn start(env: &[(&str, String)]) -> anyhow::Result<Self> {
-        Self::start_cluster(env, 1).await
+        Self::start_with(env, StackOptions::default()).await
     }
 
-    /// Start everything with `servers` nats-servers routed into one cluster
-    /// (one process cannot hold more sockets than its file limit).
-    pub async fn start_cluster(env: &[(&str, String)], servers: usize) -> anyhow::Result<Self> {
+    pub async fn start_with(env: &[(&str, String)], options: StackOptions) -> anyhow::Result<Self> {
+        let servers = options.nats_servers.max(1);
         let dir = tempfile::Builder::new().prefix("ritma-bench-").tempdir()?;
         let keys = BusKeys::load_or_create(&dir.path().join("keys"))?;
         let mut peers = if servers > 1 {
@@ -71,17 +107,24 @@ impl Stack {
             .map(|n| n.url.clone())
             .collect::<Vec<_>>()
             .join(",");
-        let admin = postgres_admin_url();
         let database = format!("ritma_bench_{}", uuid::Uuid::new_v4().simple());
-        let admin_pool = PgPool::connect(&admin).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{database}\""
-        )))
-        .execute(&admin_pool)
-        .await?;
-        admin_pool.close().await;
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let database_url = format!("{base}/{database}");
+        let (database_url, private_postgres) = if options.commit_timestamps {
+            let pg =
+                private_postgres_with_commit_timestamps(&dir.path().join("postgres"), &database)
+                    .await?;
+            (pg.url.clone(), Some(pg))
+        } else {
+            let admin = postgres_admin_url();
+            let admin_pool = PgPool::connect(&admin).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE \"{database}\""
+            )))
+            .execute(&admin_pool)
+            .await?;
+            admin_pool.close().await;
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            (format!("{base}/{database}"), None)
+        };
         let port = ritma_devstack::ports::free_port()?;
         let api_url = format!("http://127.0.0.1:{port}");
         let exe = std::env::current_exe()?;
@@ -124,6 +167,7 @@ impl Stack {
             api_url,
             api,
             controller: Some(controller),
+            private_postgres,
         };
         stack.wait_ready(Duration::from_secs(60)).await?;
         Ok(stack)
@@ -282,6 +326,11 @@ impl Drop for Stack {
             let _ = c.wait();
         }
         self.nats.stop();
+        if let Some(pg) = self.private_postgres.take() {
+            // Before the run's folder (its data) is removed.
+            pg.stop();
+            return;
+        }
         // Drop the database so repeated runs do not fill the disk.
         let _ = Command::new("psql")
             .arg(postgres_admin_url())

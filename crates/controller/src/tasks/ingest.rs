@@ -37,7 +37,7 @@ const PULL_SETTLE: Duration = Duration::from_millis(5);
 /// expiry (scheduling or network slack) are not dropped: they join the
 /// worker's next batch. Anything later is redelivered after the ack wait,
 /// and the idempotent writes absorb it.
-const PULL_EXPIRY_MARGIN: Duration = Duration::from_millis(50);
+const PULL_EXPIRY_MARGIN: Duration = Duration::from_secs(1);
 
 /// Late deliveries of closed pull requests, for the worker's next batch.
 struct Stragglers {
