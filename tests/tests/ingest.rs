@@ -150,3 +150,66 @@ async fn next_status_change(sub: &mut async_nats::Subscriber, node: &str, to: &s
         }
     }
 }
+
+/// When a fleet falls due faster than the reconciler works, offline
+/// deadlines are served first, and a node whose offline deadline passed
+/// before it was marked stale goes straight to offline (one transition, not
+/// two); a node only past its stale deadline turns stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_node_past_its_offline_deadline_skips_stale() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 2).await;
+    for id in ["late-1", "late-2"] {
+        let (status, reply, _) = stack.enroll_raw(&token, id).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    // As if both had heartbeats long ago that nobody reconciled yet (one
+    // statement, so the reconciler never sees half of it).
+    sqlx::query(
+        "UPDATE nodes SET status = 'online', status_changed_at = now() - interval '1 hour',
+                last_seen_at = now() - interval '1 hour', interval_secs = 10,
+                stale_after = now() - interval '10 seconds',
+                offline_after = CASE id WHEN 'late-1' THEN now() - interval '5 seconds'
+                                        ELSE now() + interval '1 hour' END
+         WHERE id IN ('late-1', 'late-2')",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    stack
+        .eventually(
+            "late-1 offline, late-2 stale",
+            Duration::from_secs(10),
+            || async {
+                (stack.node_status("late-1").await.as_deref() == Some("offline")
+                    && stack.node_status("late-2").await.as_deref() == Some("stale"))
+                .then_some(())
+            },
+        )
+        .await;
+    let history = |id: &'static str| {
+        let pool = stack.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT from_status, to_status FROM node_status_history WHERE node_id = $1 ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let late1 = history("late-1").await;
+    assert!(
+        late1.contains(&("online".into(), "offline".into())),
+        "{late1:?}"
+    );
+    assert!(!late1.iter().any(|(_, to)| to == "stale"), "{late1:?}");
+    let late2 = history("late-2").await;
+    assert!(
+        late2.contains(&("online".into(), "stale".into())),
+        "{late2:?}"
+    );
+    assert!(!late2.iter().any(|(_, to)| to == "offline"), "{late2:?}");
+}
