@@ -145,7 +145,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     );
     let out = stack.dir.path().to_owned();
     // The controller's own connections, before any node connects.
-    let baseline = nats_connections(&stack).await;
+    let baseline = nats_totals(&stack).await.0;
     let t0 = Instant::now();
     let mut partners = spawn_partners(&stack, &args, share, &out)?;
     let here = args.nodes - share * stack.peers.len();
@@ -191,7 +191,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     // while they hold.
     let connect_start = Instant::now();
     loop {
-        let up = nats_connections(&stack).await.saturating_sub(baseline);
+        let up = nats_totals(&stack).await.0.saturating_sub(baseline);
         if up as usize >= args.nodes
             || sim.is_finished()
             || connect_start.elapsed() > Duration::from_secs(args.hold_secs.max(120))
@@ -206,13 +206,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     let cpu = CpuMeter::start(&stack);
     while !sim.is_finished() {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let mut connections = 0;
-        let mut mem = 0;
-        for server in stack.nats_servers() {
-            let varz = stack.varz_of(server).await.unwrap_or(Value::Null);
-            connections += varz["connections"].as_u64().unwrap_or(0);
-            mem += varz["mem"].as_u64().unwrap_or(0);
-        }
+        let (connections, mem) = nats_totals(&stack).await;
         let partner_rss: u64 = partners
             .iter()
             .filter_map(|(c, _)| rss(c.id()).map(|r| r.0))
@@ -296,13 +290,15 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     }))
 }
 
-/// Clients connected to all the stack's servers (routes are not clients).
-async fn nats_connections(stack: &Stack) -> u64 {
-    let mut n = 0;
+/// Clients connected to all the stack's servers (routes are not clients)
+/// and the servers' memory in bytes, summed from each one's `/varz`.
+async fn nats_totals(stack: &Stack) -> (u64, u64) {
+    let (mut connections, mut mem) = (0, 0);
     for server in stack.nats_servers() {
         if let Ok(v) = stack.varz_of(server).await {
-            n += v["connections"].as_u64().unwrap_or(0);
+            connections += v["connections"].as_u64().unwrap_or(0);
+            mem += v["mem"].as_u64().unwrap_or(0);
         }
     }
-    n
+    (connections, mem)
 }
