@@ -370,3 +370,62 @@ async fn signed_requests_with_extreme_timestamps_are_refused_as_stale() {
         }
     }
 }
+
+/// Enrollments no longer hold the token row for their whole transaction, so
+/// concurrency is where a token could give more than its uses or a retrying
+/// node could get two nodes: neither may happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_enrollments_never_exceed_a_tokens_uses_nor_duplicate_a_key() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 5).await;
+    let attempts = (0..20).map(|i| {
+        let (stack, token) = (&stack, &token);
+        async move { stack.enroll_raw(token, &format!("race-{i}")).await }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let ok = results
+        .iter()
+        .filter(|(status, _, _)| *status == 200)
+        .count();
+    let used_up = results
+        .iter()
+        .filter(|(status, body, _)| *status == 401 && body["error"] == "token_used_up")
+        .count();
+    assert_eq!((ok, used_up), (5, 15), "{results:?}");
+    assert_eq!(nodes(&stack).await, 5);
+    let audited = stack
+        .count("SELECT count(*) FROM audit_log WHERE action = 'node.enroll'")
+        .await;
+    assert_eq!(
+        audited, 5,
+        "one audit entry per enrolled node, none for refusals"
+    );
+    let uses = stack.count("SELECT sum(uses) FROM enrollment_tokens").await;
+    assert_eq!(uses, 5);
+
+    // One node retrying its request at once: one node, one use.
+    let token = stack.create_token("acme", "prod", 5).await;
+    let key = nkeys::KeyPair::new_user();
+    let body = json!({ "token": token, "public_key": key.public_key(), "hostname": "retry", "agent_version": "1" });
+    let url = format!("{}/api/nodes/register", stack.api_url());
+    let retries = (0..6).map(|_| {
+        let request = stack.http.post(&url).json(&body);
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    });
+    let replies = futures::future::join_all(retries).await;
+    assert!(replies.iter().all(|(s, _)| *s == 200), "{replies:?}");
+    assert!(
+        replies
+            .iter()
+            .all(|(_, b)| b["node_id"] == replies[0].1["node_id"]),
+        "{replies:?}"
+    );
+    assert_eq!(nodes(&stack).await, 6);
+    let uses = stack.count("SELECT sum(uses) FROM enrollment_tokens").await;
+    assert_eq!(uses, 6);
+}

@@ -7,6 +7,11 @@ mod up;
 
 use clap::{Parser, Subcommand};
 
+// The ingest allocates per message (decode, rows, acks): glibc's malloc was
+// the controller's largest single cost in profiles of the ingest benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ritma",

@@ -422,7 +422,7 @@ macro_rules! period_cols {
         let rows = $rows;
         (
             rows.iter()
-                .map(|r| r.period.origin.node_id.clone())
+                .map(|r| r.period.origin.node_id.as_str())
                 .collect::<Vec<_>>(),
             rows.iter().map(|r| r.period.seq).collect::<Vec<_>>(),
             rows.iter()
@@ -529,8 +529,8 @@ async fn usage_insert(
     .bind(rows.iter().map(|r| r.dig_files).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.storage_bytes).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.snapshot_exports).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.period.origin.org_id.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.period.origin.tenant_id.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.period.origin.org_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.period.origin.tenant_id.as_str()).collect::<Vec<_>>())
     .fetch_one(tx.as_mut())
     .await?;
     Ok(inserted as u64)

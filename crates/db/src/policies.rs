@@ -276,7 +276,15 @@ pub async fn policies_recompute_for(
     org_id: &str,
     node_id: Option<&str>,
 ) -> Result<Vec<PolicyReassigned>, DbError> {
-    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    // Two statements rather than `($2 IS NULL OR n.id = $2)`: once PostgreSQL
+    // switches a prepared statement to its generic plan, that condition
+    // cannot use the primary key, and every enrollment scanned its whole org.
+    let node_filter = if node_id.is_some() {
+        "AND n.id = $2"
+    } else {
+        ""
+    };
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH eff AS (
              SELECT DISTINCT ON (n.id) n.id, a.id AS assignment, a.mode,
                     a.rulepack || '@' || COALESCE(a.revision,
@@ -284,13 +292,13 @@ pub async fn policies_recompute_for(
                          WHERE r.org_id = a.org_id AND r.name = a.rulepack)) AS version
              FROM nodes n JOIN policy_assignments a ON {MATCHES}
              WHERE n.org_id = $1 AND n.status <> 'decommissioned'
-               AND ($2::text IS NULL OR n.id = $2)
+               {node_filter}
              ORDER BY n.id, {PRECEDENCE}, a.created_at DESC
          ), want AS (
              SELECT n.id, e.assignment, e.mode, e.version
              FROM nodes n LEFT JOIN eff e ON e.id = n.id
              WHERE n.org_id = $1 AND n.status <> 'decommissioned'
-               AND ($2::text IS NULL OR n.id = $2)
+               {node_filter}
          )
          UPDATE nodes n SET policy_assigned = w.version, policy_mode = w.mode,
                             policy_assignment = w.assignment
@@ -301,10 +309,12 @@ pub async fn policies_recompute_for(
                 OR n.policy_assignment IS DISTINCT FROM w.assignment)
          RETURNING n.id, n.tenant_id, n.policy_assigned"
     )))
-    .bind(org_id)
-    .bind(node_id)
-    .fetch_all(tx.as_mut())
-    .await?;
+    .bind(org_id);
+    let query = match node_id {
+        Some(id) => query.bind(id),
+        None => query,
+    };
+    let rows: Vec<(String, String, Option<String>)> = query.fetch_all(tx.as_mut()).await?;
     Ok(rows
         .into_iter()
         .map(|(node_id, tenant_id, assigned)| PolicyReassigned {

@@ -73,22 +73,45 @@ pub async fn token_revoke(pool: &PgPool, org_id: &str, id: Uuid) -> Result<bool,
     Ok(done.rows_affected() == 1)
 }
 
-/// Lock the token with this secret hash for the enrollment transaction.
-pub async fn token_lock_by_hash(
+/// A token by the hash of its secret, without locking it: enrollments check
+/// it first and take their use at the end ([`token_use_take`]), so they do
+/// not queue behind each other for the whole of their transactions.
+pub async fn token_get_by_hash(
     tx: &mut Transaction<'_, Postgres>,
     secret_hash: &[u8],
 ) -> Result<Option<TokenRecord>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM enrollment_tokens WHERE secret_hash = $1 FOR UPDATE"
+        "SELECT {COLUMNS} FROM enrollment_tokens WHERE secret_hash = $1"
     )))
     .bind(secret_hash)
     .fetch_optional(&mut **tx)
     .await?)
 }
 
-pub async fn token_use(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<(), DbError> {
-    sqlx::query("UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = $1")
-        .bind(id)
+/// Take one use of a token if it still has one and is still valid; false if
+/// not. The row stays locked until the transaction ends, and a concurrent
+/// taker re-checks the condition once it gets the row (READ COMMITTED), so
+/// a token never gives more than `max_uses`.
+pub async fn token_use_take(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result<bool, DbError> {
+    let taken = sqlx::query(
+        "UPDATE enrollment_tokens SET uses = uses + 1
+         WHERE id = $1 AND uses < max_uses AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+/// Enrollments of one public key, one at a time (a node retrying its
+/// request gets its node back rather than a duplicate-key error); other
+/// keys are not held up.
+pub async fn token_enrollment_key_lock(
+    tx: &mut Transaction<'_, Postgres>,
+    public_key: &str,
+) -> Result<(), DbError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('enroll:' || $1, 0))")
+        .bind(public_key)
         .execute(&mut **tx)
         .await?;
     Ok(())

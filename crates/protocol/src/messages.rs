@@ -395,11 +395,37 @@ struct VersionProbe {
     v: Option<u64>,
 }
 
-fn parse<T: serde::de::DeserializeOwned + Validate>(body: &[u8]) -> Result<T, DecodeError> {
-    let message: T =
+/// The schema version a body claims, checked apart from its other fields, so
+/// a future schema gets a precise error rather than whatever field happens
+/// to fail to parse.
+fn version_check(body: &[u8]) -> Result<(), DecodeError> {
+    let probe: VersionProbe =
         serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    message.validate()?;
-    Ok(message)
+    match probe.v {
+        Some(v) if v == u64::from(SCHEMA_VERSION) => Ok(()),
+        Some(found) => Err(DecodeError::UnsupportedVersion { found }),
+        None => Err(DecodeError::Malformed("missing field `v`".into())),
+    }
+}
+
+/// One pass over a good body (the ingest decodes every message); the version
+/// probe runs only when the body fails to parse or claims another version.
+fn parse<T: serde::de::DeserializeOwned + Validate>(body: &[u8]) -> Result<T, DecodeError> {
+    let message: T = match serde_json::from_slice(body) {
+        Ok(m) => m,
+        Err(e) => {
+            version_check(body)?;
+            return Err(DecodeError::Malformed(e.to_string()));
+        }
+    };
+    match message.validate() {
+        Ok(()) => Ok(message),
+        Err(e) if e.field == "v" => {
+            version_check(body)?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl Telemetry {
@@ -407,15 +433,6 @@ impl Telemetry {
     pub fn decode(kind: TelemetryKind, body: &[u8]) -> Result<Self, DecodeError> {
         if body.len() > MAX_MESSAGE_BYTES {
             return Err(DecodeError::TooLarge { size: body.len() });
-        }
-        // Check the version first, so a future schema gets a precise error
-        // rather than whatever field happens to fail to parse.
-        let probe: VersionProbe =
-            serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        match probe.v {
-            Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-            Some(found) => return Err(DecodeError::UnsupportedVersion { found }),
-            None => return Err(DecodeError::Malformed("missing field `v`".into())),
         }
         Ok(match kind {
             TelemetryKind::Heartbeat => Self::Heartbeat(Box::new(parse(body)?)),
@@ -583,6 +600,15 @@ mod tests {
                     .into_iter()
                     .collect::<Vec<_>>(),
                 "malformed", // a heartbeat body on the usage subject
+            ),
+            (
+                // A later schema whose body still parses as this one.
+                {
+                    let mut hb = heartbeat();
+                    hb.v = SCHEMA_VERSION + 1;
+                    serde_json::to_vec(&hb).unwrap()
+                },
+                "unsupported_version",
             ),
         ];
         for (i, (body, reason)) in cases.into_iter().enumerate() {

@@ -80,15 +80,11 @@ pub async fn register(
         ));
     }
     let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
-    let token = tokens::token_lock_by_hash(&mut tx, &sha256(req.token.trim().as_bytes()))
+    tokens::token_enrollment_key_lock(&mut tx, &req.public_key).await?;
+    let token = tokens::token_get_by_hash(&mut tx, &sha256(req.token.trim().as_bytes()))
         .await?
         .ok_or_else(|| refused("invalid_token", "enrollment token is not valid"))?;
-    if token.revoked_at.is_some() {
-        return Err(refused("token_revoked", "enrollment token was revoked"));
-    }
-    if token.expires_at <= Utc::now() {
-        return Err(refused("token_expired", "enrollment token has expired"));
-    }
+    token_usable(&token)?;
 
     // The same key enrolling again gets its node back (idempotent, no use consumed).
     if let Some(existing) = nodes::node_lock_by_public_key(&mut tx, &req.public_key).await? {
@@ -106,6 +102,7 @@ pub async fn register(
         tx.commit().await.map_err(ritma_db::DbError::from)?;
         return respond(&state, &existing).await;
     }
+    // Checked again, for certain, when the use is taken at the end.
     if token.uses >= token.max_uses {
         return Err(refused(
             "token_used_up",
@@ -124,7 +121,7 @@ pub async fn register(
     // The token's labels are the operator's word and win over the node's.
     let mut labels: BTreeMap<String, String> = req.labels.clone();
     labels.extend(token.labels.0.clone());
-    let node = nodes::node_insert(
+    let node = match nodes::node_insert(
         &mut tx,
         &NewNode {
             id: node_id.as_str(),
@@ -138,8 +135,44 @@ pub async fn register(
             enrollment_token_id: token.id,
         },
     )
+    .await
+    {
+        Ok(node) => node,
+        // Another key took this id since the check above.
+        Err(e) if e.is_unique_violation() => {
+            return Err(ApiError::Conflict(format!(
+                "node id {node_id} is already enrolled with another key"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    transitions_record(
+        &mut tx,
+        &[StatusTransition {
+            node_id: node.id.clone(),
+            org_id: node.org_id.clone(),
+            tenant_id: node.tenant_id.clone(),
+            from: NodeStatus::Unseen.as_str().into(),
+            to: NodeStatus::Unseen.as_str().into(),
+            reason: format!("enrolled with token {}", token.id),
+        }],
+    )
     .await?;
-    tokens::token_use(&mut tx, token.id).await?;
+    // Its policy is known from the start (the node fetches it once connected).
+    ritma_db::policies::policies_recompute_for(&mut tx, &node.org_id, Some(&node.id)).await?;
+    // The token's use and the audit entry come last: both serialize
+    // enrollments (one token row, one audit chain) until the commit, so
+    // everything else above runs side by side.
+    if !tokens::token_use_take(&mut tx, token.id).await? {
+        let now = tokens::token_get_by_hash(&mut tx, &sha256(req.token.trim().as_bytes()))
+            .await?
+            .unwrap_or(token);
+        token_usable(&now)?;
+        return Err(refused(
+            "token_used_up",
+            "enrollment token has no uses left",
+        ));
+    }
     ritma_db::audit::audit_append(
         &mut tx,
         &ritma_db::audit::AuditEntry {
@@ -156,23 +189,20 @@ pub async fn register(
         },
     )
     .await?;
-    transitions_record(
-        &mut tx,
-        &[StatusTransition {
-            node_id: node.id.clone(),
-            org_id: node.org_id.clone(),
-            tenant_id: node.tenant_id.clone(),
-            from: NodeStatus::Unseen.as_str().into(),
-            to: NodeStatus::Unseen.as_str().into(),
-            reason: format!("enrolled with token {}", token.id),
-        }],
-    )
-    .await?;
-    // Its policy is known from the start (the node fetches it once connected).
-    ritma_db::policies::policies_recompute_for(&mut tx, &node.org_id, Some(&node.id)).await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
     tracing::info!(node = %node.id, org = %node.org_id, tenant = %node.tenant_id, "node enrolled");
     respond(&state, &node).await
+}
+
+/// Refused while the token is revoked or expired.
+fn token_usable(token: &tokens::TokenRecord) -> Result<(), ApiError> {
+    if token.revoked_at.is_some() {
+        return Err(refused("token_revoked", "enrollment token was revoked"));
+    }
+    if token.expires_at <= Utc::now() {
+        return Err(refused("token_expired", "enrollment token has expired"));
+    }
+    Ok(())
 }
 
 async fn respond(state: &AppState, node: &NodeRecord) -> Result<Json<RegisterResponse>, ApiError> {

@@ -100,8 +100,9 @@ pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestB
         tenant_id: scope.tenant.to_string(),
         node_id: scope.node.to_string(),
     };
-    let period = |seq: u64, sent_at, start, end| PeriodRow {
-        origin: origin.clone(),
+    // The origin moves into its row (one message, one row): no copies.
+    let period = |origin, seq: u64, sent_at, start, end| PeriodRow {
+        origin,
         seq: clamp_i64(seq),
         sent_at,
         period_start: start,
@@ -110,18 +111,18 @@ pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestB
     match message {
         Telemetry::Heartbeat(h) => batch.heartbeats.push(heartbeat_row(origin, *h)),
         Telemetry::Slo(s) => batch.slo.push(SloRow {
-            period: period(s.seq, s.sent_at, s.period_start, s.period_end),
+            period: period(origin, s.seq, s.sent_at, s.period_start, s.period_end),
             counts: serde_json::to_value(&s.counts).unwrap_or_default(),
         }),
         Telemetry::Usage(u) => batch.usage.push(UsageRow {
-            period: period(u.seq, u.sent_at, u.period_start, u.period_end),
+            period: period(origin, u.seq, u.sent_at, u.period_start, u.period_end),
             decisions: clamp_i64(u.decisions),
             dig_files: clamp_i64(u.dig_files),
             storage_bytes: clamp_i64(u.storage_bytes),
             snapshot_exports: clamp_i64(u.snapshot_exports),
         }),
         Telemetry::Events(e) => batch.events.push(EnforcementRow {
-            period: period(e.seq, e.sent_at, e.period_start, e.period_end),
+            period: period(origin, e.seq, e.sent_at, e.period_start, e.period_end),
             allow: clamp_i64(e.allow),
             deny: clamp_i64(e.deny),
             throttle: clamp_i64(e.throttle),
