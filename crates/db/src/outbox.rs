@@ -17,6 +17,21 @@ pub struct StatusTransition {
     pub reason: String,
 }
 
+impl StatusTransition {
+    /// A transition of a node the caller holds (an operator's or the
+    /// enrollment's change; the ingest and reconciler build theirs from rows).
+    pub fn of(node: &crate::nodes::NodeRecord, from: &str, to: &str, reason: String) -> Self {
+        Self {
+            node_id: node.id.clone(),
+            org_id: node.org_id.clone(),
+            tenant_id: node.tenant_id.clone(),
+            from: from.into(),
+            to: to.into(),
+            reason,
+        }
+    }
+}
+
 /// Any other state change of a node (policy, key warning): an outbox row
 /// whose payload is a `StateChangeKind` in JSON.
 #[derive(Debug, Clone, PartialEq)]

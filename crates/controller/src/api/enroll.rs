@@ -146,16 +146,11 @@ pub async fn register(
         }
         Err(e) => return Err(e.into()),
     };
+    let unseen = NodeStatus::Unseen.as_str();
+    let enrolled = format!("enrolled with token {}", token.id);
     transitions_record(
         &mut tx,
-        &[StatusTransition {
-            node_id: node.id.clone(),
-            org_id: node.org_id.clone(),
-            tenant_id: node.tenant_id.clone(),
-            from: NodeStatus::Unseen.as_str().into(),
-            to: NodeStatus::Unseen.as_str().into(),
-            reason: format!("enrolled with token {}", token.id),
-        }],
+        &[StatusTransition::of(&node, unseen, unseen, enrolled)],
     )
     .await?;
     // Its policy is known from the start (the node fetches it once connected).

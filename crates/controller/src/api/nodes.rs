@@ -271,14 +271,12 @@ pub async fn decommission(
         nodes::node_decommission(&mut tx, &node.id).await?;
         transitions_record(
             &mut tx,
-            &[StatusTransition {
-                node_id: node.id.clone(),
-                org_id: node.org_id.clone(),
-                tenant_id: node.tenant_id.clone(),
-                from: node.status.clone(),
-                to: NodeStatus::Decommissioned.as_str().into(),
-                reason: "decommissioned by an operator".into(),
-            }],
+            &[StatusTransition::of(
+                &node,
+                &node.status,
+                NodeStatus::Decommissioned.as_str(),
+                "decommissioned by an operator".into(),
+            )],
         )
         .await?;
         audit::record(
