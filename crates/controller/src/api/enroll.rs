@@ -81,7 +81,8 @@ pub async fn register(
     }
     let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
     tokens::token_enrollment_key_lock(&mut tx, &req.public_key).await?;
-    let token = tokens::token_get_by_hash(&mut tx, &sha256(req.token.trim().as_bytes()))
+    let token_hash = sha256(req.token.trim().as_bytes());
+    let token = tokens::token_get_by_hash(&mut tx, &token_hash)
         .await?
         .ok_or_else(|| refused("invalid_token", "enrollment token is not valid"))?;
     token_usable(&token)?;
@@ -159,7 +160,7 @@ pub async fn register(
     // enrollments (one token row, one audit chain) until the commit, so
     // everything else above runs side by side.
     if !tokens::token_use_take(&mut tx, token.id).await? {
-        let now = tokens::token_get_by_hash(&mut tx, &sha256(req.token.trim().as_bytes()))
+        let now = tokens::token_get_by_hash(&mut tx, &token_hash)
             .await?
             .unwrap_or(token);
         token_usable(&now)?;
