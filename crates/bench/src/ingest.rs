@@ -2,9 +2,9 @@
 //! 1. raw: publish M pre-encoded usage bodies (acked, window W) to a plain
 //!    stream while a pull consumer (batch 1000, explicit ack) drains it at
 //!    the same time: the rate is M / (time until the last one is acked);
-//! 2. product: publish the same M bodies to the node subjects (Nats-Msg-Id,
-//!    same window) and let the controller ingest them: the rate is M / (time
-//!    until `/readyz` counts M messages committed and acked).
+//! 2. product: publish the same M bodies to the node subjects as the node
+//!    daemon does (same window) and let the controller ingest them: the rate
+//!    is M / (time until `/readyz` counts M messages committed and acked).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,13 +44,13 @@ const RAW_STREAM: &str = "BENCH_RAW";
 const RAW_PULL_EXPIRY: Duration = Duration::from_millis(50);
 const RAW_PULL_SETTLE: Duration = Duration::from_millis(5);
 
-fn bodies(nodes: &[SimNode], m: usize) -> Vec<(usize, u64, Bytes)> {
+fn bodies(nodes: &[SimNode], m: usize) -> Vec<(usize, Bytes)> {
     (0..m)
         .map(|k| {
             let i = k % nodes.len();
             let seq = (k / nodes.len()) as u64 + 1;
             let body = ritma_sim::message(&nodes[i].scope.node, TelemetryKind::Usage, seq, 10);
-            (i, seq, Bytes::from(body))
+            (i, Bytes::from(body))
         })
         .collect()
 }
@@ -58,31 +58,23 @@ fn bodies(nodes: &[SimNode], m: usize) -> Vec<(usize, u64, Bytes)> {
 /// Publish everything with `window` acks in flight; returns (seconds, failures).
 async fn publish_all<F>(
     js: &jetstream::Context,
-    items: &[(usize, u64, Bytes)],
+    items: &[(usize, Bytes)],
     window: usize,
     subject_of: F,
 ) -> (f64, u64)
 where
-    F: Fn(usize, u64) -> (String, Option<String>),
+    F: Fn(usize) -> String,
 {
     let start = Instant::now();
     let mut inflight = FuturesUnordered::new();
     let mut failed = 0u64;
-    for (i, seq, body) in items {
+    for (i, body) in items {
         while inflight.len() >= window {
             if let Some(Err(_)) = inflight.next().await {
                 failed += 1;
             }
         }
-        let (subject, msg_id) = subject_of(*i, *seq);
-        let mut headers = async_nats::HeaderMap::new();
-        if let Some(id) = msg_id {
-            headers.insert("Nats-Msg-Id", id.as_str());
-        }
-        match js
-            .publish_with_headers(subject, headers, body.clone())
-            .await
-        {
+        match js.publish(subject_of(*i), body.clone()).await {
             Ok(ack) => inflight.push(ack.into_future()),
             Err(_) => failed += 1,
         }
@@ -98,7 +90,7 @@ where
 async fn raw_phase(
     stack: &Stack,
     nodes: &[SimNode],
-    items: &[(usize, u64, Bytes)],
+    items: &[(usize, Bytes)],
     args: &Args,
 ) -> anyhow::Result<Value> {
     let client = stack.controller_bus().await?;
@@ -179,8 +171,8 @@ async fn raw_phase(
         }
         (start.elapsed().as_secs_f64(), got.load(Ordering::Relaxed))
     });
-    let (pub_secs, failed) = publish_all(&js, items, args.window, |i, _| {
-        (subjects::bench_raw(&nodes[i].scope.node), None)
+    let (pub_secs, failed) = publish_all(&js, items, args.window, |i| {
+        subjects::bench_raw(&nodes[i].scope.node)
     })
     .await;
     let (secs, got) = consumer_task.await?;
@@ -196,7 +188,7 @@ async fn raw_phase(
 async fn product_phase(
     stack: &Stack,
     nodes: &[SimNode],
-    items: &[(usize, u64, Bytes)],
+    items: &[(usize, Bytes)],
     args: &Args,
 ) -> anyhow::Result<Value> {
     let client = stack.controller_bus().await?;
@@ -211,12 +203,8 @@ async fn product_phase(
         let nodes = nodes.to_vec();
         let window = args.window;
         tokio::spawn(async move {
-            publish_all(&js, &items, window, |i, seq| {
-                let n = &nodes[i].scope;
-                (
-                    n.telemetry(TelemetryKind::Usage),
-                    Some(subjects::message_id(&n.node, seq)),
-                )
+            publish_all(&js, &items, window, |i| {
+                nodes[i].scope.telemetry(TelemetryKind::Usage)
             })
             .await
         })
@@ -288,7 +276,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         nodes.len()
     );
     let items = bodies(&nodes, args.messages);
-    let avg = items.iter().map(|x| x.2.len()).sum::<usize>() / items.len().max(1);
+    let avg = items.iter().map(|x| x.1.len()).sum::<usize>() / items.len().max(1);
     eprintln!("raw JetStream publish+consume ...");
     let raw = raw_phase(&stack, &nodes, &items, &args).await?;
     eprintln!("  {raw}");

@@ -11,7 +11,9 @@ pub const TELEMETRY_STREAM: &str = "RITMA_TELEMETRY";
 pub const DEAD_LETTER_STREAM: &str = "RITMA_DEADLETTER";
 pub const INGEST_CONSUMER: &str = "ritma-ingest";
 
-/// Retries inside this window with the same `Nats-Msg-Id` are dropped by the server.
+/// Retries inside this window with the same `Nats-Msg-Id` are dropped by the
+/// server (for publishers that send one; the node daemon does not, the
+/// ingest absorbs its re-sent copies).
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Every ack a consumer's clients send (`$JS.ACK.<stream>.<consumer>.>`):

@@ -1,6 +1,6 @@
 //! Typed, versioned message bodies. Each carries `v` (the schema version),
 //! the node it is about, and a per-node sequence number `seq` that makes it
-//! unique (the stream's `Nats-Msg-Id` and the database's idempotency key).
+//! unique (the database's idempotency key: a re-sent copy counts once).
 
 use std::collections::BTreeMap;
 

@@ -185,8 +185,10 @@ pub fn all_bench_raw() -> String {
     format!("{SYSTEM_ROOT}.bench.>")
 }
 
-/// `Nats-Msg-Id` for a node's message: stable across retries so that the
-/// stream's duplicate window drops a re-sent copy.
+/// `Nats-Msg-Id` for a node's message, stable across retries. Optional: the
+/// node daemon does not send it (the database absorbs re-sent copies by
+/// node and `seq`); a publisher that does gets its retries dropped by the
+/// stream's duplicate window.
 pub fn message_id(node: &NodeId, seq: u64) -> String {
     format!("{node}:{seq}")
 }

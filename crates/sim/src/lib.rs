@@ -15,7 +15,8 @@
 //!   (the subjects, bodies and ingest path are the same).
 //! - **Traffic**: heartbeats every `--heartbeat-secs` and summaries every
 //!   `--summary-secs` per node, start times spread over the interval, all
-//!   published to JetStream with `Nats-Msg-Id`, acks awaited in a window.
+//!   published to JetStream as the node daemon publishes them, acks awaited
+//!   in a window.
 //!   Subjects and bodies come from `ritma-protocol` only.
 
 use std::collections::{BTreeMap, BinaryHeap};
@@ -34,7 +35,7 @@ use ritma_protocol::enrollment::{RegisterRequest, RegisterResponse};
 use ritma_protocol::{
     EnforcementSummary, Heartbeat, HostFacts, IdError, NodeHealth, NodeId, NodeSubject, OrgId,
     SCHEMA_VERSION, SloCount, SloSummary, SpoolStats, Telemetry, TelemetryKind, TenantId,
-    UsageReport, subjects,
+    UsageReport,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -552,16 +553,8 @@ async fn drive(
             heap.push(Due(std::cmp::Reverse(at + every), i, is_heartbeat));
         }
         let body = message(&node.scope.node, kind, seq, interval_secs);
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(
-            "Nats-Msg-Id",
-            subjects::message_id(&node.scope.node, seq).as_str(),
-        );
         let sent_at = Instant::now();
-        match js
-            .publish_with_headers(node.scope.telemetry(kind), headers, body.into())
-            .await
-        {
+        match js.publish(node.scope.telemetry(kind), body.into()).await {
             Ok(ack) => {
                 counters.sent.fetch_add(1, Ordering::Relaxed);
                 inflight.push(async move { (ack.await, sent_at) });
