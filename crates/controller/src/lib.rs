@@ -209,7 +209,7 @@ impl Controller {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..self.config.workers.max(1) {
+        {
             let worker = IngestWorker {
                 consumer: self.consumer.clone(),
                 js: self.js.clone(),
@@ -223,7 +223,7 @@ impl Controller {
                 stats: self.state.stats.clone(),
                 outbox_wake: self.outbox_wake.clone(),
             };
-            tasks.spawn(worker.run(shutdown.clone()));
+            worker.spawn(self.config.workers, &mut tasks, &shutdown);
         }
         tasks.spawn(tasks::reconciler::run(
             self.state.pool.clone(),

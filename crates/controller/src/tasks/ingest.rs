@@ -2,6 +2,12 @@
 //! validate every message, commit the batch in one transaction, send refused
 //! messages to the dead-letter stream, then ack. Nothing is acked before its
 //! commit, so a crash anywhere means redelivery, which the writes absorb.
+//!
+//! Pulling and committing overlap: pullers fill one queue of batches that
+//! every committing worker takes from, so the next batch is pulled while the
+//! current ones commit (one after the other, the cores sat idle while a
+//! worker waited on the bus or on its commit), and a batch pulled ahead goes
+//! to whichever worker is free first, never waiting behind one slow commit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +21,8 @@ use ritma_db::ingest::{
 };
 use ritma_protocol::{NodeSubject, Telemetry, subjects};
 use sqlx::PgPool;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff;
@@ -52,6 +59,18 @@ impl Stragglers {
     }
 }
 
+/// Batches pulled and not yet taken by a worker.
+type BatchQueue = mpsc::Receiver<Vec<jetstream::Message>>;
+
+/// Pulls batches from the durable consumer into the workers' queue.
+struct BatchPuller {
+    consumer: PullConsumer,
+    batch_size: usize,
+    batch_wait: Duration,
+    stragglers: Stragglers,
+}
+
+#[derive(Clone)]
 pub struct IngestWorker {
     pub consumer: PullConsumer,
     pub js: jetstream::Context,
@@ -131,58 +150,48 @@ pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestB
     }
 }
 
-impl IngestWorker {
-    pub async fn run(self, shutdown: CancellationToken) {
+impl BatchPuller {
+    /// Pull batches until shutdown or until the workers are gone.
+    async fn run(
+        mut self,
+        batches: mpsc::Sender<Vec<jetstream::Message>>,
+        shutdown: CancellationToken,
+    ) {
         let mut failures = 0u32;
-        let mut stragglers = Stragglers::new();
         while !shutdown.is_cancelled() {
-            let pulled_at = tokio::time::Instant::now();
+            // Room in the queue first, then the pull: batches held unacked
+            // ahead of the workers never exceed the queue's capacity.
+            let slot = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                slot = batches.reserve() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+            };
             let messages = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                m = self.pull(&mut stragglers) => m,
+                m = self.pull() => m,
             };
-            let pull_ms = pulled_at.elapsed().as_secs_f64() * 1000.0;
-            let messages = match messages {
-                Ok(m) if m.is_empty() => continue,
-                Ok(m) => m,
+            match messages {
+                Ok(m) if m.is_empty() => {}
+                Ok(m) => {
+                    failures = 0;
+                    slot.send(m);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "pull from JetStream failed");
-                    tokio::time::sleep(backoff(failures.min(5))).await;
-                    failures += 1;
-                    continue;
-                }
-            };
-            let started = tokio::time::Instant::now();
-            match self.process(&messages).await {
-                Ok(()) => {
-                    tracing::debug!(
-                        messages = messages.len(),
-                        pull_ms,
-                        process_ms = started.elapsed().as_secs_f64() * 1000.0,
-                        "batch committed and acked"
-                    );
-                    failures = 0;
-                    self.stats.db_ok.store(true, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    failures += 1;
-                    self.stats.db_ok.store(false, Ordering::Relaxed);
-                    self.stats.db_failures.fetch_add(1, Ordering::Relaxed);
-                    let delay = backoff(failures);
-                    tracing::warn!(error = %e, ?delay, "batch not committed; will be redelivered");
-                    for m in &messages {
-                        let _ = m.ack_with(AckKind::Nak(Some(delay))).await;
-                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = tokio::time::sleep(backoff(failures.min(5))) => {}
                     }
+                    failures += 1;
                 }
             }
         }
     }
 
-    async fn pull(&self, stragglers: &mut Stragglers) -> Result<Vec<jetstream::Message>, String> {
+    async fn pull(&mut self) -> Result<Vec<jetstream::Message>, String> {
+        let stragglers = &mut self.stragglers;
         let mut out = Vec::with_capacity(self.batch_size.min(1024));
         while let Ok(m) = stragglers.rx.try_recv() {
             out.push(m);
@@ -239,6 +248,71 @@ impl IngestWorker {
             }
         }
         Ok(out)
+    }
+}
+
+impl IngestWorker {
+    /// Start `workers` committing workers and as many pullers, sharing one
+    /// queue of up to `workers` batches pulled ahead.
+    pub fn spawn(self, workers: usize, tasks: &mut JoinSet<()>, shutdown: &CancellationToken) {
+        let workers = workers.max(1);
+        let (tx, rx) = mpsc::channel(workers);
+        let queue = Arc::new(Mutex::new(rx));
+        for _ in 0..workers {
+            let puller = BatchPuller {
+                consumer: self.consumer.clone(),
+                batch_size: self.batch_size,
+                batch_wait: self.batch_wait,
+                stragglers: Stragglers::new(),
+            };
+            tasks.spawn(puller.run(tx.clone(), shutdown.clone()));
+            tasks.spawn(self.clone().run(queue.clone(), shutdown.clone()));
+        }
+    }
+
+    async fn run(self, queue: Arc<Mutex<BatchQueue>>, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        loop {
+            let waited_at = tokio::time::Instant::now();
+            let next = async { queue.lock().await.recv().await };
+            let messages = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = next => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
+            let wait_ms = waited_at.elapsed().as_secs_f64() * 1000.0;
+            let started = tokio::time::Instant::now();
+            match self.process(&messages).await {
+                Ok(()) => {
+                    tracing::debug!(
+                        messages = messages.len(),
+                        wait_ms,
+                        process_ms = started.elapsed().as_secs_f64() * 1000.0,
+                        "batch committed and acked"
+                    );
+                    failures = 0;
+                    self.stats.db_ok.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    failures += 1;
+                    self.stats.db_ok.store(false, Ordering::Relaxed);
+                    self.stats.db_failures.fetch_add(1, Ordering::Relaxed);
+                    let delay = backoff(failures);
+                    tracing::warn!(error = %e, ?delay, "batch not committed; will be redelivered");
+                    for m in &messages {
+                        let _ = m.ack_with(AckKind::Nak(Some(delay))).await;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        // Batches pulled ahead and not committed are left unacked: they are
+        // redelivered after the ack wait, as after a crash.
     }
 
     async fn process(&self, messages: &[jetstream::Message]) -> Result<(), String> {
