@@ -209,22 +209,20 @@ impl Controller {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
-        {
-            let worker = IngestWorker {
-                consumer: self.consumer.clone(),
-                js: self.js.clone(),
-                pool: self.state.pool.clone(),
-                batch_size: self.config.batch_size.max(1),
-                batch_wait: Duration::from_millis(self.config.batch_wait_ms.max(1)),
-                policy: OfflinePolicy {
-                    intervals: self.config.offline_intervals,
-                    grace_secs: self.config.offline_grace_secs,
-                },
-                stats: self.state.stats.clone(),
-                outbox_wake: self.outbox_wake.clone(),
-            };
-            worker.spawn(self.config.workers, &mut tasks, &shutdown);
+        IngestWorker {
+            consumer: self.consumer.clone(),
+            js: self.js.clone(),
+            pool: self.state.pool.clone(),
+            batch_size: self.config.batch_size.max(1),
+            batch_wait: Duration::from_millis(self.config.batch_wait_ms.max(1)),
+            policy: OfflinePolicy {
+                intervals: self.config.offline_intervals,
+                grace_secs: self.config.offline_grace_secs,
+            },
+            stats: self.state.stats.clone(),
+            outbox_wake: self.outbox_wake.clone(),
         }
+        .spawn(self.config.workers, &mut tasks, &shutdown);
         tasks.spawn(tasks::reconciler::run(
             self.state.pool.clone(),
             Duration::from_millis(self.config.reconcile_ms.max(50)),

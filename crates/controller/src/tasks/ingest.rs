@@ -311,8 +311,13 @@ impl IngestWorker {
                 }
             }
         }
-        // Batches pulled ahead and not committed are left unacked: they are
-        // redelivered after the ack wait, as after a crash.
+        // Batches pulled ahead and not committed go back to the consumer at
+        // once (a nak), not after the ack wait, for the other controllers.
+        while let Ok(batch) = queue.lock().await.try_recv() {
+            for m in &batch {
+                let _ = m.ack_with(AckKind::Nak(None)).await;
+            }
+        }
     }
 
     async fn process(&self, messages: &[jetstream::Message]) -> Result<(), String> {
