@@ -367,6 +367,36 @@ impl TestStack {
             .await
             .expect("count query")
     }
+
+    /// Every telemetry message of `node` on the central stream, in stream
+    /// order: (kind, node sequence). A copy the node re-sent after a lost ack
+    /// (the stream keeps it, the ingest absorbs it) is left out after its
+    /// original.
+    pub async fn node_stream(&self, node: &str) -> Vec<(String, u64)> {
+        let bus = self.controller_bus().await.unwrap();
+        let mut stream = async_nats::jetstream::new(bus)
+            .get_stream(ritma_bus::streams::TELEMETRY_STREAM)
+            .await
+            .unwrap();
+        let state = stream.info().await.unwrap().state.clone();
+        let mut out = Vec::new();
+        for s in state.first_sequence..=state.last_sequence {
+            let Ok(msg) = stream.get_raw_message(s).await else {
+                continue;
+            };
+            let subject = msg.subject.to_string();
+            if !subject.contains(&format!(".node.{node}.")) {
+                continue;
+            }
+            let v: Value = serde_json::from_slice(&msg.payload).unwrap();
+            let kind = subject.rsplit('.').next().unwrap().to_string();
+            let message = (kind, v["seq"].as_u64().unwrap());
+            if !out.contains(&message) {
+                out.push(message);
+            }
+        }
+        out
+    }
 }
 
 /// The `ritma` binary of this build (`ritma controller` runs the controller

@@ -153,31 +153,12 @@ async fn daemon_spools_while_the_bus_is_down_and_delivers_in_order() {
     // Every message the daemon made is in the stream, in order, with no gap.
     // A copy the daemon re-sent after an ack lost to the outage may follow
     // its original (the stream keeps it, the ingest absorbs it).
-    let bus = stack.controller_bus().await.unwrap();
-    let js = jetstream::new(bus);
-    let mut stream = js
-        .get_stream(ritma_bus::streams::TELEMETRY_STREAM)
+    let seqs: Vec<u64> = stack
+        .node_stream(&node)
         .await
-        .unwrap();
-    let last = stream.info().await.unwrap().state.last_sequence;
-    let mut seqs = Vec::new();
-    for s in 1..=last {
-        let Ok(msg) = stream.get_raw_message(s).await else {
-            continue;
-        };
-        if !msg.subject.as_str().contains(&format!(".node.{node}.")) {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
-        seqs.push(v["seq"].as_u64().unwrap());
-    }
-    let mut firsts: Vec<u64> = Vec::new();
-    for seq in seqs {
-        if !firsts.contains(&seq) {
-            firsts.push(seq);
-        }
-    }
-    let seqs = firsts;
+        .into_iter()
+        .map(|(_, seq)| seq)
+        .collect();
     assert!(
         seqs.len() as u64 >= 10 + depth as u64 / 2,
         "only {} messages",

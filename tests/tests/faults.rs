@@ -232,36 +232,6 @@ async fn controller_process_sigkilled_mid_batch_loses_and_doubles_nothing() {
     controller.kill();
 }
 
-/// Every telemetry message of `node` on the central stream, in stream order:
-/// (kind, node sequence). A copy the daemon re-sent after a lost ack (the
-/// stream keeps it, the ingest absorbs it) is left out after its original.
-async fn stream_of(stack: &TestStack, node: &str) -> Vec<(String, u64)> {
-    let bus = stack.controller_bus().await.unwrap();
-    let js = jetstream::new(bus);
-    let mut stream = js
-        .get_stream(ritma_bus::streams::TELEMETRY_STREAM)
-        .await
-        .unwrap();
-    let state = stream.info().await.unwrap().state.clone();
-    let mut out = Vec::new();
-    for s in state.first_sequence..=state.last_sequence {
-        let Ok(msg) = stream.get_raw_message(s).await else {
-            continue;
-        };
-        let subject = msg.subject.to_string();
-        if !subject.contains(&format!(".node.{node}.")) {
-            continue;
-        }
-        let v: Value = serde_json::from_slice(&msg.payload).unwrap();
-        let kind = subject.rsplit('.').next().unwrap().to_string();
-        let message = (kind, v["seq"].as_u64().unwrap());
-        if !out.contains(&message) {
-            out.push(message);
-        }
-    }
-    out
-}
-
 fn spool_lines(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir.join("spool"))
         .map(|entries| {
@@ -398,14 +368,14 @@ async fn bus_down_for_a_minute_daemons_spool_and_everything_arrives_in_order() {
     assert_eq!(spool_lines(&roomy_dir), 0, "nothing left behind");
 
     // Roomy: every message it made is on the stream, in order, no gap.
-    let roomy_msgs = stream_of(&stack, &roomy_id).await;
+    let roomy_msgs = stack.node_stream(&roomy_id).await;
     let seqs: Vec<u64> = roomy_msgs.iter().map(|m| m.1).collect();
     let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
     assert_eq!(seqs, expected, "in order, no gap");
     assert!(seqs.len() > roomy_depth, "{} messages", seqs.len());
 
     // Tiny: in order; every sequence is either delivered or counted as dropped.
-    let tiny_msgs = stream_of(&stack, &tiny_id).await;
+    let tiny_msgs = stack.node_stream(&tiny_id).await;
     let seqs: Vec<u64> = tiny_msgs.iter().map(|m| m.1).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
     let dropped = spool_dropped(&tiny_dir);
