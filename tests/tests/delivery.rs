@@ -455,8 +455,9 @@ fn summaries_batch(node: &str, seqs: &[i64], scale: i64) -> ritma_db::ingest::In
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
-    use ritma_db::ingest::{OfflinePolicy, ingest_commit};
+    use ritma_db::ingest::{AdmittedClaims, OfflinePolicy, ingest_commit};
     let stack = TestStack::start().await.unwrap();
+    let admitted = AdmittedClaims::default();
     stack.create_org("acme").await;
     let token = stack.create_token("acme", "prod", 1).await;
     let (status, _, _) = stack.enroll_raw(&token, "rep-1").await;
@@ -482,9 +483,14 @@ async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
         )
     };
 
-    let first = ingest_commit(&stack.pool, summaries_batch("rep-1", &[1, 2, 3], 1), policy)
-        .await
-        .unwrap();
+    let first = ingest_commit(
+        &stack.pool,
+        summaries_batch("rep-1", &[1, 2, 3], 1),
+        policy,
+        &admitted,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         first.summaries_inserted, 9,
         "3 usage + 3 SLO + 3 enforcement"
@@ -497,6 +503,7 @@ async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
         &stack.pool,
         summaries_batch("rep-1", &[3, 4, 4, 5], 1000),
         policy,
+        &admitted,
     )
     .await
     .unwrap();
@@ -515,9 +522,95 @@ async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
         &stack.pool,
         summaries_batch("rep-1", &[3, 4, 4, 5], 1000),
         policy,
+        &admitted,
     )
     .await
     .unwrap();
     assert_eq!(again.summaries_inserted, 0);
     assert_eq!(totals().await, (9006, 9006, 9006, 9006));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_remembered_as_active_is_refused_once_decommissioned_or_claimed_elsewhere() {
+    use ritma_db::ingest::{AdmittedClaims, OfflinePolicy, ingest_commit};
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 2).await;
+    for node in ["keep-1", "gone-1"] {
+        let (status, _, _) = stack.enroll_raw(&token, node).await;
+        assert_eq!(status, 200);
+    }
+    let policy = OfflinePolicy {
+        intervals: 3,
+        grace_secs: 2,
+    };
+    // One memory across batches, as a controller's workers share it.
+    let admitted = AdmittedClaims::default();
+    let mut batch = summaries_batch("keep-1", &[1], 1);
+    let gone = summaries_batch("gone-1", &[1], 1);
+    batch.usage.extend(gone.usage);
+    batch.slo.extend(gone.slo);
+    batch.events.extend(gone.events);
+    let first = ingest_commit(&stack.pool, batch, policy, &admitted)
+        .await
+        .unwrap();
+    assert_eq!(first.summaries_inserted, 6);
+    assert!(first.dead_letters.is_empty());
+
+    let (status, _) = stack
+        .api(
+            reqwest::Method::POST,
+            "/api/orgs/acme/nodes/gone-1/decommission",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Both nodes were admitted a moment ago; only the active one still is.
+    let mut batch = summaries_batch("keep-1", &[2], 1);
+    let gone = summaries_batch("gone-1", &[2], 1);
+    batch.usage.extend(gone.usage);
+    batch.slo.extend(gone.slo);
+    batch.events.extend(gone.events);
+    let second = ingest_commit(&stack.pool, batch, policy, &admitted)
+        .await
+        .unwrap();
+    assert_eq!(second.summaries_inserted, 3, "keep-1's three summaries");
+    assert_eq!(second.dead_letters.len(), 3, "gone-1's three summaries");
+    assert!(
+        second
+            .dead_letters
+            .iter()
+            .all(|d| d.reason == "unknown_node" && d.subject.contains("gone-1"))
+    );
+
+    // The active node named under another tenant is refused, though the
+    // same node under its own tenant is remembered as active.
+    let mut elsewhere = summaries_batch("keep-1", &[3], 1);
+    for origin in elsewhere
+        .usage
+        .iter_mut()
+        .map(|r| &mut r.period.origin)
+        .chain(elsewhere.slo.iter_mut().map(|r| &mut r.period.origin))
+        .chain(elsewhere.events.iter_mut().map(|r| &mut r.period.origin))
+    {
+        origin.tenant_id = "staging".into();
+    }
+    let third = ingest_commit(&stack.pool, elsewhere, policy, &admitted)
+        .await
+        .unwrap();
+    assert_eq!(third.summaries_inserted, 0);
+    assert_eq!(third.dead_letters.len(), 3);
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM node_usage_reports WHERE node_id = 'gone-1'")
+            .await,
+        1,
+        "only the summary from before the decommission"
+    );
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM node_usage_reports WHERE node_id = 'keep-1'")
+            .await,
+        2
+    );
 }

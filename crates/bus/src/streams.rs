@@ -23,14 +23,16 @@ pub fn consumer_acks(stream: &str, consumer: &str) -> String {
 }
 
 /// The stream sequence in an ack subject (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...`,
-/// or the longer form with domain and account hash).
+/// or the longer form with domain and account hash): a delivered message's
+/// reply subject. Cheaper than the client's full `Message::info` parse, which
+/// the ingest workers would do for every message only to read this number.
 pub fn ack_stream_sequence(subject: &str) -> Option<u64> {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    match tokens.len() {
-        9 => tokens[5].parse().ok(),
-        n if n >= 11 => tokens[7].parse().ok(),
-        _ => None,
-    }
+    let at = match subject.split('.').count() {
+        9 => 5,
+        n if n >= 11 => 7,
+        _ => return None,
+    };
+    subject.split('.').nth(at)?.parse().ok()
 }
 
 pub struct StreamSettings {
@@ -94,4 +96,32 @@ pub async fn ensure_streams(
         )
         .await
         .map_err(|e| err(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ack_stream_sequence;
+
+    #[test]
+    fn the_stream_sequence_is_read_from_both_ack_subject_forms() {
+        assert_eq!(
+            ack_stream_sequence(
+                "$JS.ACK.RITMA_TELEMETRY.ritma-ingest.1.4242.17.1700000000000000000.3"
+            ),
+            Some(4242)
+        );
+        assert_eq!(
+            ack_stream_sequence(
+                "$JS.ACK.hub.ACCHASH.RITMA_TELEMETRY.ritma-ingest.2.99.18.1700000000000000000.0.tok"
+            ),
+            Some(99)
+        );
+    }
+
+    #[test]
+    fn a_subject_that_is_not_an_ack_has_no_stream_sequence() {
+        assert_eq!(ack_stream_sequence("ritma.v1.org.t.node.n1.usage"), None);
+        assert_eq!(ack_stream_sequence("$JS.ACK.S.C.1.notanumber.1.2.3"), None);
+        assert_eq!(ack_stream_sequence(""), None);
+    }
 }

@@ -221,6 +221,7 @@ impl Controller {
             },
             stats: self.state.stats.clone(),
             outbox_wake: self.outbox_wake.clone(),
+            admitted: Arc::default(),
         }
         .spawn(self.config.workers, &mut tasks, &shutdown);
         tasks.spawn(tasks::reconciler::run(

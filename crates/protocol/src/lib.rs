@@ -13,6 +13,7 @@ pub mod keys;
 pub mod messages;
 pub mod policy;
 pub mod subjects;
+pub mod timestamp;
 pub mod validate;
 
 pub use ids::{IdError, NodeId, OrgId, TenantId};

@@ -73,6 +73,7 @@ pub struct Heartbeat {
     pub node_id: NodeId,
     pub seq: u64,
     /// The node's clock; the controller keeps its own receive time beside it.
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub sent_at: DateTime<Utc>,
     pub status: NodeHealth,
     #[schemars(length(min = 1, max = 64))]
@@ -82,7 +83,9 @@ pub struct Heartbeat {
     pub interval_secs: u32,
     #[schemars(length(min = 1, max = 128))]
     pub policy_version: Option<String>,
+    #[serde(default, deserialize_with = "crate::timestamp::option::deserialize")]
     pub last_policy_sync_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "crate::timestamp::option::deserialize")]
     pub last_evidence_batch_at: Option<DateTime<Utc>>,
     /// The signing key the node uses, for key governance.
     #[schemars(length(min = 1, max = 128))]
@@ -131,8 +134,11 @@ pub struct SloSummary {
     pub v: u16,
     pub node_id: NodeId,
     pub seq: u64,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub sent_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub period_start: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub period_end: DateTime<Utc>,
     /// At most 256 rows.
     pub counts: Vec<SloCount>,
@@ -158,8 +164,11 @@ pub struct UsageReport {
     pub v: u16,
     pub node_id: NodeId,
     pub seq: u64,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub sent_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub period_start: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub period_end: DateTime<Utc>,
     pub decisions: u64,
     pub dig_files: u64,
@@ -185,8 +194,11 @@ pub struct EnforcementSummary {
     pub v: u16,
     pub node_id: NodeId,
     pub seq: u64,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub sent_at: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub period_start: DateTime<Utc>,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub period_end: DateTime<Utc>,
     pub allow: u64,
     pub deny: u64,

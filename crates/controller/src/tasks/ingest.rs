@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt;
+use ritma_bus::streams::ack_stream_sequence;
 use ritma_db::ingest::{
-    DeadLetterRow, EnforcementRow, HeartbeatRow, IngestBatch, OfflinePolicy, Origin, PeriodRow,
-    SloRow, UsageRow, heartbeats_coalesce, ingest_commit,
+    AdmittedClaims, DeadLetterRow, EnforcementRow, HeartbeatRow, IngestBatch, OfflinePolicy,
+    Origin, PeriodRow, SloRow, UsageRow, heartbeats_coalesce, ingest_commit,
 };
 use ritma_protocol::{NodeSubject, Telemetry, subjects};
 use sqlx::PgPool;
@@ -80,6 +81,8 @@ pub struct IngestWorker {
     pub policy: OfflinePolicy,
     pub stats: Arc<IngestStats>,
     pub outbox_wake: Arc<Notify>,
+    /// Shared by the workers: nodes already found active.
+    pub admitted: Arc<AdmittedClaims>,
 }
 
 fn clamp_i64(v: u64) -> i64 {
@@ -323,14 +326,12 @@ impl IngestWorker {
     async fn process(&self, messages: &[jetstream::Message]) -> Result<(), String> {
         let mut batch = IngestBatch::default();
         for m in messages {
-            let seq = m
-                .info()
-                .map(|i| clamp_i64(i.stream_sequence))
-                .map_err(|e| e.to_string())?;
+            let seq =
+                stream_sequence(m).ok_or("a delivered message has no JetStream ack subject")?;
             classify(seq, m.subject.as_str(), &m.payload, &mut batch);
         }
         batch.heartbeats = heartbeats_coalesce(std::mem::take(&mut batch.heartbeats));
-        let outcome = ingest_commit(&self.pool, batch, self.policy)
+        let outcome = ingest_commit(&self.pool, batch, self.policy, &self.admitted)
             .await
             .map_err(|e| e.to_string())?;
         if !outcome.transitions.is_empty() {
@@ -339,9 +340,9 @@ impl IngestWorker {
         // Keep the refused message itself, with its reason, on the dead-letter
         // stream (idempotent by stream sequence), before acking it.
         for dl in &outcome.dead_letters {
-            let original = messages.iter().find(|m| {
-                m.info().map(|i| clamp_i64(i.stream_sequence)).ok() == Some(dl.stream_seq)
-            });
+            let original = messages
+                .iter()
+                .find(|m| stream_sequence(m) == Some(dl.stream_seq));
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", format!("dlq:{}", dl.stream_seq).as_str());
             headers.insert("Ritma-Reason", dl.reason.as_str());
@@ -374,6 +375,10 @@ impl IngestWorker {
             .fetch_add(outcome.dead_letters.len() as u64, Ordering::Relaxed);
         Ok(())
     }
+}
+
+fn stream_sequence(m: &jetstream::Message) -> Option<i64> {
+    ack_stream_sequence(m.reply.as_deref()?).map(clamp_i64)
 }
 
 fn heartbeat_row(origin: Origin, h: ritma_protocol::Heartbeat) -> HeartbeatRow {
