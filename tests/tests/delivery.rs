@@ -546,12 +546,15 @@ async fn a_node_remembered_as_active_is_refused_once_decommissioned_or_claimed_e
     };
     // One memory across batches, as a controller's workers share it.
     let admitted = AdmittedClaims::default();
-    let mut batch = summaries_batch("keep-1", &[1], 1);
-    let gone = summaries_batch("gone-1", &[1], 1);
-    batch.usage.extend(gone.usage);
-    batch.slo.extend(gone.slo);
-    batch.events.extend(gone.events);
-    let first = ingest_commit(&stack.pool, batch, policy, &admitted)
+    let both = |a: &str, b: &str, seq: i64| {
+        let mut batch = summaries_batch(a, &[seq], 1);
+        let other = summaries_batch(b, &[seq], 1);
+        batch.usage.extend(other.usage);
+        batch.slo.extend(other.slo);
+        batch.events.extend(other.events);
+        batch
+    };
+    let first = ingest_commit(&stack.pool, both("keep-1", "gone-1", 1), policy, &admitted)
         .await
         .unwrap();
     assert_eq!(first.summaries_inserted, 6);
@@ -566,12 +569,7 @@ async fn a_node_remembered_as_active_is_refused_once_decommissioned_or_claimed_e
         .await;
     assert_eq!(status, 200);
     // Both nodes were admitted a moment ago; only the active one still is.
-    let mut batch = summaries_batch("keep-1", &[2], 1);
-    let gone = summaries_batch("gone-1", &[2], 1);
-    batch.usage.extend(gone.usage);
-    batch.slo.extend(gone.slo);
-    batch.events.extend(gone.events);
-    let second = ingest_commit(&stack.pool, batch, policy, &admitted)
+    let second = ingest_commit(&stack.pool, both("keep-1", "gone-1", 2), policy, &admitted)
         .await
         .unwrap();
     assert_eq!(second.summaries_inserted, 3, "keep-1's three summaries");
