@@ -435,8 +435,12 @@ fn summaries_batch(node: &str, seqs: &[i64], scale: i64) -> ritma_db::ingest::In
             .iter()
             .map(|&seq| SloRow {
                 period: period(seq),
-                counts: serde_json::json!([{"component": "agent", "operation": "sync",
-                                            "outcome": "ok", "count": seq * scale}]),
+                counts: vec![ritma_protocol::SloCount {
+                    component: "agent".into(),
+                    operation: "sync".into(),
+                    outcome: "ok".into(),
+                    count: (seq * scale).unsigned_abs(),
+                }],
             })
             .collect(),
         events: seqs
@@ -528,6 +532,132 @@ async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
     .unwrap();
     assert_eq!(again.summaries_inserted, 0);
     assert_eq!(totals().await, (9006, 9006, 9006, 9006));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_rollups_sum_per_key_and_utc_hour_and_saturate_rather_than_fail() {
+    use ritma_db::ingest::{AdmittedClaims, OfflinePolicy, ingest_commit};
+    let stack = TestStack::start().await.unwrap();
+    let admitted = AdmittedClaims::default();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 2).await;
+    for node in ["roll-1", "roll-2"] {
+        let (status, _, _) = stack.enroll_raw(&token, node).await;
+        assert_eq!(status, 200);
+    }
+    let policy = OfflinePolicy {
+        intervals: 3,
+        grace_secs: 2,
+    };
+    let hour = |h: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
+            .and_then(|d| d.and_hms_opt(h, 0, 0))
+            .map(|t| t.and_utc())
+            .unwrap()
+    };
+    // Node roll-1: seqs 1-2 start in the 10:00 hour (one at 10:59:59), 3 at
+    // 11:00; node roll-2: seq 1 at 10:00. SLO rows: two outcomes each.
+    let mut batch = summaries_batch("roll-1", &[1, 2, 3], 1);
+    batch.usage.extend(summaries_batch("roll-2", &[1], 1).usage);
+    batch
+        .events
+        .extend(summaries_batch("roll-2", &[1], 1).events);
+    let starts = [
+        hour(10),
+        hour(11) - chrono::Duration::seconds(1),
+        hour(11),
+        hour(10),
+    ];
+    for (row, start) in batch.usage.iter_mut().zip(starts) {
+        row.period.period_start = start;
+    }
+    for (row, start) in batch.events.iter_mut().zip(starts) {
+        row.period.period_start = start;
+    }
+    for (row, start) in batch.slo.iter_mut().zip(starts) {
+        row.period.period_start = start;
+        let mut failed = row.counts[0].clone();
+        failed.outcome = "error".into();
+        failed.count = 100;
+        row.counts.push(failed);
+    }
+    let done = ingest_commit(&stack.pool, batch, policy, &admitted)
+        .await
+        .unwrap();
+    assert_eq!(done.summaries_inserted, 3 + 4 + 4);
+    let rows = |sql: &'static str| {
+        let pool = stack.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, chrono::DateTime<chrono::Utc>, String, i64)>(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        rows(
+            "SELECT org_id || '/' || tenant_id, hour, '', decisions FROM usage_hourly ORDER BY hour"
+        )
+        .await,
+        vec![
+            ("acme/prod".into(), hour(10), String::new(), 1 + 2 + 1),
+            ("acme/prod".into(), hour(11), String::new(), 3),
+        ],
+        "usage is rolled up per org and tenant: both nodes in one 10:00 bucket"
+    );
+    assert_eq!(
+        rows(
+            "SELECT node_id, hour, '', allow_count FROM enforcement_hourly ORDER BY node_id, hour"
+        )
+        .await,
+        vec![
+            ("roll-1".into(), hour(10), String::new(), 1 + 2),
+            ("roll-1".into(), hour(11), String::new(), 3),
+            ("roll-2".into(), hour(10), String::new(), 1),
+        ]
+    );
+    assert_eq!(
+        rows(
+            "SELECT node_id, hour, outcome, count FROM slo_hourly ORDER BY node_id, hour, outcome"
+        )
+        .await,
+        vec![
+            ("roll-1".into(), hour(10), "error".into(), 200),
+            ("roll-1".into(), hour(10), "ok".into(), 1 + 2),
+            ("roll-1".into(), hour(11), "error".into(), 100),
+            ("roll-1".into(), hour(11), "ok".into(), 3),
+        ]
+    );
+
+    // Counters at the stored maximum, within one batch and across batches:
+    // the rollup stays at the maximum and the batches still commit.
+    for seqs in [&[10, 11][..], &[12]] {
+        let mut batch = summaries_batch("roll-2", seqs, 1);
+        for row in &mut batch.usage {
+            row.period.period_start = hour(12);
+            row.decisions = i64::MAX;
+        }
+        for row in &mut batch.slo {
+            row.period.period_start = hour(12);
+            row.counts[0].count = i64::MAX as u64;
+        }
+        let done = ingest_commit(&stack.pool, batch, policy, &admitted)
+            .await
+            .unwrap();
+        assert_eq!(done.summaries_inserted, 3 * seqs.len() as u64);
+    }
+    assert_eq!(
+        stack
+            .count("SELECT decisions FROM usage_hourly WHERE hour = '2026-11-29T12:00:00Z'")
+            .await,
+        i64::MAX
+    );
+    assert_eq!(
+        stack
+            .count("SELECT count FROM slo_hourly WHERE node_id = 'roll-2' AND hour = '2026-11-29T12:00:00Z'")
+            .await,
+        i64::MAX
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,6 +153,7 @@ impl Validate for SloSummary {
             validate::non_empty_text("counts.component", &row.component, MAX_LABEL)?;
             validate::non_empty_text("counts.operation", &row.operation, MAX_LABEL)?;
             validate::non_empty_text("counts.outcome", &row.outcome, MAX_LABEL)?;
+            counter("counts.count", row.count)?;
         }
         Ok(())
     }

@@ -170,4 +170,22 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn slo_counts_beyond_a_stored_counter_are_refused(node in ID, count in any::<u64>()) {
+        let end = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let body = serde_json::to_vec(&serde_json::json!({
+            "v": 1, "node_id": node, "seq": 1, "sent_at": end,
+            "period_start": end - chrono::Duration::seconds(10), "period_end": end,
+            "counts": [{"component": "agent", "operation": "sync", "outcome": "ok", "count": count}],
+        }))
+        .unwrap();
+        match Telemetry::decode(TelemetryKind::Slo, &body) {
+            Ok(_) => prop_assert!(count <= i64::MAX as u64),
+            Err(e) => {
+                prop_assert!(count > i64::MAX as u64, "{}", e);
+                prop_assert_eq!(e.reason(), "invalid");
+            }
+        }
+    }
 }

@@ -134,7 +134,7 @@ pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestB
         Telemetry::Heartbeat(h) => batch.heartbeats.push(heartbeat_row(origin, *h)),
         Telemetry::Slo(s) => batch.slo.push(SloRow {
             period: period(origin, s.seq, s.sent_at, s.period_start, s.period_end),
-            counts: serde_json::to_value(&s.counts).unwrap_or_default(),
+            counts: s.counts,
         }),
         Telemetry::Usage(u) => batch.usage.push(UsageRow {
             period: period(origin, u.seq, u.sent_at, u.period_start, u.period_end),

@@ -3,17 +3,24 @@
 //! - heartbeats update the node row only when their sequence is newer;
 //! - summaries are keyed by (node, seq): a batch inserts them plainly, and
 //!   a batch that repeats a stored summary is committed again with
-//!   ON CONFLICT DO NOTHING (see [`Redelivery`]);
+//!   ON CONFLICT DO NOTHING (see `summaries::Redelivery`), and the hourly
+//!   rollups are summed in the controller (see `summaries`);
 //! - dead letters are keyed by their stream sequence.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
+use ritma_protocol::SloCount;
+
 use crate::DbError;
 use crate::outbox::{NodeChange, StatusTransition, changes_record, transitions_record};
+
+mod summaries;
+
+use summaries::Redelivery;
 
 /// Where a message claims to come from (its subject).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +68,7 @@ pub struct PeriodRow {
 #[derive(Debug, Clone)]
 pub struct SloRow {
     pub period: PeriodRow,
-    pub counts: serde_json::Value,
+    pub counts: Vec<SloCount>,
 }
 
 #[derive(Debug, Clone)]
@@ -244,59 +251,6 @@ async fn claims_refused(
     Ok(refused)
 }
 
-/// How a batch's summary rows meet the rows already stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Redelivery {
-    /// The common case, tried first: a plain INSERT. `ON CONFLICT` costs a
-    /// second b-tree descent and an extra WAL record per row (measured: about
-    /// a fifth of the database's ingest CPU), for redeliveries that are rare.
-    /// A repeated summary fails the statement, and the batch is retried as
-    /// `Absorbed`.
-    Unexpected,
-    /// `ON CONFLICT DO NOTHING`, in-batch repeats removed, and the hourly
-    /// rollups add only the rows actually inserted.
-    Absorbed,
-}
-
-impl Redelivery {
-    /// Render a summary statement's template: `{distinct}` (in-batch
-    /// repeats), `{on_conflict}` (stored repeats), `{inserted}` (rollups
-    /// count only what was inserted).
-    fn render(self, template: &str) -> String {
-        let (distinct, on_conflict, inserted) = match self {
-            Self::Unexpected => ("", "", ""),
-            Self::Absorbed => (
-                "DISTINCT ON (node_id, seq)",
-                "ON CONFLICT (node_id, seq) DO NOTHING",
-                "JOIN ins USING (node_id, seq)",
-            ),
-        };
-        template
-            .replace("{distinct}", distinct)
-            .replace("{on_conflict}", on_conflict)
-            .replace("{inserted}", inserted)
-    }
-}
-
-/// A summary statement in both renderings, built once.
-struct SummarySql([String; 2]);
-
-impl SummarySql {
-    fn new(template: &str) -> Self {
-        Self([
-            Redelivery::Unexpected.render(template),
-            Redelivery::Absorbed.render(template),
-        ])
-    }
-
-    fn get(&'static self, redelivery: Redelivery) -> &'static str {
-        match redelivery {
-            Redelivery::Unexpected => &self.0[0],
-            Redelivery::Absorbed => &self.0[1],
-        }
-    }
-}
-
 /// Commit one batch. Messages whose subject names a node that does not
 /// exist in that org and tenant (or was decommissioned) become dead letters.
 pub async fn ingest_commit(
@@ -398,9 +352,8 @@ async fn ingest_attempt(
     let mut outcome = IngestOutcome::default();
     let (applied, transitions, changes) = heartbeats_apply(&mut tx, &heartbeats, policy).await?;
     outcome.heartbeats_applied = applied;
-    outcome.summaries_inserted = slo_insert(&mut tx, &slo, redelivery).await?
-        + usage_insert(&mut tx, &usage, redelivery).await?
-        + events_insert(&mut tx, &events, redelivery).await?;
+    outcome.summaries_inserted =
+        summaries::all_insert(&mut tx, &slo, &usage, &events, redelivery).await?;
     dead_letters_insert(&mut tx, &dead).await?;
     transitions_record(&mut tx, &transitions).await?;
     changes_record(&mut tx, &changes).await?;
@@ -592,202 +545,6 @@ async fn keys_touch(
     .execute(tx.as_mut())
     .await?;
     Ok(())
-}
-
-macro_rules! period_cols {
-    ($rows:expr) => {{
-        let rows = $rows;
-        (
-            rows.iter()
-                .map(|r| r.period.origin.node_id.as_str())
-                .collect::<Vec<_>>(),
-            rows.iter().map(|r| r.period.seq).collect::<Vec<_>>(),
-            rows.iter()
-                .map(|r| r.period.period_start)
-                .collect::<Vec<_>>(),
-            rows.iter().map(|r| r.period.period_end).collect::<Vec<_>>(),
-            rows.iter().map(|r| r.period.sent_at).collect::<Vec<_>>(),
-        )
-    }};
-}
-
-// Each insert also adds what it actually inserted (not what a redelivery
-// repeated) to the node's hourly rollup, in the same statement. Rows are
-// bucketed by the hour their period starts in.
-
-static SLO_INSERT: LazyLock<SummarySql> = LazyLock::new(|| {
-    SummarySql::new(
-        "WITH src AS (
-             SELECT {distinct} *
-             FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
-                         $5::timestamptz[], $6::jsonb[])
-                  AS u(node_id, seq, period_start, period_end, sent_at, counts)
-         ), ins AS (
-             INSERT INTO node_slo_summaries (node_id, seq, period_start, period_end, sent_at, counts)
-             SELECT * FROM src
-             {on_conflict}
-             RETURNING node_id, seq
-         ), rolled AS (
-             INSERT INTO slo_hourly (node_id, hour, component, operation, outcome, count)
-             SELECT s.node_id, date_trunc('hour', s.period_start), c.component, c.operation,
-                    c.outcome, sum(c.count)
-             FROM src s {inserted},
-                  jsonb_to_recordset(s.counts) AS c(component text, operation text, outcome text, count bigint)
-             GROUP BY 1, 2, 3, 4, 5
-             ORDER BY 1, 2, 3, 4, 5
-             ON CONFLICT (node_id, hour, component, operation, outcome)
-             DO UPDATE SET count = slo_hourly.count + EXCLUDED.count
-         )
-         SELECT count(*) FROM ins",
-    )
-});
-
-async fn slo_insert(
-    tx: &mut Transaction<'_, Postgres>,
-    rows: &[&SloRow],
-    redelivery: Redelivery,
-) -> Result<u64, DbError> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let (nodes, seqs, starts, ends, sents) = period_cols!(rows);
-    let counts: Vec<&serde_json::Value> = rows.iter().map(|r| &r.counts).collect();
-    let inserted: i64 = sqlx::query_scalar(SLO_INSERT.get(redelivery))
-        .bind(nodes)
-        .bind(seqs)
-        .bind(starts)
-        .bind(ends)
-        .bind(sents)
-        .bind(counts)
-        .fetch_one(tx.as_mut())
-        .await?;
-    Ok(inserted as u64)
-}
-
-static USAGE_INSERT: LazyLock<SummarySql> = LazyLock::new(|| {
-    SummarySql::new(
-        "WITH src AS (
-             SELECT {distinct} *
-             FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
-                         $5::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
-                         $10::text[], $11::text[])
-                  AS u(node_id, seq, period_start, period_end, sent_at, decisions, dig_files,
-                       storage_bytes, snapshot_exports, org_id, tenant_id)
-         ), ins AS (
-             INSERT INTO node_usage_reports (node_id, seq, period_start, period_end, sent_at,
-                                             decisions, dig_files, storage_bytes, snapshot_exports)
-             SELECT node_id, seq, period_start, period_end, sent_at, decisions, dig_files,
-                    storage_bytes, snapshot_exports
-             FROM src
-             {on_conflict}
-             RETURNING node_id, seq
-         ), rolled AS (
-             INSERT INTO usage_hourly (org_id, tenant_id, hour, decisions, dig_files,
-                                       storage_bytes, snapshot_exports)
-             SELECT s.org_id, s.tenant_id, date_trunc('hour', s.period_start),
-                    sum(s.decisions), sum(s.dig_files), sum(s.storage_bytes), sum(s.snapshot_exports)
-             FROM src s {inserted}
-             GROUP BY 1, 2, 3
-             -- One lock order for every worker: no deadlocks between batches.
-             ORDER BY 1, 2, 3
-             ON CONFLICT (org_id, tenant_id, hour) DO UPDATE SET
-                 decisions = usage_hourly.decisions + EXCLUDED.decisions,
-                 dig_files = usage_hourly.dig_files + EXCLUDED.dig_files,
-                 storage_bytes = usage_hourly.storage_bytes + EXCLUDED.storage_bytes,
-                 snapshot_exports = usage_hourly.snapshot_exports + EXCLUDED.snapshot_exports
-         )
-         SELECT count(*) FROM ins",
-    )
-});
-
-async fn usage_insert(
-    tx: &mut Transaction<'_, Postgres>,
-    rows: &[&UsageRow],
-    redelivery: Redelivery,
-) -> Result<u64, DbError> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let (nodes, seqs, starts, ends, sents) = period_cols!(rows);
-    let inserted: i64 = sqlx::query_scalar(USAGE_INSERT.get(redelivery))
-        .bind(nodes)
-        .bind(seqs)
-        .bind(starts)
-        .bind(ends)
-        .bind(sents)
-        .bind(rows.iter().map(|r| r.decisions).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.dig_files).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.storage_bytes).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.snapshot_exports).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.period.origin.org_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.period.origin.tenant_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .fetch_one(tx.as_mut())
-        .await?;
-    Ok(inserted as u64)
-}
-
-static EVENTS_INSERT: LazyLock<SummarySql> = LazyLock::new(|| {
-    SummarySql::new(
-        "WITH src AS (
-             SELECT {distinct} *
-             FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
-                         $5::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
-                  AS u(node_id, seq, period_start, period_end, sent_at, allow_count, deny_count,
-                       throttle_count, isolate_count)
-         ), ins AS (
-             INSERT INTO node_enforcement_summaries (node_id, seq, period_start, period_end, sent_at,
-                                                     allow_count, deny_count, throttle_count, isolate_count)
-             SELECT * FROM src
-             {on_conflict}
-             RETURNING node_id, seq
-         ), rolled AS (
-             INSERT INTO enforcement_hourly (node_id, hour, allow_count, deny_count,
-                                             throttle_count, isolate_count)
-             SELECT s.node_id, date_trunc('hour', s.period_start), sum(s.allow_count),
-                    sum(s.deny_count), sum(s.throttle_count), sum(s.isolate_count)
-             FROM src s {inserted}
-             GROUP BY 1, 2
-             ORDER BY 1, 2
-             ON CONFLICT (node_id, hour) DO UPDATE SET
-                 allow_count = enforcement_hourly.allow_count + EXCLUDED.allow_count,
-                 deny_count = enforcement_hourly.deny_count + EXCLUDED.deny_count,
-                 throttle_count = enforcement_hourly.throttle_count + EXCLUDED.throttle_count,
-                 isolate_count = enforcement_hourly.isolate_count + EXCLUDED.isolate_count
-         )
-         SELECT count(*) FROM ins",
-    )
-});
-
-async fn events_insert(
-    tx: &mut Transaction<'_, Postgres>,
-    rows: &[&EnforcementRow],
-    redelivery: Redelivery,
-) -> Result<u64, DbError> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let (nodes, seqs, starts, ends, sents) = period_cols!(rows);
-    let inserted: i64 = sqlx::query_scalar(EVENTS_INSERT.get(redelivery))
-        .bind(nodes)
-        .bind(seqs)
-        .bind(starts)
-        .bind(ends)
-        .bind(sents)
-        .bind(rows.iter().map(|r| r.allow).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.deny).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.throttle).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.isolate).collect::<Vec<_>>())
-        .fetch_one(tx.as_mut())
-        .await?;
-    Ok(inserted as u64)
 }
 
 async fn dead_letters_insert(
