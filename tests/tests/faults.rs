@@ -227,6 +227,24 @@ async fn controller_process_sigkilled_mid_batch_loses_and_doubles_nothing() {
         expected,
         "rows and counter sums are exact"
     );
+    // The hourly rollups, added in the commits the kills interrupted and
+    // redelivered, hold exactly the stored rows.
+    let [(_, decisions), (_, slo_count), (_, allowed)] = expected;
+    assert_eq!(
+        [
+            stack
+                .count("SELECT COALESCE(sum(decisions), 0)::bigint FROM usage_hourly")
+                .await,
+            stack
+                .count("SELECT COALESCE(sum(count), 0)::bigint FROM slo_hourly WHERE node_id = 'busy-1'")
+                .await,
+            stack
+                .count("SELECT COALESCE(sum(allow_count), 0)::bigint FROM enforcement_hourly WHERE node_id = 'busy-1'")
+                .await,
+        ],
+        [decisions, slo_count, allowed],
+        "rollups match the rows"
+    );
     assert_eq!(stack.count("SELECT count(*) FROM dead_letters").await, 0);
     eprintln!("controller killed at {at_kill:?} rows of {TOTAL}");
     controller.kill();
