@@ -105,11 +105,21 @@ impl NodeSubject {
     /// Parse a telemetry subject into the node scope and the kind.
     pub fn parse_telemetry(subject: &str) -> Result<(Self, TelemetryKind), SubjectError> {
         let not = || SubjectError::NotTelemetry(subject.chars().take(200).collect());
-        let parts: Vec<&str> = subject.split('.').collect();
-        let [root, org, tenant, node_lit, node, kind] = parts.as_slice() else {
+        // Six tokens exactly, without collecting them: this runs once per
+        // ingested message.
+        let mut parts = subject.split('.');
+        let (Some(root), Some(org), Some(tenant), Some(node_lit), Some(node), Some(kind), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(not());
         };
-        if *root != ROOT || *node_lit != "node" {
+        if root != ROOT || node_lit != "node" {
             return Err(not());
         }
         let kind = TelemetryKind::from_token(kind).ok_or_else(not)?;
@@ -119,9 +129,9 @@ impl NodeSubject {
         };
         Ok((
             Self {
-                org: OrgId::new(*org).map_err(bad)?,
-                tenant: TenantId::new(*tenant).map_err(bad)?,
-                node: NodeId::new(*node).map_err(bad)?,
+                org: OrgId::new(org).map_err(bad)?,
+                tenant: TenantId::new(tenant).map_err(bad)?,
+                node: NodeId::new(node).map_err(bad)?,
             },
             kind,
         ))

@@ -118,9 +118,9 @@ pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestB
     let origin = Origin {
         stream_seq,
         subject: subject.to_owned(),
-        org_id: scope.org.to_string(),
-        tenant_id: scope.tenant.to_string(),
-        node_id: scope.node.to_string(),
+        org_id: scope.org.into(),
+        tenant_id: scope.tenant.into(),
+        node_id: scope.node.into(),
     };
     // The origin moves into its row (one message, one row): no copies.
     let period = |origin, seq: u64, sent_at, start, end| PeriodRow {

@@ -41,9 +41,9 @@ type EncodeResult = Result<(), sqlx::error::BoxDynError>;
 trait Summary: Sized {
     fn period(&self) -> &PeriodRow;
     fn statements() -> &'static SummarySql;
-    /// The row columns, in the order of `SummarySql::rows_types`.
+    /// The row columns, in the order of the row types its statements name.
     fn add_rows(rows: &[&Self], args: &mut PgArguments) -> EncodeResult;
-    /// The batch's rollup rows, in the order of `SummarySql::rollup_types`.
+    /// The batch's rollup rows, one array per rollup column, key first.
     fn add_rollup(rows: &[&Self], args: &mut PgArguments) -> EncodeResult;
 }
 
