@@ -1,10 +1,17 @@
 //! Reads of the hourly telemetry rollups, and retention.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::DbError;
+
+/// The rollup bucket `at` falls in: its UTC hour. The ingest buckets
+/// summaries by it, and a reader starting at a bucket's start reads whole
+/// buckets.
+pub fn rollup_hour(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at)
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct UsageTotals {

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use chrono::{Duration, DurationRound, Utc};
+use chrono::{Duration, Utc};
 use ritma_db::telemetry::{self, EnforcementCounts, UsageTotals};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,8 +24,7 @@ fn since(q: &HoursQuery) -> Result<chrono::DateTime<Utc>, ApiError> {
         return Err(ApiError::BadRequest("hours must be 1..=9600".into()));
     }
     // Whole hours, so the first bucket is complete.
-    let from = Utc::now() - Duration::hours(hours);
-    Ok(from.duration_trunc(Duration::hours(1)).unwrap_or(from))
+    Ok(telemetry::rollup_hour(Utc::now() - Duration::hours(hours)))
 }
 
 /// `GET /api/nodes/{id}/slo-summary`: hourly SLO counts and their totals.

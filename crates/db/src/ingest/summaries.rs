@@ -4,7 +4,9 @@
 //! batch, and sent as a few pre-aggregated rows: summing them in the
 //! database made it materialize the whole batch (a CTE read twice) and, for
 //! SLO rows, unpack every JSON array again. Rows are bucketed by the UTC
-//! hour their period starts in (sessions run in UTC: sqlx sets it).
+//! hour their period starts in (`telemetry::rollup_hour`). Sessions run in
+//! UTC (sqlx sets it), so rows rolled up earlier by the database's own
+//! `date_trunc('hour', ...)` share these buckets.
 //!
 //! Rollup sums saturate at the largest stored count: a node reporting an
 //! absurd counter must not make every later batch of its tenant fail.
@@ -20,6 +22,7 @@ use sqlx::{Arguments, Postgres, Transaction};
 
 use super::{EnforcementRow, PeriodRow, SloRow, UsageRow};
 use crate::DbError;
+use crate::telemetry::rollup_hour;
 
 /// How a batch's summary rows meet the rows already stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,12 +121,6 @@ fn saturating_sums(table: &str, columns: &[&str]) -> String {
         })
         .collect();
     sets.join(", ")
-}
-
-/// The UTC hour `at` falls in.
-fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
-    let secs = at.timestamp();
-    DateTime::from_timestamp(secs - secs.rem_euclid(3600), 0).unwrap_or(at)
 }
 
 /// Sum counters per key, saturating.
@@ -250,7 +247,7 @@ impl Summary for SloRow {
         let sums = rollup(rows.iter().flat_map(|r| {
             let (node, hour) = (
                 r.period.origin.node_id.as_str(),
-                hour_of(r.period.period_start),
+                rollup_hour(r.period.period_start),
             );
             r.counts.iter().map(move |c: &SloCount| {
                 let count = i64::try_from(c.count).unwrap_or(i64::MAX);
@@ -271,28 +268,22 @@ impl Summary for SloRow {
         args.add(sums.keys().map(|k| k.2).collect::<Vec<_>>())?;
         args.add(sums.keys().map(|k| k.3).collect::<Vec<_>>())?;
         args.add(sums.keys().map(|k| k.4).collect::<Vec<_>>())?;
-        args.add(sums.values().map(|v| v[0]).collect::<Vec<_>>())
+        add_counter_columns(sums.into_values(), args)
     }
 }
 
 /// The four counters of a usage report or an enforcement summary.
 const COUNTER_TYPES: [&str; 4] = ["bigint", "bigint", "bigint", "bigint"];
 
-fn add_counters<R>(
-    rows: &[&R],
+/// One array per counter: the rows' counters (or a rollup's sums) are
+/// sent column by column.
+fn add_counter_columns<const N: usize>(
+    counters: impl Iterator<Item = [i64; N]>,
     args: &mut PgArguments,
-    counters: fn(&R) -> [i64; 4],
 ) -> EncodeResult {
-    let all: Vec<[i64; 4]> = rows.iter().map(|r| counters(r)).collect();
-    for i in 0..4 {
+    let all: Vec<[i64; N]> = counters.collect();
+    for i in 0..N {
         args.add(all.iter().map(|c| c[i]).collect::<Vec<_>>())?;
-    }
-    Ok(())
-}
-
-fn add_sums<K>(sums: &BTreeMap<K, [i64; 4]>, args: &mut PgArguments) -> EncodeResult {
-    for i in 0..4 {
-        args.add(sums.values().map(|c| c[i]).collect::<Vec<_>>())?;
     }
     Ok(())
 }
@@ -339,7 +330,7 @@ impl Summary for UsageRow {
 
     fn add_rows(rows: &[&Self], args: &mut PgArguments) -> EncodeResult {
         add_period_cols(rows, args)?;
-        add_counters(rows, args, usage_counters)
+        add_counter_columns(rows.iter().map(|r| usage_counters(r)), args)
     }
 
     /// Usage is billed per org and tenant, not per node.
@@ -349,14 +340,14 @@ impl Summary for UsageRow {
             let key = (
                 o.org_id.as_str(),
                 o.tenant_id.as_str(),
-                hour_of(r.period.period_start),
+                rollup_hour(r.period.period_start),
             );
             (key, usage_counters(r))
         }));
         args.add(sums.keys().map(|k| k.0).collect::<Vec<_>>())?;
         args.add(sums.keys().map(|k| k.1).collect::<Vec<_>>())?;
         args.add(sums.keys().map(|k| k.2).collect::<Vec<_>>())?;
-        add_sums(&sums, args)
+        add_counter_columns(sums.into_values(), args)
     }
 }
 
@@ -397,20 +388,20 @@ impl Summary for EnforcementRow {
 
     fn add_rows(rows: &[&Self], args: &mut PgArguments) -> EncodeResult {
         add_period_cols(rows, args)?;
-        add_counters(rows, args, enforcement_counters)
+        add_counter_columns(rows.iter().map(|r| enforcement_counters(r)), args)
     }
 
     fn add_rollup(rows: &[&Self], args: &mut PgArguments) -> EncodeResult {
         let sums = rollup(rows.iter().map(|r| {
             let key = (
                 r.period.origin.node_id.as_str(),
-                hour_of(r.period.period_start),
+                rollup_hour(r.period.period_start),
             );
             (key, enforcement_counters(r))
         }));
         args.add(sums.keys().map(|k| k.0).collect::<Vec<_>>())?;
         args.add(sums.keys().map(|k| k.1).collect::<Vec<_>>())?;
-        add_sums(&sums, args)
+        add_counter_columns(sums.into_values(), args)
     }
 }
 
@@ -422,15 +413,15 @@ mod tests {
     fn hours_are_utc_hours() {
         let at = |s: &str| s.parse::<DateTime<Utc>>().expect("a timestamp");
         assert_eq!(
-            hour_of(at("2026-11-29T10:59:59.999Z")),
+            rollup_hour(at("2026-11-29T10:59:59.999Z")),
             at("2026-11-29T10:00:00Z")
         );
         assert_eq!(
-            hour_of(at("2026-11-29T11:00:00Z")),
+            rollup_hour(at("2026-11-29T11:00:00Z")),
             at("2026-11-29T11:00:00Z")
         );
         assert_eq!(
-            hour_of(at("1969-12-31T23:30:00Z")),
+            rollup_hour(at("1969-12-31T23:30:00Z")),
             at("1969-12-31T23:00:00Z")
         );
     }
