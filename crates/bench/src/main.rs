@@ -5,6 +5,7 @@
 //! See `crates/bench/README.md` for what each measures and the latest figures.
 
 mod api;
+mod ceiling;
 mod connections;
 mod daemon;
 mod ingest;
@@ -36,6 +37,8 @@ struct Cli {
 enum Command {
     /// (a) Raw JetStream publish+consume vs the product's ingest into Postgres, same run.
     Ingest(ingest::Args),
+    /// The raw publish+consume ceiling on any nats-server (default: the machine's own).
+    Ceiling(ceiling::Args),
     /// (b) Publish → committed latency at fixed offered rates.
     Latency(latency::Args),
     /// (c) Many connected nodes, each with its own credentials.
@@ -68,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(&cli.out)?;
         let (name, result) = match cli.command {
             Command::Ingest(a) => ("ingest", ingest::run(a).await?),
+            Command::Ceiling(a) => ("ceiling", ceiling::run(a).await?),
             Command::Latency(a) => ("latency", latency::run(a).await?),
             Command::Connections(a) => ("connections", connections::run(a).await?),
             Command::Api(a) => ("api", api::run(a).await?),

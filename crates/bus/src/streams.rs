@@ -27,12 +27,22 @@ pub fn consumer_acks(stream: &str, consumer: &str) -> String {
 /// reply subject. Cheaper than the client's full `Message::info` parse, which
 /// the ingest workers would do for every message only to read this number.
 pub fn ack_stream_sequence(subject: &str) -> Option<u64> {
-    let at = match subject.split('.').count() {
+    // One pass over the subject (this runs for every ingested message): keep
+    // the first tokens, count the rest, then pick by the form.
+    let mut first = [""; 8];
+    let mut count = 0usize;
+    for token in subject.split('.') {
+        if let Some(slot) = first.get_mut(count) {
+            *slot = token;
+        }
+        count += 1;
+    }
+    let at = match count {
         9 => 5,
         n if n >= 11 => 7,
         _ => return None,
     };
-    subject.split('.').nth(at)?.parse().ok()
+    first[at].parse().ok()
 }
 
 pub struct StreamSettings {
