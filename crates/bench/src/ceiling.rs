@@ -10,45 +10,36 @@ use std::time::Duration;
 use ritma_protocol::{NodeId, subjects};
 use serde_json::{Value, json};
 
-use crate::ingest::{bodies, raw_publish_consume};
+use crate::ingest::{Load, bodies, raw_publish_consume};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The nats-server to measure (no credentials).
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     url: String,
-    /// Messages per round.
-    #[arg(long, default_value_t = 300_000)]
-    messages: usize,
-    /// Distinct nodes (subjects).
-    #[arg(long, default_value_t = 10_000)]
-    nodes: usize,
-    /// Publishes in flight (acks awaited).
-    #[arg(long, default_value_t = 4000)]
-    window: usize,
+    #[command(flatten)]
+    load: Load,
+    /// Measurements in a row; the median is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Give up on a round after this many seconds.
-    #[arg(long, default_value_t = 120)]
-    timeout_secs: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<Value> {
-    let nodes = (0..args.nodes.max(1))
+    let nodes = (0..args.load.nodes.max(1))
         .map(|i| NodeId::new(format!("n{i:06}")))
         .collect::<Result<Vec<_>, _>>()?;
     let raw_subjects: Vec<String> = nodes.iter().map(subjects::bench_raw).collect();
     let mut rates = vec![];
     let mut rounds = vec![];
     for round in 0..args.rounds.max(1) {
-        let items = bodies(&nodes, args.messages, round);
+        let items = bodies(&nodes, args.load.messages, round);
         let run = raw_publish_consume(
             async_nats::connect(&args.url).await?,
             async_nats::connect(&args.url).await?,
             &raw_subjects,
             &items,
-            args.window,
-            Duration::from_secs(args.timeout_secs),
+            args.load.window,
+            Duration::from_secs(args.load.timeout_secs),
         )
         .await?;
         let rate = run.consumed as f64 / run.secs;
@@ -75,7 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         rates.len()
     );
     Ok(json!({
-        "url": args.url, "nodes": args.nodes, "window": args.window,
+        "url": args.url, "nodes": args.load.nodes, "window": args.load.window,
         "rounds": rounds, "rate_median": median,
     }))
 }

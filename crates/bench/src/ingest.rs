@@ -27,23 +27,30 @@ use serde_json::{Value, json};
 
 use crate::stack::{CpuMeter, Stack};
 
+/// The load a raw or product phase publishes (shared with `ceiling`).
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Load {
     /// Messages per phase.
     #[arg(long, default_value_t = 300_000)]
-    messages: usize,
+    pub messages: usize,
     /// Distinct nodes (subjects).
     #[arg(long, default_value_t = 10_000)]
-    nodes: usize,
+    pub nodes: usize,
     /// Publishes in flight (acks awaited).
     #[arg(long, default_value_t = 4000)]
-    window: usize,
+    pub window: usize,
+    /// Give up on a phase after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_secs: u64,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    load: Load,
     /// Controller ingest workers (RITMA_WORKERS).
     #[arg(long)]
     workers: Option<usize>,
-    /// Give up on a phase after this many seconds.
-    #[arg(long, default_value_t = 120)]
-    timeout_secs: u64,
     /// Raw and product phases run in turn this many times.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -235,8 +242,8 @@ async fn raw_phase(
         consume,
         &raw_subjects,
         items,
-        args.window,
-        Duration::from_secs(args.timeout_secs),
+        args.load.window,
+        Duration::from_secs(args.load.timeout_secs),
     )
     .await?;
     let cores = cpu.cores(stack);
@@ -255,7 +262,7 @@ async fn product_phase(
     args: &Args,
 ) -> anyhow::Result<Value> {
     let client = stack.controller_bus().await?;
-    let js = publisher(client, args.window);
+    let js = publisher(client, args.load.window);
     let m = items.len() as u64;
     let before = stack.ingested().await?;
     let cpu = CpuMeter::start(stack);
@@ -264,7 +271,7 @@ async fn product_phase(
         let js = js.clone();
         let items = items.to_vec();
         let nodes = nodes.to_vec();
-        let window = args.window;
+        let window = args.load.window;
         tokio::spawn(async move {
             publish_all(&js, &items, window, |i| {
                 nodes[i].scope.telemetry(TelemetryKind::Usage)
@@ -272,7 +279,7 @@ async fn product_phase(
             .await
         })
     };
-    let timeout = Duration::from_secs(args.timeout_secs);
+    let timeout = Duration::from_secs(args.load.timeout_secs);
     let mut samples = vec![];
     let mut done;
     loop {
@@ -330,7 +337,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         .org_ensure(&ritma_protocol::OrgId::new("bench")?)
         .await?;
     let nodes = stack
-        .nodes_bulk_insert("bench", "n", args.nodes, 1)
+        .nodes_bulk_insert("bench", "n", args.load.nodes, 1)
         .await
         .context("bulk insert")?;
     let node_ids: Vec<NodeId> = nodes.iter().map(|n| n.scope.node.clone()).collect();
@@ -339,10 +346,10 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         eprintln!(
             "round {}: encoding {} usage bodies over {} nodes ...",
             round + 1,
-            args.messages,
+            args.load.messages,
             nodes.len()
         );
-        let items = bodies(&node_ids, args.messages, round);
+        let items = bodies(&node_ids, args.load.messages, round);
         let avg = items.iter().map(|x| x.1.len()).sum::<usize>() / items.len().max(1);
         eprintln!("raw JetStream publish+consume ...");
         let raw = raw_phase(&stack, &nodes, &items, &args).await?;
@@ -395,7 +402,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             .join(" ")
     );
     Ok(json!({
-        "nodes": nodes.len(), "window": args.window, "messages": args.messages,
+        "nodes": nodes.len(), "window": args.load.window, "messages": args.load.messages,
         "rounds": rounds, "ratio_median": median, "ratio_summed": pooled,
     }))
 }
