@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ritma_protocol::{NodeId, subjects};
+use ritma_protocol::NodeId;
 use serde_json::{Value, json};
 
 use crate::ingest::{Load, bodies, raw_publish_consume};
@@ -28,7 +28,6 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     let nodes = (0..args.load.nodes.max(1))
         .map(|i| NodeId::new(format!("n{i:06}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let raw_subjects: Vec<String> = nodes.iter().map(subjects::bench_raw).collect();
     let mut rates = vec![];
     let mut rounds = vec![];
     for round in 0..args.rounds.max(1) {
@@ -36,13 +35,13 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         let run = raw_publish_consume(
             async_nats::connect(&args.url).await?,
             async_nats::connect(&args.url).await?,
-            &raw_subjects,
+            &nodes,
             &items,
             args.load.window,
             Duration::from_secs(args.load.timeout_secs),
         )
         .await?;
-        let rate = run.consumed as f64 / run.secs;
+        let rate = run.rate();
         println!(
             "round {}: raw publish+consume {rate:.0} msg/s on {} ({} of {} consumed, {} publishes failed)",
             round + 1,
@@ -52,14 +51,10 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             run.publish_failed
         );
         rates.push(rate);
-        rounds.push(json!({
-            "messages": items.len(), "consumed": run.consumed,
-            "publish_failed": run.publish_failed, "publish_secs": run.publish_secs,
-            "secs": run.secs, "rate": rate,
-        }));
+        rounds.push(run.figures(items.len()));
     }
     rates.sort_by(f64::total_cmp);
-    let median = rates[rates.len() / 2];
+    let median = crate::percentile(&rates, 50.0);
     println!(
         "raw publish+consume on {}: median {median:.0} msg/s over {} rounds",
         args.url,

@@ -127,18 +127,34 @@ pub(crate) struct RawRun {
     pub secs: f64,
 }
 
-/// Publish `items` to the raw stream's `subjects` (by node index, acks
+impl RawRun {
+    pub fn rate(&self) -> f64 {
+        self.consumed as f64 / self.secs
+    }
+
+    /// The run's figures, as the JSON of both benchmarks shows them.
+    pub fn figures(&self, messages: usize) -> Value {
+        json!({
+            "messages": messages, "consumed": self.consumed, "publish_failed": self.publish_failed,
+            "publish_secs": self.publish_secs, "publish_rate": messages as f64 / self.publish_secs,
+            "secs": self.secs, "rate": self.rate(),
+        })
+    }
+}
+
+/// Publish `items` to the raw stream, each on its node's subject (acks
 /// awaited with `window` in flight) on one connection while a pull consumer
 /// (batch 1000, explicit ack) drains the stream on another, as the controller
 /// has its own. The stream is created for the run and deleted after it.
 pub(crate) async fn raw_publish_consume(
     publish: async_nats::Client,
     consume: async_nats::Client,
-    subjects: &[String],
+    nodes: &[NodeId],
     items: &[(usize, Bytes)],
     window: usize,
     timeout: Duration,
 ) -> anyhow::Result<RawRun> {
+    let raw_subjects: Vec<String> = nodes.iter().map(subjects::bench_raw).collect();
     let js = publisher(publish, window);
     let raw = js
         .get_or_create_stream(stream::Config {
@@ -214,7 +230,7 @@ pub(crate) async fn raw_publish_consume(
         (start.elapsed().as_secs_f64(), got.load(Ordering::Relaxed))
     });
     let (publish_secs, publish_failed) =
-        publish_all(&js, items, window, |i| subjects[i].clone()).await;
+        publish_all(&js, items, window, |i| raw_subjects[i].clone()).await;
     let (secs, consumed) = consumer_task.await?;
     let _ = js.delete_stream(RAW_STREAM).await;
     Ok(RawRun {
@@ -227,32 +243,24 @@ pub(crate) async fn raw_publish_consume(
 
 async fn raw_phase(
     stack: &Stack,
-    nodes: &[SimNode],
+    nodes: &[NodeId],
     items: &[(usize, Bytes)],
     args: &Args,
 ) -> anyhow::Result<Value> {
-    let raw_subjects: Vec<String> = nodes
-        .iter()
-        .map(|n| subjects::bench_raw(&n.scope.node))
-        .collect();
     let (publish, consume) = (stack.controller_bus().await?, stack.controller_bus().await?);
     let cpu = CpuMeter::start(stack);
     let run = raw_publish_consume(
         publish,
         consume,
-        &raw_subjects,
+        nodes,
         items,
         args.load.window,
         Duration::from_secs(args.load.timeout_secs),
     )
     .await?;
-    let cores = cpu.cores(stack);
-    let m = items.len();
-    Ok(json!({
-        "messages": m, "consumed": run.consumed, "publish_failed": run.publish_failed,
-        "publish_secs": run.publish_secs, "publish_rate": m as f64 / run.publish_secs,
-        "secs": run.secs, "rate": run.consumed as f64 / run.secs, "cores": cores,
-    }))
+    let mut figures = run.figures(items.len());
+    figures["cores"] = cpu.cores(stack);
+    Ok(figures)
 }
 
 async fn product_phase(
@@ -352,7 +360,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         let items = bodies(&node_ids, args.load.messages, round);
         let avg = items.iter().map(|x| x.1.len()).sum::<usize>() / items.len().max(1);
         eprintln!("raw JetStream publish+consume ...");
-        let raw = raw_phase(&stack, &nodes, &items, &args).await?;
+        let raw = raw_phase(&stack, &node_ids, &items, &args).await?;
         eprintln!("  {raw}");
         eprintln!("product ingest (publish → controller → Postgres → ack) ...");
         let product = product_phase(&stack, &nodes, &items, &args).await?;
@@ -389,7 +397,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         .map(|r| r["ratio"].as_f64().unwrap_or(f64::NAN))
         .collect();
     ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
+    let median = crate::percentile(&ratios, 50.0);
     println!(
         "ingest / raw over {} rounds: median {:.1}%, summed rates {:.1}% (target ≥ 80%); rounds {}",
         rounds.len(),
