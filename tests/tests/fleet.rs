@@ -803,3 +803,153 @@ async fn the_config_template_is_what_a_new_node_needs() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// A node admin (or whoever took over such an account) could make every node
+/// of the org open any file as a "secret" and probe any host and port: the
+/// org's connector allow-list confines connectors, only org owners change
+/// it, and dry runs have a budget per node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_stay_inside_the_org_allow_list_and_dry_runs_have_a_budget() {
+    let stack = TestStack::start_with(|c| {
+        c.dev_header_auth = true;
+        c.dry_run_timeout_secs = 1;
+        c.dry_runs_burst = 2;
+        c.dry_runs_per_min = 1;
+    })
+    .await
+    .unwrap();
+    stack.create_org("acme").await;
+    stack.create_org("globex").await;
+    let token = stack.create_token("acme", "prod", 2).await;
+    for id in ["web-1", "web-2"] {
+        let (status, body, _) = stack.enroll_raw(&token, id).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let put = |node: &'static str, cid: &'static str, body: Value| {
+        let stack = &stack;
+        async move {
+            stack
+                .api(
+                    Method::PUT,
+                    &format!("/api/nodes/{node}/connectors/{cid}"),
+                    Some(body),
+                )
+                .await
+        }
+    };
+    let k8s = json!({ "kind": "k8s", "api_server": "https://k8s.internal:6443",
+                      "namespace": "ritma", "token_ref": "env:RITMA_K8S_TOKEN" });
+
+    let (status, list) = stack
+        .api(Method::GET, "/api/orgs/acme/connector-allow-list", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["endpoints"], json!([]), "{list}");
+    // Outside the default list: an endpoint, a file anywhere, another env name.
+    let (status, err) = put("web-1", "cluster", k8s.clone()).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("allow-list"),
+        "{err}"
+    );
+    for secret in [
+        "file:/etc/shadow",
+        "file:/etc/ritma-node/secrets/../../shadow",
+        "env:AWS_SECRET_ACCESS_KEY",
+    ] {
+        let (status, err) = put(
+            "web-1",
+            "cloud",
+            json!({ "kind": "aws", "region": "eu-west-1", "account_id": "123456789012",
+                    "credentials_ref": secret }),
+        )
+        .await;
+        assert_eq!(status, 400, "{secret}: {err}");
+    }
+
+    // Only an org owner changes the list; a node admin may not widen it.
+    let as_role = |role: &'static str, body: Value| {
+        let stack = &stack;
+        async move {
+            stack
+                .http
+                .put(format!(
+                    "{}/api/orgs/acme/connector-allow-list",
+                    stack.api_url()
+                ))
+                .header("x-user-id", "nadia")
+                .header("x-org-id", "acme")
+                .header("x-roles", role)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let wide = json!({ "secret_dirs": ["/etc/ritma-node/secrets/"], "env_prefixes": ["RITMA_"],
+                       "endpoints": ["k8s.internal:6443"] });
+    assert_eq!(as_role("node_admin", wide.clone()).await, 403);
+    let (status, err) = stack
+        .api(
+            Method::PUT,
+            "/api/orgs/acme/connector-allow-list",
+            Some(json!({ "secret_dirs": ["/"], "env_prefixes": [], "endpoints": [] })),
+        )
+        .await;
+    assert_eq!(status, 400, "a list that allows every file: {err}");
+    assert_eq!(as_role("org_owner", wide.clone()).await, 200);
+    let (status, created) = put("web-1", "cluster", k8s.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    let audited = stack
+        .count("SELECT count(*) FROM audit_log WHERE action = 'connector.allow_list'")
+        .await;
+    assert_eq!(audited, 1);
+    // Another org's list is its own.
+    let (_, other) = stack
+        .api(Method::GET, "/api/orgs/globex/connector-allow-list", None)
+        .await;
+    assert_eq!(other["endpoints"], json!([]), "{other}");
+
+    // Narrowed again: the saved connector may no longer run.
+    let (status, _) = stack
+        .api(
+            Method::PUT,
+            "/api/orgs/acme/connector-allow-list",
+            Some(json!({ "secret_dirs": [], "env_prefixes": [], "endpoints": [] })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let dry_run = |node: &'static str, cid: &'static str| {
+        let stack = &stack;
+        async move {
+            stack
+                .http
+                .post(format!(
+                    "{}/api/nodes/{node}/connectors/{cid}/dry-run",
+                    stack.api_url()
+                ))
+                .bearer_auth(ritma_tests::ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let resp = dry_run("web-1", "cluster").await;
+    assert_eq!(resp.status().as_u16(), 400);
+
+    // The budget per node: two at once (the node is not connected: 504),
+    // then 429 with Retry-After; the other node keeps its own budget.
+    for node in ["web-1", "web-2"] {
+        let (status, _) = put(node, "posture", json!({ "kind": "host" })).await;
+        assert_eq!(status, 201);
+    }
+    for _ in 0..2 {
+        assert_eq!(dry_run("web-1", "posture").await.status().as_u16(), 504);
+    }
+    let limited = dry_run("web-1", "posture").await;
+    assert_eq!(limited.status().as_u16(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(dry_run("web-2", "posture").await.status().as_u16(), 504);
+}

@@ -433,3 +433,90 @@ async fn api_requests_are_rate_limited_per_credential_and_per_address() {
     tokio::time::sleep(Duration::from_secs(retry.max(1) + 1)).await;
     assert_eq!(get("admin").await.status().as_u16(), 200);
 }
+
+/// A node's signed credential refresh, as the daemon sends it.
+async fn refresh(stack: &TestStack, node: &str, key: &nkeys::KeyPair, forge: bool) -> u16 {
+    use data_encoding::BASE64URL_NOPAD;
+    let id = ritma_protocol::NodeId::new(node.to_owned()).unwrap();
+    let ts = chrono::Utc::now().timestamp();
+    let signer = if forge {
+        nkeys::KeyPair::new_user()
+    } else {
+        nkeys::KeyPair::from_seed(&key.seed().unwrap()).unwrap()
+    };
+    let challenge = ritma_protocol::enrollment::credentials_challenge(&id, ts);
+    let signature = BASE64URL_NOPAD.encode(&signer.sign(challenge.as_bytes()).unwrap());
+    stack
+        .http
+        .post(format!("{}/api/nodes/{node}/credentials", stack.api_url()))
+        .json(&serde_json::json!({ "timestamp": ts, "signature": signature }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// 1,000 nodes reach the controller from one address (a proxy or NAT the
+/// controller does not trust); one of them keeps sending bad signatures.
+/// Its refusals are charged to it, so the other 1,000 keep refreshing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_node_behind_a_shared_address_does_not_lock_out_the_fleet() {
+    const FLEET: usize = 1000;
+    let stack = TestStack::start_with(|c| {
+        c.enroll_failures_burst = 5;
+        c.enroll_failures_per_min = 1;
+    })
+    .await
+    .unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", FLEET as i32 + 1).await;
+    let ids: Vec<String> = (0..=FLEET).map(|i| format!("fleet-{i:04}")).collect();
+    let keys: Vec<nkeys::KeyPair> = futures::stream::iter(ids.iter())
+        .map(|id| {
+            let (stack, token) = (&stack, &token);
+            async move {
+                let (status, body, key) = stack.enroll_raw(token, id).await;
+                assert_eq!(status, 200, "{id}: {body}");
+                key
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    let (bad_id, bad_key) = (&ids[FLEET], &keys[FLEET]);
+
+    let mut bad = Vec::new();
+    for _ in 0..20 {
+        bad.push(refresh(&stack, bad_id, bad_key, true).await);
+    }
+    assert!(bad[..5].iter().all(|s| *s == 401), "{bad:?}");
+    assert!(
+        bad[5..].iter().all(|s| *s == 429),
+        "the bad node is slowed: {bad:?}"
+    );
+
+    let statuses: Vec<u16> = futures::stream::iter(ids[..FLEET].iter().zip(&keys))
+        .map(|(id, key)| refresh(&stack, id, key, false))
+        .buffered(16)
+        .collect()
+        .await;
+    let refused: Vec<_> = statuses
+        .iter()
+        .zip(&ids)
+        .filter(|(s, _)| **s != 200)
+        .collect();
+    assert!(refused.is_empty(), "the fleet kept refreshing: {refused:?}");
+    // The bad node itself is still refused, even with its own good key now:
+    // its bucket is empty until it refills.
+    assert_eq!(refresh(&stack, bad_id, bad_key, false).await, 429);
+
+    // Guessing tokens still spends the address's budget (nothing to key by).
+    for i in 0..5 {
+        let (status, _, _) = stack
+            .enroll_raw(&format!("ritma_et_guess{i:04}"), "x-1")
+            .await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(refresh(&stack, &ids[0], &keys[0], false).await, 429);
+}

@@ -114,9 +114,9 @@ pub struct Config {
     #[arg(long, env = "RITMA_API_BURST_PER_ADDRESS", default_value_t = 400)]
     pub api_burst_per_address: u32,
     /// Proxies (the console, a reverse proxy) whose `X-Forwarded-For` names the
-    /// client, comma-separated IP addresses.
+    /// client: comma-separated IP addresses or CIDR ranges.
     #[arg(long, env = "RITMA_API_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub api_trusted_proxies: Vec<std::net::IpAddr>,
+    pub api_trusted_proxies: Vec<crate::api::ratelimit::IpRange>,
     /// A node whose applied policy differs from its assignment this long is drifted.
     #[arg(long, env = "RITMA_POLICY_DRIFT_GRACE_SECS", default_value_t = 300)]
     pub policy_drift_grace_secs: i32,
@@ -126,6 +126,12 @@ pub struct Config {
     /// How long a connector dry run may take on the node.
     #[arg(long, env = "RITMA_DRY_RUN_TIMEOUT_SECS", default_value_t = 20)]
     pub dry_run_timeout_secs: u64,
+    /// Connector dry runs one node may be asked for at once ...
+    #[arg(long, env = "RITMA_DRY_RUNS_BURST", default_value_t = 5)]
+    pub dry_runs_burst: u32,
+    /// ... and how many more per minute after that (then 429).
+    #[arg(long, env = "RITMA_DRY_RUNS_PER_MIN", default_value_t = 6)]
+    pub dry_runs_per_min: u32,
     /// The `ritma_cloud` key registry; unset: keys are governed here only.
     #[arg(long, env = "RITMA_CLOUD_URL")]
     pub ritma_cloud_url: Option<String>,
@@ -202,6 +208,8 @@ impl Config {
             policy_drift_grace_secs: 300,
             fleet_reconcile_ms: 2000,
             dry_run_timeout_secs: 20,
+            dry_runs_burst: 5,
+            dry_runs_per_min: 6,
             ritma_cloud_url: None,
             ritma_cloud_token: None,
             ritma_cloud_sync_secs: 60,

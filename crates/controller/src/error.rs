@@ -22,6 +22,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too many requests of this kind; retry after this many seconds.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("the database is unavailable")]
     Database(#[from] ritma_db::DbError),
     #[error("the message bus is unavailable: {0}")]
@@ -46,6 +52,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Bus(_) => (StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable"),
             Self::NodeUnreachable(_) => (StatusCode::GATEWAY_TIMEOUT, "node_unreachable"),
@@ -62,10 +69,21 @@ impl IntoResponse for ApiError {
             // Details stay in the log; the client gets the code.
             tracing::error!(error = ?self, "request failed");
         }
-        (
+        let retry_after = match &self {
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut resp = (
             status,
             Json(json!({ "error": code, "message": self.to_string() })),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        resp
     }
 }

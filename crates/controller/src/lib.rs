@@ -182,6 +182,10 @@ impl Controller {
                 config.enroll_failures_per_min,
             )),
             fleet: Arc::new(fleet::Fleet::from_config(&config)?),
+            dry_run_limiter: Arc::new(api::ratelimit::KeyedLimiter::new(
+                config.dry_runs_burst,
+                config.dry_runs_per_min,
+            )),
             request_limiter: Arc::new(api::ratelimit::RequestLimiter::new(
                 api::ratelimit::Budget {
                     per_sec: config.api_rate_per_credential,

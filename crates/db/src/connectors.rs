@@ -136,3 +136,39 @@ pub async fn connector_record_run(
     .await?;
     Ok(())
 }
+
+/// The org's connector allow-list as stored (None: never set).
+pub async fn connector_allow_list_get(
+    pool: &PgPool,
+    org_id: &str,
+) -> Result<Option<serde_json::Value>, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT allow_list FROM connector_allow_lists WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Set the org's connector allow-list; returns the one it replaces.
+pub async fn connector_allow_list_put(
+    tx: &mut Transaction<'_, Postgres>,
+    org_id: &str,
+    allow_list: &serde_json::Value,
+) -> Result<Option<serde_json::Value>, DbError> {
+    let before: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT allow_list FROM connector_allow_lists WHERE org_id = $1 FOR UPDATE",
+    )
+    .bind(org_id)
+    .fetch_optional(tx.as_mut())
+    .await?;
+    sqlx::query(
+        "INSERT INTO connector_allow_lists (org_id, allow_list) VALUES ($1, $2)
+         ON CONFLICT (org_id) DO UPDATE SET allow_list = EXCLUDED.allow_list, updated_at = now()",
+    )
+    .bind(org_id)
+    .bind(allow_list)
+    .execute(tx.as_mut())
+    .await?;
+    Ok(before)
+}

@@ -88,6 +88,19 @@ pub async fn token_get_by_hash(
     .await?)
 }
 
+/// Whether a token with this secret hash exists (in any state): the
+/// enrollment rate limiter charges refusals of a real token to that token.
+pub async fn token_exists_by_hash(pool: &PgPool, secret_hash: &[u8]) -> Result<bool, DbError> {
+    Ok(
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM enrollment_tokens WHERE secret_hash = $1)",
+        )
+        .bind(secret_hash)
+        .fetch_one(pool)
+        .await?,
+    )
+}
+
 /// Take one use of a token if it still has one and is still valid; false if
 /// not. The row stays locked until the transaction ends, and a concurrent
 /// taker re-checks the condition once it gets the row (READ COMMITTED), so

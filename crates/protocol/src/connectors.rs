@@ -224,6 +224,187 @@ impl Validate for ConnectorConfig {
     }
 }
 
+/// `host` and `port` (default 443) of an `https://` URL; brackets are
+/// removed from an IPv6 literal. None when there is no usable host or port.
+pub fn https_endpoint(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("https://").unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        match after {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        None => 443,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0)?,
+    };
+    Some((host.to_owned(), port))
+}
+
+/// What an org lets its connectors make a node touch. A connector config may
+/// come from anyone with the node-admin role (or whoever took over such an
+/// account): without this list it could have every node of the org open any
+/// file as a "secret" and probe any host and port of the node's network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorAllowList {
+    /// Folders (absolute, ending in `/`) that `file:` secret references may name.
+    pub secret_dirs: Vec<String>,
+    /// Prefixes that `env:` secret references' names must start with.
+    pub env_prefixes: Vec<String>,
+    /// Endpoints a connector may name (`host:port`, or `*.domain:port` for
+    /// any host under a domain). The cloud providers' own endpoints (AWS STS
+    /// of a region, Google's OAuth endpoint) are always allowed.
+    pub endpoints: Vec<String>,
+}
+
+impl Default for ConnectorAllowList {
+    fn default() -> Self {
+        Self {
+            secret_dirs: vec!["/etc/ritma-node/secrets/".into()],
+            env_prefixes: vec!["RITMA_".into()],
+            endpoints: vec![],
+        }
+    }
+}
+
+/// A path whose meaning does not depend on `.`/`..` tricks.
+fn plain_absolute_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path
+            .split('/')
+            .any(|seg| seg == "." || seg == ".." || seg.contains('\\'))
+        && !path.chars().any(char::is_control)
+}
+
+fn endpoint_matches(pattern: &str, host: &str, port: u16) -> bool {
+    let Some((p_host, p_port)) = pattern.rsplit_once(':') else {
+        return false;
+    };
+    if p_port.parse::<u16>().ok() != Some(port) {
+        return false;
+    }
+    let (p_host, host) = (p_host.to_ascii_lowercase(), host.to_ascii_lowercase());
+    match p_host.strip_prefix("*.") {
+        Some(domain) => host
+            .strip_suffix(domain)
+            .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        None => p_host == host,
+    }
+}
+
+impl Validate for ConnectorAllowList {
+    fn validate(&self) -> Result<(), ValidationError> {
+        validate::at_most("secret_dirs", self.secret_dirs.len(), MAX_ITEMS)?;
+        validate::at_most("env_prefixes", self.env_prefixes.len(), MAX_ITEMS)?;
+        validate::at_most("endpoints", self.endpoints.len(), 256)?;
+        for d in &self.secret_dirs {
+            validate::non_empty_text("secret_dirs", d, MAX_TEXT)?;
+            if !plain_absolute_path(d) || !d.ends_with('/') || d == "/" {
+                return Err(ValidationError::new(
+                    "secret_dirs",
+                    "each must be an absolute folder ending in '/', not '/' itself, without '.' or '..'",
+                ));
+            }
+        }
+        for e in &self.env_prefixes {
+            validate::non_empty_text("env_prefixes", e, 64)?;
+            if !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(ValidationError::new(
+                    "env_prefixes",
+                    "may hold only letters, digits and '_'",
+                ));
+            }
+        }
+        for e in &self.endpoints {
+            validate::non_empty_text("endpoints", e, 260)?;
+            let ok = e.rsplit_once(':').is_some_and(|(host, port)| {
+                let host = host.strip_prefix("*.").unwrap_or(host);
+                !host.is_empty()
+                    && host.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']')
+                    })
+                    && port.parse::<u16>().is_ok_and(|p| p != 0)
+            });
+            if !ok {
+                return Err(ValidationError::new(
+                    "endpoints",
+                    "each must be host:port or *.domain:port",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ConnectorAllowList {
+    fn secret_allowed(
+        &self,
+        field: &'static str,
+        secret: &SecretRef,
+    ) -> Result<(), ValidationError> {
+        let allowed = match secret.0.split_once(':') {
+            Some(("env", name)) => self
+                .env_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_str())),
+            Some(("file", path)) => {
+                plain_absolute_path(path)
+                    && self
+                        .secret_dirs
+                        .iter()
+                        .any(|d| path.starts_with(d.as_str()) && path.len() > d.len())
+            }
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ValidationError::new(
+                field,
+                "is outside the org's connector allow-list (secret_dirs / env_prefixes)",
+            ))
+        }
+    }
+
+    /// Whether `config` stays inside this list (checked when a connector is
+    /// saved and again before every dry run, as the list may have narrowed).
+    pub fn permits(&self, config: &ConnectorConfig) -> Result<(), ValidationError> {
+        match config {
+            ConnectorConfig::Host(_) | ConnectorConfig::Storage(_) => Ok(()),
+            ConnectorConfig::K8s(k) => {
+                self.secret_allowed("token_ref", &k.token_ref)?;
+                let allowed = https_endpoint(&k.api_server).is_some_and(|(host, port)| {
+                    self.endpoints
+                        .iter()
+                        .any(|p| endpoint_matches(p, &host, port))
+                });
+                if allowed {
+                    Ok(())
+                } else {
+                    Err(ValidationError::new(
+                        "api_server",
+                        "is outside the org's connector allow-list (endpoints)",
+                    ))
+                }
+            }
+            ConnectorConfig::Aws(a) => self.secret_allowed("credentials_ref", &a.credentials_ref),
+            ConnectorConfig::Gcp(g) => self.secret_allowed("credentials_ref", &g.credentials_ref),
+        }
+    }
+}
+
 /// How one check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -384,5 +565,77 @@ mod tests {
             DryRunOutcome::of(&[f(CheckStatus::Unreachable), f(CheckStatus::Fail)]),
             DryRunOutcome::Fail
         );
+    }
+
+    #[test]
+    fn the_allow_list_confines_secret_references_and_endpoints() {
+        let list = ConnectorAllowList {
+            secret_dirs: vec!["/etc/ritma-node/secrets/".into()],
+            env_prefixes: vec!["RITMA_".into()],
+            endpoints: vec!["k8s.internal:6443".into(), "*.eks.example.com:443".into()],
+        };
+        list.validate().unwrap();
+        let k8s = |api: &str, token: &str| {
+            parse(&format!(
+                r#"{{"kind":"k8s","api_server":"{api}","namespace":"ritma","token_ref":"{token}"}}"#
+            ))
+            .unwrap()
+        };
+        let aws = |r: &str| {
+            parse(&format!(
+                r#"{{"kind":"aws","region":"eu-west-1","account_id":"123456789012","credentials_ref":"{r}"}}"#
+            ))
+            .unwrap()
+        };
+        assert!(
+            list.permits(&k8s("https://k8s.internal:6443", "env:RITMA_K8S"))
+                .is_ok()
+        );
+        assert!(
+            list.permits(&k8s("https://a.eks.example.com/", "env:RITMA_K8S"))
+                .is_ok()
+        );
+        assert!(
+            list.permits(&aws("file:/etc/ritma-node/secrets/aws"))
+                .is_ok()
+        );
+        for refused in [
+            k8s("https://k8s.internal:22", "env:RITMA_K8S"),
+            k8s("https://169.254.169.254", "env:RITMA_K8S"),
+            k8s("https://eks.example.com", "env:RITMA_K8S"),
+            k8s("https://evil-eks.example.com", "env:RITMA_K8S"),
+            k8s("https://k8s.internal:6443", "env:AWS_SECRET_ACCESS_KEY"),
+            aws("file:/etc/shadow"),
+            aws("file:/etc/ritma-node/secrets/../../shadow"),
+            aws("file:/etc/ritma-node/secrets/./x/../../../shadow"),
+            aws("file:/etc/ritma-node/secrets/"),
+            aws("file:/etc/ritma-node/secrets-evil/x"),
+        ] {
+            assert!(list.permits(&refused).is_err(), "{refused:?}");
+        }
+        // Host and storage connectors name no secrets nor endpoints.
+        assert!(
+            ConnectorAllowList::default()
+                .permits(&parse(r#"{"kind":"host","allowed_ports":[22]}"#).unwrap())
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_allow_list_itself_must_be_well_formed() {
+        for bad in [
+            r#"{"secret_dirs":["/"],"env_prefixes":[],"endpoints":[]}"#,
+            r#"{"secret_dirs":["/etc/x"],"env_prefixes":[],"endpoints":[]}"#,
+            r#"{"secret_dirs":["/etc/../x/"],"env_prefixes":[],"endpoints":[]}"#,
+            r#"{"secret_dirs":["relative/"],"env_prefixes":[],"endpoints":[]}"#,
+            r#"{"secret_dirs":[],"env_prefixes":["A-B"],"endpoints":[]}"#,
+            r#"{"secret_dirs":[],"env_prefixes":[],"endpoints":["host"]}"#,
+            r#"{"secret_dirs":[],"env_prefixes":[],"endpoints":["host:0"]}"#,
+            r#"{"secret_dirs":[],"env_prefixes":[],"endpoints":["a b:443"]}"#,
+        ] {
+            let list: ConnectorAllowList = serde_json::from_str(bad).unwrap();
+            assert!(list.validate().is_err(), "{bad}");
+        }
+        ConnectorAllowList::default().validate().unwrap();
     }
 }

@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use ritma_db::connectors::{self, ConnectorFilter, ConnectorRecord};
-use ritma_protocol::connectors::{ConnectorConfig, ConnectorKind, DryRunReport};
+use ritma_protocol::connectors::{
+    ConnectorAllowList, ConnectorConfig, ConnectorKind, DryRunReport,
+};
 use ritma_protocol::validate::Validate;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,6 +22,57 @@ fn connector_id_check(raw: &str) -> Result<String, ApiError> {
     ritma_protocol::NodeId::new(raw)
         .map(|id| id.as_str().to_owned())
         .map_err(|_| ApiError::NotFound(format!("connector {raw}")))
+}
+
+/// The org's connector allow-list, or the default when none was set.
+async fn allow_list_of(state: &AppState, org: &str) -> Result<ConnectorAllowList, ApiError> {
+    match connectors::connector_allow_list_get(&state.pool, org).await? {
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| ApiError::Internal(format!("stored connector allow-list: {e}"))),
+        None => Ok(ConnectorAllowList::default()),
+    }
+}
+
+fn permitted(list: &ConnectorAllowList, config: &ConnectorConfig) -> Result<(), ApiError> {
+    list.permits(config).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "{e} (see GET /api/orgs/{{org}}/connector-allow-list)"
+        ))
+    })
+}
+
+/// `GET /api/orgs/{org}/connector-allow-list`
+pub async fn allow_list_get(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PathParams(org): PathParams<String>,
+) -> Result<Json<ConnectorAllowList>, ApiError> {
+    let org = org_authorized(&p, Action::ReadFleet, &org)?;
+    Ok(Json(allow_list_of(&state, org.as_str()).await?))
+}
+
+/// `PUT /api/orgs/{org}/connector-allow-list`: org owners decide what the
+/// org's connectors may make its nodes touch. Audited.
+pub async fn allow_list_put(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PathParams(org): PathParams<String>,
+    JsonBody(list): JsonBody<ConnectorAllowList>,
+) -> Result<Json<ConnectorAllowList>, ApiError> {
+    let org = org_authorized(&p, Action::ManageRoles, &org)?;
+    list.validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let value = serde_json::to_value(&list).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    let before = connectors::connector_allow_list_put(&mut tx, org.as_str(), &value).await?;
+    audit::record(
+        &mut tx,
+        audit::entry(&p, Some(org.as_str()), "connector.allow_list", org.as_str())
+            .states(before, Some(value)),
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
+    Ok(Json(list))
 }
 
 pub async fn node_list(
@@ -49,6 +102,7 @@ pub async fn put(
     config
         .validate()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    permitted(&allow_list_of(&state, &node.org_id).await?, &config)?;
     let value = serde_json::to_value(&config).map_err(|e| ApiError::Internal(e.to_string()))?;
     // The change and its audit entry commit together.
     let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
@@ -123,6 +177,20 @@ pub async fn dry_run(
         .ok_or_else(|| ApiError::NotFound(format!("connector {cid}")))?;
     let config: ConnectorConfig = serde_json::from_value(record.config)
         .map_err(|e| ApiError::Internal(format!("stored connector config: {e}")))?;
+    // The list may have narrowed since the connector was saved.
+    permitted(&allow_list_of(&state, &node.org_id).await?, &config)?;
+    // Each dry run makes the node open files and connections: a budget per
+    // node, so no one (or no script) turns nodes into scanners.
+    state
+        .dry_run_limiter
+        .take(&node.id)
+        .map_err(|wait| ApiError::RateLimited {
+            message: format!(
+                "too many dry runs for node {}; retry after the Retry-After delay",
+                node.id
+            ),
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        })?;
     let report = commands::connector_dry_run(
         &state.accounts,
         &node.org_id,

@@ -46,6 +46,8 @@ pub struct AppState {
     pub nats: async_nats::Client,
     pub enroll_limiter: Arc<ratelimit::FailureLimiter>,
     pub request_limiter: Arc<ratelimit::RequestLimiter>,
+    /// Connector dry runs per node.
+    pub dry_run_limiter: Arc<ratelimit::KeyedLimiter>,
     pub fleet: Arc<crate::fleet::Fleet>,
 }
 
@@ -162,6 +164,11 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             Admin,
             "/api/orgs/{org}/connectors",
             get(connectors::org_list),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/connector-allow-list",
+            get(connectors::allow_list_get).put(connectors::allow_list_put),
         ),
         (
             Admin,

@@ -49,32 +49,9 @@ async fn check_cloud(kind: &str, secret: &SecretRef, host: &str, port: u16) -> V
     vec![s, r]
 }
 
-/// `host` and `port` (default 443) of an `https://` URL; brackets are
-/// removed from an IPv6 literal.
+/// `host` and `port` (default 443) of the API server URL.
 pub(crate) fn k8s_endpoint(api_server: &str) -> Option<(String, u16)> {
-    let rest = api_server.strip_prefix("https://").unwrap_or(api_server);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        match after {
-            "" => (host, None),
-            p => (host, Some(p.strip_prefix(':')?)),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let port = match port {
-        None => 443,
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0)?,
-    };
-    Some((host.to_owned(), port))
+    ritma_protocol::connectors::https_endpoint(api_server)
 }
 
 /// Resolve a secret reference on this node without revealing its value.
