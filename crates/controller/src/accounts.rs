@@ -84,6 +84,16 @@ impl Accounts {
     }
 
     async fn push(&self, jwt: &str) -> Result<(), ApiError> {
+        // The claims update is one message: bigger than the server takes,
+        // it would fail with a less helpful error.
+        let max = self.system.server_info().max_payload;
+        if max > 0 && jwt.len() > max {
+            return Err(ApiError::Bus(format!(
+                "an account JWT of {} bytes exceeds the server's max_payload of {max} bytes \
+                 (too many live revocations; see deploy/README.md)",
+                jwt.len()
+            )));
+        }
         let _guard = self.push_lock.lock().await;
         claims_push::push_account_jwt(&self.system, jwt)
             .await
@@ -160,8 +170,30 @@ impl Accounts {
         Ok(record)
     }
 
-    /// A user JWT in `org`'s account.
-    pub fn mint_user(
+    /// A user JWT in `org`'s account for a key someone else holds (a node,
+    /// an integrator). Its expiry is recorded first, so a later revocation of
+    /// the key knows how long it must stay in the account JWT.
+    pub async fn mint_user(
+        &self,
+        org: &OrgRecord,
+        name: &str,
+        user_public_key: &str,
+        permissions: &UserPermissions,
+        expires_at: Option<i64>,
+    ) -> Result<String, ApiError> {
+        let expiry = match expires_at {
+            Some(secs) => Some(chrono::DateTime::from_timestamp(secs, 0).ok_or_else(|| {
+                ApiError::Internal(format!("credential expiry {secs} out of range"))
+            })?),
+            None => None,
+        };
+        orgs::credential_expiry_record(&self.pool, &org.id, user_public_key, expiry).await?;
+        self.sign_user(org, name, user_public_key, permissions, expires_at)
+    }
+
+    /// Sign a user JWT in `org`'s account (nothing recorded: the
+    /// controller's own users, whose keys it never revokes).
+    fn sign_user(
         &self,
         org: &OrgRecord,
         name: &str,
@@ -200,7 +232,7 @@ impl Accounts {
             .ok_or_else(|| ApiError::NotFound(format!("org {org_id}")))?;
         let org_key = OrgId::new(org.id.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
         let user = KeyPair::new_user();
-        let jwt = self.mint_user(
+        let jwt = self.sign_user(
             &org,
             "ritma-controller",
             &user.public_key(),

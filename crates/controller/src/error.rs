@@ -22,6 +22,13 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too soon: retry after `retry_after_secs` (429 with `Retry-After`).
+    #[error("{message}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("the database is unavailable")]
     Database(#[from] ritma_db::DbError),
     #[error("the message bus is unavailable: {0}")]
@@ -46,6 +53,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::RateLimited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Bus(_) => (StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable"),
             Self::NodeUnreachable(_) => (StatusCode::GATEWAY_TIMEOUT, "node_unreachable"),
@@ -62,10 +70,23 @@ impl IntoResponse for ApiError {
             // Details stay in the log; the client gets the code.
             tracing::error!(error = ?self, "request failed");
         }
-        (
+        let retry_after = match &self {
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut response = (
             status,
             Json(json!({ "error": code, "message": self.to_string() })),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
