@@ -22,7 +22,7 @@ def problem(where: str, what: str) -> None:
 
 # Whether every RITMA_* name in deploy/ and the READMEs is one the binaries
 # read is checked by tests/tests/deploy_env.rs, against the binaries' own clap
-# definitions (a list kept here went stale: it accepted RITMA_BILLING_URL).
+# definitions (a list kept here went stale and accepted names no binary reads).
 
 
 # --- Kubernetes -----------------------------------------------------------
