@@ -616,6 +616,18 @@ async fn twenty_thousand_revocations_keep_the_account_jwt_small_and_the_controll
     .execute(&stack.pool)
     .await
     .unwrap();
+    // Another org beyond the bound (12,000 live revocations): its account
+    // cannot be pushed, but that keeps neither the controller nor acme down.
+    stack.create_org("huge").await;
+    sqlx::query(
+        "INSERT INTO org_revocations (org_id, public_key, revoked_at, keep_until)
+         SELECT 'huge', 'U' || upper(substr(md5(i::text) || md5((i + 3)::text), 1, 55)),
+                now() - interval '1 minute', now() + interval '1 hour'
+         FROM generate_series(1, 12000) AS i",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
 
     // The controller restarts: it pushes every account at start.
     stack.controller.take().unwrap().stop().await;
@@ -630,6 +642,22 @@ async fn twenty_thousand_revocations_keep_the_account_jwt_small_and_the_controll
     let revoked = claims.nats["revocations"].as_object().unwrap();
     assert_eq!(revoked.len(), 100, "only the live ones are pushed");
     assert!(jwt.len() < 1024 * 1024, "{} bytes", jwt.len());
+    // A revocation in the org beyond the bound is refused loudly.
+    let pk = nkeys::KeyPair::new_user().public_key();
+    let (status, body) = integrator_with(&stack, "huge", json!({ "public_key": pk })).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = stack
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/orgs/huge/integrator-credentials/{pk}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("max_payload"),
+        "{body}"
+    );
 
     // A fresh revocation is still enforced by the broker, and kept as long
     // as the node's credential could be used.

@@ -307,3 +307,83 @@ pub fn unrestricted_user_jwt(
     });
     jwt::encode(Claims::new(account, user_public_key, name, nats), account)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org_jwt_with(revoked: usize) -> String {
+        let operator = KeyPair::new_operator();
+        let account = KeyPair::new_account();
+        let signing = KeyPair::new_account();
+        let controller = KeyPair::new_account();
+        let org = OrgId::new("acme").unwrap();
+        let revocations: BTreeMap<String, i64> = (0..revoked)
+            .map(|i| (format!("U{:055}", i), 1_765_000_000 + i as i64))
+            .collect();
+        org_account_jwt(
+            &operator,
+            &OrgAccountSpec {
+                org: &org,
+                account_public_key: &account.public_key(),
+                signing_key_public: &signing.public_key(),
+                controller_account: &controller,
+                revocations: &revocations,
+            },
+        )
+        .unwrap()
+    }
+
+    /// The bound stated in deploy/README.md: with the default `max_payload`
+    /// (1 MiB) an org's account JWT holds about 11,000 live revocations;
+    /// 20,000 would not fit, hence the pruning.
+    #[test]
+    fn live_revocations_that_fit_in_one_account_jwt() {
+        const MIB: usize = 1024 * 1024;
+        let base = org_jwt_with(0).len();
+        let per_entry = (org_jwt_with(1000).len() - base) as f64 / 1000.0;
+        let fit = ((MIB - base) as f64 / per_entry) as usize;
+        eprintln!("{fit} live revocations fit ({per_entry} B each, {base} B without)");
+        assert!(
+            (11_000..11_500).contains(&fit),
+            "{fit} ({per_entry} B each)"
+        );
+        assert!(org_jwt_with(11_000).len() < MIB);
+        assert!(org_jwt_with(20_000).len() > MIB);
+    }
+
+    #[test]
+    fn node_and_integrator_jwts_carry_limits() {
+        let account = KeyPair::new_account();
+        let user = KeyPair::new_user();
+        let org = OrgId::new("acme").unwrap();
+        let scope = NodeSubject::new(
+            org.clone(),
+            TenantId::new("prod").unwrap(),
+            ritma_protocol::NodeId::new("n1").unwrap(),
+        );
+        for (perms, subs) in [
+            (UserPermissions::node(&scope), NODE_MAX_SUBSCRIPTIONS),
+            (
+                UserPermissions::integrator(&org, None, &[]),
+                INTEGRATOR_MAX_SUBSCRIPTIONS,
+            ),
+        ] {
+            let jwt = user_jwt(
+                &account,
+                &UserSpec {
+                    name: "u",
+                    user_public_key: &user.public_key(),
+                    account_public_key: &account.public_key(),
+                    permissions: &perms,
+                    expires_at: Some(2_000_000_000),
+                },
+            )
+            .unwrap();
+            let claims = jwt::decode_verified(&jwt).unwrap();
+            assert_eq!(claims.nats["subs"], subs);
+            assert_eq!(claims.nats["payload"], USER_MAX_PAYLOAD_BYTES);
+            assert!(USER_MAX_PAYLOAD_BYTES > ritma_protocol::MAX_MESSAGE_BYTES as i64);
+        }
+    }
+}

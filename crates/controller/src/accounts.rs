@@ -78,14 +78,21 @@ impl Accounts {
         let orgs = orgs::org_list(&self.pool).await?;
         self.push_controller_account(&orgs).await?;
         for org in &orgs {
-            self.push_org_account(org).await?;
+            let jwt = self.org_account_jwt(org).await?;
+            // One org over the bound must not keep the controller (and every
+            // other org) down: the broker keeps that org's last account JWT.
+            if let Err(e) = self.fits(&jwt) {
+                tracing::error!(org = %org.id, error = %e, "org account not pushed at start");
+                continue;
+            }
+            self.push(&jwt).await?;
         }
         Ok(())
     }
 
-    async fn push(&self, jwt: &str) -> Result<(), ApiError> {
-        // The claims update is one message: bigger than the server takes,
-        // it would fail with a less helpful error.
+    /// The claims update is one message: bigger than the servers take, it
+    /// would fail with a less helpful error.
+    fn fits(&self, jwt: &str) -> Result<(), ApiError> {
         let max = self.system.server_info().max_payload;
         if max > 0 && jwt.len() > max {
             return Err(ApiError::Bus(format!(
@@ -94,6 +101,11 @@ impl Accounts {
                 jwt.len()
             )));
         }
+        Ok(())
+    }
+
+    async fn push(&self, jwt: &str) -> Result<(), ApiError> {
+        self.fits(jwt)?;
         let _guard = self.push_lock.lock().await;
         claims_push::push_account_jwt(&self.system, jwt)
             .await
@@ -120,9 +132,15 @@ impl Accounts {
     }
 
     pub async fn push_org_account(&self, org: &OrgRecord) -> Result<(), ApiError> {
+        let jwt = self.org_account_jwt(org).await?;
+        self.push(&jwt).await
+    }
+
+    /// The org's account JWT with the revocations that still matter.
+    async fn org_account_jwt(&self, org: &OrgRecord) -> Result<String, ApiError> {
         let org_id = OrgId::new(org.id.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
         let revocations = orgs::org_revocations(&self.pool, &org.id).await?;
-        let jwt = accounts::org_account_jwt(
+        accounts::org_account_jwt(
             &self.keys.operator,
             &OrgAccountSpec {
                 org: &org_id,
@@ -132,8 +150,7 @@ impl Accounts {
                 revocations: &revocations,
             },
         )
-        .map_err(|e| ApiError::Bus(e.to_string()))?;
-        self.push(&jwt).await
+        .map_err(|e| ApiError::Bus(e.to_string()))
     }
 
     /// Create an org with its own NATS account.
