@@ -125,7 +125,7 @@ async function main() {
     await page.waitForSelector('body[data-live="open"]', { timeout: 30000 });
     await page.waitForSelector(`tr[data-node-id="${node}"]`, { timeout: 30000 });
     // Start from an active key (no badge).
-    await api(`/api/keys/${key}/governance`, {
+    await api(`/api/orgs/${stack.org}/keys/${key}/governance`, {
       method: 'PATCH',
       body: JSON.stringify({ status: 'active', reason: 'live-path benchmark start' }),
     });
@@ -154,7 +154,7 @@ async function main() {
       const status = statuses[i % 2];
       const expectBadge = status !== 'active';
       const tReq = Date.now();
-      await api(`/api/keys/${key}/governance`, {
+      await api(`/api/orgs/${stack.org}/keys/${key}/governance`, {
         method: 'PATCH',
         body: JSON.stringify({ status, reason: 'live-path benchmark' }),
       });
@@ -165,7 +165,7 @@ async function main() {
     }
     if ((await navigations()) !== navBefore) throw new Error('the page reloaded during the run');
     // Leave the demo as it was.
-    await api(`/api/keys/${key}/governance`, {
+    await api(`/api/orgs/${stack.org}/keys/${key}/governance`, {
       method: 'PATCH',
       body: JSON.stringify({ status: 'active', reason: 'live-path benchmark done' }),
     }).catch(() => {});

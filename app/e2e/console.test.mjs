@@ -283,7 +283,7 @@ test('revoking a key in use raises a warning on the node page live', async (t) =
     return;
   }
   const govern = async (status) => {
-    const r = await api(`/api/keys/${key}/governance`, {
+    const r = await api(`/api/orgs/${stack.org}/keys/${key}/governance`, {
       method: 'PATCH',
       body: JSON.stringify({ status, reason: 'console e2e' }),
     });

@@ -32,8 +32,10 @@ async def main() -> int:
     async def on_msg(msg) -> None:
         subjects.append(msg.subject)
 
-    await nc.subscribe(f"ritma.{args.org}.>", cb=on_msg)
-    await nc.subscribe(f"ritma.{args.foreign_org}.>", cb=on_msg)
+    # The default grant: telemetry and state changes of the org.
+    await nc.subscribe(f"ritma.{args.org}.*.node.*.heartbeat", cb=on_msg)
+    await nc.subscribe(f"ritma.{args.org}.*.state.>", cb=on_msg)
+    await nc.subscribe(f"ritma.{args.foreign_org}.*.node.*.heartbeat", cb=on_msg)
     await nc.flush()
     await nc.publish(f"ritma.{args.org}.prod.node.fake.heartbeat", b"{}")
     await nc.flush()

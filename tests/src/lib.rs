@@ -605,14 +605,28 @@ pub fn heartbeat_body(node: &str, seq: u64, interval: u32) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// Integrator credentials minted through the API with a locally made key.
+/// Integrator credentials minted through the API with a locally made key
+/// (the default scope: telemetry and state changes).
 pub async fn integrator(stack: &TestStack, org: &str, tenant: Option<&str>) -> BusUser {
+    integrator_including(stack, org, tenant, &[]).await
+}
+
+/// Integrator credentials that also read what `include` names (`commands`,
+/// `audit`).
+pub async fn integrator_including(
+    stack: &TestStack,
+    org: &str,
+    tenant: Option<&str>,
+    include: &[&str],
+) -> BusUser {
     let key = nkeys::KeyPair::new_user();
     let (status, body) = stack
         .api(
             reqwest::Method::POST,
             &format!("/api/orgs/{org}/integrator-credentials"),
-            Some(serde_json::json!({ "public_key": key.public_key(), "tenant_id": tenant })),
+            Some(serde_json::json!({
+                "public_key": key.public_key(), "tenant_id": tenant, "include": include,
+            })),
         )
         .await;
     assert_eq!(status, 201, "{body}");

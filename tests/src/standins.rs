@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
 pub struct Recorded {
-    /// `METHOD path` of every request, in order.
+    /// `METHOD path` of every request, in order (the path as sent, still
+    /// percent-encoded).
     pub requests: Vec<String>,
     /// Bodies of PATCH requests.
     pub patches: Vec<Value>,
@@ -24,9 +25,10 @@ pub struct Recorded {
 /// What the stand-ins answer and what they saw.
 #[derive(Default)]
 pub struct StandInState {
-    /// key id -> key JSON (with `org`).
+    /// any label -> key JSON (with `org` and `key_id`); ids are per org.
     pub keys: BTreeMap<String, Value>,
-    /// tenant -> invoice draft; a tenant missing here gets a 500.
+    /// `org/tenant` (or just `tenant`, for any org) -> invoice draft; a
+    /// tenant missing here gets a 500.
     pub drafts: BTreeMap<String, Value>,
     /// Answer 503 to everything while set.
     pub failing: bool,
@@ -63,9 +65,9 @@ impl StandIn {
         let app = axum::Router::new()
             .route("/orgs/{org}/keys", get(org_keys))
             .route("/orgs/{org}/keys/summary", get(org_summary))
-            .route("/keys/{id}", get(key_get))
+            .route("/orgs/{org}/keys/{id}", get(key_get))
             .route(
-                "/keys/{id}/governance",
+                "/orgs/{org}/keys/{id}/governance",
                 axum::routing::patch(key_governance),
             )
             .route("/invoice-draft", get(invoice_draft))
@@ -113,11 +115,20 @@ async fn org_summary(State(state): State<Shared>, Path(org): Path<String>) -> An
     Ok(Json(json!({ "total": total })))
 }
 
-async fn key_get(State(state): State<Shared>, Path(id): Path<String>) -> Answer {
-    seen(&state, format!("GET /keys/{id}"))?;
-    let s = state.lock().unwrap();
+fn key_of<'a>(s: &'a mut StandInState, org: &str, id: &str) -> Option<&'a mut Value> {
     s.keys
-        .get(&id)
+        .values_mut()
+        .find(|k| k["org"] == org && k["key_id"] == id)
+}
+
+async fn key_get(
+    State(state): State<Shared>,
+    uri: axum::http::Uri,
+    Path((org, id)): Path<(String, String)>,
+) -> Answer {
+    seen(&state, format!("GET {}", uri.path()))?;
+    let mut s = state.lock().unwrap();
+    key_of(&mut s, &org, &id)
         .cloned()
         .map(Json)
         .ok_or((StatusCode::NOT_FOUND, "no such key".into()))
@@ -125,16 +136,14 @@ async fn key_get(State(state): State<Shared>, Path(id): Path<String>) -> Answer 
 
 async fn key_governance(
     State(state): State<Shared>,
-    Path(id): Path<String>,
+    uri: axum::http::Uri,
+    Path((org, id)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Answer {
-    seen(&state, format!("PATCH /keys/{id}/governance"))?;
+    seen(&state, format!("PATCH {}", uri.path()))?;
     let mut s = state.lock().unwrap();
     s.seen.patches.push(body.clone());
-    let key = s
-        .keys
-        .get_mut(&id)
-        .ok_or((StatusCode::NOT_FOUND, "no such key".into()))?;
+    let key = key_of(&mut s, &org, &id).ok_or((StatusCode::NOT_FOUND, "no such key".into()))?;
     for field in ["status", "label", "rotate_by"] {
         if let Some(v) = body.get(field) {
             key[field] = v.clone();
@@ -147,15 +156,17 @@ async fn invoice_draft(
     State(state): State<Shared>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Answer {
+    let org = q.get("org_id").cloned().unwrap_or_default();
     let tenant = q.get("tenant_id").cloned().unwrap_or_default();
     let period = q.get("period_idx").cloned().unwrap_or_default();
     seen(
         &state,
-        format!("GET /invoice-draft?tenant_id={tenant}&period_idx={period}"),
+        format!("GET /invoice-draft?org_id={org}&tenant_id={tenant}&period_idx={period}"),
     )?;
     let s = state.lock().unwrap();
     s.drafts
-        .get(&tenant)
+        .get(&format!("{org}/{tenant}"))
+        .or_else(|| s.drafts.get(&tenant))
         .cloned()
         .map(Json)
         .ok_or((StatusCode::INTERNAL_SERVER_ERROR, "draft not ready".into()))

@@ -459,7 +459,10 @@ async fn revoking_a_key_in_use_raises_a_warning_live() {
     // Viewers may not govern keys; nothing changes.
     let viewer = stack
         .http
-        .patch(format!("{}/api/keys/sign-2026/governance", stack.api_url()))
+        .patch(format!(
+            "{}/api/orgs/acme/keys/sign-2026/governance",
+            stack.api_url()
+        ))
         .header("x-user-id", "vera")
         .header("x-org-id", "acme")
         .header("x-roles", "viewer")
@@ -472,7 +475,7 @@ async fn revoking_a_key_in_use_raises_a_warning_live() {
     for (method, path) in [
         (Method::GET, "/api/nodes/signer/policies"),
         (Method::GET, "/api/nodes/signer/connectors"),
-        (Method::PATCH, "/api/keys/sign-2026/governance"),
+        (Method::PATCH, "/api/orgs/acme/keys/sign-2026/governance"),
     ] {
         let outsider = stack
             .http
@@ -489,7 +492,7 @@ async fn revoking_a_key_in_use_raises_a_warning_live() {
     let (status, err) = stack
         .api(
             Method::PATCH,
-            "/api/keys/sign-2026/governance",
+            "/api/orgs/acme/keys/sign-2026/governance",
             Some(json!({ "status": "lost" })),
         )
         .await;
@@ -502,7 +505,7 @@ async fn revoking_a_key_in_use_raises_a_warning_live() {
     let (status, revoked) = stack
         .api(
             Method::PATCH,
-            "/api/keys/sign-2026/governance",
+            "/api/orgs/acme/keys/sign-2026/governance",
             Some(json!({ "status": "revoked", "reason": "laptop stolen" })),
         )
         .await;
@@ -534,7 +537,7 @@ async fn revoking_a_key_in_use_raises_a_warning_live() {
     let (status, _) = stack
         .api(
             Method::PATCH,
-            "/api/keys/sign-2026/governance",
+            "/api/orgs/acme/keys/sign-2026/governance",
             Some(json!({ "status": "active" })),
         )
         .await;
@@ -581,7 +584,7 @@ async fn keys_follow_the_ritma_cloud_registry() {
     let (status, key) = stack
         .api(
             Method::PATCH,
-            "/api/keys/cloud-k1/governance",
+            "/api/orgs/acme/keys/cloud-k1/governance",
             Some(json!({ "status": "compromised", "reason": "leaked in CI logs" })),
         )
         .await;
@@ -599,7 +602,7 @@ async fn keys_follow_the_ritma_cloud_registry() {
     let (status, err) = stack
         .api(
             Method::PATCH,
-            "/api/keys/cloud-k1/governance",
+            "/api/orgs/acme/keys/cloud-k1/governance",
             Some(json!({ "status": "active" })),
         )
         .await;
@@ -726,7 +729,7 @@ async fn usage_and_the_estimate_come_from_what_nodes_reported() {
     let period = usage["period_idx"].as_i64().unwrap();
     assert_eq!(
         billing.count(&format!(
-            "GET /invoice-draft?tenant_id=prod&period_idx={period}"
+            "GET /invoice-draft?org_id=acme&tenant_id=prod&period_idx={period}"
         )),
         1
     );

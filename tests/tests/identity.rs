@@ -310,7 +310,7 @@ async fn the_header_stub_exists_only_in_development() {
 async fn every_mutation_is_audited_chained_published_and_verifiable() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
-    let watcher = integrator(&stack, "acme", None).await;
+    let watcher = integrator_including(&stack, "acme", None, &["audit"]).await;
     let mut audit_feed = watcher.client.subscribe("ritma.acme.audit").await.unwrap();
     watcher.client.flush().await.unwrap();
 

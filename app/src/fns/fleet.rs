@@ -365,9 +365,10 @@ pub async fn govern_key(key_id: String, status: String, reason: String) -> Resul
     if !reason.trim().is_empty() {
         body["reason"] = reason.trim().into();
     }
-    let p = format!(
-        "/api/keys/{}/governance",
-        crate::server::api::seg(key_id.trim())
+    // Key ids are per org: the org's path names it.
+    let p = path::org(
+        &s.org,
+        &format!("keys/{}/governance", crate::server::api::seg(key_id.trim())),
     );
     st.api
         .call_json(reqwest::Method::PATCH, &s.token, &p, Some(&body))

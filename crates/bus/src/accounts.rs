@@ -15,6 +15,46 @@ use crate::jwt::{self, Claims};
 /// No limit, in the server's terms.
 const UNLIMITED: i64 = -1;
 
+/// Room for headers (`Nats-Msg-Id`, JetStream's own) and the JSON envelope
+/// above the protocol's largest body.
+pub const PAYLOAD_HEADROOM_BYTES: i64 = 16 * 1024;
+
+/// The largest message a node or an integrator may publish, enforced by the
+/// broker from the user JWT: the protocol's largest message plus headroom.
+/// A bigger publish closes that connection (`Maximum Payload Violation`) and
+/// nothing of it is stored.
+pub const USER_MAX_PAYLOAD_BYTES: i64 =
+    ritma_protocol::MAX_MESSAGE_BYTES as i64 + PAYLOAD_HEADROOM_BYTES;
+
+/// A node holds two subscriptions (its commands, its reply inbox); the rest
+/// is margin for a client library's own.
+pub const NODE_MAX_SUBSCRIPTIONS: i64 = 10;
+
+/// An integrator subscribes to a handful of subjects; this bounds what one
+/// credential can cost the broker.
+pub const INTEGRATOR_MAX_SUBSCRIPTIONS: i64 = 100;
+
+/// What one user may cost the broker: subscriptions and the largest message
+/// (`None`: no limit, for the controller's own users).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserLimits {
+    pub subs: Option<i64>,
+    pub payload: Option<i64>,
+}
+
+impl UserLimits {
+    pub const UNLIMITED: Self = Self {
+        subs: None,
+        payload: None,
+    };
+}
+
+impl Default for UserLimits {
+    fn default() -> Self {
+        Self::UNLIMITED
+    }
+}
+
 fn nats_limits(jetstream: bool) -> Value {
     let js = if jetstream { UNLIMITED } else { 0 };
     json!({
@@ -146,6 +186,8 @@ pub struct UserPermissions {
     pub subscribe_allow: Vec<String>,
     /// Allow replying once to requests (nodes answer dry-run commands).
     pub allow_responses: bool,
+    /// Subscription and payload limits carried in the user JWT.
+    pub limits: UserLimits,
 }
 
 impl UserPermissions {
@@ -162,14 +204,19 @@ impl UserPermissions {
             publish_deny: vec![],
             subscribe_allow: vec![scope.commands_wildcard(), format!("{inbox}.>")],
             allow_responses: true,
+            limits: UserLimits {
+                subs: Some(NODE_MAX_SUBSCRIPTIONS),
+                payload: Some(USER_MAX_PAYLOAD_BYTES),
+            },
         }
     }
 
-    /// Read-only: publishing anything is denied.
+    /// Read-only: publishing anything is denied. `subjects` are what the
+    /// controller granted; empty means the default (telemetry and state
+    /// changes, never commands nor the audit trail).
     pub fn integrator(org: &OrgId, tenant: Option<&TenantId>, subjects: &[String]) -> Self {
-        let scope = subjects::integrator_scope(org, tenant);
         let subscribe_allow = if subjects.is_empty() {
-            vec![scope]
+            subjects::integrator_subjects(org, tenant, &[])
         } else {
             subjects.to_vec()
         };
@@ -178,6 +225,10 @@ impl UserPermissions {
             publish_deny: vec![">".into()],
             subscribe_allow,
             allow_responses: false,
+            limits: UserLimits {
+                subs: Some(INTEGRATOR_MAX_SUBSCRIPTIONS),
+                payload: Some(USER_MAX_PAYLOAD_BYTES),
+            },
         }
     }
 
@@ -196,6 +247,7 @@ impl UserPermissions {
                 "_INBOX_ritma_controller.>".into(),
             ],
             allow_responses: false,
+            limits: UserLimits::UNLIMITED,
         }
     }
 
@@ -229,9 +281,10 @@ pub fn user_jwt(signing_key: &KeyPair, spec: &UserSpec<'_>) -> Result<String, Bu
     let mut nats = spec.permissions.to_json();
     nats["type"] = json!("user");
     nats["version"] = json!(2);
-    nats["subs"] = json!(UNLIMITED);
+    let limits = spec.permissions.limits;
+    nats["subs"] = json!(limits.subs.unwrap_or(UNLIMITED));
     nats["data"] = json!(UNLIMITED);
-    nats["payload"] = json!(UNLIMITED);
+    nats["payload"] = json!(limits.payload.unwrap_or(UNLIMITED));
     if signing_key.public_key() != spec.account_public_key {
         nats["issuer_account"] = json!(spec.account_public_key);
     }
@@ -253,4 +306,84 @@ pub fn unrestricted_user_jwt(
         "subs": UNLIMITED, "data": UNLIMITED, "payload": UNLIMITED,
     });
     jwt::encode(Claims::new(account, user_public_key, name, nats), account)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org_jwt_with(revoked: usize) -> String {
+        let operator = KeyPair::new_operator();
+        let account = KeyPair::new_account();
+        let signing = KeyPair::new_account();
+        let controller = KeyPair::new_account();
+        let org = OrgId::new("acme").unwrap();
+        let revocations: BTreeMap<String, i64> = (0..revoked)
+            .map(|i| (format!("U{:055}", i), 1_765_000_000 + i as i64))
+            .collect();
+        org_account_jwt(
+            &operator,
+            &OrgAccountSpec {
+                org: &org,
+                account_public_key: &account.public_key(),
+                signing_key_public: &signing.public_key(),
+                controller_account: &controller,
+                revocations: &revocations,
+            },
+        )
+        .unwrap()
+    }
+
+    /// The bound stated in deploy/README.md: with the default `max_payload`
+    /// (1 MiB) an org's account JWT holds about 11,000 live revocations;
+    /// 20,000 would not fit, hence the pruning.
+    #[test]
+    fn live_revocations_that_fit_in_one_account_jwt() {
+        const MIB: usize = 1024 * 1024;
+        let base = org_jwt_with(0).len();
+        let per_entry = (org_jwt_with(1000).len() - base) as f64 / 1000.0;
+        let fit = ((MIB - base) as f64 / per_entry) as usize;
+        eprintln!("{fit} live revocations fit ({per_entry} B each, {base} B without)");
+        assert!(
+            (11_000..11_500).contains(&fit),
+            "{fit} ({per_entry} B each)"
+        );
+        assert!(org_jwt_with(11_000).len() < MIB);
+        assert!(org_jwt_with(20_000).len() > MIB);
+    }
+
+    #[test]
+    fn node_and_integrator_jwts_carry_limits() {
+        let account = KeyPair::new_account();
+        let user = KeyPair::new_user();
+        let org = OrgId::new("acme").unwrap();
+        let scope = NodeSubject::new(
+            org.clone(),
+            TenantId::new("prod").unwrap(),
+            ritma_protocol::NodeId::new("n1").unwrap(),
+        );
+        for (perms, subs) in [
+            (UserPermissions::node(&scope), NODE_MAX_SUBSCRIPTIONS),
+            (
+                UserPermissions::integrator(&org, None, &[]),
+                INTEGRATOR_MAX_SUBSCRIPTIONS,
+            ),
+        ] {
+            let jwt = user_jwt(
+                &account,
+                &UserSpec {
+                    name: "u",
+                    user_public_key: &user.public_key(),
+                    account_public_key: &account.public_key(),
+                    permissions: &perms,
+                    expires_at: Some(2_000_000_000),
+                },
+            )
+            .unwrap();
+            let claims = jwt::decode_verified(&jwt).unwrap();
+            assert_eq!(claims.nats["subs"], subs);
+            assert_eq!(claims.nats["payload"], USER_MAX_PAYLOAD_BYTES);
+            assert!(USER_MAX_PAYLOAD_BYTES > ritma_protocol::MAX_MESSAGE_BYTES as i64);
+        }
+    }
 }

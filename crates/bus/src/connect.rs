@@ -30,6 +30,19 @@ impl SharedJwt {
     }
 }
 
+/// Sign a server's connect nonce, refusing anything not shaped like one: a
+/// server (or whoever poses as one) must not get the node key's signature
+/// over other bytes, such as a request the controller would take as signed
+/// by the node (those carry [`ritma_protocol::enrollment::SIGNED_REQUEST_CONTEXT`]).
+pub fn sign_nonce(key: &KeyPair, nonce: &[u8]) -> Result<Vec<u8>, BusError> {
+    if !ritma_protocol::enrollment::is_nats_nonce(nonce) {
+        return Err(BusError::NotANonce(
+            String::from_utf8_lossy(nonce).chars().take(64).collect(),
+        ));
+    }
+    key.sign(nonce).map_err(BusError::key)
+}
+
 pub struct ConnectSpec {
     pub urls: Vec<String>,
     pub name: String,
@@ -47,7 +60,7 @@ pub fn options(spec: &ConnectSpec) -> ConnectOptions {
         let jwt = jwt.get();
         let key = key.clone();
         async move {
-            let signature = key.sign(&nonce).map_err(AuthError::new)?;
+            let signature = sign_nonce(&key, &nonce).map_err(AuthError::new)?;
             let mut auth = Auth::new();
             auth.jwt = Some(jwt);
             auth.signature = Some(signature);

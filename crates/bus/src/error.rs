@@ -20,6 +20,8 @@ pub enum BusError {
     Request(String),
     #[error("JetStream error: {0}")]
     JetStream(String),
+    #[error("refusing to sign {0:?}: not a NATS connect nonce")]
+    NotANonce(String),
 }
 
 impl BusError {

@@ -216,7 +216,10 @@ pub enum CredsCommand {
         org: String,
         #[arg(long)]
         tenant: Option<String>,
-        /// Narrower subjects inside the org or tenant (repeatable).
+        /// Beyond telemetry and state changes: `commands`, `audit` (repeatable).
+        #[arg(long)]
+        include: Vec<String>,
+        /// Narrower subjects inside what is granted (repeatable).
         #[arg(long = "subject")]
         subjects: Vec<String>,
         #[arg(long, default_value_t = 30 * 86_400)]
@@ -234,6 +237,7 @@ pub async fn integrator_creds(
     api: &Api,
     org: &str,
     tenant: Option<&str>,
+    include: &[String],
     subjects: &[String],
     ttl_secs: i64,
     out: &std::path::Path,
@@ -243,7 +247,8 @@ pub async fn integrator_creds(
         .post(
             &format!("/api/orgs/{org}/integrator-credentials"),
             &json!({
-                "public_key": key.public_key(), "tenant_id": tenant, "subjects": subjects,
+                "public_key": key.public_key(), "tenant_id": tenant, "include": include,
+                "subjects": subjects,
                 "ttl_secs": ttl_secs, "name": "integrator",
             }),
         )
@@ -259,6 +264,7 @@ pub async fn creds(cmd: CredsCommand) -> anyhow::Result<()> {
     let CredsCommand::Integrator {
         org,
         tenant,
+        include,
         subjects,
         ttl_secs,
         out,
@@ -274,6 +280,7 @@ pub async fn creds(cmd: CredsCommand) -> anyhow::Result<()> {
         &target.api()?,
         &org,
         tenant.as_deref(),
+        &include,
         &subjects,
         ttl_secs,
         &out,
@@ -321,11 +328,12 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
         .server
         .or_else(|| stack.as_ref().map(|s| s.nats_url.clone()))
         .ok_or_else(|| anyhow::anyhow!("--server is required without a dev stack"))?;
-    let subject = match (args.subject, &stack) {
-        (Some(s), _) => s,
-        (None, Some(s)) => ritma_protocol::subjects::integrator_scope(
+    let subjects = match (args.subject, &stack) {
+        (Some(s), _) => vec![s],
+        (None, Some(s)) => ritma_protocol::subjects::integrator_subjects(
             &ritma_protocol::OrgId::new(s.org.clone())?,
             None,
+            &[],
         ),
         (None, None) => anyhow::bail!("--subject is required without a dev stack"),
     };
@@ -334,9 +342,13 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
         .await?
         .connect(server)
         .await?;
-    let mut sub = client.subscribe(subject.clone()).await?;
-    eprintln!("listening on {subject}");
-    while let Some(msg) = sub.next().await {
+    let mut subs = Vec::new();
+    for subject in &subjects {
+        subs.push(client.subscribe(subject.clone()).await?);
+    }
+    eprintln!("listening on {}", subjects.join(", "));
+    let mut all = futures::stream::select_all(subs);
+    while let Some(msg) = all.next().await {
         println!("{} {}", msg.subject, String::from_utf8_lossy(&msg.payload));
     }
     Ok(())

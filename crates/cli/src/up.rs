@@ -280,7 +280,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     demo_connectors(&api).await;
 
     let creds_path = data.join("integrator-demo.creds");
-    integrator_creds(&api, DEMO_ORG, None, &[], 30 * 86_400, &creds_path).await?;
+    integrator_creds(&api, DEMO_ORG, None, &[], &[], 30 * 86_400, &creds_path).await?;
 
     let (console_url, console_pid) = if args.no_console {
         (None, None)

@@ -78,12 +78,34 @@ impl Accounts {
         let orgs = orgs::org_list(&self.pool).await?;
         self.push_controller_account(&orgs).await?;
         for org in &orgs {
-            self.push_org_account(org).await?;
+            let jwt = self.org_account_jwt(org).await?;
+            // One org over the bound must not keep the controller (and every
+            // other org) down: the broker keeps that org's last account JWT.
+            if let Err(e) = self.fits(&jwt) {
+                tracing::error!(org = %org.id, error = %e, "org account not pushed at start");
+                continue;
+            }
+            self.push(&jwt).await?;
+        }
+        Ok(())
+    }
+
+    /// The claims update is one message: bigger than the servers take, it
+    /// would fail with a less helpful error.
+    fn fits(&self, jwt: &str) -> Result<(), ApiError> {
+        let max = self.system.server_info().max_payload;
+        if max > 0 && jwt.len() > max {
+            return Err(ApiError::Bus(format!(
+                "an account JWT of {} bytes exceeds the server's max_payload of {max} bytes \
+                 (too many live revocations; see deploy/README.md)",
+                jwt.len()
+            )));
         }
         Ok(())
     }
 
     async fn push(&self, jwt: &str) -> Result<(), ApiError> {
+        self.fits(jwt)?;
         let _guard = self.push_lock.lock().await;
         claims_push::push_account_jwt(&self.system, jwt)
             .await
@@ -110,9 +132,15 @@ impl Accounts {
     }
 
     pub async fn push_org_account(&self, org: &OrgRecord) -> Result<(), ApiError> {
+        let jwt = self.org_account_jwt(org).await?;
+        self.push(&jwt).await
+    }
+
+    /// The org's account JWT with the revocations that still matter.
+    async fn org_account_jwt(&self, org: &OrgRecord) -> Result<String, ApiError> {
         let org_id = OrgId::new(org.id.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
         let revocations = orgs::org_revocations(&self.pool, &org.id).await?;
-        let jwt = accounts::org_account_jwt(
+        accounts::org_account_jwt(
             &self.keys.operator,
             &OrgAccountSpec {
                 org: &org_id,
@@ -122,8 +150,7 @@ impl Accounts {
                 revocations: &revocations,
             },
         )
-        .map_err(|e| ApiError::Bus(e.to_string()))?;
-        self.push(&jwt).await
+        .map_err(|e| ApiError::Bus(e.to_string()))
     }
 
     /// Create an org with its own NATS account.
@@ -160,8 +187,30 @@ impl Accounts {
         Ok(record)
     }
 
-    /// A user JWT in `org`'s account.
-    pub fn mint_user(
+    /// A user JWT in `org`'s account for a key someone else holds (a node,
+    /// an integrator). Its expiry is recorded first, so a later revocation of
+    /// the key knows how long it must stay in the account JWT.
+    pub async fn mint_user(
+        &self,
+        org: &OrgRecord,
+        name: &str,
+        user_public_key: &str,
+        permissions: &UserPermissions,
+        expires_at: Option<i64>,
+    ) -> Result<String, ApiError> {
+        let expiry = match expires_at {
+            Some(secs) => Some(chrono::DateTime::from_timestamp(secs, 0).ok_or_else(|| {
+                ApiError::Internal(format!("credential expiry {secs} out of range"))
+            })?),
+            None => None,
+        };
+        orgs::credential_expiry_record(&self.pool, &org.id, user_public_key, expiry).await?;
+        self.sign_user(org, name, user_public_key, permissions, expires_at)
+    }
+
+    /// Sign a user JWT in `org`'s account (nothing recorded: the
+    /// controller's own users, whose keys it never revokes).
+    fn sign_user(
         &self,
         org: &OrgRecord,
         name: &str,
@@ -200,7 +249,7 @@ impl Accounts {
             .ok_or_else(|| ApiError::NotFound(format!("org {org_id}")))?;
         let org_key = OrgId::new(org.id.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
         let user = KeyPair::new_user();
-        let jwt = self.mint_user(
+        let jwt = self.sign_user(
             &org,
             "ritma-controller",
             &user.public_key(),

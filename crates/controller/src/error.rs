@@ -22,9 +22,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    /// Too many requests of this kind; retry after this many seconds.
+    /// Too soon: retry after `retry_after_secs` (429 with `Retry-After`).
     #[error("{message}")]
     RateLimited {
+        code: &'static str,
         message: String,
         retry_after_secs: u64,
     },
@@ -52,7 +53,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::RateLimited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Self::Bus(_) => (StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable"),
             Self::NodeUnreachable(_) => (StatusCode::GATEWAY_TIMEOUT, "node_unreachable"),
@@ -75,15 +76,17 @@ impl IntoResponse for ApiError {
             } => Some(*retry_after_secs),
             _ => None,
         };
-        let mut resp = (
+        let mut response = (
             status,
             Json(json!({ "error": code, "message": self.to_string() })),
         )
             .into_response();
         if let Some(secs) = retry_after {
-            resp.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
         }
-        resp
+        response
     }
 }

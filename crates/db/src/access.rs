@@ -82,14 +82,40 @@ pub struct IntegratorCredential {
     pub created_at: DateTime<Utc>,
 }
 
-pub async fn integrator_insert(
+/// What [`integrator_upsert`] did.
+#[derive(Debug)]
+pub enum IntegratorUpsert {
+    /// Stored; `previous` is the org's earlier entry for that key, if any.
+    Stored {
+        previous: Option<IntegratorCredential>,
+    },
+    /// The key is issued in another org: nothing changed.
+    OtherOrg,
+}
+
+/// Issue (or re-issue) a credential: a public key belongs to one org. A
+/// re-issue in the same org replaces the entry (name, tenant, subjects,
+/// expiry) and clears its revocation.
+pub async fn integrator_upsert(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     c: &IntegratorCredential,
-) -> Result<(), DbError> {
-    sqlx::query(
+) -> Result<IntegratorUpsert, DbError> {
+    let previous: Option<IntegratorCredential> =
+        sqlx::query_as("SELECT * FROM integrator_credentials WHERE public_key = $1 FOR UPDATE")
+            .bind(&c.public_key)
+            .fetch_optional(tx.as_mut())
+            .await?;
+    if previous.as_ref().is_some_and(|p| p.org_id != c.org_id) {
+        return Ok(IntegratorUpsert::OtherOrg);
+    }
+    let stored = sqlx::query(
         "INSERT INTO integrator_credentials (public_key, org_id, tenant_id, name, subjects, expires_at, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (public_key) DO UPDATE SET expires_at = EXCLUDED.expires_at, subjects = EXCLUDED.subjects",
+         ON CONFLICT (public_key) DO UPDATE SET tenant_id = EXCLUDED.tenant_id,
+             name = EXCLUDED.name, subjects = EXCLUDED.subjects,
+             expires_at = EXCLUDED.expires_at, revoked_at = NULL,
+             created_by = EXCLUDED.created_by, created_at = now()
+         WHERE integrator_credentials.org_id = EXCLUDED.org_id",
     )
     .bind(&c.public_key)
     .bind(&c.org_id)
@@ -100,7 +126,11 @@ pub async fn integrator_insert(
     .bind(&c.created_by)
     .execute(tx.as_mut())
     .await?;
-    Ok(())
+    // Another org inserted the key since the read above.
+    if stored.rows_affected() == 0 {
+        return Ok(IntegratorUpsert::OtherOrg);
+    }
+    Ok(IntegratorUpsert::Stored { previous })
 }
 
 pub async fn integrator_list(

@@ -39,10 +39,16 @@ pub async fn key_list(pool: &PgPool, org_id: &str) -> Result<Vec<KeyRecord>, DbE
     .await?)
 }
 
-pub async fn key_get(pool: &PgPool, key_id: &str) -> Result<Option<KeyRecord>, DbError> {
+/// One key of one org (ids are per org: two orgs may use the same id).
+pub async fn key_get(
+    pool: &PgPool,
+    org_id: &str,
+    key_id: &str,
+) -> Result<Option<KeyRecord>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM signing_keys k WHERE k.key_id = $1"
+        "SELECT {COLUMNS} FROM signing_keys k WHERE k.org_id = $1 AND k.key_id = $2"
     )))
+    .bind(org_id)
     .bind(key_id)
     .fetch_optional(pool)
     .await?)
@@ -62,22 +68,21 @@ pub struct KeyUpsert<'a> {
     pub updated_by: &'a str,
 }
 
-/// Insert, or update a key of the same org; `Ok(None)` when the id belongs to
-/// another org (key ids are global).
+/// Insert, or update the org's key of that id; true when inserted, false
+/// when updated or unchanged. Key ids are per org.
 pub async fn key_upsert(
     tx: &mut Transaction<'_, Postgres>,
     k: &KeyUpsert<'_>,
-) -> Result<Option<bool>, DbError> {
+) -> Result<bool, DbError> {
     let row: Option<(bool,)> = sqlx::query_as(
         "INSERT INTO signing_keys (key_id, org_id, label, status, source, rotated_at, rotate_by,
                                    expires_at, updated_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (key_id) DO UPDATE SET label = EXCLUDED.label, status = EXCLUDED.status,
+         ON CONFLICT (org_id, key_id) DO UPDATE SET label = EXCLUDED.label, status = EXCLUDED.status,
              source = EXCLUDED.source, rotated_at = EXCLUDED.rotated_at,
              rotate_by = EXCLUDED.rotate_by, expires_at = EXCLUDED.expires_at,
              updated_by = EXCLUDED.updated_by, updated_at = now()
-         WHERE signing_keys.org_id = EXCLUDED.org_id
-           AND (signing_keys.label, signing_keys.status, signing_keys.rotated_at,
+         WHERE (signing_keys.label, signing_keys.status, signing_keys.rotated_at,
                 signing_keys.rotate_by, signing_keys.expires_at)
                IS DISTINCT FROM
                (EXCLUDED.label, EXCLUDED.status, EXCLUDED.rotated_at, EXCLUDED.rotate_by,
@@ -95,16 +100,7 @@ pub async fn key_upsert(
     .bind(k.updated_by)
     .fetch_optional(tx.as_mut())
     .await?;
-    if row.is_some() {
-        return Ok(row.map(|r| r.0));
-    }
-    // Unchanged, or owned by another org.
-    let owner: Option<String> =
-        sqlx::query_scalar("SELECT org_id FROM signing_keys WHERE key_id = $1")
-            .bind(k.key_id)
-            .fetch_optional(tx.as_mut())
-            .await?;
-    Ok((owner.as_deref() == Some(k.org_id)).then_some(false))
+    Ok(row.is_some_and(|r| r.0))
 }
 
 /// Bring every node's key warning in line with its key's status; the nodes

@@ -101,6 +101,20 @@ pub async fn node_lock_by_public_key(
     .await?)
 }
 
+/// True when some node (in any org, decommissioned or not) holds or held
+/// `public_key` as its current key.
+pub async fn node_key_in_use(
+    tx: &mut Transaction<'_, Postgres>,
+    public_key: &str,
+) -> Result<bool, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM nodes WHERE public_key = $1)")
+            .bind(public_key)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
+}
+
 pub struct NewNode<'a> {
     pub id: &'a str,
     pub org_id: &'a str,
@@ -366,10 +380,26 @@ pub async fn node_set_public_key(
     id: &str,
     public_key: &str,
 ) -> Result<(), DbError> {
-    sqlx::query("UPDATE nodes SET public_key = $2 WHERE id = $1")
+    sqlx::query("UPDATE nodes SET public_key = $2, rekeyed_at = now() WHERE id = $1")
         .bind(id)
         .bind(public_key)
         .execute(tx.as_mut())
         .await?;
     Ok(())
+}
+
+/// When the node last moved to a new key (None: never).
+pub async fn node_rekeyed_at(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    Ok(
+        sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+            "SELECT rekeyed_at FROM nodes WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(tx.as_mut())
+        .await?
+        .flatten(),
+    )
 }

@@ -52,7 +52,7 @@ pub const CHANNELS: &[Channel] = &[
         address: "ritma.{org}.{tenant}.node.{node}.cmd.{command}",
         schema: "command",
         direction: "controller to node",
-        description: "A command for one node: policy_changed, connector_dry_run, refresh_credentials.",
+        description: "A command for one node: policy_changed, connector_dry_run, refresh_credentials. Integrators read it only with `include: commands`.",
     },
     Channel {
         name: "nodeDryRunReply",
@@ -73,7 +73,7 @@ pub const CHANNELS: &[Channel] = &[
         address: "ritma.{org}.audit",
         schema: "audit",
         direction: "controller to everyone",
-        description: "Every committed audit entry of the org (who, what, when, from where, before/after), hash-chained.",
+        description: "Every committed audit entry of the org (who, what, when, from where, before/after), hash-chained. Integrators read it only with `include: audit` (org-scoped credentials only).",
     },
 ];
 
@@ -126,7 +126,7 @@ pub fn asyncapi_document() -> Value {
         "info": {
             "title": "Ritma node bus",
             "version": format!("{SCHEMA_VERSION}.0.0"),
-            "description": "Subjects and payloads of the Ritma node bus. Every payload carries `v`, the schema version. Integrators subscribe with read-only, org- or tenant-scoped credentials (`ritma creds integrator`)."
+            "description": "Subjects and payloads of the Ritma node bus. Every payload carries `v`, the schema version. Integrators subscribe with read-only, org- or tenant-scoped credentials (`ritma creds integrator`): by default node telemetry and state changes; node commands and the audit trail only when asked for by name (`include`: `commands`, `audit`)."
         },
         "defaultContentType": "application/json",
         "channels": channels,

@@ -95,8 +95,42 @@ pub struct CredentialsResponse {
     pub nats_urls: Vec<String>,
 }
 
+/// The first bytes of everything a node signs for the controller. A NATS
+/// server's connect nonce is base64url text (see [`is_nats_nonce`]); this
+/// prefix holds spaces and a newline, so no signed request can ever be a
+/// nonce, and the daemon signs only nonce-shaped text for the bus: a
+/// signature over one never serves as the other.
+pub const SIGNED_REQUEST_CONTEXT: &str = "ritma node request v1\n";
+
+/// The bytes a node signs for one request: the context, the request kind,
+/// then its fields, one per line.
+pub fn signed_request(kind: &str, fields: &[&str]) -> String {
+    let mut out = String::with_capacity(64);
+    out.push_str(SIGNED_REQUEST_CONTEXT);
+    out.push_str(kind);
+    for f in fields {
+        out.push('\n');
+        out.push_str(f);
+    }
+    out
+}
+
+/// The length of nats-server's connect nonce: 11 random bytes, base64url
+/// without padding (`nonceRawLen`/`nonceLen` in its source).
+pub const NATS_NONCE_LEN: usize = 15;
+
+/// True for text shaped like a nats-server connect nonce: exactly
+/// [`NATS_NONCE_LEN`] base64url characters. The only thing the daemon signs
+/// for the bus.
+pub fn is_nats_nonce(nonce: &[u8]) -> bool {
+    nonce.len() == NATS_NONCE_LEN
+        && nonce
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+}
+
 pub fn credentials_challenge(node_id: &NodeId, timestamp: i64) -> String {
-    format!("ritma-credentials:{node_id}:{timestamp}")
+    signed_request("credentials", &[node_id.as_str(), &timestamp.to_string()])
 }
 
 /// `POST /api/nodes/{id}/rekey`: move the node to a new key, proven by the old one.
@@ -111,7 +145,10 @@ pub struct RekeyRequest {
 }
 
 pub fn rekey_challenge(node_id: &NodeId, new_public_key: &str, timestamp: i64) -> String {
-    format!("ritma-rekey:{node_id}:{new_public_key}:{timestamp}")
+    signed_request(
+        "rekey",
+        &[node_id.as_str(), new_public_key, &timestamp.to_string()],
+    )
 }
 
 /// The JSON body of every API error.
@@ -119,4 +156,35 @@ pub fn rekey_challenge(node_id: &NodeId, new_public_key: &str, timestamp: i64) -
 pub struct ApiErrorBody {
     pub error: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_requests_are_never_nats_nonces() {
+        let node = NodeId::new("web-1").unwrap();
+        for ts in [0, 1, -1, i64::MAX, i64::MIN, 1_765_000_000] {
+            for payload in [
+                credentials_challenge(&node, ts),
+                rekey_challenge(&node, "UABC", ts),
+                crate::policy::policy_challenge(&node, ts),
+            ] {
+                assert!(payload.starts_with(SIGNED_REQUEST_CONTEXT), "{payload}");
+                assert!(!is_nats_nonce(payload.as_bytes()), "{payload}");
+            }
+        }
+        // What nats-server sends: 11 random bytes, base64url, unpadded.
+        assert!(is_nats_nonce(b"kZ3oN1_-abcDEF0"));
+        for bad in [
+            &b"kZ3oN1_-abcDEF"[..],
+            b"kZ3oN1_-abcDEF01",
+            b"kZ3oN1_-abc:EF0",
+            b"kZ3oN1+/abcDEF0",
+            b"",
+        ] {
+            assert!(!is_nats_nonce(bad), "{bad:?}");
+        }
+    }
 }

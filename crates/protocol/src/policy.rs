@@ -112,7 +112,7 @@ pub struct PolicyFetchResponse {
 }
 
 pub fn policy_challenge(node_id: &NodeId, timestamp: i64) -> String {
-    format!("ritma-policy:{node_id}:{timestamp}")
+    crate::enrollment::signed_request("policy", &[node_id.as_str(), &timestamp.to_string()])
 }
 
 #[cfg(test)]

@@ -156,11 +156,86 @@ pub fn state_changes(org: &OrgId, tenant: Option<&TenantId>) -> String {
     }
 }
 
-/// What an integrator of `org` (optionally one tenant) may subscribe to.
+/// The outer bound of what an integrator of `org` (optionally one tenant)
+/// may ever be granted; what it gets is [`integrator_subjects`].
 pub fn integrator_scope(org: &OrgId, tenant: Option<&TenantId>) -> String {
     match tenant {
         Some(t) => format!("{ROOT}.{org}.{t}.>"),
         None => format!("{ROOT}.{org}.>"),
+    }
+}
+
+/// What an integrator may read beyond the default (telemetry and state
+/// changes): each only when asked for by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegratorExtra {
+    /// `ritma.<org>.<tenant>.node.*.cmd.>`: commands the controller sends nodes.
+    Commands,
+    /// `ritma.<org>.audit`: the org's audit trail (org-wide, so never for a
+    /// tenant-scoped integrator).
+    Audit,
+}
+
+impl IntegratorExtra {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "commands" => Some(Self::Commands),
+            "audit" => Some(Self::Audit),
+            _ => None,
+        }
+    }
+}
+
+/// Node telemetry of one kind across an org (or one tenant of it).
+pub fn telemetry_of(org: &OrgId, tenant: Option<&TenantId>, kind: TelemetryKind) -> String {
+    let t = tenant.map_or("*", TenantId::as_str);
+    format!("{ROOT}.{org}.{t}.node.*.{}", kind.token())
+}
+
+/// Commands to every node of an org (or one tenant of it).
+pub fn commands_of(org: &OrgId, tenant: Option<&TenantId>) -> String {
+    let t = tenant.map_or("*", TenantId::as_str);
+    format!("{ROOT}.{org}.{t}.node.*.cmd.>")
+}
+
+/// The subjects an integrator is granted: node telemetry and state changes
+/// of its org (or tenant), plus each extra it asked for by name.
+pub fn integrator_subjects(
+    org: &OrgId,
+    tenant: Option<&TenantId>,
+    extras: &[IntegratorExtra],
+) -> Vec<String> {
+    let mut out: Vec<String> = TelemetryKind::ALL
+        .iter()
+        .map(|k| telemetry_of(org, tenant, *k))
+        .collect();
+    out.push(state_changes(org, tenant));
+    for extra in extras {
+        let s = match extra {
+            IntegratorExtra::Commands => commands_of(org, tenant),
+            IntegratorExtra::Audit => audit(org),
+        };
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// True when every subject `inner` can match is also matched by `outer`
+/// (both may hold wildcards): a grant of `outer` covers a request for `inner`.
+pub fn covers(outer: &str, inner: &str) -> bool {
+    let mut o = outer.split('.');
+    let mut i = inner.split('.');
+    loop {
+        match (o.next(), i.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(t)) if t != ">" => {}
+            (Some(a), Some(b)) if a == b && a != "*" && a != ">" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
     }
 }
 
@@ -267,6 +342,51 @@ mod tests {
         ] {
             assert!(NodeSubject::parse_telemetry(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn integrators_get_telemetry_and_state_and_extras_only_by_name() {
+        let org = OrgId::new("acme").unwrap();
+        let default = integrator_subjects(&org, None, &[]);
+        let cmd = scope().command("policy_changed");
+        let audit_subject = audit(&org);
+        for s in [&cmd, &audit_subject] {
+            assert!(!default.iter().any(|g| matches(g, s)), "{s} in {default:?}");
+        }
+        for kind in TelemetryKind::ALL {
+            assert!(default.iter().any(|g| matches(g, &scope().telemetry(kind))));
+        }
+        assert!(default.iter().any(|g| matches(g, &scope().state())));
+        let more = integrator_subjects(
+            &org,
+            None,
+            &[IntegratorExtra::Commands, IntegratorExtra::Audit],
+        );
+        assert!(more.iter().any(|g| matches(g, &cmd)));
+        assert!(more.iter().any(|g| matches(g, &audit_subject)));
+        let dev = TenantId::new("dev").unwrap();
+        let tenant = integrator_subjects(&org, Some(&dev), &[IntegratorExtra::Commands]);
+        assert!(!tenant.iter().any(|g| matches(g, &cmd)), "prod is not dev");
+    }
+
+    #[test]
+    fn covers_compares_wildcard_subjects() {
+        assert!(covers("ritma.acme.>", "ritma.acme.*.node.*.heartbeat"));
+        assert!(covers(
+            "ritma.acme.*.node.*.heartbeat",
+            "ritma.acme.prod.node.n1.heartbeat"
+        ));
+        assert!(covers(
+            "ritma.acme.*.node.*.heartbeat",
+            "ritma.acme.*.node.*.heartbeat"
+        ));
+        assert!(!covers("ritma.acme.*.node.*.heartbeat", "ritma.acme.>"));
+        assert!(!covers(
+            "ritma.acme.*.node.*.heartbeat",
+            "ritma.acme.prod.node.>"
+        ));
+        assert!(!covers("ritma.acme.prod.>", "ritma.acme.*.state.>"));
+        assert!(!covers("ritma.acme.*.state.>", "ritma.acme.*.state"));
     }
 
     #[test]

@@ -185,6 +185,7 @@ pub async fn dry_run(
         .dry_run_limiter
         .take(&node.id)
         .map_err(|wait| ApiError::RateLimited {
+            code: "rate_limited",
             message: format!(
                 "too many dry runs for node {}; retry after the Retry-After delay",
                 node.id

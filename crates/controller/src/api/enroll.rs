@@ -25,6 +25,12 @@ use crate::error::ApiError;
 /// How far a refresh request's timestamp may be from the controller's clock.
 const CLOCK_SKEW_SECS: i64 = 300;
 
+/// A node re-keys at most once in this long: each re-key adds a revocation
+/// to the org's account JWT, kept until the old key's credentials expire
+/// (the node JWT lifetime, 1 h by default), so this bounds what one node,
+/// even a compromised one, can add there (deploy/README.md).
+pub const REKEY_MIN_INTERVAL_SECS: i64 = 3600;
+
 fn refused(code: &'static str, message: &str) -> ApiError {
     ApiError::TokenRefused {
         code,
@@ -56,13 +62,16 @@ async fn node_jwt(
         })?;
     let scope = scope_of(node)?;
     let expires_at = Utc::now() + Duration::seconds(state.node_jwt_ttl_secs);
-    let jwt = state.accounts.mint_user(
-        &org,
-        &format!("node-{}", node.id),
-        &node.public_key,
-        &UserPermissions::node(&scope),
-        Some(expires_at.timestamp()),
-    )?;
+    let jwt = state
+        .accounts
+        .mint_user(
+            &org,
+            &format!("node-{}", node.id),
+            &node.public_key,
+            &UserPermissions::node(&scope),
+            Some(expires_at.timestamp()),
+        )
+        .await?;
     Ok((jwt, expires_at))
 }
 
@@ -357,6 +366,20 @@ pub async fn rekey(
         return Err(ApiError::BadRequest(
             "new_public_key is the current key".into(),
         ));
+    }
+    if let Some(last) = nodes::node_rekeyed_at(&mut tx, &node.id).await? {
+        let next = last + Duration::seconds(REKEY_MIN_INTERVAL_SECS);
+        let wait = (next - Utc::now()).num_seconds();
+        if wait > 0 {
+            tracing::warn!(node = %node.id, retry_after_secs = wait, "re-key refused: too soon after the last one");
+            return Err(ApiError::RateLimited {
+                code: "rekey_too_soon",
+                message: format!(
+                    "this node re-keyed at {last}; a node may re-key once per {REKEY_MIN_INTERVAL_SECS} s (retry in {wait} s)"
+                ),
+                retry_after_secs: wait.unsigned_abs(),
+            });
+        }
     }
     nodes::node_set_public_key(&mut tx, &node.id, &req.new_public_key)
         .await

@@ -1,6 +1,7 @@
 //! Signing-key registry and governance. With `RITMA_CLOUD_URL` set, the
 //! `ritma_cloud` registry is the source of truth: changes go there first and
-//! the answer is what is kept here.
+//! the answer is what is kept here. Key ids are per org (here and in the
+//! registry's paths) and refused when they could play tricks in a path.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,17 +24,7 @@ fn bad(msg: impl Into<String>) -> ApiError {
 }
 
 fn key_id_check(raw: &str) -> Result<(), ApiError> {
-    if raw.is_empty()
-        || raw.len() > 128
-        || !raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-    {
-        return Err(bad(
-            "key_id must be 1-128 letters, digits, '-', '_', '.' or ':'",
-        ));
-    }
-    Ok(())
+    ritma_protocol::keys::key_id_check(raw).map_err(|e| bad(e.to_string()))
 }
 
 pub async fn list(
@@ -88,7 +79,10 @@ pub async fn create(
     if body.label.len() > 256 {
         return Err(bad("label is longer than 256 bytes"));
     }
-    if keys::key_get(&state.pool, &body.key_id).await?.is_some() {
+    if keys::key_get(&state.pool, org.as_str(), &body.key_id)
+        .await?
+        .is_some()
+    {
         return Err(ApiError::Conflict(format!(
             "key {} is already registered",
             body.key_id
@@ -120,12 +114,7 @@ async fn key_apply(
     before: Option<&KeyRecord>,
 ) -> Result<KeyRecord, ApiError> {
     let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
-    if keys::key_upsert(&mut tx, k).await?.is_none() {
-        return Err(ApiError::Conflict(format!(
-            "key {} belongs to another org",
-            k.key_id
-        )));
-    }
+    keys::key_upsert(&mut tx, k).await?;
     keys::key_warnings_sync(&mut tx, org).await?;
     audit::record(
         &mut tx,
@@ -137,7 +126,7 @@ async fn key_apply(
     )
     .await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
-    keys::key_get(&state.pool, k.key_id)
+    keys::key_get(&state.pool, org, k.key_id)
         .await?
         .ok_or_else(|| ApiError::Internal("key vanished".into()))
 }
@@ -156,19 +145,20 @@ pub struct GovernancePatch {
     pub reason: Option<String>,
 }
 
-/// `PATCH /api/keys/{key_id}/governance` (org owners and admins).
+/// `PATCH /api/orgs/{org}/keys/{key_id}/governance` (org owners and admins).
 pub async fn governance(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    PathParams(key_id): PathParams<String>,
+    PathParams((org_raw, key_id)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<GovernancePatch>,
 ) -> Result<Json<KeyRecord>, ApiError> {
-    let before = keys::key_get(&state.pool, &key_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("key {key_id}")))?;
-    let org: OrgId = path_id(&before.org_id, "org")?;
+    key_id_check(&key_id)?;
+    let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)
         .map_err(|_| ApiError::NotFound(format!("key {key_id}")))?;
+    let before = keys::key_get(&state.pool, org.as_str(), &key_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("key {key_id}")))?;
     p.authorize(&org, Action::ManageIntegrators)?;
     if let Some(s) = &body.status {
         KeyStatus::parse(s)
@@ -188,6 +178,7 @@ pub async fn governance(
         Some(cloud) => Some(
             cloud
                 .governance_update(
+                    org.as_str(),
                     &key_id,
                     &GovernanceUpdate {
                         status: body.status.as_deref(),

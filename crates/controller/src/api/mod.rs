@@ -99,11 +99,6 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             post(connectors::dry_run),
         ),
         (Admin, "/api/nodes/{id}/slo-summary", get(usage::node_slo)),
-        (
-            Admin,
-            "/api/keys/{key_id}/governance",
-            patch(keys::governance),
-        ),
         (Admin, "/api/me", get(access::me)),
         (Admin, "/api/orgs", get(orgs::list).post(orgs::create)),
         (
@@ -176,6 +171,11 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             get(keys::list).post(keys::create),
         ),
         (Admin, "/api/orgs/{org}/keys/summary", get(keys::summary)),
+        (
+            Admin,
+            "/api/orgs/{org}/keys/{key_id}/governance",
+            patch(keys::governance),
+        ),
         (
             Admin,
             "/api/orgs/{org}/usage/summary",

@@ -83,10 +83,13 @@ pub struct IntegratorRequest {
     pub public_key: String,
     pub name: Option<String>,
     pub tenant_id: Option<String>,
-    /// Narrower subjects inside the org (or tenant) scope.
+    /// Beyond telemetry and state changes, by name: `commands`, `audit`.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Narrower subjects inside what is granted (default and `include`).
     #[serde(default)]
     pub subjects: Vec<String>,
-    /// Lifetime in seconds (default 30 days).
+    /// Lifetime in seconds (default 30 days, at most 366 days).
     pub ttl_secs: Option<i64>,
 }
 
@@ -98,7 +101,54 @@ pub struct IntegratorResponse {
     pub subscribe: Vec<String>,
 }
 
-/// Read-only bus credentials for an integrator of the org.
+/// Integrator credentials never outlive this (their revocations can then be
+/// pruned from the account JWT once it has passed).
+pub const INTEGRATOR_MAX_TTL_SECS: i64 = 366 * 24 * 3600;
+const INTEGRATOR_DEFAULT_TTL_SECS: i64 = 30 * 24 * 3600;
+
+/// The subjects granted for a request: telemetry and state changes of the
+/// org (or tenant), the extras asked for by name, narrowed to `subjects`.
+fn integrator_grant(
+    org: &OrgId,
+    tenant: Option<&TenantId>,
+    include: &[String],
+    subjects: &[String],
+) -> Result<Vec<String>, ApiError> {
+    use ritma_protocol::subjects::{self, IntegratorExtra};
+    let mut extras = Vec::new();
+    for name in include {
+        let extra = IntegratorExtra::parse(name).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "include {name:?} is unknown: use \"commands\" or \"audit\""
+            ))
+        })?;
+        if extra == IntegratorExtra::Audit && tenant.is_some() {
+            return Err(ApiError::BadRequest(
+                "the audit trail is org-wide: a tenant-scoped integrator cannot include it".into(),
+            ));
+        }
+        extras.push(extra);
+    }
+    let granted = subjects::integrator_subjects(org, tenant, &extras);
+    if subjects.is_empty() {
+        return Ok(granted);
+    }
+    if subjects.len() > 32 {
+        return Err(ApiError::BadRequest("at most 32 subjects".into()));
+    }
+    for s in subjects {
+        if s.len() > 256 || !granted.iter().any(|g| subjects::covers(g, s)) {
+            return Err(ApiError::BadRequest(format!(
+                "subject {s:?} is outside what is granted ({}); ask for commands or audit with include",
+                granted.join(", ")
+            )));
+        }
+    }
+    Ok(subjects.to_vec())
+}
+
+/// Read-only bus credentials for an integrator of the org. A public key
+/// belongs to one org: issuing it in another is refused (409).
 pub async fn integrator_credentials(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -122,20 +172,13 @@ pub async fn integrator_credentials(
         .map(TenantId::new)
         .transpose()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let scope = ritma_protocol::subjects::integrator_scope(&org_id, tenant.as_ref());
-    for s in &body.subjects {
-        if !ritma_protocol::subjects::matches(&scope, s) || s.len() > 256 {
-            return Err(ApiError::BadRequest(format!(
-                "subject {s:?} is outside {scope}"
-            )));
-        }
-    }
+    let granted = integrator_grant(&org_id, tenant.as_ref(), &body.include, &body.subjects)?;
     let ttl = body
         .ttl_secs
-        .unwrap_or(30 * 24 * 3600)
-        .clamp(60, 366 * 24 * 3600);
+        .unwrap_or(INTEGRATOR_DEFAULT_TTL_SECS)
+        .clamp(60, INTEGRATOR_MAX_TTL_SECS);
     let expires_at = Utc::now() + chrono::Duration::seconds(ttl);
-    let permissions = UserPermissions::integrator(&org_id, tenant.as_ref(), &body.subjects);
+    let permissions = UserPermissions::integrator(&org_id, tenant.as_ref(), &granted);
     let name = body.name.unwrap_or_else(|| "integrator".into());
     ritma_protocol::validate::non_empty_text("name", &name, 64)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -151,23 +194,60 @@ pub async fn integrator_credentials(
         created_at: Utc::now(),
     };
     let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
-    ritma_db::access::integrator_insert(&mut tx, &record).await?;
+    if ritma_db::nodes::node_key_in_use(&mut tx, &body.public_key).await? {
+        return Err(ApiError::Conflict(
+            "that public key belongs to a node; make a new key for the integrator".into(),
+        ));
+    }
+    let previous = match ritma_db::access::integrator_upsert(&mut tx, &record).await? {
+        ritma_db::access::IntegratorUpsert::OtherOrg => {
+            return Err(ApiError::Conflict(
+                "that public key is already issued in another org; make a new key for this one"
+                    .into(),
+            ));
+        }
+        ritma_db::access::IntegratorUpsert::Stored { previous } => previous,
+    };
     audit::record(
         &mut tx,
-        audit::entry(&p, Some(org_id.as_str()), "integrator.create", &body.public_key).states(
-            None,
-            Some(serde_json::json!({ "name": name, "subscribe": record.subjects.0, "expires_at": expires_at })),
+        audit::entry(
+            &p,
+            Some(org_id.as_str()),
+            "integrator.create",
+            &body.public_key,
+        )
+        .states(
+            previous.as_ref().map(|c| {
+                serde_json::json!({
+                    "name": c.name, "tenant_id": c.tenant_id, "subscribe": c.subjects.0,
+                    "expires_at": c.expires_at, "revoked_at": c.revoked_at,
+                })
+            }),
+            Some(serde_json::json!({
+                "name": name, "tenant_id": record.tenant_id, "subscribe": record.subjects.0,
+                "expires_at": expires_at,
+            })),
         ),
     )
     .await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
-    let jwt = state.accounts.mint_user(
-        &org,
-        &name,
-        &body.public_key,
-        &permissions,
-        Some(expires_at.timestamp()),
-    )?;
+    // A JWT issued in the second of a revocation would be revoked with it
+    // (the broker compares whole seconds): a re-issue waits for the next one.
+    if let Some(revoked_at) = previous.as_ref().and_then(|c| c.revoked_at) {
+        let next = revoked_at.timestamp() + 1;
+        let wait_ms = (next * 1000 - Utc::now().timestamp_millis()).clamp(0, 1100);
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64 + 10)).await;
+    }
+    let jwt = state
+        .accounts
+        .mint_user(
+            &org,
+            &name,
+            &body.public_key,
+            &permissions,
+            Some(expires_at.timestamp()),
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(IntegratorResponse {

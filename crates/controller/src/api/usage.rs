@@ -171,7 +171,10 @@ pub async fn billing_estimate(
     let mut sources = std::collections::BTreeSet::new();
     for t in &tenants {
         let draft = match &state.fleet.billing {
-            Some(b) => Some(b.invoice_draft(&t.tenant_id, period.index()).await),
+            Some(b) => Some(
+                b.invoice_draft(org.as_str(), &t.tenant_id, period.index())
+                    .await,
+            ),
             None => None,
         };
         let entry = match draft {

@@ -130,11 +130,15 @@ impl FleetReconciler {
     ) -> Result<(), ritma_db::DbError> {
         let mut tx = self.pool.begin().await?;
         for k in listed {
+            if let Err(e) = ritma_protocol::keys::key_id_check(&k.key_id) {
+                tracing::warn!(org, error = %e, "ritma_cloud key with a refused id skipped");
+                continue;
+            }
             if ritma_protocol::KeyStatus::parse(&k.status).is_none() {
                 tracing::warn!(key = %k.key_id, status = %k.status, "ritma_cloud key with an unknown status skipped");
                 continue;
             }
-            let stored = keys::key_upsert(
+            keys::key_upsert(
                 &mut tx,
                 &KeyUpsert {
                     key_id: &k.key_id,
@@ -149,9 +153,6 @@ impl FleetReconciler {
                 },
             )
             .await?;
-            if stored.is_none() {
-                tracing::warn!(key = %k.key_id, org, "ritma_cloud lists a key owned by another org; skipped");
-            }
         }
         tx.commit().await?;
         Ok(())

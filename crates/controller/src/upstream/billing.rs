@@ -1,5 +1,7 @@
-//! The `billing_daemon`: `GET /invoice-draft?tenant_id=..&period_idx=..`,
-//! cached per (tenant, period) so console traffic never reaches it directly.
+//! The `billing_daemon`: `GET /invoice-draft?org_id=..&tenant_id=..&period_idx=..`,
+//! cached per (org, tenant, period) so console traffic never reaches it
+//! directly. Tenant ids are per org (two orgs may both have `prod`): the org
+//! is part of every request and of every cache key.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -32,11 +34,14 @@ pub struct InvoiceDraft {
     pub total: f64,
 }
 
+/// (org, tenant, period index).
+type DraftKey = (String, String, i64);
+
 pub struct BillingClient {
     base: String,
     http: reqwest::Client,
     ttl: Duration,
-    cache: Mutex<HashMap<(String, i64), (Instant, InvoiceDraft)>>,
+    cache: Mutex<HashMap<DraftKey, (Instant, InvoiceDraft)>>,
 }
 
 impl BillingClient {
@@ -49,13 +54,15 @@ impl BillingClient {
         }
     }
 
-    /// The draft for one tenant and period, from the cache while fresh.
+    /// The draft for one tenant of an org and one period, from the cache
+    /// while fresh.
     pub async fn invoice_draft(
         &self,
+        org_id: &str,
         tenant_id: &str,
         period_idx: i64,
     ) -> Result<InvoiceDraft, UpstreamError> {
-        let key = (tenant_id.to_owned(), period_idx);
+        let key = (org_id.to_owned(), tenant_id.to_owned(), period_idx);
         if let Some((at, draft)) = self.cache.lock().await.get(&key)
             && at.elapsed() < self.ttl
         {
@@ -66,6 +73,7 @@ impl BillingClient {
             self.http
                 .get(format!("{}/invoice-draft", self.base))
                 .query(&[
+                    ("org_id", org_id.to_owned()),
                     ("tenant_id", tenant_id.to_owned()),
                     ("period_idx", period_idx.to_string()),
                 ]),

@@ -1,5 +1,8 @@
 //! The `ritma_cloud` signing-key registry: `GET /orgs/{org}/keys`,
-//! `GET /keys/{id}`, `PATCH /keys/{id}/governance`, `GET /orgs/{org}/keys/summary`.
+//! `GET /orgs/{org}/keys/{id}`, `PATCH /orgs/{org}/keys/{id}/governance`,
+//! `GET /orgs/{org}/keys/summary`. Key ids are per org, so every key path
+//! names its org; every segment is percent-encoded, and ids that could play
+//! path tricks are refused before any request.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,8 +63,19 @@ impl CloudClient {
         }
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let r = self.http.request(method, format!("{}{path}", self.base));
+    /// A request to the registry at `base` + the given path segments, each
+    /// percent-encoded as one segment (a `/` or `..` in a value can never
+    /// reach another path).
+    fn request(&self, method: reqwest::Method, segments: &[&str]) -> reqwest::RequestBuilder {
+        let mut url = match reqwest::Url::parse(&self.base) {
+            Ok(u) => u,
+            // Checked at start; an unparsable base fails the request below.
+            Err(_) => return self.http.request(method, self.base.as_str()),
+        };
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        let r = self.http.request(method, url);
         match &self.token {
             Some(t) => r.bearer_auth(t),
             None => r,
@@ -71,7 +85,7 @@ impl CloudClient {
     pub async fn org_keys(&self, org: &str) -> Result<Vec<CloudKey>, UpstreamError> {
         let list: KeyList = send_json(
             SERVICE,
-            self.request(reqwest::Method::GET, &format!("/orgs/{org}/keys")),
+            self.request(reqwest::Method::GET, &["orgs", org, "keys"]),
         )
         .await?;
         Ok(match list {
@@ -79,24 +93,27 @@ impl CloudClient {
         })
     }
 
-    pub async fn key(&self, key_id: &str) -> Result<CloudKey, UpstreamError> {
+    pub async fn key(&self, org: &str, key_id: &str) -> Result<CloudKey, UpstreamError> {
+        key_id_ok(key_id)?;
         send_json(
             SERVICE,
-            self.request(reqwest::Method::GET, &format!("/keys/{key_id}")),
+            self.request(reqwest::Method::GET, &["orgs", org, "keys", key_id]),
         )
         .await
     }
 
     pub async fn governance_update(
         &self,
+        org: &str,
         key_id: &str,
         update: &GovernanceUpdate<'_>,
     ) -> Result<CloudKey, UpstreamError> {
+        key_id_ok(key_id)?;
         send_json(
             SERVICE,
             self.request(
                 reqwest::Method::PATCH,
-                &format!("/keys/{key_id}/governance"),
+                &["orgs", org, "keys", key_id, "governance"],
             )
             .json(update),
         )
@@ -106,8 +123,37 @@ impl CloudClient {
     pub async fn org_summary(&self, org: &str) -> Result<serde_json::Value, UpstreamError> {
         send_json(
             SERVICE,
-            self.request(reqwest::Method::GET, &format!("/orgs/{org}/keys/summary")),
+            self.request(reqwest::Method::GET, &["orgs", org, "keys", "summary"]),
         )
         .await
+    }
+}
+
+fn key_id_ok(key_id: &str) -> Result<(), UpstreamError> {
+    ritma_protocol::keys::key_id_check(key_id).map_err(|e| UpstreamError::Refused {
+        service: SERVICE,
+        status: 400,
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_the_org_and_encode_every_segment() {
+        let c = CloudClient::new("http://registry.example/api/", None);
+        let r = c
+            .request(
+                reqwest::Method::GET,
+                &["orgs", "acme", "keys", "a/b%2f..", "governance"],
+            )
+            .build()
+            .unwrap();
+        assert_eq!(
+            r.url().as_str(),
+            "http://registry.example/api/orgs/acme/keys/a%2Fb%252f../governance"
+        );
     }
 }
