@@ -215,6 +215,20 @@ async fn integrator_keys_belong_to_one_org_and_reissue_resets_the_entry() {
     .await;
     assert_eq!(status, 409, "{body}");
 
+    // Nor can a node enroll with an integrator's key.
+    let token = stack.create_token("demo", "prod", 1).await;
+    let resp = stack
+        .http
+        .post(format!("{}/api/nodes/register", stack.api_url()))
+        .json(&json!({
+            "token": token, "public_key": pk, "hostname": "n-2",
+            "agent_version": "test", "node_id": "n-2",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+
     // Revoke, then issue again in the same org: a fresh entry, usable at once.
     let (status, _) = stack
         .api(
