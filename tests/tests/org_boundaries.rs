@@ -215,6 +215,20 @@ async fn integrator_keys_belong_to_one_org_and_reissue_resets_the_entry() {
     .await;
     assert_eq!(status, 409, "{body}");
 
+    // Nor can a node enroll with an integrator's key.
+    let token = stack.create_token("demo", "prod", 1).await;
+    let resp = stack
+        .http
+        .post(format!("{}/api/nodes/register", stack.api_url()))
+        .json(&json!({
+            "token": token, "public_key": pk, "hostname": "n-2",
+            "agent_version": "test", "node_id": "n-2",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+
     // Revoke, then issue again in the same org: a fresh entry, usable at once.
     let (status, _) = stack
         .api(
@@ -756,26 +770,20 @@ async fn rekeys_are_rate_limited_per_node() {
     assert_eq!(status, 200, "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_signatures_over_requests_and_over_nats_nonces_never_stand_in_for_each_other() {
+/// Connect the daemon's way (`ritma_bus::connect`) to a fake server that
+/// sends `nonce`; returns the outcome and the lines the client sent.
+async fn fake_server_connect(
+    nonce: &str,
+    jwt: &str,
+    key: &nkeys::KeyPair,
+) -> (Result<async_nats::Client, ritma_bus::BusError>, Vec<String>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let stack = TestStack::start().await.unwrap();
-    stack.create_org("acme").await;
-    let (_node, reply, key) = enrolled(&stack, "acme", "prod", "sig-1").await;
-    let node_id = ritma_protocol::NodeId::new("sig-1").unwrap();
-    let attacker = nkeys::KeyPair::new_user();
-    let ts = chrono::Utc::now().timestamp();
-
-    // 1. A server (or whoever poses as one) sends a re-key request as its
-    //    "nonce": the daemon's bus connection refuses to sign it.
-    let challenge =
-        ritma_protocol::enrollment::rekey_challenge(&node_id, &attacker.public_key(), ts);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let fake_url = format!("nats://{}", listener.local_addr().unwrap());
     let info = json!({
         "server_id": "FAKE", "server_name": "fake", "version": "2.9.10", "proto": 1,
         "host": "127.0.0.1", "port": 4222, "headers": true, "max_payload": 1048576,
-        "auth_required": true, "nonce": challenge,
+        "auth_required": true, "nonce": nonce,
     });
     let seen = tokio::spawn(async move {
         let mut lines = Vec::new();
@@ -802,17 +810,43 @@ async fn node_signatures_over_requests_and_over_nats_nonces_never_stand_in_for_e
     let connected = ritma_bus::connect::connect(ritma_bus::connect::ConnectSpec {
         urls: vec![fake_url],
         name: "node".into(),
-        jwt: ritma_bus::connect::SharedJwt::new(reply["jwt"].as_str().unwrap().to_owned()),
+        jwt: ritma_bus::connect::SharedJwt::new(jwt.to_owned()),
         key: std::sync::Arc::new(nkeys::KeyPair::from_seed(&key.seed().unwrap()).unwrap()),
         inbox_prefix: None,
         retry_initial: false,
     })
     .await;
+    (connected, seen.await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_signatures_over_requests_and_over_nats_nonces_never_stand_in_for_each_other() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let (_node, reply, key) = enrolled(&stack, "acme", "prod", "sig-1").await;
+    let node_id = ritma_protocol::NodeId::new("sig-1").unwrap();
+    let attacker = nkeys::KeyPair::new_user();
+    let ts = chrono::Utc::now().timestamp();
+
+    // 1. A server (or whoever poses as one) sends a re-key request as its
+    //    "nonce": the daemon's bus connection refuses to sign it. (The same
+    //    fake server with a NATS-shaped nonce does get a signed CONNECT, so
+    //    the refusal is the nonce check, nothing else.)
+    let challenge =
+        ritma_protocol::enrollment::rekey_challenge(&node_id, &attacker.public_key(), ts);
+    let jwt = reply["jwt"].as_str().unwrap().to_owned();
+    let (connected, lines) = fake_server_connect(&challenge, &jwt, &key).await;
     assert!(connected.is_err(), "no connection on a forged nonce");
-    let lines = seen.await.unwrap();
     assert!(
         lines.iter().all(|l| !l.contains("\"sig\"")),
         "nothing was signed: {lines:?}"
+    );
+    let (_, lines) = fake_server_connect("kZ3oN1_-abcDEF0", &jwt, &key).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("CONNECT") && l.contains("\"sig\"")),
+        "a NATS-shaped nonce is signed: {lines:?}"
     );
     // ...and the controller refuses a re-key signed over the old,
     // undelimited request text, as an old daemon would have signed it as a nonce.

@@ -133,6 +133,19 @@ pub async fn integrator_upsert(
     Ok(IntegratorUpsert::Stored { previous })
 }
 
+/// True when `public_key` was issued as an integrator's (in any org).
+pub async fn integrator_key_in_use(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    public_key: &str,
+) -> Result<bool, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM integrator_credentials WHERE public_key = $1)",
+    )
+    .bind(public_key)
+    .fetch_one(tx.as_mut())
+    .await?)
+}
+
 pub async fn integrator_list(
     pool: &PgPool,
     org_id: &str,

@@ -112,6 +112,13 @@ pub async fn register(
         tx.commit().await.map_err(ritma_db::DbError::from)?;
         return respond(&state, &existing).await;
     }
+    // A key is one identity: an integrator's key cannot become a node's
+    // (revoking one would cut off the other).
+    if ritma_db::access::integrator_key_in_use(&mut tx, &req.public_key).await? {
+        return Err(ApiError::Conflict(
+            "this key is an integrator's; a node makes its own key".into(),
+        ));
+    }
     // Checked again, for certain, when the use is taken at the end.
     if token.uses >= token.max_uses {
         return Err(refused(
