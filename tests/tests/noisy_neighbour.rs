@@ -60,7 +60,9 @@ fn flood_message(node: &NodeId, i: u64) -> (TelemetryKind, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_noisy_node_cannot_slow_or_starve_another_org() {
     let secs = flood_secs();
-    let stack = TestStack::start().await.unwrap();
+    let stack = TestStack::start_with(TestStack::production_limits)
+        .await
+        .unwrap();
     let api = Api::new(&stack.api_url(), ADMIN_TOKEN).unwrap();
     let (a_org, b_org) = (OrgId::new("noisy").unwrap(), OrgId::new("quiet").unwrap());
     let tenant = TenantId::new("prod").unwrap();

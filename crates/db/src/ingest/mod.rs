@@ -766,8 +766,7 @@ fn fold_counts(counts: &mut Vec<SloCount>, known: &mut LabelSet) {
 /// Bound the SLO labels per node and hour against what the rollups already
 /// hold: a node inventing new component/operation labels (or outcomes)
 /// cannot grow `slo_hourly` past the limits; the excess counts under
-/// `other`. Concurrent workers may each add up to the limit for the same
-/// node and hour, so the bound is the limit x workers at worst.
+/// `other`.
 async fn slo_labels_fold(
     tx: &mut Transaction<'_, Postgres>,
     rows: &[&SloRow],
@@ -786,6 +785,19 @@ async fn slo_labels_fold(
         .collect();
     keys.sort_unstable();
     keys.dedup();
+    // One worker at a time per node and hour (transaction-scoped advisory
+    // locks, taken in one order by every worker), so concurrent batches
+    // cannot each add up to the limit.
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock(l.k)) FROM (
+             SELECT DISTINCT hashtextextended(k.node_id || '|' || k.hour::text, 18) AS k
+             FROM UNNEST($1::text[], $2::timestamptz[]) AS k(node_id, hour)
+             ORDER BY 1) l",
+    )
+    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .execute(tx.as_mut())
+    .await?;
     let stored: Vec<(String, DateTime<Utc>, String, String, String)> = sqlx::query_as(
         "SELECT s.node_id, s.hour, s.component, s.operation, s.outcome
          FROM UNNEST($1::text[], $2::timestamptz[]) AS k(node_id, hour)
