@@ -171,36 +171,48 @@ pub async fn ensure_streams(
         .map_err(|e| err(&e))
 }
 
-/// How far the ingest has got: the broker's timestamp of the oldest message
-/// on the telemetry stream the ingest consumer has not acked yet (every
-/// message stored before it is committed), or `None` when nothing is
-/// pending (then everything stored before the question was asked is).
-/// Nanoseconds since the epoch.
-pub async fn ingest_watermark(js: &jetstream::Context) -> Result<Option<i128>, BusError> {
+/// The telemetry stream and the ingest consumer, for [`ingest_watermark`].
+pub async fn ingest_consumer(
+    js: &jetstream::Context,
+) -> Result<(stream::Stream<()>, consumer::PullConsumer), BusError> {
     let err = |e: &dyn std::fmt::Display| BusError::JetStream(e.to_string());
     let stream = js
         .get_stream_no_info(TELEMETRY_STREAM)
         .await
         .map_err(|e| err(&e))?;
-    let mut consumer: consumer::PullConsumer = stream
+    let consumer = stream
         .get_consumer(INGEST_CONSUMER)
         .await
         .map_err(|e| err(&e))?;
+    Ok((stream, consumer))
+}
+
+/// How far the ingest has got: the broker's timestamp (nanoseconds since
+/// the epoch) of the oldest message on the telemetry stream the ingest
+/// consumer has not acked yet (every message stored before it is
+/// committed), or `None` when nothing is pending (then everything stored
+/// before the question was asked is). One request when nothing is pending,
+/// two otherwise.
+pub async fn ingest_watermark(
+    stream: &stream::Stream<()>,
+    consumer: &mut consumer::PullConsumer,
+) -> Result<Option<i128>, BusError> {
+    let err = |e: &dyn std::fmt::Display| BusError::JetStream(e.to_string());
     let info = consumer.info().await.map_err(|e| err(&e))?;
     if info.num_pending == 0 && info.num_ack_pending == 0 {
         return Ok(None);
     }
+    // Everything up to the ack floor is acked; the next stored message at
+    // or after it (some may have been deleted) is the oldest not acked.
     let oldest = info.ack_floor.stream_sequence + 1;
-    match stream
+    let m = stream
         .raw_message_builder()
         .sequence(oldest)
         .next_by_subject(">")
         .send()
         .await
-    {
-        Ok(m) => Ok(Some(m.time.unix_timestamp_nanos())),
-        Err(e) => Err(err(&e)),
-    }
+        .map_err(|e| err(&e))?;
+    Ok(Some(m.time.unix_timestamp_nanos()))
 }
 
 #[cfg(test)]

@@ -21,10 +21,29 @@ use tokio_util::sync::CancellationToken;
 /// A watermark this far behind the clock is logged (at most once a minute).
 const LAG_WARNING: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
+type IngestConsumer = (
+    jetstream::stream::Stream<()>,
+    jetstream::consumer::PullConsumer,
+);
+
 /// Up to when every telemetry message is committed, by the broker's clock.
-pub async fn watermark(js: &jetstream::Context) -> Result<DateTime<Utc>, ritma_bus::BusError> {
+pub async fn watermark(
+    js: &jetstream::Context,
+    consumer: &mut Option<IngestConsumer>,
+) -> Result<DateTime<Utc>, ritma_bus::BusError> {
     let asked = Utc::now();
-    Ok(match ritma_bus::streams::ingest_watermark(js).await? {
+    if consumer.is_none() {
+        *consumer = Some(ritma_bus::streams::ingest_consumer(js).await?);
+    }
+    let Some((stream, consumer_handle)) = consumer.as_mut() else {
+        unreachable!("set just above")
+    };
+    let read = ritma_bus::streams::ingest_watermark(stream, consumer_handle).await;
+    if read.is_err() {
+        // Looked up again next time (the stream may have been recreated).
+        *consumer = None;
+    }
+    Ok(match read? {
         None => asked,
         Some(nanos) => {
             let nanos = i64::try_from(nanos).unwrap_or(i64::MAX);
@@ -44,6 +63,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut warned: Option<Instant> = None;
+    let mut consumer = None;
     let mut warn = |what: String| {
         if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             warned = Some(Instant::now());
@@ -55,7 +75,7 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let watermark = match watermark(&js).await {
+        let watermark = match watermark(&js, &mut consumer).await {
             Ok(w) => w,
             Err(e) => {
                 warn(format!(
