@@ -402,10 +402,12 @@ impl IngestWorker {
     }
 
     async fn process(&self, messages: &[jetstream::Message]) -> Result<(), String> {
-        let mut batch = IngestBatch::default();
+        // Budgets first, before any decoding: a message over its node's or
+        // org's budget costs only this lookup and its ack. The lock is held
+        // for the lookups only, not for the decoding (workers decode in
+        // parallel).
+        let mut admitted = Vec::with_capacity(messages.len());
         {
-            // Budgets first, before any decoding: a message over its node's
-            // or org's budget costs only this lookup and its ack.
             let mut gate = self.budgets.gate();
             for m in messages {
                 let (seq, at) = m
@@ -413,21 +415,25 @@ impl IngestWorker {
                     .as_deref()
                     .and_then(ack_sequence_and_time)
                     .ok_or("a delivered message has no JetStream ack subject")?;
-                let subject = m.subject.as_str();
-                let (org, node) = subject_keys(subject);
-                if !gate.admit(org, node) {
-                    continue;
+                let (org, node) = subject_keys(m.subject.as_str());
+                if gate.admit(org, node) {
+                    admitted.push((m, seq, at));
                 }
-                let received_at = at.map(DateTime::from_timestamp_nanos);
-                classify(
-                    clamp_i64(seq),
-                    received_at,
-                    subject,
-                    m.headers.as_ref(),
-                    &m.payload,
-                    &mut batch,
-                );
             }
+        }
+        let mut batch = IngestBatch::default();
+        for (m, seq, at) in admitted {
+            classify(
+                clamp_i64(seq),
+                at.map(DateTime::from_timestamp_nanos),
+                m.subject.as_str(),
+                m.headers.as_ref(),
+                &m.payload,
+                &mut batch,
+            );
+        }
+        if !batch.dead_letters.is_empty() {
+            let mut gate = self.budgets.gate();
             batch
                 .dead_letters
                 .retain(|dl| gate.keep_dead_letter(&dl.org_id));
