@@ -178,7 +178,28 @@ impl TestStack {
         // Likewise for API budgets (their test sets them).
         c.api_rate_per_credential = 0;
         c.api_rate_per_address = 0;
+        // Tests send far more per node than a node does (thousands of
+        // messages from one node at once): the ingest's fair-share budgets
+        // and the stream's per-subject bound are off, except in the tests of
+        // those (noisy_neighbour, ingest_limits), which set the defaults back.
+        c.ingest_node_rate = 0;
+        c.ingest_org_rate = 0;
+        c.ingest_dead_letter_rate = 0;
+        c.telemetry_stream_max_msgs_per_subject = 0;
         c
+    }
+
+    /// The production defaults of the ingest's budgets and stream bounds
+    /// (which `config` turns off for other tests).
+    pub fn production_limits(c: &mut Config) {
+        let d = Config::new(String::new(), vec![], PathBuf::new());
+        c.ingest_node_rate = d.ingest_node_rate;
+        c.ingest_node_burst = d.ingest_node_burst;
+        c.ingest_org_rate = d.ingest_org_rate;
+        c.ingest_org_burst = d.ingest_org_burst;
+        c.ingest_dead_letter_rate = d.ingest_dead_letter_rate;
+        c.ingest_dead_letter_burst = d.ingest_dead_letter_burst;
+        c.telemetry_stream_max_msgs_per_subject = d.telemetry_stream_max_msgs_per_subject;
     }
 
     pub async fn start_controller(

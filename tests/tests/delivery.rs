@@ -459,7 +459,7 @@ fn summaries_batch(node: &str, seqs: &[i64], scale: i64) -> ritma_db::ingest::In
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
-    use ritma_db::ingest::{AdmittedClaims, OfflinePolicy, ingest_commit};
+    use ritma_db::ingest::{AdmittedClaims, KeepAllDeadLetters, OfflinePolicy, ingest_commit};
     let stack = TestStack::start().await.unwrap();
     let admitted = AdmittedClaims::default();
     stack.create_org("acme").await;
@@ -492,6 +492,7 @@ async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
         summaries_batch("rep-1", &[1, 2, 3], 1),
         policy,
         &admitted,
+        &KeepAllDeadLetters,
     )
     .await
     .unwrap();
@@ -508,6 +509,7 @@ async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
         summaries_batch("rep-1", &[3, 4, 4, 5], 1000),
         policy,
         &admitted,
+        &KeepAllDeadLetters,
     )
     .await
     .unwrap();
@@ -527,6 +529,7 @@ async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
         summaries_batch("rep-1", &[3, 4, 4, 5], 1000),
         policy,
         &admitted,
+        &KeepAllDeadLetters,
     )
     .await
     .unwrap();
@@ -536,7 +539,7 @@ async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hourly_rollups_sum_per_key_and_utc_hour_and_saturate_rather_than_fail() {
-    use ritma_db::ingest::{AdmittedClaims, OfflinePolicy, ingest_commit};
+    use ritma_db::ingest::{AdmittedClaims, KeepAllDeadLetters, OfflinePolicy, ingest_commit};
     let stack = TestStack::start().await.unwrap();
     let admitted = AdmittedClaims::default();
     stack.create_org("acme").await;
@@ -581,7 +584,7 @@ async fn hourly_rollups_sum_per_key_and_utc_hour_and_saturate_rather_than_fail()
         failed.count = 100;
         row.counts.push(failed);
     }
-    let done = ingest_commit(&stack.pool, batch, policy, &admitted)
+    let done = ingest_commit(&stack.pool, batch, policy, &admitted, &KeepAllDeadLetters)
         .await
         .unwrap();
     assert_eq!(done.summaries_inserted, 3 + 4 + 4);
@@ -641,7 +644,7 @@ async fn hourly_rollups_sum_per_key_and_utc_hour_and_saturate_rather_than_fail()
             row.period.period_start = hour(12);
             row.counts[0].count = i64::MAX as u64;
         }
-        let done = ingest_commit(&stack.pool, batch, policy, &admitted)
+        let done = ingest_commit(&stack.pool, batch, policy, &admitted, &KeepAllDeadLetters)
             .await
             .unwrap();
         assert_eq!(done.summaries_inserted, 3 * seqs.len() as u64);
@@ -662,7 +665,7 @@ async fn hourly_rollups_sum_per_key_and_utc_hour_and_saturate_rather_than_fail()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_remembered_as_active_is_refused_once_decommissioned_or_claimed_elsewhere() {
-    use ritma_db::ingest::{AdmittedClaims, OfflinePolicy, ingest_commit};
+    use ritma_db::ingest::{AdmittedClaims, KeepAllDeadLetters, OfflinePolicy, ingest_commit};
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
     let token = stack.create_token("acme", "prod", 2).await;
@@ -684,9 +687,15 @@ async fn a_node_remembered_as_active_is_refused_once_decommissioned_or_claimed_e
         batch.events.extend(other.events);
         batch
     };
-    let first = ingest_commit(&stack.pool, both("keep-1", "gone-1", 1), policy, &admitted)
-        .await
-        .unwrap();
+    let first = ingest_commit(
+        &stack.pool,
+        both("keep-1", "gone-1", 1),
+        policy,
+        &admitted,
+        &KeepAllDeadLetters,
+    )
+    .await
+    .unwrap();
     assert_eq!(first.summaries_inserted, 6);
     assert!(first.dead_letters.is_empty());
 
@@ -699,9 +708,15 @@ async fn a_node_remembered_as_active_is_refused_once_decommissioned_or_claimed_e
         .await;
     assert_eq!(status, 200);
     // Both nodes were admitted a moment ago; only the active one still is.
-    let second = ingest_commit(&stack.pool, both("keep-1", "gone-1", 2), policy, &admitted)
-        .await
-        .unwrap();
+    let second = ingest_commit(
+        &stack.pool,
+        both("keep-1", "gone-1", 2),
+        policy,
+        &admitted,
+        &KeepAllDeadLetters,
+    )
+    .await
+    .unwrap();
     assert_eq!(second.summaries_inserted, 3, "keep-1's three summaries");
     assert_eq!(second.dead_letters.len(), 3, "gone-1's three summaries");
     assert!(
@@ -723,9 +738,15 @@ async fn a_node_remembered_as_active_is_refused_once_decommissioned_or_claimed_e
     {
         origin.tenant_id = "staging".into();
     }
-    let third = ingest_commit(&stack.pool, elsewhere, policy, &admitted)
-        .await
-        .unwrap();
+    let third = ingest_commit(
+        &stack.pool,
+        elsewhere,
+        policy,
+        &admitted,
+        &KeepAllDeadLetters,
+    )
+    .await
+    .unwrap();
     assert_eq!(third.summaries_inserted, 0);
     assert_eq!(third.dead_letters.len(), 3);
     assert_eq!(

@@ -141,6 +141,11 @@ impl Stack {
             // The benchmarks measure the API's capacity, not its rate limits.
             .env("RITMA_API_RATE_PER_CREDENTIAL", "0")
             .env("RITMA_API_RATE_PER_ADDRESS", "0")
+            // ... and one org's ingest ceiling, not the share an org gets
+            // among others: the org budget is off (every load is one org).
+            // The per-node budget stays on (its check is part of the cost
+            // measured; no benchmark sends a node more than it allows).
+            .env("RITMA_INGEST_ORG_RATE", "0")
             .env(
                 "RITMA_LOG",
                 std::env::var("RITMA_BENCH_CONTROLLER_LOG").unwrap_or_else(|_| "warn".into()),

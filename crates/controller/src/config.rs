@@ -12,6 +12,18 @@ pub const DEFAULT_OFFLINE_GRACE_SECS: i32 = 1;
 /// The reconciler's tick: a due-scan on two partial indexes, cheap when
 /// nothing is due, so it runs often and adds little to the deadline.
 pub const DEFAULT_RECONCILE_MS: u64 = 200;
+/// Ingest budgets (see README.md, "Fair share"): a node sends about one
+/// message every few seconds, so 100/s with a burst of 1,000 is far above any
+/// daemon (including a spool replay of 1,000 messages) ...
+pub const DEFAULT_INGEST_NODE_RATE: u32 = 100;
+pub const DEFAULT_INGEST_NODE_BURST: u32 = 1_000;
+/// ... an org gets at most about a third of one controller's measured ingest
+/// (60-70k msg/s on 2 cores) ...
+pub const DEFAULT_INGEST_ORG_RATE: u32 = 20_000;
+pub const DEFAULT_INGEST_ORG_BURST: u32 = 100_000;
+/// ... and invalid messages are kept (dead-letter table and stream) at this pace per org.
+pub const DEFAULT_INGEST_DEAD_LETTER_RATE: u32 = 20;
+pub const DEFAULT_INGEST_DEAD_LETTER_BURST: u32 = 200;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -155,6 +167,52 @@ pub struct Config {
     /// ... and their hourly rollups this many.
     #[arg(long, env = "RITMA_TELEMETRY_ROLLUP_DAYS", default_value_t = 400)]
     pub telemetry_rollup_days: i32,
+    /// The central telemetry stream keeps messages this long (seconds) ...
+    #[arg(long, env = "RITMA_TELEMETRY_STREAM_MAX_AGE_SECS", default_value_t = 7 * 24 * 3600)]
+    pub telemetry_stream_max_age_secs: u64,
+    /// ... and at most this many bytes (0: no limit), dropping its oldest ...
+    #[arg(long, env = "RITMA_TELEMETRY_STREAM_MAX_BYTES", default_value_t = ritma_bus::streams::DEFAULT_MAX_BYTES)]
+    pub telemetry_stream_max_bytes: i64,
+    /// ... and at most this many per subject (one node's one kind; 0: no limit).
+    #[arg(long, env = "RITMA_TELEMETRY_STREAM_MAX_MSGS_PER_SUBJECT", default_value_t = ritma_bus::streams::DEFAULT_MAX_MSGS_PER_SUBJECT)]
+    pub telemetry_stream_max_msgs_per_subject: i64,
+    /// The dead-letter stream keeps messages this long (seconds) ...
+    #[arg(long, env = "RITMA_DEAD_LETTER_STREAM_MAX_AGE_SECS", default_value_t = 14 * 24 * 3600)]
+    pub dead_letter_stream_max_age_secs: u64,
+    /// ... at most this many bytes (0: no limit) ...
+    #[arg(long, env = "RITMA_DEAD_LETTER_STREAM_MAX_BYTES", default_value_t = ritma_bus::streams::DEFAULT_DEAD_LETTER_MAX_BYTES)]
+    pub dead_letter_stream_max_bytes: i64,
+    /// ... and at most this many messages (0: no limit), dropping its oldest.
+    #[arg(long, env = "RITMA_DEAD_LETTER_STREAM_MAX_MSGS", default_value_t = ritma_bus::streams::DEFAULT_DEAD_LETTER_MAX_MSGS)]
+    pub dead_letter_stream_max_msgs: i64,
+    /// Rows of the `dead_letters` table older than this many days are deleted.
+    #[arg(long, env = "RITMA_DEAD_LETTER_RETENTION_DAYS", default_value_t = 14)]
+    pub dead_letter_retention_days: i32,
+    /// Node status history older than this many days is deleted.
+    #[arg(
+        long,
+        env = "RITMA_STATUS_HISTORY_RETENTION_DAYS",
+        default_value_t = 90
+    )]
+    pub status_history_retention_days: i32,
+    /// Messages per second the ingest takes from one node (0: unlimited) ...
+    #[arg(long, env = "RITMA_INGEST_NODE_RATE", default_value_t = DEFAULT_INGEST_NODE_RATE)]
+    pub ingest_node_rate: u32,
+    /// ... with this burst; the excess is acked, counted per org, not written.
+    #[arg(long, env = "RITMA_INGEST_NODE_BURST", default_value_t = DEFAULT_INGEST_NODE_BURST)]
+    pub ingest_node_burst: u32,
+    /// Messages per second the ingest takes from one org (0: unlimited) ...
+    #[arg(long, env = "RITMA_INGEST_ORG_RATE", default_value_t = DEFAULT_INGEST_ORG_RATE)]
+    pub ingest_org_rate: u32,
+    /// ... with this burst.
+    #[arg(long, env = "RITMA_INGEST_ORG_BURST", default_value_t = DEFAULT_INGEST_ORG_BURST)]
+    pub ingest_org_burst: u32,
+    /// Dead letters per second kept for one org (table and stream; 0: unlimited) ...
+    #[arg(long, env = "RITMA_INGEST_DEAD_LETTER_RATE", default_value_t = DEFAULT_INGEST_DEAD_LETTER_RATE)]
+    pub ingest_dead_letter_rate: u32,
+    /// ... with this burst; the excess is acked and counted, not kept.
+    #[arg(long, env = "RITMA_INGEST_DEAD_LETTER_BURST", default_value_t = DEFAULT_INGEST_DEAD_LETTER_BURST)]
+    pub ingest_dead_letter_burst: u32,
     /// The controller URL nodes use, for the node config template.
     #[arg(long, env = "RITMA_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -218,6 +276,20 @@ impl Config {
             price_table_file: None,
             telemetry_raw_days: 14,
             telemetry_rollup_days: 400,
+            telemetry_stream_max_age_secs: 7 * 24 * 3600,
+            telemetry_stream_max_bytes: ritma_bus::streams::DEFAULT_MAX_BYTES,
+            telemetry_stream_max_msgs_per_subject: ritma_bus::streams::DEFAULT_MAX_MSGS_PER_SUBJECT,
+            dead_letter_stream_max_age_secs: 14 * 24 * 3600,
+            dead_letter_stream_max_bytes: ritma_bus::streams::DEFAULT_DEAD_LETTER_MAX_BYTES,
+            dead_letter_stream_max_msgs: ritma_bus::streams::DEFAULT_DEAD_LETTER_MAX_MSGS,
+            dead_letter_retention_days: 14,
+            status_history_retention_days: 90,
+            ingest_node_rate: DEFAULT_INGEST_NODE_RATE,
+            ingest_node_burst: DEFAULT_INGEST_NODE_BURST,
+            ingest_org_rate: DEFAULT_INGEST_ORG_RATE,
+            ingest_org_burst: DEFAULT_INGEST_ORG_BURST,
+            ingest_dead_letter_rate: DEFAULT_INGEST_DEAD_LETTER_RATE,
+            ingest_dead_letter_burst: DEFAULT_INGEST_DEAD_LETTER_BURST,
             public_url: None,
             utld_socket: "/run/utld/utld.sock".into(),
             utld_tls_addr: "0.0.0.0:8443".into(),

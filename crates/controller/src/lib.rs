@@ -158,7 +158,14 @@ impl Controller {
             max_ack_pending: (config.batch_size * config.workers * 4).max(20_000) as i64,
             replicas: config.stream_replicas,
             ack_wait: Duration::from_secs(config.ack_wait_secs.max(1)),
-            ..Default::default()
+            max_age: Duration::from_secs(config.telemetry_stream_max_age_secs.max(60)),
+            max_bytes: config.telemetry_stream_max_bytes,
+            max_msgs_per_subject: config.telemetry_stream_max_msgs_per_subject,
+            dead_letter_max_age: Duration::from_secs(
+                config.dead_letter_stream_max_age_secs.max(60),
+            ),
+            dead_letter_max_bytes: config.dead_letter_stream_max_bytes,
+            dead_letter_max_msgs: config.dead_letter_stream_max_msgs,
         };
         // JetStream in the freshly pushed account can take a moment to enable.
         let consumer = retry("JetStream streams", Duration::from_secs(30), || {
@@ -176,6 +183,14 @@ impl Controller {
             node_jwt_ttl_secs: config.node_jwt_ttl_secs,
             default_heartbeat_secs: config.default_heartbeat_secs,
             stats: Arc::new(IngestStats::default()),
+            budgets: Arc::new(tasks::budget::Budgets::new(tasks::budget::BudgetSettings {
+                node: tasks::budget::Rate::new(config.ingest_node_rate, config.ingest_node_burst),
+                org: tasks::budget::Rate::new(config.ingest_org_rate, config.ingest_org_burst),
+                dead_letters: tasks::budget::Rate::new(
+                    config.ingest_dead_letter_rate,
+                    config.ingest_dead_letter_burst,
+                ),
+            })),
             nats,
             enroll_limiter: Arc::new(api::ratelimit::FailureLimiter::new(
                 config.enroll_failures_burst,
@@ -226,10 +241,12 @@ impl Controller {
             stats: self.state.stats.clone(),
             outbox_wake: self.outbox_wake.clone(),
             admitted: Arc::default(),
+            budgets: self.state.budgets.clone(),
         }
         .spawn(self.config.workers, &mut tasks, &shutdown);
         tasks.spawn(tasks::reconciler::run(
             self.state.pool.clone(),
+            self.js.clone(),
             Duration::from_millis(self.config.reconcile_ms.max(50)),
             self.outbox_wake.clone(),
             shutdown.clone(),
@@ -242,11 +259,18 @@ impl Controller {
                 retention: ritma_db::telemetry::Retention {
                     raw_days: self.config.telemetry_raw_days.max(1),
                     rollup_days: self.config.telemetry_rollup_days.max(1),
+                    dead_letter_days: self.config.dead_letter_retention_days.max(1),
+                    status_history_days: self.config.status_history_retention_days.max(1),
                 },
                 wake: self.outbox_wake.clone(),
             }
             .run(shutdown.clone()),
         );
+        tasks.spawn(tasks::budget::flush(
+            self.state.pool.clone(),
+            self.state.budgets.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(tasks::outbox::listen(
             self.state.pool.clone(),
             self.outbox_wake.clone(),

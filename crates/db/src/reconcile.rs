@@ -3,12 +3,19 @@
 //! the controller's receive time), so one indexed scan finds the nodes due.
 //! Several controllers may run this at once: rows are claimed with SKIP LOCKED.
 //!
+//! A deadline is judged against the ingest's watermark as well as the clock:
+//! only deadlines before the broker time of the oldest message the ingest
+//! has not committed are due. A node's heartbeat sent before its deadline
+//! may still be waiting in the stream behind a backlog; marking it offline
+//! then would be the ingest's delay, not the node's.
+//!
 //! Offline deadlines are claimed before stale ones, most overdue first (the
 //! partial deadline indexes give that order without a sort): when a whole
 //! fleet falls due at once, the offline deadline is the one that is promised,
 //! and a node whose stale mark is still pending goes straight to offline
 //! (one transition instead of two).
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::DbError;
@@ -30,6 +37,7 @@ async fn overdue_claim(
     tx: &mut Transaction<'_, Postgres>,
     deadline: Deadline,
     limit: i64,
+    watermark: DateTime<Utc>,
 ) -> Result<Vec<Claimed>, DbError> {
     // The CTE reads each row's status under its row lock, so it is the
     // status this transaction replaces.
@@ -37,7 +45,7 @@ async fn overdue_claim(
         Deadline::Offline => {
             "WITH due AS (
                  SELECT id, status FROM nodes
-                 WHERE status IN ('online','degraded','stale') AND offline_after <= now()
+                 WHERE status IN ('online','degraded','stale') AND offline_after <= LEAST(now(), $2)
                  ORDER BY offline_after
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED
@@ -49,13 +57,13 @@ async fn overdue_claim(
         Deadline::Stale => {
             "WITH due AS (
                  SELECT id, status FROM nodes
-                 WHERE status IN ('online','degraded') AND stale_after <= now()
+                 WHERE status IN ('online','degraded') AND stale_after <= LEAST(now(), $2)
                  ORDER BY stale_after
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED
              )
              UPDATE nodes n
-             SET status = CASE WHEN n.offline_after <= now() THEN 'offline' ELSE 'stale' END,
+             SET status = CASE WHEN n.offline_after <= LEAST(now(), $2) THEN 'offline' ELSE 'stale' END,
                  status_changed_at = now()
              FROM due WHERE n.id = due.id
              RETURNING n.id, n.org_id, n.tenant_id, due.status, n.status, n.interval_secs"
@@ -63,18 +71,22 @@ async fn overdue_claim(
     };
     Ok(sqlx::query_as(sql)
         .bind(limit)
+        .bind(watermark)
         .fetch_all(tx.as_mut())
         .await?)
 }
 
-/// Move overdue nodes to offline or stale (at most [`BATCH`] per call);
-/// returns the committed transitions.
-pub async fn nodes_mark_overdue(pool: &PgPool) -> Result<Vec<StatusTransition>, DbError> {
+/// Move nodes whose deadline passed before `watermark` (and now) to offline
+/// or stale (at most [`BATCH`] per call); returns the committed transitions.
+pub async fn nodes_mark_overdue(
+    pool: &PgPool,
+    watermark: DateTime<Utc>,
+) -> Result<Vec<StatusTransition>, DbError> {
     let mut tx = pool.begin().await?;
-    let mut rows = overdue_claim(&mut tx, Deadline::Offline, BATCH).await?;
+    let mut rows = overdue_claim(&mut tx, Deadline::Offline, BATCH, watermark).await?;
     let left = BATCH - rows.len() as i64;
     if left > 0 {
-        rows.extend(overdue_claim(&mut tx, Deadline::Stale, left).await?);
+        rows.extend(overdue_claim(&mut tx, Deadline::Stale, left, watermark).await?);
     }
     let transitions: Vec<StatusTransition> = rows
         .into_iter()

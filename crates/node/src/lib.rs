@@ -261,14 +261,8 @@ impl Daemon {
 
         let sender_stop = CancellationToken::new();
         let sender = tokio::spawn(
-            Sender {
-                spool,
-                js,
-                scope: scope.clone(),
-                rx,
-                gauge: gauge.clone(),
-            }
-            .run(sender_stop.clone(), Duration::from_secs(3)),
+            Sender::new(spool, js, scope.clone(), rx, gauge.clone())
+                .run(sender_stop.clone(), Duration::from_secs(3)),
         );
         let emitter = Emitter {
             tx,

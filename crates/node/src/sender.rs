@@ -19,6 +19,49 @@ use crate::spool::{Spool, SpoolEntry};
 
 /// Messages published per round trip while draining.
 const WINDOW: usize = 64;
+
+/// The drain's pace after a backlog (a bus outage): at most this many
+/// messages per second once a burst of [`DRAIN_BURST`] is out. The
+/// controller takes at most 100 messages a second from one node, with a
+/// burst of 1,000 (`RITMA_INGEST_NODE_RATE`/`_BURST`), and acks the excess
+/// unwritten: a spool replayed faster would lose what it replays. Replayed
+/// heartbeats still arrive every few seconds, so the node stays online
+/// while it catches up. A daemon sending as usual (one message every few
+/// seconds) never waits.
+const DRAIN_PER_SEC: f64 = 50.0;
+const DRAIN_BURST: f64 = 500.0;
+
+/// A token bucket for the drain's pace.
+struct Pace {
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl Pace {
+    fn new() -> Self {
+        Self {
+            tokens: DRAIN_BURST,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Wait until `n` messages may go, and take them.
+    async fn take(&mut self, n: usize) {
+        let n = (n as f64).min(DRAIN_BURST);
+        loop {
+            let now = tokio::time::Instant::now();
+            self.tokens = (self.tokens
+                + now.saturating_duration_since(self.at).as_secs_f64() * DRAIN_PER_SEC)
+                .min(DRAIN_BURST);
+            self.at = now;
+            if self.tokens >= n {
+                self.tokens -= n;
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs_f64((n - self.tokens) / DRAIN_PER_SEC)).await;
+        }
+    }
+}
 const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Spool figures the heartbeat reports.
@@ -35,9 +78,27 @@ pub struct Sender {
     pub scope: NodeSubject,
     pub rx: mpsc::Receiver<SpoolEntry>,
     pub gauge: Arc<SpoolGauge>,
+    pace: Pace,
 }
 
 impl Sender {
+    pub fn new(
+        spool: Spool,
+        js: jetstream::Context,
+        scope: NodeSubject,
+        rx: mpsc::Receiver<SpoolEntry>,
+        gauge: Arc<SpoolGauge>,
+    ) -> Self {
+        Self {
+            spool,
+            js,
+            scope,
+            rx,
+            gauge,
+            pace: Pace::new(),
+        }
+    }
+
     fn update_gauge(&self) {
         self.gauge
             .depth
@@ -56,7 +117,7 @@ impl Sender {
     }
 
     /// Publish one window from the head of the spool; returns how many were acked.
-    async fn send_window(&mut self) -> Result<usize, String> {
+    async fn send_window(&mut self, paced: bool) -> Result<usize, String> {
         // While disconnected the client would buffer publishes and send them
         // after reconnecting, behind the spool's back (a message the full
         // spool then drops and counts would still arrive): send nothing then.
@@ -67,6 +128,9 @@ impl Sender {
             return Err("not connected to the bus".into());
         }
         let entries = self.spool.peek(WINDOW).map_err(|e| e.to_string())?;
+        if paced {
+            self.pace.take(entries.len()).await;
+        }
         let mut pending = Vec::with_capacity(entries.len());
         for entry in &entries {
             let publish = self
@@ -117,7 +181,7 @@ impl Sender {
                 self.accept(entry);
             }
             if self.spool.depth() > 0 && failures == 0 {
-                match self.send_window().await {
+                match self.send_window(true).await {
                     Ok(_) => continue,
                     Err(e) => {
                         failures = 1;
@@ -133,7 +197,7 @@ impl Sender {
                     None => break,
                 },
                 _ = tokio::time::sleep_until(next_retry), if failures > 0 => {
-                    match self.send_window().await {
+                    match self.send_window(true).await {
                         Ok(_) => {
                             tracing::info!(depth = self.spool.depth(), "bus reachable again; draining spool");
                             failures = 0;
@@ -153,10 +217,31 @@ impl Sender {
         let deadline = tokio::time::Instant::now() + final_flush;
         while self.spool.depth() > 0 && tokio::time::Instant::now() < deadline {
             // The bus may be coming back (reconnecting): keep trying until the deadline.
-            if self.send_window().await.is_err() {
+            if self.send_window(false).await.is_err() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         tracing::info!(left_in_spool = self.spool.depth(), "sender stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_goes_at_its_pace_after_its_burst() {
+        let mut pace = Pace::new();
+        let start = tokio::time::Instant::now();
+        for _ in 0..(DRAIN_BURST as usize / 50) {
+            pace.take(50).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the burst goes at once");
+        // 1,000 more messages: at 50/s, 20 s of (paused, virtual) time.
+        for _ in 0..20 {
+            pace.take(50).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        assert!((19.9..=20.5).contains(&secs), "{secs}");
     }
 }

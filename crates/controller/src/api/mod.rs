@@ -43,6 +43,8 @@ pub struct AppState {
     pub node_jwt_ttl_secs: i64,
     pub default_heartbeat_secs: u32,
     pub stats: Arc<IngestStats>,
+    /// The ingest's per-node and per-org budgets and their counters.
+    pub budgets: Arc<crate::tasks::budget::Budgets>,
     pub nats: async_nats::Client,
     pub enroll_limiter: Arc<ratelimit::FailureLimiter>,
     pub request_limiter: Arc<ratelimit::RequestLimiter>,
@@ -112,6 +114,11 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             delete(orgs::integrator_revoke),
         ),
         (Admin, "/api/orgs/{org}/audit", get(access::audit)),
+        (
+            Admin,
+            "/api/orgs/{org}/ingest-stats",
+            get(usage::ingest_stats),
+        ),
         (
             Admin,
             "/api/orgs/{org}/roles",

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{Duration, Utc};
-use ritma_db::telemetry::{self, EnforcementCounts, UsageTotals};
+use data_encoding::BASE64URL_NOPAD;
+use ritma_db::telemetry::{self, UsageTotals};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,7 +20,11 @@ pub struct HoursQuery {
 }
 
 fn since(q: &HoursQuery) -> Result<chrono::DateTime<Utc>, ApiError> {
-    let hours = q.hours.unwrap_or(24);
+    since_hours(q.hours)
+}
+
+fn since_hours(hours: Option<i64>) -> Result<chrono::DateTime<Utc>, ApiError> {
+    let hours = hours.unwrap_or(24);
     if !(1..=24 * 400).contains(&hours) {
         return Err(ApiError::BadRequest("hours must be 1..=9600".into()));
     }
@@ -27,57 +32,141 @@ fn since(q: &HoursQuery) -> Result<chrono::DateTime<Utc>, ApiError> {
     Ok(telemetry::rollup_hour(Utc::now() - Duration::hours(hours)))
 }
 
-/// `GET /api/nodes/{id}/slo-summary`: hourly SLO counts and their totals.
+/// Buckets per page of the SLO and events APIs, by default and at most.
+pub const PAGE_DEFAULT: i64 = 500;
+pub const PAGE_MAX: i64 = 1000;
+/// Label totals the SLO API returns at most (largest first).
+pub const SLO_TOTALS_MAX: i64 = 1000;
+
+/// `hours`, and a page: `limit` buckets after the opaque `cursor` of the
+/// previous page's `next_cursor`.
+#[derive(Deserialize, Default)]
+pub struct PagedHoursQuery {
+    pub hours: Option<i64>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl PagedHoursQuery {
+    fn limit(&self) -> Result<i64, ApiError> {
+        let limit = self.limit.unwrap_or(PAGE_DEFAULT);
+        if !(1..=PAGE_MAX).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "limit must be 1..={PAGE_MAX}"
+            )));
+        }
+        Ok(limit)
+    }
+
+    fn after<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
+        let Some(cursor) = self.cursor.as_deref().filter(|c| !c.is_empty()) else {
+            return Ok(None);
+        };
+        let bad = || ApiError::BadRequest("cursor is not one this API returned".into());
+        let bytes = BASE64URL_NOPAD
+            .decode(cursor.as_bytes())
+            .map_err(|_| bad())?;
+        serde_json::from_slice(&bytes).map(Some).map_err(|_| bad())
+    }
+}
+
+fn cursor_of<T: serde::Serialize>(key: &T) -> String {
+    BASE64URL_NOPAD.encode(&serde_json::to_vec(key).unwrap_or_default())
+}
+
+/// `GET /api/nodes/{id}/slo-summary`: hourly SLO counts (paged) and the
+/// totals per label over the whole window.
 pub async fn node_slo(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(id): PathParams<String>,
-    QueryParams(q): QueryParams<HoursQuery>,
+    QueryParams(q): QueryParams<PagedHoursQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let node = node_authorized(&state, &p, Action::ReadFleet, &id).await?;
-    let from = since(&q)?;
-    let buckets = telemetry::slo_buckets(&state.pool, &node.id, from).await?;
-    let mut totals: std::collections::BTreeMap<(String, String, String), i64> = Default::default();
-    for b in &buckets {
-        *totals
-            .entry((b.component.clone(), b.operation.clone(), b.outcome.clone()))
-            .or_default() += b.count;
-    }
+    let from = since_hours(q.hours)?;
+    let limit = q.limit()?;
+    let after: Option<telemetry::SloKey> = q.after()?;
+    let buckets =
+        telemetry::slo_buckets(&state.pool, &node.id, from, after.as_ref(), limit).await?;
+    let next_cursor = (buckets.len() as i64 == limit)
+        .then(|| buckets.last())
+        .flatten()
+        .map(|b| cursor_of(&(b.hour, &b.component, &b.operation, &b.outcome)));
+    let totals = telemetry::slo_totals(&state.pool, &node.id, from, SLO_TOTALS_MAX + 1).await?;
+    let totals_truncated = totals.len() as i64 > SLO_TOTALS_MAX;
     let totals: Vec<Value> = totals
         .into_iter()
-        .map(|((component, operation, outcome), count)| {
+        .take(SLO_TOTALS_MAX as usize)
+        .map(|(component, operation, outcome, count)| {
             json!({ "component": component, "operation": operation, "outcome": outcome, "count": count })
         })
         .collect();
     Ok(Json(json!({
-        "node_id": node.id, "from": from, "to": Utc::now(), "totals": totals, "buckets": buckets,
+        "node_id": node.id, "from": from, "to": Utc::now(), "totals": totals,
+        "totals_truncated": totals_truncated, "buckets": buckets, "next_cursor": next_cursor,
     })))
 }
 
-/// `GET /api/orgs/{org}/nodes/{id}/events`: enforcement decisions per hour.
+/// `GET /api/orgs/{org}/nodes/{id}/events`: enforcement decisions per hour
+/// (paged) and their totals over the whole window.
 pub async fn node_events(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams((org, id)): PathParams<(String, String)>,
-    QueryParams(q): QueryParams<HoursQuery>,
+    QueryParams(q): QueryParams<PagedHoursQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let id: ritma_protocol::NodeId = path_id(&id, "node")?;
     let node = ritma_db::nodes::node_get(&state.pool, org.as_str(), id.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("node {id}")))?;
-    let from = since(&q)?;
-    let buckets = telemetry::enforcement_buckets(&state.pool, &node.id, from).await?;
-    let totals = buckets
-        .iter()
-        .fold(EnforcementCounts::default(), |t, b| EnforcementCounts {
-            allow: t.allow + b.counts.allow,
-            deny: t.deny + b.counts.deny,
-            throttle: t.throttle + b.counts.throttle,
-            isolate: t.isolate + b.counts.isolate,
-        });
+    let from = since_hours(q.hours)?;
+    let limit = q.limit()?;
+    let after: Option<chrono::DateTime<Utc>> = q.after()?;
+    let buckets = telemetry::enforcement_buckets(&state.pool, &node.id, from, after, limit).await?;
+    let next_cursor = (buckets.len() as i64 == limit)
+        .then(|| buckets.last())
+        .flatten()
+        .map(|b| cursor_of(&b.hour));
+    let totals = telemetry::enforcement_totals(&state.pool, &node.id, from).await?;
     Ok(Json(json!({
-        "node_id": node.id, "from": from, "to": Utc::now(), "totals": totals, "buckets": buckets,
+        "node_id": node.id, "from": from, "to": Utc::now(), "totals": totals,
+        "buckets": buckets, "next_cursor": next_cursor,
+    })))
+}
+
+/// `GET /api/orgs/{org}/ingest-stats?hours=N`: what the ingest did with the
+/// org's messages per hour (accepted; throttled by the node or org budget;
+/// dead letters kept or dropped), the totals, and the budgets in force.
+/// Counters reach the database every few seconds; `pending` is this
+/// controller's share not yet written.
+pub async fn ingest_stats(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PathParams(org): PathParams<String>,
+    QueryParams(q): QueryParams<HoursQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let org = org_authorized(&p, Action::ReadFleet, &org)?;
+    let from = since(&q)?;
+    let hours = ritma_db::ingest::org_counters(&state.pool, org.as_str(), from).await?;
+    let pending = state.budgets.unflushed(org.as_str());
+    let sum = |f: fn(&ritma_db::ingest::OrgIngestHour) -> i64, extra: u64| {
+        hours
+            .iter()
+            .map(f)
+            .fold(0i64, i64::saturating_add)
+            .saturating_add(i64::try_from(extra).unwrap_or(i64::MAX))
+    };
+    let totals = json!({
+        "accepted": sum(|h| h.accepted, pending.accepted),
+        "throttled_node": sum(|h| h.throttled_node, pending.throttled_node),
+        "throttled_org": sum(|h| h.throttled_org, pending.throttled_org),
+        "dead_letters_kept": sum(|h| h.dead_letters_kept, pending.dead_letters_kept),
+        "dead_letters_dropped": sum(|h| h.dead_letters_dropped, pending.dead_letters_dropped),
+    });
+    Ok(Json(json!({
+        "org_id": org, "from": from, "to": Utc::now(), "budgets": state.budgets.settings(),
+        "totals": totals, "pending": pending, "hours": hours,
     })))
 }
 

@@ -49,6 +49,14 @@ impl FleetReconciler {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "telemetry retention failed"),
                 }
+                match telemetry::history_prune(&self.pool, self.retention).await {
+                    Ok(n) if n > 0 => tracing::info!(
+                        rows = n,
+                        "dead letters, status history and ingest counters past retention deleted"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "history retention failed"),
+                }
             }
         }
     }

@@ -14,10 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use ritma_bus::streams::ack_stream_sequence;
+use ritma_bus::streams::{ack_sequence_and_time, ack_stream_sequence};
 use ritma_db::ingest::{
-    AdmittedClaims, DeadLetterRow, EnforcementRow, HeartbeatRow, IngestBatch, OfflinePolicy,
+    AdmittedClaims, DEAD_LETTER_HEADER_VALUE_MAX, DEAD_LETTER_HEADERS_MAX, DeadLetterContent,
+    DeadLetterRow, DeadLetterSink, EnforcementRow, HeartbeatRow, IngestBatch, OfflinePolicy,
     Origin, PeriodRow, SloRow, UsageRow, heartbeats_coalesce, ingest_commit,
 };
 use ritma_protocol::{NodeSubject, Telemetry, subjects};
@@ -27,6 +29,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff;
+use super::budget::{Budgets, subject_keys};
 
 /// Counters shared with `/readyz` and the metrics endpoint.
 #[derive(Default)]
@@ -83,19 +86,67 @@ pub struct IngestWorker {
     pub outbox_wake: Arc<Notify>,
     /// Shared by the workers: nodes already found active.
     pub admitted: Arc<AdmittedClaims>,
+    /// Per-node and per-org budgets (fair share), shared with the API.
+    pub budgets: Arc<Budgets>,
 }
 
 fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Turn one message into a row of the batch, or a dead letter with its reason.
-pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestBatch) {
+/// What is kept of a message's headers in a dead letter: `{name: [values]}`,
+/// at most [`DEAD_LETTER_HEADERS_MAX`] names, each value cut to
+/// [`DEAD_LETTER_HEADER_VALUE_MAX`] bytes (on a character boundary).
+pub fn headers_json(headers: Option<&async_nats::HeaderMap>) -> Option<serde_json::Value> {
+    let headers = headers?;
+    let mut names: Vec<_> = headers.iter().collect();
+    names.sort_by(|a, b| AsRef::<str>::as_ref(a.0).cmp(AsRef::<str>::as_ref(b.0)));
+    let map: serde_json::Map<String, serde_json::Value> = names
+        .into_iter()
+        .take(DEAD_LETTER_HEADERS_MAX)
+        .map(|(name, values)| {
+            let values = values
+                .iter()
+                .take(DEAD_LETTER_HEADERS_MAX)
+                .map(|v| serde_json::Value::String(cut(v.as_str(), DEAD_LETTER_HEADER_VALUE_MAX)))
+                .collect();
+            (
+                cut(name.as_ref(), DEAD_LETTER_HEADER_VALUE_MAX),
+                serde_json::Value::Array(values),
+            )
+        })
+        .collect();
+    Some(serde_json::Value::Object(map))
+}
+
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// Turn one message into a row of the batch, or a dead letter with its
+/// reason. `received_at` is the broker's timestamp of the message.
+pub fn classify(
+    stream_seq: i64,
+    received_at: Option<DateTime<Utc>>,
+    subject: &str,
+    headers: Option<&async_nats::HeaderMap>,
+    body: &[u8],
+    batch: &mut IngestBatch,
+) {
     let dead = |reason: &str, detail: String| DeadLetterRow {
         stream_seq,
+        org_id: cut(subject_keys(subject).0, 64),
         subject: subject.chars().take(256).collect(),
         reason: reason.into(),
         detail: detail.chars().take(1000).collect(),
+        content: DeadLetterContent {
+            headers: headers_json(headers),
+            ..DeadLetterContent::of_body(body)
+        },
     };
     let (scope, kind) = match NodeSubject::parse_telemetry(subject) {
         Ok(x) => x,
@@ -131,7 +182,9 @@ pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestB
         period_end: end,
     };
     match message {
-        Telemetry::Heartbeat(h) => batch.heartbeats.push(heartbeat_row(origin, *h)),
+        Telemetry::Heartbeat(h) => batch
+            .heartbeats
+            .push(heartbeat_row(origin, received_at, *h)),
         Telemetry::Slo(s) => batch.slo.push(SloRow {
             period: period(origin, s.seq, s.sent_at, s.period_start, s.period_end),
             counts: s.counts,
@@ -150,6 +203,31 @@ pub fn classify(stream_seq: i64, subject: &str, body: &[u8], batch: &mut IngestB
             throttle: clamp_i64(e.throttle),
             isolate: clamp_i64(e.isolate),
         }),
+    }
+}
+
+/// The batch's messages by stream sequence, for dead letters found at
+/// commit (unknown nodes), and the budgets that decide which are kept.
+struct BatchSink<'a> {
+    messages: &'a [jetstream::Message],
+    budgets: &'a Budgets,
+}
+
+impl DeadLetterSink for BatchSink<'_> {
+    fn keep(&self, org: &str) -> bool {
+        self.budgets.gate().keep_dead_letter(org)
+    }
+
+    fn content(&self, stream_seq: i64) -> DeadLetterContent {
+        // Rare (a claim of a node that is not there): a scan of the batch.
+        self.messages
+            .iter()
+            .find(|m| stream_sequence(m) == Some(stream_seq))
+            .map(|m| DeadLetterContent {
+                headers: headers_json(m.headers.as_ref()),
+                ..DeadLetterContent::of_body(&m.payload)
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -324,26 +402,75 @@ impl IngestWorker {
     }
 
     async fn process(&self, messages: &[jetstream::Message]) -> Result<(), String> {
+        // Budgets first, before any decoding: a message over its node's or
+        // org's budget costs only this lookup and its ack. The lock is held
+        // for the lookups only, not for the decoding (workers decode in
+        // parallel).
+        let mut admitted = Vec::with_capacity(messages.len());
+        {
+            let mut gate = self.budgets.gate();
+            for m in messages {
+                let (seq, at) = m
+                    .reply
+                    .as_deref()
+                    .and_then(ack_sequence_and_time)
+                    .ok_or("a delivered message has no JetStream ack subject")?;
+                let (org, node) = subject_keys(m.subject.as_str());
+                if gate.admit(org, node) {
+                    admitted.push((m, seq, at));
+                }
+            }
+        }
         let mut batch = IngestBatch::default();
-        for m in messages {
-            let seq =
-                stream_sequence(m).ok_or("a delivered message has no JetStream ack subject")?;
-            classify(seq, m.subject.as_str(), &m.payload, &mut batch);
+        for (m, seq, at) in admitted {
+            classify(
+                clamp_i64(seq),
+                at.map(DateTime::from_timestamp_nanos),
+                m.subject.as_str(),
+                m.headers.as_ref(),
+                &m.payload,
+                &mut batch,
+            );
+        }
+        if !batch.dead_letters.is_empty() {
+            let mut gate = self.budgets.gate();
+            batch
+                .dead_letters
+                .retain(|dl| gate.keep_dead_letter(&dl.org_id));
         }
         batch.heartbeats = heartbeats_coalesce(std::mem::take(&mut batch.heartbeats));
-        let outcome = ingest_commit(&self.pool, batch, self.policy, &self.admitted)
+        let sink = BatchSink {
+            messages,
+            budgets: &self.budgets,
+        };
+        let outcome = ingest_commit(&self.pool, batch, self.policy, &self.admitted, &sink)
             .await
             .map_err(|e| e.to_string())?;
         if !outcome.transitions.is_empty() {
             self.outbox_wake.notify_one();
         }
-        // Keep the refused message itself, with its reason, on the dead-letter
-        // stream (idempotent by stream sequence), before acking it.
+        // Keep what the table keeps of each refused message on the dead-letter
+        // stream too (idempotent by stream sequence), before acking it: its
+        // headers, reason, original size and the first 4 KiB of its body.
+        // Published together, then the acks awaited together.
+        let mut acks = Vec::with_capacity(outcome.dead_letters.len());
         for dl in &outcome.dead_letters {
-            let original = messages
-                .iter()
-                .find(|m| stream_sequence(m) == Some(dl.stream_seq));
             let mut headers = async_nats::HeaderMap::new();
+            if let Some(serde_json::Value::Object(original)) = &dl.content.headers {
+                for (name, values) in original {
+                    // The stream's own headers are not replayed from the original.
+                    if name.starts_with("Nats-") {
+                        continue;
+                    }
+                    for v in values.as_array().into_iter().flatten() {
+                        if let (Ok(n), Some(v)) =
+                            (async_nats::HeaderName::try_from(name.as_str()), v.as_str())
+                        {
+                            headers.append(n, v.replace(['\r', '\n'], " ").as_str());
+                        }
+                    }
+                }
+            }
             headers.insert("Nats-Msg-Id", format!("dlq:{}", dl.stream_seq).as_str());
             headers.insert("Ritma-Reason", dl.reason.as_str());
             headers.insert(
@@ -351,14 +478,26 @@ impl IngestWorker {
                 dl.detail.replace(['\r', '\n'], " ").as_str(),
             );
             headers.insert("Ritma-Subject", dl.subject.as_str());
-            let body = original.map(|m| m.payload.clone()).unwrap_or_default();
+            headers.insert("Ritma-Org", dl.org_id.as_str());
+            headers.insert("Ritma-Stream-Seq", dl.stream_seq.to_string().as_str());
+            headers.insert(
+                "Ritma-Original-Size",
+                dl.content.body_size.to_string().as_str(),
+            );
             let ack = self
                 .js
-                .publish_with_headers(subjects::dead_letter(&dl.reason), headers, body)
+                .publish_with_headers(
+                    subjects::dead_letter(&dl.reason),
+                    headers,
+                    dl.content.body.clone().into(),
+                )
                 .await
                 .map_err(|e| e.to_string())?;
+            acks.push(ack);
+            tracing::debug!(reason = %dl.reason, subject = %dl.subject, detail = %dl.detail, "dead letter");
+        }
+        for ack in acks {
             ack.await.map_err(|e| e.to_string())?;
-            tracing::info!(reason = %dl.reason, subject = %dl.subject, detail = %dl.detail, "dead letter");
         }
         for m in messages {
             if let Err(e) = m.ack().await {
@@ -381,11 +520,16 @@ fn stream_sequence(m: &jetstream::Message) -> Option<i64> {
     ack_stream_sequence(m.reply.as_deref()?).map(clamp_i64)
 }
 
-fn heartbeat_row(origin: Origin, h: ritma_protocol::Heartbeat) -> HeartbeatRow {
+fn heartbeat_row(
+    origin: Origin,
+    received_at: Option<DateTime<Utc>>,
+    h: ritma_protocol::Heartbeat,
+) -> HeartbeatRow {
     HeartbeatRow {
         origin,
         seq: clamp_i64(h.seq),
         sent_at: h.sent_at,
+        received_at,
         health: serde_json::to_value(h.status)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))

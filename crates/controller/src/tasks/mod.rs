@@ -1,6 +1,7 @@
 //! Background tasks: ingest workers, the offline reconciler and the
 //! state-change publisher. Each stops when the shutdown token fires.
 
+pub mod budget;
 pub mod fleet;
 pub mod ingest;
 pub mod outbox;

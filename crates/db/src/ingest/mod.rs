@@ -37,6 +37,10 @@ pub struct HeartbeatRow {
     pub origin: Origin,
     pub seq: i64,
     pub sent_at: DateTime<Utc>,
+    /// When the broker stored the message (its JetStream timestamp): the
+    /// node's deadlines count from here, not from the commit, so an ingest
+    /// running behind never makes a node look late. None: the commit time.
+    pub received_at: Option<DateTime<Utc>>,
     /// `ok`, `degraded` or `stopping`.
     pub health: String,
     pub agent_version: String,
@@ -92,9 +96,59 @@ pub struct EnforcementRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetterRow {
     pub stream_seq: i64,
+    /// The org token of its subject (what the dead-letter budget is kept by).
+    pub org_id: String,
     pub subject: String,
     pub reason: String,
     pub detail: String,
+    pub content: DeadLetterContent,
+}
+
+/// At most this much of a refused message's body is kept (table and stream).
+pub const DEAD_LETTER_BODY_MAX: usize = 4096;
+/// At most this many of its headers, each value at most this long.
+pub const DEAD_LETTER_HEADERS_MAX: usize = 32;
+pub const DEAD_LETTER_HEADER_VALUE_MAX: usize = 256;
+
+/// What is kept of a refused message: its headers (`{name: [values]}`,
+/// bounded), the first [`DEAD_LETTER_BODY_MAX`] bytes of its body and the
+/// body's original size.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterContent {
+    pub headers: Option<serde_json::Value>,
+    pub body: Vec<u8>,
+    pub body_size: i64,
+}
+
+impl DeadLetterContent {
+    /// Keep the bounded part of a message's body.
+    pub fn of_body(body: &[u8]) -> Self {
+        Self {
+            headers: None,
+            body: body[..body.len().min(DEAD_LETTER_BODY_MAX)].to_vec(),
+            body_size: i64::try_from(body.len()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// Where the ingest's refused messages go: which are kept (a per-org
+/// budget) and what is kept of them.
+pub trait DeadLetterSink: Sync {
+    fn keep(&self, org: &str) -> bool;
+    fn content(&self, stream_seq: i64) -> DeadLetterContent;
+}
+
+/// Keeps every dead letter, without content (tools and tests).
+pub struct KeepAllDeadLetters;
+
+impl DeadLetterSink for KeepAllDeadLetters {
+    fn keep(&self, _org: &str) -> bool {
+        true
+    }
+
+    fn content(&self, _stream_seq: i64) -> DeadLetterContent {
+        DeadLetterContent::default()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -258,10 +312,11 @@ pub async fn ingest_commit(
     batch: IngestBatch,
     policy: OfflinePolicy,
     admitted: &AdmittedClaims,
+    sink: &dyn DeadLetterSink,
 ) -> Result<IngestOutcome, DbError> {
-    match ingest_attempt(pool, &batch, policy, admitted, Redelivery::Unexpected).await {
+    match ingest_attempt(pool, &batch, policy, admitted, sink, Redelivery::Unexpected).await {
         Err(e) if e.is_unique_violation() => {
-            ingest_attempt(pool, &batch, policy, admitted, Redelivery::Absorbed).await
+            ingest_attempt(pool, &batch, policy, admitted, sink, Redelivery::Absorbed).await
         }
         outcome => outcome,
     }
@@ -272,6 +327,7 @@ async fn ingest_attempt(
     batch: &IngestBatch,
     policy: OfflinePolicy,
     admitted: &AdmittedClaims,
+    sink: &dyn DeadLetterSink,
     redelivery: Redelivery,
 ) -> Result<IngestOutcome, DbError> {
     // Heartbeat nodes are claimed (and locked) first, every other node once.
@@ -315,15 +371,17 @@ async fn ingest_attempt(
     let mut dead = batch.dead_letters.clone();
     let mut admit = |origin: &Origin| -> bool {
         let ok = !is_refused(&origin.claim());
-        if !ok {
+        if !ok && sink.keep(&origin.org_id) {
             dead.push(DeadLetterRow {
                 stream_seq: origin.stream_seq,
+                org_id: origin.org_id.clone(),
                 subject: origin.subject.clone(),
                 reason: "unknown_node".into(),
                 detail: format!(
                     "no active node {} in org {} tenant {}",
                     origin.node_id, origin.org_id, origin.tenant_id
                 ),
+                content: sink.content(origin.stream_seq),
             });
         }
         ok
@@ -350,6 +408,8 @@ async fn ingest_attempt(
         .collect();
 
     let mut outcome = IngestOutcome::default();
+    let folded = slo_labels_fold(&mut tx, &slo).await?;
+    let slo: Vec<&SloRow> = folded.iter().collect();
     let (applied, transitions, changes) = heartbeats_apply(&mut tx, &heartbeats, policy).await?;
     outcome.heartbeats_applied = applied;
     outcome.summaries_inserted =
@@ -394,14 +454,14 @@ async fn heartbeats_apply(
         "UPDATE nodes n SET
              status = i.new_status,
              status_changed_at = CASE WHEN i.new_status <> old.status THEN now() ELSE old.status_changed_at END,
-             last_seen_at = now(),
+             last_seen_at = i.seen_at,
              last_sent_at = i.sent_at,
              last_seq = i.seq,
              interval_secs = i.interval_secs,
              stale_after = CASE WHEN i.health = 'stopping' THEN NULL
-                                ELSE now() + make_interval(secs => i.interval_secs * 2) END,
+                                ELSE i.seen_at + make_interval(secs => i.interval_secs * 2) END,
              offline_after = CASE WHEN i.health = 'stopping' THEN NULL
-                                  ELSE now() + make_interval(secs => i.interval_secs * $20 + $21) END,
+                                  ELSE i.seen_at + make_interval(secs => i.interval_secs * $20 + $21) END,
              agent_version = i.agent_version,
              policy_version = i.policy_version,
              last_policy_sync_at = i.last_policy_sync_at,
@@ -418,15 +478,19 @@ async fn heartbeats_apply(
          FROM (
              SELECT u.*, CASE u.health WHEN 'stopping' THEN 'offline'
                                        WHEN 'degraded' THEN 'degraded'
-                                       ELSE 'online' END AS new_status
+                                       ELSE 'online' END AS new_status,
+                    -- The broker's receive time, never later than now (a
+                    -- broker clock ahead of the database's gains nothing).
+                    LEAST(now(), COALESCE(u.received_at, now())) AS seen_at
              FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
                          $6::int[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[],
                          $11::jsonb[], $12::text[], $13::text[], $14::text[], $15::int[],
-                         $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[])
+                         $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[],
+                         $22::timestamptz[])
                   AS u(node_id, seq, sent_at, health, agent_version, interval_secs, policy_version,
                        last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
                        host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs,
-                       spool_depth, spool_dropped)
+                       spool_depth, spool_dropped, received_at)
          ) i, nodes old
          WHERE n.id = i.node_id AND old.id = n.id AND i.seq > n.last_seq
            AND n.status <> 'decommissioned'
@@ -455,6 +519,7 @@ async fn heartbeats_apply(
     .bind(col!(|r| r.spool_dropped))
     .bind(policy.intervals)
     .bind(policy.grace_secs)
+    .bind(col!(|r| r.received_at))
     .fetch_all(tx.as_mut())
     .await?;
     let applied = updated.len() as u64;
@@ -555,17 +620,215 @@ async fn dead_letters_insert(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO dead_letters (stream_seq, subject, reason, detail)
-         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[])
+        "INSERT INTO dead_letters (stream_seq, org_id, subject, reason, detail, headers, body, body_size)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::jsonb[], $7::bytea[], $8::bigint[])
          ON CONFLICT (stream_seq) DO NOTHING",
     )
     .bind(rows.iter().map(|r| r.stream_seq).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.subject.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.reason.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.detail.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.org_id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.subject.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.detail.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.content.headers.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.content.body.as_slice()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.content.body_size).collect::<Vec<_>>())
     .execute(tx.as_mut())
     .await?;
     Ok(())
+}
+
+/// One org's ingest counters to add to the current hour.
+#[derive(Debug, Clone, Default)]
+pub struct OrgIngestCounts {
+    pub org_id: String,
+    pub accepted: u64,
+    pub throttled_node: u64,
+    pub throttled_org: u64,
+    pub dead_letters_kept: u64,
+    pub dead_letters_dropped: u64,
+}
+
+/// Add counters to `org_ingest_counters` (current UTC hour).
+pub async fn org_counters_add(pool: &PgPool, rows: &[OrgIngestCounts]) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = |f: fn(&OrgIngestCounts) -> u64| {
+        rows.iter()
+            .map(|r| i64::try_from(f(r)).unwrap_or(i64::MAX))
+            .collect::<Vec<_>>()
+    };
+    sqlx::query(
+        "INSERT INTO org_ingest_counters
+             (org_id, hour, accepted, throttled_node, throttled_org, dead_letters_kept, dead_letters_dropped)
+         SELECT u.org_id, date_trunc('hour', now()), u.a, u.tn, u.torg, u.dk, u.dd
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+              AS u(org_id, a, tn, torg, dk, dd)
+         ORDER BY u.org_id
+         ON CONFLICT (org_id, hour) DO UPDATE SET
+             accepted = org_ingest_counters.accepted + EXCLUDED.accepted,
+             throttled_node = org_ingest_counters.throttled_node + EXCLUDED.throttled_node,
+             throttled_org = org_ingest_counters.throttled_org + EXCLUDED.throttled_org,
+             dead_letters_kept = org_ingest_counters.dead_letters_kept + EXCLUDED.dead_letters_kept,
+             dead_letters_dropped = org_ingest_counters.dead_letters_dropped + EXCLUDED.dead_letters_dropped",
+    )
+    .bind(rows.iter().map(|r| r.org_id.as_str()).collect::<Vec<_>>())
+    .bind(n(|r| r.accepted))
+    .bind(n(|r| r.throttled_node))
+    .bind(n(|r| r.throttled_org))
+    .bind(n(|r| r.dead_letters_kept))
+    .bind(n(|r| r.dead_letters_dropped))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// One hour of an org's ingest counters.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct OrgIngestHour {
+    pub hour: DateTime<Utc>,
+    pub accepted: i64,
+    pub throttled_node: i64,
+    pub throttled_org: i64,
+    pub dead_letters_kept: i64,
+    pub dead_letters_dropped: i64,
+}
+
+/// An org's ingest counters per hour since `from`, oldest first.
+pub async fn org_counters(
+    pool: &PgPool,
+    org: &str,
+    from: DateTime<Utc>,
+) -> Result<Vec<OrgIngestHour>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT hour, accepted, throttled_node, throttled_org, dead_letters_kept, dead_letters_dropped
+         FROM org_ingest_counters WHERE org_id = $1 AND hour >= $2 ORDER BY hour",
+    )
+    .bind(org)
+    .bind(from)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Distinct (component, operation) labels one node may have in one hour of
+/// SLO rollups; labels past the limit are folded into `other`/`other` ...
+pub const SLO_LABELS_PER_NODE_HOUR: usize = 64;
+/// ... and distinct outcomes, past which an outcome is folded into `other`.
+pub const SLO_OUTCOMES_PER_NODE_HOUR: usize = 16;
+pub const SLO_OTHER: &str = "other";
+
+#[derive(Default)]
+struct LabelSet {
+    pairs: std::collections::HashSet<(String, String)>,
+    outcomes: std::collections::HashSet<String>,
+}
+
+/// Fold the labels of `counts` past the limits of `known` (which grows),
+/// and merge rows that became equal.
+fn fold_counts(counts: &mut Vec<SloCount>, known: &mut LabelSet) {
+    let mut changed = false;
+    for c in counts.iter_mut() {
+        let pair = (c.component.clone(), c.operation.clone());
+        let is_other = c.component == SLO_OTHER && c.operation == SLO_OTHER;
+        if !is_other && !known.pairs.contains(&pair) {
+            if known.pairs.len() < SLO_LABELS_PER_NODE_HOUR {
+                known.pairs.insert(pair);
+            } else {
+                c.component = SLO_OTHER.into();
+                c.operation = SLO_OTHER.into();
+                changed = true;
+            }
+        }
+        if c.outcome != SLO_OTHER && !known.outcomes.contains(&c.outcome) {
+            if known.outcomes.len() < SLO_OUTCOMES_PER_NODE_HOUR {
+                known.outcomes.insert(c.outcome.clone());
+            } else {
+                c.outcome = SLO_OTHER.into();
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        let mut merged: Vec<SloCount> = Vec::with_capacity(counts.len());
+        for c in counts.drain(..) {
+            match merged.iter_mut().find(|m| {
+                m.component == c.component && m.operation == c.operation && m.outcome == c.outcome
+            }) {
+                Some(m) => m.count = m.count.saturating_add(c.count),
+                None => merged.push(c),
+            }
+        }
+        *counts = merged;
+    }
+}
+
+/// Bound the SLO labels per node and hour against what the rollups already
+/// hold: a node inventing new component/operation labels (or outcomes)
+/// cannot grow `slo_hourly` past the limits; the excess counts under
+/// `other`.
+async fn slo_labels_fold(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[&SloRow],
+) -> Result<Vec<SloRow>, DbError> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut keys: Vec<(&str, DateTime<Utc>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.period.origin.node_id.as_str(),
+                crate::telemetry::rollup_hour(r.period.period_start),
+            )
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // One worker at a time per node and hour (transaction-scoped advisory
+    // locks, taken in one order by every worker), so concurrent batches
+    // cannot each add up to the limit.
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock(l.k)) FROM (
+             SELECT DISTINCT hashtextextended(k.node_id || '|' || k.hour::text, 18) AS k
+             FROM UNNEST($1::text[], $2::timestamptz[]) AS k(node_id, hour)
+             ORDER BY 1) l",
+    )
+    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .execute(tx.as_mut())
+    .await?;
+    let stored: Vec<(String, DateTime<Utc>, String, String, String)> = sqlx::query_as(
+        "SELECT s.node_id, s.hour, s.component, s.operation, s.outcome
+         FROM UNNEST($1::text[], $2::timestamptz[]) AS k(node_id, hour)
+         JOIN slo_hourly s ON s.node_id = k.node_id AND s.hour = k.hour",
+    )
+    .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .fetch_all(tx.as_mut())
+    .await?;
+    let mut known: HashMap<(String, DateTime<Utc>), LabelSet> = HashMap::new();
+    for (node, hour, component, operation, outcome) in stored {
+        let set = known.entry((node, hour)).or_default();
+        if !(component == SLO_OTHER && operation == SLO_OTHER) {
+            set.pairs.insert((component, operation));
+        }
+        if outcome != SLO_OTHER {
+            set.outcomes.insert(outcome);
+        }
+    }
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut row = (*r).clone();
+            let key = (
+                row.period.origin.node_id.clone(),
+                crate::telemetry::rollup_hour(row.period.period_start),
+            );
+            fold_counts(&mut row.counts, known.entry(key).or_default());
+            row
+        })
+        .collect())
 }
 
 /// Dead letters by reason (for `/metrics`-style reporting and tests).
