@@ -30,10 +30,16 @@ pub(crate) mod ctx {
             .ok_or_else(|| AppError::Internal("console state missing".into()))?;
         let parts = use_context::<axum::http::request::Parts>()
             .ok_or_else(|| AppError::Internal("request missing".into()))?;
+        let parts = &parts;
         let (_, session) = state
             .sessions
             .from_headers(&parts.headers)
             .ok_or(AppError::Unauthorized)?;
+        // Calls made for this browser name its address to the controller.
+        let mut state = state;
+        state.api = state
+            .api
+            .for_client(crate::server::client_ip_of_parts(&state, parts));
         Ok((state, session))
     }
 }

@@ -4,6 +4,7 @@
 
 mod access;
 mod connectors;
+pub mod console;
 mod enroll;
 mod fleet_common;
 mod health;
@@ -47,6 +48,11 @@ pub struct AppState {
     pub enroll_limiter: Arc<ratelimit::FailureLimiter>,
     pub request_limiter: Arc<ratelimit::RequestLimiter>,
     pub fleet: Arc<crate::fleet::Fleet>,
+    /// The console's service token (`RITMA_CONSOLE_SERVICE_TOKEN`): the only
+    /// credential that may ask for the console's bus credential.
+    pub console_token: Option<Arc<str>>,
+    /// Lifetime of the console's bus credential.
+    pub console_bus_ttl_secs: i64,
 }
 
 /// Who may call a route.
@@ -59,6 +65,8 @@ pub enum Access {
     /// A principal (admin token, OIDC access token, or the development
     /// header stub), authorised per org and action by the handlers.
     Admin,
+    /// The console's service principal only (its bus credential).
+    Console,
 }
 
 /// Every route of the API, in one place: the router is built from this list,
@@ -101,6 +109,11 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             Admin,
             "/api/keys/{key_id}/governance",
             patch(keys::governance),
+        ),
+        (
+            Console,
+            "/api/console/bus-credential",
+            post(console::bus_credential),
         ),
         (Admin, "/api/me", get(access::me)),
         (Admin, "/api/orgs", get(orgs::list).post(orgs::create)),
@@ -201,13 +214,25 @@ pub fn router(state: AppState) -> Router {
     let mut public = Router::new();
     let mut node = Router::new();
     let mut admin = Router::new();
+    let mut console = Router::new();
     for (access, path, route) in routes() {
         match access {
             Access::Public => public = public.route(path, route),
             Access::Node => node = node.route(path, route),
             Access::Admin => admin = admin.route(path, route),
+            Access::Console => console = console.route(path, route),
         }
     }
+    let console = console
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            console::authenticate,
+        ))
+        // Added last, so it runs first: refusals spend the address's budget.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit_failures,
+        ));
     let node = node.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         ratelimit::limit_failures,
@@ -224,6 +249,7 @@ pub fn router(state: AppState) -> Router {
     public
         .merge(node)
         .merge(admin)
+        .merge(console)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
