@@ -766,7 +766,10 @@ async fn live_stream(
     let api = st.api.for_client(ip);
     // Which orgs the person may see now (not only at sign-in).
     let access = match Access::check(&api, &session.token).await {
-        Ok(a) => a,
+        Ok((a, orgs)) => {
+            st.sessions.set_orgs(&id, orgs);
+            a
+        }
         Err(crate::model::AppError::Unauthorized) => {
             return (StatusCode::UNAUTHORIZED, "sign in again").into_response();
         }
@@ -811,9 +814,12 @@ impl Access {
 
     /// `GET /api/orgs` lists the orgs the caller has a role in (every org
     /// for the operator's admin token, including orgs created later).
-    async fn check(api: &Api, token: &str) -> Result<Access, crate::model::AppError> {
+    async fn check(
+        api: &Api,
+        token: &str,
+    ) -> Result<(Access, Vec<OrgInfo>), crate::model::AppError> {
         let orgs = api.orgs(token).await?;
-        Ok(Self::from_orgs(orgs.into_iter().map(|o| o.id)))
+        Ok((Self::from_orgs(orgs.iter().map(|o| o.id.clone())), orgs))
     }
 
     fn allows(&self, org: &str) -> bool {
@@ -863,7 +869,8 @@ impl LiveCtx {
         if due {
             self.checked = tokio::time::Instant::now();
             match Access::check(&self.api, &session.token).await {
-                Ok(a) => {
+                Ok((a, orgs)) => {
+                    self.sessions.set_orgs(&self.sid, orgs);
                     if a.allows(&session.org) != self.access.allows(&session.org) {
                         changed = true;
                     }
