@@ -587,6 +587,7 @@ async fn oidc_start(
     };
     // Bounded per address and in total: a flood from one address fills only
     // its own share, and everyone else can still sign in.
+    client.sweep();
     let Some(slot) = st.sso_starts.acquire(ip) else {
         tracing::warn!(
             ?ip,

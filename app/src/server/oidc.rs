@@ -265,6 +265,13 @@ impl OidcClient {
         Ok((url.to_string(), state))
     }
 
+    /// Forget expired sign-ins, freeing their places in the bounds.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|_, p| p.expires > now);
+    }
+
     /// The sign-in started with `state`, if it is still valid. Used once.
     pub fn take_pending(&self, state: &str) -> Option<Pending> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());

@@ -206,7 +206,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .env("RITMA_NATS_KEYS_DIR", &keys_dir)
         .env("RITMA_MASTER_KEY_FILE", data.join("master.key"))
         .env("RITMA_ADMIN_TOKEN_FILE", data.join("admin.token"))
-        .env("RITMA_CONSOLE_SERVICE_TOKEN_FILE", data.join("console.token"))
+        .env(
+            "RITMA_CONSOLE_SERVICE_TOKEN_FILE",
+            data.join("console.token"),
+        )
         // The console (on loopback) forwards each browser's address; trusted
         // from loopback only, as everything here runs on this machine.
         .env("RITMA_API_TRUSTED_PROXIES", "127.0.0.1")
@@ -370,7 +373,10 @@ fn start_console(
         .env("RITMA_API_URL", api_url)
         .env("RITMA_API_TOKEN", admin_token)
         .env("RITMA_NATS_URL", nats_url)
-        .env("RITMA_CONSOLE_SERVICE_TOKEN_FILE", data.join("console.token"))
+        .env(
+            "RITMA_CONSOLE_SERVICE_TOKEN_FILE",
+            data.join("console.token"),
+        )
         .env("RITMA_ORG", DEMO_ORG)
         .env("RITMA_DATA_DIR", data)
         .stdout(Stdio::null())
