@@ -18,8 +18,6 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::Response;
 use ritma_bus::accounts;
 use ritma_db::audit::AuditEntry;
 use serde::{Deserialize, Serialize};
@@ -37,32 +35,39 @@ pub struct ConsoleCaller {
     pub source: Option<String>,
 }
 
-/// Lets only the console's service token through.
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let Some(expected) = state.console_token.as_deref() else {
-        return Err(ApiError::Unauthenticated);
-    };
-    let bearer = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if !bearer.is_some_and(|b| secrets_equal(b, expected)) {
-        tracing::info!("console bus credential refused: not the console service token");
-        return Err(ApiError::Unauthenticated);
+/// Only the console's service token gets a [`ConsoleCaller`]: anything else
+/// is refused (401) before the body is read. An extractor, not a middleware,
+/// so other methods on the route still answer 405.
+impl axum::extract::FromRequestParts<AppState> for ConsoleCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(expected) = state.console_token.as_deref() else {
+            return Err(ApiError::Unauthenticated);
+        };
+        let bearer = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !bearer.is_some_and(|b| secrets_equal(b, expected)) {
+            tracing::info!("console bus credential refused: not the console service token");
+            return Err(ApiError::Unauthenticated);
+        }
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some()
+            .then(|| {
+                let req = Request::from_parts(parts.clone(), axum::body::Body::empty());
+                state.request_limiter.client_address(&req).to_string()
+            });
+        Ok(ConsoleCaller { source })
     }
-    let source = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .is_some()
-        .then(|| state.request_limiter.client_address(&request).to_string());
-    request.extensions_mut().insert(ConsoleCaller { source });
-    Ok(next.run(request).await)
 }
 
 #[derive(Deserialize)]
@@ -82,7 +87,7 @@ pub struct CredentialResponse {
 
 pub async fn bus_credential(
     State(state): State<AppState>,
-    axum::Extension(caller): axum::Extension<ConsoleCaller>,
+    caller: ConsoleCaller,
     JsonBody(body): JsonBody<CredentialRequest>,
 ) -> Result<(StatusCode, Json<CredentialResponse>), ApiError> {
     if nkeys::KeyPair::from_public_key(&body.public_key).is_err()

@@ -223,16 +223,12 @@ pub fn router(state: AppState) -> Router {
             Access::Console => console = console.route(path, route),
         }
     }
-    let console = console
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            console::authenticate,
-        ))
-        // Added last, so it runs first: refusals spend the address's budget.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ratelimit::limit_failures,
-        ));
+    // The service token is checked by the handler's extractor; refusals
+    // spend the address's budget here.
+    let console = console.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        ratelimit::limit_failures,
+    ));
     let node = node.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         ratelimit::limit_failures,
