@@ -418,3 +418,53 @@ async fn each_browser_gets_live_changes_of_the_org_it_shows_and_may_see_only() {
     assert_eq!(nodes_of(&got).len(), 3, "{got:?}");
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_renews_its_bus_credential_before_it_expires() {
+    // Credentials valid 12 s: without renewal the broker would cut the
+    // console off after 12 s and it could not come back.
+    let stack = TestStack::start_with(|c| {
+        c.console_service_token = Some(CONSOLE_TOKEN.into());
+        c.console_bus_ttl_secs = 12;
+    })
+    .await
+    .unwrap();
+    stack.create_org("acme").await;
+    let site = tempfile::tempdir().unwrap();
+    let mut config = ConsoleConfig::empty();
+    config.api_url = Some(stack.api_url());
+    config.service_token = Some(CONSOLE_TOKEN.into());
+    config.site_root = Some(site.path().to_path_buf());
+    let app = ritma_console::server::build(config.resolve().unwrap())
+        .await
+        .unwrap();
+    let hub = app.state().hub.clone();
+    let mut rx = hub.tx.subscribe();
+    stack
+        .eventually("the console's bus feed", Duration::from_secs(20), || {
+            let connected = hub.bus_state().connected;
+            async move { connected.then_some(()) }
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(hub.bus_state().connected, "{:?}", hub.bus_state());
+    let mints = stack
+        .count("SELECT count(*) FROM audit_log WHERE action = 'console.bus_credential'")
+        .await;
+    assert!(
+        mints >= 3,
+        "renewed at two thirds of the lifetime: {mints} credentials"
+    );
+    // Changes still arrive, once each, after the first credentials expired.
+    while rx.try_recv().is_ok() {}
+    commit_change(&stack, "acme", "r-1", "offline").await;
+    let mut got = vec![];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok(m)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        if let ritma_console::server::live::HubMsg::State { org, event } = m.as_ref() {
+            got.push((org.clone(), event.node_id.clone()));
+        }
+    }
+    assert_eq!(got, vec![("acme".to_string(), "r-1".to_string())]);
+    drop(app);
+}

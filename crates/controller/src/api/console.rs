@@ -98,7 +98,7 @@ pub async fn bus_credential(
         ));
     }
     let expires_at =
-        chrono::Utc::now() + chrono::Duration::seconds(state.console_bus_ttl_secs.max(60));
+        chrono::Utc::now() + chrono::Duration::seconds(state.console_bus_ttl_secs.max(10));
     let account = &state.accounts.keys.controller_account;
     let jwt = accounts::console_user_jwt(account, &body.public_key, expires_at.timestamp())
         .map_err(|e| ApiError::Bus(e.to_string()))?;
