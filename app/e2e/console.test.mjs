@@ -468,6 +468,76 @@ test('a stopped node turns offline (red) live, without a reload', async () => {
   await shot('nodes-offline');
 });
 
+test('a second org created at run time is live too: its SIGKILLed node turns offline without a reload', async (t) => {
+  const nodeCmd = nodeCommand();
+  if (!nodeCmd || stack.fake) {
+    t.skip('needs the real stack and a node binary');
+    return;
+  }
+  // A second org, created now (after the console started), with a node of its own
+  // heartbeating every second (offline after 3 x 1 s + 2 s).
+  const org = `e2e-org-${Date.now().toString(36)}`;
+  let r = await api('/api/orgs', { method: 'POST', body: JSON.stringify({ id: org, name: 'E2E Second Org' }) });
+  assert.equal(r.status, 201, `create org: ${r.status} ${await r.text()}`);
+  r = await api(`/api/orgs/${org}/enrollment-tokens`, {
+    method: 'POST',
+    body: JSON.stringify({ tenant_id: 'prod', max_uses: 1, ttl_secs: 600 }),
+  });
+  assert.equal(r.status, 201);
+  const token = (await r.json()).token;
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ritma-e2e-org2-node-'));
+  const nodeId2 = 'e2e-org2-node';
+  const node = spawn(nodeCmd[0], nodeCmd[1], {
+    env: {
+      ...process.env,
+      RITMA_NODE_CONTROLLER_URL: stack.api_url,
+      RITMA_ENROLL_TOKEN: token,
+      RITMA_STATE_DIR: stateDir,
+      RITMA_NODE_ID: nodeId2,
+      RITMA_HEARTBEAT_SECS: '1',
+    },
+    stdio: 'ignore',
+  });
+  spawned.push(node);
+  await waitFor(
+    async () => {
+      const res = await api(`/api/orgs/${org}/nodes/${nodeId2}`);
+      return res.ok && (await res.json()).status === 'online';
+    },
+    60000,
+    `${nodeId2} online in ${org}`,
+  );
+  // Switch the console to the new org (the switcher lists it: orgs are re-read).
+  await page.goto(`${base}/nodes`);
+  await hydrated();
+  await page.waitForSelector(`#org-select option[value="${org}"]`, { state: 'attached', timeout: 15000 });
+  await page.selectOption('#org-select', org);
+  await Promise.all([page.waitForURL(new RegExp(`${base}/?$`)), page.click('form.org button[type=submit]')]);
+  await page.goto(`${base}/nodes`);
+  await hydrated();
+  await liveOpen();
+  const row = `tr[data-node-id="${nodeId2}"]`;
+  await page.waitForSelector(`${row}[data-status="online"]`, { timeout: 15000 });
+  // The header says live for this org.
+  await page.waitForSelector('[data-testid=live-indicator].live-open', { timeout: 15000 });
+  await page.evaluate(() => {
+    window.__ritmaNoReload2 = 'still-here';
+  });
+  const navBefore = await page.evaluate(() => performance.getEntriesByType('navigation').length);
+  const t0 = Date.now();
+  node.kill('SIGKILL');
+  await page.waitForSelector(`${row}[data-status="offline"]`, { timeout: LIVE_TIMEOUT });
+  console.log(`# ${org}/${nodeId2} shown offline ${Date.now() - t0} ms after SIGKILL`);
+  assert.equal(await page.evaluate(() => window.__ritmaNoReload2), 'still-here', 'page was not reloaded');
+  assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), navBefore);
+  await shot('second-org-offline');
+  // Back to the stack's org for the tests that follow.
+  await page.goto(`${base}/nodes`);
+  await hydrated();
+  await page.selectOption('#org-select', stack.org);
+  await Promise.all([page.waitForURL(new RegExp(`${base}/?$`)), page.click('form.org button[type=submit]')]);
+});
+
 test('node detail opens with metadata, timeline and config snippet', async () => {
   await page.goto(`${base}/nodes`);
   await hydrated();

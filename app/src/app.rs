@@ -40,6 +40,16 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         .map(|a| a.css_href.clone())
         .unwrap_or_default();
     let hydrate = assets.is_some_and(|a| a.hydrate);
+    // The page's Content-Security-Policy carries this response's nonce, which
+    // Leptos puts on its inline hydration scripts.
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(res)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) && let Ok(v) = axum::http::HeaderValue::from_str(&crate::server::csp(Some(&nonce)))
+    {
+        res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, v);
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

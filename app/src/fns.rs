@@ -30,21 +30,41 @@ pub(crate) mod ctx {
             .ok_or_else(|| AppError::Internal("console state missing".into()))?;
         let parts = use_context::<axum::http::request::Parts>()
             .ok_or_else(|| AppError::Internal("request missing".into()))?;
+        let parts = &parts;
         let (_, session) = state
             .sessions
             .from_headers(&parts.headers)
             .ok_or(AppError::Unauthorized)?;
+        // Calls made for this browser name its address to the controller.
+        let mut state = state;
+        state.api = state
+            .api
+            .for_client(crate::server::client_ip_of_parts(&state, parts));
         Ok((state, session))
     }
 }
 
 #[server]
 pub async fn get_session() -> Result<SessionInfo, AppError> {
-    let (_, s) = ctx::current()?;
+    let (st, s) = ctx::current()?;
+    // The orgs as the controller lists them now: orgs created and roles
+    // granted or removed since sign-in show in the switcher.
+    let orgs = match st.api.orgs(&s.token).await {
+        Ok(orgs) => {
+            if let Some(parts) = use_context::<axum::http::request::Parts>()
+                && let Some((id, _)) = st.sessions.from_headers(&parts.headers)
+            {
+                st.sessions.set_orgs(&id, orgs.clone());
+            }
+            orgs
+        }
+        Err(AppError::Unauthorized) => return Err(AppError::Unauthorized),
+        Err(_) => s.orgs,
+    };
     Ok(SessionInfo {
         user: s.user,
         org: s.org,
-        orgs: s.orgs,
+        orgs,
     })
 }
 

@@ -207,8 +207,11 @@ fn openapi_operations()
                 .insert(m.to_uppercase(), true);
             continue;
         }
-        if line.trim() == "security: []"
-            && let (Some(p), Some(m)) = (&path, &method)
+        // Not the admin scheme: public routes, and the console's own route.
+        if matches!(
+            line.trim(),
+            "security: []" | "security: [{ consoleService: [] }]"
+        ) && let (Some(p), Some(m)) = (&path, &method)
         {
             out.get_mut(p).unwrap().insert(m.clone(), false);
         }

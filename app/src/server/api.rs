@@ -24,6 +24,18 @@ pub struct NodeSummary {
 pub struct Api {
     http: reqwest::Client,
     base: String,
+    /// The browser's address, forwarded to the controller (`X-Forwarded-For`),
+    /// which trusts it from the console's address only (`RITMA_API_TRUSTED_PROXIES`).
+    forwarded_for: Option<std::net::IpAddr>,
+}
+
+/// The console's bus credential, as the controller hands it out.
+#[derive(Deserialize, Clone, Debug)]
+pub struct BusCredential {
+    pub jwt: String,
+    pub expires_at: DateTime<Utc>,
+    #[serde(default)]
+    pub nats_urls: Vec<String>,
 }
 
 pub fn instant(at: DateTime<Utc>) -> Instant {
@@ -191,7 +203,33 @@ impl Api {
         Ok(Api {
             http,
             base: base.trim_end_matches('/').to_string(),
+            forwarded_for: None,
         })
+    }
+
+    /// The same client, calling on behalf of the browser at `ip`.
+    pub fn for_client(&self, ip: Option<std::net::IpAddr>) -> Api {
+        Api {
+            forwarded_for: ip,
+            ..self.clone()
+        }
+    }
+
+    /// The console's own bus credential (`POST /api/console/bus-credential`,
+    /// with the console's service token; only the public key travels).
+    pub async fn console_bus_credential(
+        &self,
+        service_token: &str,
+        public_key: &str,
+    ) -> Result<BusCredential, AppError> {
+        let req = self
+            .request(
+                reqwest::Method::POST,
+                service_token,
+                "/api/console/bus-credential",
+            )
+            .json(&serde_json::json!({ "public_key": public_key }));
+        self.send(req).await
     }
 
     pub fn base(&self) -> &str {
@@ -246,9 +284,14 @@ impl Api {
     }
 
     fn request(&self, method: reqwest::Method, token: &str, path: &str) -> reqwest::RequestBuilder {
-        self.http
+        let req = self
+            .http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
+            .bearer_auth(token);
+        match self.forwarded_for {
+            Some(ip) => req.header("x-forwarded-for", ip.to_string()),
+            None => req,
+        }
     }
 
     /// `GET path?query` (path segments already encoded), JSON back.
@@ -443,13 +486,11 @@ impl Api {
             "labels": labels,
         });
         let req = self
-            .http
-            .post(format!(
-                "{}/api/orgs/{}/enrollment-tokens",
-                self.base,
-                seg(org)
-            ))
-            .bearer_auth(token)
+            .request(
+                reqwest::Method::POST,
+                token,
+                &format!("/api/orgs/{}/enrollment-tokens", seg(org)),
+            )
             .json(&body);
         let t: ApiToken = self.send(req).await?;
         let secret = t
@@ -528,15 +569,11 @@ impl Api {
     }
 
     pub async fn revoke_token(&self, token: &str, org: &str, id: &str) -> Result<(), AppError> {
-        let req = self
-            .http
-            .delete(format!(
-                "{}/api/orgs/{}/enrollment-tokens/{}",
-                self.base,
-                seg(org),
-                seg(id)
-            ))
-            .bearer_auth(token);
+        let req = self.request(
+            reqwest::Method::DELETE,
+            token,
+            &format!("/api/orgs/{}/enrollment-tokens/{}", seg(org), seg(id)),
+        );
         let _: serde_json::Value = self.send(req).await?;
         Ok(())
     }

@@ -21,10 +21,41 @@ pub struct Config {
     /// NATS URL for live state changes.
     #[arg(long, env = "RITMA_NATS_URL")]
     pub nats_url: Option<String>,
-    /// Read-only integrator `.creds` file for the org's account.
+    /// Read-only integrator `.creds` file for one org's account (the old,
+    /// single-org live feed; used only without a service token).
     #[arg(long, env = "RITMA_CONSOLE_CREDS")]
     pub creds: Option<PathBuf>,
-    /// Default org (and the org whose state changes the console subscribes to).
+    /// The console's service token (the controller's `RITMA_CONSOLE_SERVICE_TOKEN`):
+    /// with it the console asks the controller for its own bus credential and
+    /// receives the state changes of every org.
+    #[arg(long, env = "RITMA_CONSOLE_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+    /// File holding the service token (instead of RITMA_CONSOLE_SERVICE_TOKEN).
+    #[arg(long, env = "RITMA_CONSOLE_SERVICE_TOKEN_FILE")]
+    pub service_token_file: Option<PathBuf>,
+    /// How often a live stream re-checks, with the person's own token, which
+    /// orgs they still have a role in (a removed role stops that org's events).
+    #[arg(long, env = "RITMA_CONSOLE_ROLE_RECHECK_SECS", default_value_t = 60)]
+    pub role_recheck_secs: u64,
+    /// Single sign-on starts pending at once from one client address ...
+    #[arg(
+        long,
+        env = "RITMA_CONSOLE_SSO_PENDING_PER_ADDRESS",
+        default_value_t = 20
+    )]
+    pub sso_pending_per_address: usize,
+    /// ... and in total.
+    #[arg(
+        long,
+        env = "RITMA_CONSOLE_SSO_PENDING_TOTAL",
+        default_value_t = 10_000
+    )]
+    pub sso_pending_total: usize,
+    /// Proxies in front of the console (comma-separated IP addresses) whose
+    /// `X-Forwarded-For` names the browser; otherwise the TCP peer is the browser.
+    #[arg(long, env = "RITMA_CONSOLE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Default org (the one shown after sign-in when the person has a role in it).
     #[arg(long, env = "RITMA_ORG")]
     pub org: Option<String>,
     /// Controller URL shown to nodes in install commands (defaults to the API URL).
@@ -90,6 +121,14 @@ pub struct Resolved {
     pub api_token: Option<String>,
     pub nats_url: Option<String>,
     pub creds: Option<PathBuf>,
+    /// The console's service token (its bus credential comes from the controller).
+    pub service_token: Option<String>,
+    pub role_recheck: std::time::Duration,
+    pub sso_pending_per_address: usize,
+    pub sso_pending_total: usize,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// `scheme://host[:port]` browsers use (same-origin checks).
+    pub public_origin: String,
     pub org: String,
     pub node_controller_url: String,
     pub site_root: PathBuf,
@@ -107,6 +146,12 @@ impl Config {
             api_token: None,
             nats_url: None,
             creds: None,
+            service_token: None,
+            service_token_file: None,
+            role_recheck_secs: 60,
+            sso_pending_per_address: 20,
+            sso_pending_total: 10_000,
+            trusted_proxies: vec![],
             org: None,
             node_controller_url: None,
             site_root: None,
@@ -166,6 +211,18 @@ impl Config {
                 scopes: self.oidc_scopes,
                 redirect_uri: format!("{public_url}/auth/callback"),
             });
+        let service_token = match (&self.service_token, &self.service_token_file) {
+            (Some(t), _) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            (_, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the service token {}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            _ => None,
+        }
+        .filter(|t| !t.is_empty());
+        let public_origin = origin_of(&public_url);
         if oidc.is_none() && !self.token_login {
             anyhow::bail!(
                 "no way to sign in: set RITMA_CONSOLE_OIDC_ISSUER or allow RITMA_CONSOLE_TOKEN_LOGIN"
@@ -180,11 +237,32 @@ impl Config {
             api_token: self.api_token.filter(|t| !t.is_empty()),
             nats_url: self.nats_url.or(s_nats).filter(|u| !u.is_empty()),
             creds: self.creds.or(s_creds),
+            service_token,
+            role_recheck: std::time::Duration::from_secs(self.role_recheck_secs.max(1)),
+            sso_pending_per_address: self.sso_pending_per_address.max(1),
+            sso_pending_total: self.sso_pending_total.max(1),
+            trusted_proxies: self.trusted_proxies,
+            public_origin,
             org: self.org.or(s_org).unwrap_or_else(|| "demo".to_string()),
             site_root,
             // Served over HTTPS: the session cookie never travels in clear.
             secure_cookie: self.secure_cookie || public_url.starts_with("https://"),
         })
+    }
+}
+
+/// `scheme://host[:port]` of a URL (its origin, as browsers send it).
+pub fn origin_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            format!(
+                "{}://{}",
+                scheme.to_ascii_lowercase(),
+                host.to_ascii_lowercase()
+            )
+        }
+        None => url.to_ascii_lowercase(),
     }
 }
 

@@ -1,12 +1,17 @@
-//! Live feed: one NATS subscription on the org's state-change subjects, fanned out to
-//! browsers over SSE, filtered to the org of each browser's session.
+//! Live feed: one NATS subscription on the state changes of every org (with the
+//! console's own bus credential from the controller), fanned out to browsers
+//! over SSE, filtered per browser to the org its session shows and may see.
 
+use super::api::Api;
 use super::api::instant;
 use crate::model::{LiveEvent, Status};
 use futures::StreamExt as _;
 use ritma_protocol::messages::{StateChange, StateChangeKind};
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 #[derive(Clone, Debug)]
@@ -19,13 +24,39 @@ pub enum HubMsg {
     Resync,
 }
 
+/// Whose state changes the live feed receives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// Live feed not configured.
+    None,
+    /// One org (the old integrator `.creds` setup).
+    Org(String),
+    /// Every org, present and future (the console's own bus credential).
+    All,
+}
+
 /// Bus connection as browsers see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BusState {
-    /// The org whose changes are subscribed (None: live feed not configured).
-    pub org: Option<String>,
+    pub feed: Feed,
     pub connected: bool,
     pub error: Option<String>,
+}
+
+impl BusState {
+    /// Whether the feed carries `org`'s changes at all.
+    pub fn covers(&self, org: &str) -> bool {
+        match &self.feed {
+            Feed::None => false,
+            Feed::Org(o) => o == org,
+            Feed::All => true,
+        }
+    }
+
+    /// Whether `org`'s changes arrive live right now.
+    pub fn live_for(&self, org: &str) -> bool {
+        self.connected && self.covers(org)
+    }
 }
 
 #[derive(Clone)]
@@ -93,19 +124,28 @@ pub fn to_live_event(sc: &StateChange) -> LiveEvent {
 }
 
 impl Hub {
+    fn with_state(state: BusState) -> (Hub, Arc<watch::Sender<BusState>>) {
+        let (tx, _) = broadcast::channel(1024);
+        let (bus_tx, bus) = watch::channel(state);
+        let bus_tx = Arc::new(bus_tx);
+        (
+            Hub {
+                tx,
+                bus,
+                bus_tx: bus_tx.clone(),
+            },
+            bus_tx,
+        )
+    }
+
     /// A hub with no bus behind it (live feed not configured).
     pub fn disconnected() -> Hub {
-        let (tx, _) = broadcast::channel(1024);
-        let (bus_tx, bus) = watch::channel(BusState {
-            org: None,
+        Self::with_state(BusState {
+            feed: Feed::None,
             connected: false,
             error: Some("live updates are not configured (no NATS URL)".into()),
-        });
-        Hub {
-            tx,
-            bus,
-            bus_tx: Arc::new(bus_tx),
-        }
+        })
+        .0
     }
 
     /// Publishes a message to every browser (tests and embedding).
@@ -117,22 +157,242 @@ impl Hub {
         self.bus_tx.borrow().clone()
     }
 
-    /// Connects to NATS in the background and keeps the subscription up.
+    /// The old single-org feed: an integrator `.creds` file of one org account.
     pub fn start(nats_url: String, creds: Option<PathBuf>, org: String) -> Hub {
-        let (tx, _) = broadcast::channel(1024);
-        let (bus_tx, bus) = watch::channel(BusState {
-            org: Some(org.clone()),
+        let (hub, bus_tx) = Self::with_state(BusState {
+            feed: Feed::Org(org.clone()),
             connected: false,
             error: None,
         });
-        let bus_tx = Arc::new(bus_tx);
-        let hub = Hub {
-            tx: tx.clone(),
-            bus,
-            bus_tx: bus_tx.clone(),
-        };
-        tokio::spawn(run_bus(nats_url, creds, org, tx, bus_tx));
+        tokio::spawn(run_bus(nats_url, creds, org, hub.tx.clone(), bus_tx));
         hub
+    }
+
+    /// Every org's feed, with the console's own bus credential: a key made
+    /// here (its seed never leaves this process), the JWT asked from the
+    /// controller with the service token and renewed before it expires.
+    /// `nats_url` overrides the URLs the controller hands out.
+    pub fn start_all_orgs(api: Api, service_token: String, nats_url: Option<String>) -> Hub {
+        let (hub, bus_tx) = Self::with_state(BusState {
+            feed: Feed::All,
+            connected: false,
+            error: None,
+        });
+        tokio::spawn(run_all_orgs(
+            api,
+            service_token,
+            nats_url,
+            hub.tx.clone(),
+            bus_tx,
+        ));
+        hub
+    }
+}
+
+/// Recently delivered events: the old and the renewed connection overlap
+/// for a moment, and a change is passed on once.
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<(String, i64)>,
+    set: HashSet<(String, i64)>,
+}
+
+impl Seen {
+    const KEEP: usize = 4096;
+
+    /// True the first time `(org, event_id)` is seen.
+    fn first(&mut self, org: &str, event_id: i64) -> bool {
+        let key = (org.to_string(), event_id);
+        if !self.set.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        while self.order.len() > Self::KEEP {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// A state change from the bus, as the hub passes it on: the org named by the
+/// subject must be the org of the payload.
+pub fn decode_state(subject: &str, payload: &[u8]) -> Option<(String, LiveEvent)> {
+    let org = ritma_protocol::subjects::state_change_org(subject)?;
+    let sc = serde_json::from_slice::<StateChange>(payload).ok()?;
+    if sc.org_id != org {
+        tracing::warn!(%subject, "state change whose payload names another org; dropped");
+        return None;
+    }
+    Some((org.as_str().to_string(), to_live_event(&sc)))
+}
+
+fn backoff_next(b: Duration) -> Duration {
+    (b * 2).min(Duration::from_secs(10))
+}
+
+async fn run_all_orgs(
+    api: Api,
+    token: String,
+    nats_url: Option<String>,
+    tx: broadcast::Sender<Arc<HubMsg>>,
+    bus_tx: Arc<watch::Sender<BusState>>,
+) {
+    let key = Arc::new(nkeys::KeyPair::new_user());
+    let public_key = key.public_key();
+    // Each renewal connects anew; events of an older connection no longer
+    // change what browsers are told.
+    let generation = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let set = {
+        let bus_tx = bus_tx.clone();
+        move |connected: bool, error: Option<String>| {
+            let was = bus_tx.borrow().connected;
+            bus_tx.send_replace(BusState {
+                feed: Feed::All,
+                connected,
+                error,
+            });
+            was
+        }
+    };
+    let mut current: Option<(async_nats::Client, tokio::task::JoinHandle<()>)> = None;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let cred = match api.console_bus_credential(&token, &public_key).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "live feed: no bus credential from the controller");
+                if current.is_none() {
+                    set(false, Some(format!("no bus credential: {e}")));
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = backoff_next(backoff);
+                continue;
+            }
+        };
+        let urls: Vec<String> = match &nats_url {
+            Some(u) => u.split(',').map(str::to_string).collect(),
+            None => cred.nats_urls.clone(),
+        };
+        let my_gen = generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let jwt = cred.jwt.clone();
+        let sign_key = key.clone();
+        let ev_gen = generation.clone();
+        let ev_set = set.clone();
+        let ev_tx = tx.clone();
+        let opts = async_nats::ConnectOptions::with_auth_callback(move |nonce| {
+            let jwt = jwt.clone();
+            let key = sign_key.clone();
+            async move {
+                let mut auth = async_nats::Auth::new();
+                auth.jwt = Some(jwt);
+                auth.signature = Some(key.sign(&nonce).map_err(async_nats::AuthError::new)?);
+                Ok(auth)
+            }
+        })
+        .name("ritma-console")
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None::<usize>)
+        .event_callback(move |event| {
+            let current = ev_gen.load(Ordering::SeqCst) == my_gen;
+            let ev_set = ev_set.clone();
+            let ev_tx = ev_tx.clone();
+            async move {
+                if !current {
+                    return;
+                }
+                match event {
+                    async_nats::Event::Connected => {
+                        tracing::info!("live feed: connected to NATS");
+                        if !ev_set(true, None) {
+                            // Changes published while we were away are not replayed.
+                            let _ = ev_tx.send(Arc::new(HubMsg::Resync));
+                        }
+                    }
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("live feed: disconnected from NATS");
+                        ev_set(false, Some("disconnected from the bus".into()));
+                    }
+                    async_nats::Event::ServerError(e) => {
+                        tracing::warn!(error = %e, "live feed: NATS server error");
+                        ev_set(false, Some(format!("bus error: {e}")));
+                    }
+                    other => tracing::debug!(event = %other, "live feed: NATS event"),
+                }
+            }
+        });
+        let client = match opts.connect(urls.clone()).await {
+            Ok(c) => c,
+            Err(e) => {
+                if current.is_none() {
+                    set(false, Some(format!("cannot connect to the bus: {e}")));
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = backoff_next(backoff);
+                continue;
+            }
+        };
+        let subject = ritma_protocol::subjects::all_state_changes();
+        let mut sub = match client.subscribe(subject.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                if current.is_none() {
+                    set(false, Some(format!("cannot subscribe: {e}")));
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = backoff_next(backoff);
+                continue;
+            }
+        };
+        // The subscription is registered at the server before the old one goes.
+        let _ = client.flush().await;
+        backoff = Duration::from_millis(500);
+        tracing::info!(%subject, expires_at = %cred.expires_at, "live feed: subscribed for every org");
+        let fwd_tx = tx.clone();
+        let fwd_seen = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let Some((org, event)) = decode_state(msg.subject.as_str(), &msg.payload) else {
+                    tracing::debug!(subject = %msg.subject, "ignoring a bus message");
+                    continue;
+                };
+                let first = fwd_seen
+                    .lock()
+                    .map(|mut s| s.first(&org, event.event_id))
+                    .unwrap_or(true);
+                if first {
+                    let _ = fwd_tx.send(Arc::new(HubMsg::State {
+                        org,
+                        event: Box::new(event),
+                    }));
+                }
+            }
+        });
+        if !set(true, None) && current.is_none() {
+            let _ = tx.send(Arc::new(HubMsg::Resync));
+        }
+        if let Some((old, old_task)) = current.replace((client, task)) {
+            old_task.abort();
+            let _ = old.drain().await;
+        }
+        // Renew at two thirds of the lifetime (or when the subscription ends).
+        let left = (cred.expires_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        let renew_in = (left * 2 / 3).max(Duration::from_secs(5));
+        let Some((_, task)) = current.as_mut() else {
+            continue;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(renew_in) => {}
+            _ = task => {
+                set(false, Some("subscription closed".into()));
+                current = None;
+                tokio::time::sleep(backoff).await;
+            }
+        }
     }
 }
 
@@ -148,7 +408,7 @@ async fn run_bus(
         let org = org.clone();
         move |connected: bool, error: Option<String>| {
             bus_tx.send_replace(BusState {
-                org: Some(org.clone()),
+                feed: Feed::Org(org.clone()),
                 connected,
                 error,
             });
@@ -161,7 +421,7 @@ async fn run_bus(
             return;
         }
     };
-    let mut backoff = std::time::Duration::from_millis(500);
+    let mut backoff = Duration::from_millis(500);
     loop {
         let mut opts = async_nats::ConnectOptions::new()
             .name("ritma-console")
@@ -176,7 +436,7 @@ async fn run_bus(
                         Some(format!("cannot read credentials {}: {e}", path.display())),
                     );
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                    backoff = backoff_next(backoff);
                     continue;
                 }
             };
@@ -211,7 +471,7 @@ async fn run_bus(
             Err(e) => {
                 set(false, Some(format!("cannot connect to the bus: {e}")));
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                backoff = backoff_next(backoff);
                 continue;
             }
         };
@@ -225,21 +485,80 @@ async fn run_bus(
         };
         tracing::info!(%subject, "live feed: subscribed");
         while let Some(msg) = sub.next().await {
-            match serde_json::from_slice::<StateChange>(&msg.payload) {
-                Ok(sc) if sc.org_id.as_str() == org => {
-                    let event = Box::new(to_live_event(&sc));
+            match decode_state(msg.subject.as_str(), &msg.payload) {
+                Some((o, event)) if o == org => {
                     let _ = tx.send(Arc::new(HubMsg::State {
-                        org: org.clone(),
-                        event,
+                        org: o,
+                        event: Box::new(event),
                     }));
                 }
-                Ok(_) => tracing::warn!(subject = %msg.subject, "state change for another org"),
-                Err(e) => {
-                    tracing::debug!(subject = %msg.subject, error = %e, "ignoring state message")
-                }
+                Some(_) => tracing::warn!(subject = %msg.subject, "state change for another org"),
+                None => tracing::debug!(subject = %msg.subject, "ignoring state message"),
             }
         }
         set(false, Some("subscription closed".into()));
         tokio::time::sleep(backoff).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_pass_once_across_a_renewal() {
+        let mut s = Seen::default();
+        assert!(s.first("a", 1));
+        assert!(!s.first("a", 1));
+        assert!(s.first("b", 1), "per org");
+        for i in 2..(Seen::KEEP as i64 + 10) {
+            s.first("a", i);
+        }
+        assert!(s.order.len() <= Seen::KEEP && s.set.len() <= Seen::KEEP);
+    }
+
+    #[test]
+    fn feed_coverage() {
+        let all = BusState {
+            feed: Feed::All,
+            connected: true,
+            error: None,
+        };
+        assert!(all.live_for("acme") && all.live_for("created-later"));
+        let one = BusState {
+            feed: Feed::Org("demo".into()),
+            connected: true,
+            error: None,
+        };
+        assert!(one.live_for("demo") && !one.live_for("acme"));
+        let down = BusState {
+            connected: false,
+            ..all
+        };
+        assert!(!down.live_for("acme"));
+    }
+
+    #[test]
+    fn a_subject_and_payload_of_different_orgs_are_dropped() {
+        use ritma_protocol::ids::{NodeId, OrgId, TenantId};
+        use ritma_protocol::messages::NodeStatus;
+        let sc = StateChange {
+            v: 1,
+            event_id: 7,
+            org_id: OrgId::new("acme").unwrap(),
+            tenant_id: TenantId::new("prod").unwrap(),
+            node_id: NodeId::new("n1").unwrap(),
+            at: chrono::Utc::now(),
+            change: StateChangeKind::Status {
+                from: NodeStatus::Online,
+                to: NodeStatus::Offline,
+                reason: "test".into(),
+            },
+        };
+        let body = serde_json::to_vec(&sc).unwrap();
+        let (org, ev) = decode_state("ritma.acme.prod.state.node.n1", &body).unwrap();
+        assert_eq!((org.as_str(), ev.event_id), ("acme", 7));
+        assert!(decode_state("ritma.globex.prod.state.node.n1", &body).is_none());
+        assert!(decode_state("ritma.acme.prod.node.n1.heartbeat", &body).is_none());
     }
 }

@@ -13,7 +13,8 @@ use rand::RngCore as _;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
@@ -21,8 +22,6 @@ use tokio::sync::OnceCell;
 pub const STATE_COOKIE: &str = "ritma_oidc_state";
 /// How long a started sign-in may take at the IdP.
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
-/// Sign-ins in progress kept at most (each is a few hundred bytes).
-const MAX_PENDING: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
@@ -73,6 +72,93 @@ pub struct Pending {
     pub verifier: String,
     pub next: String,
     expires: Instant,
+    /// Its place in the per-address and total bounds, freed when it goes.
+    _slot: PendingSlot,
+}
+
+/// Bounds on single sign-on starts pending at once: per client address (an
+/// IPv6 address counts by its /64) and in total. A flood from one address
+/// uses up only its own share.
+#[derive(Debug)]
+pub struct PendingLimits {
+    per_address: usize,
+    total: usize,
+    counts: Mutex<(usize, HashMap<Option<IpAddr>, usize>)>,
+}
+
+/// One pending start counted in [`PendingLimits`]; dropping it frees the place.
+#[derive(Debug)]
+pub struct PendingSlot {
+    limits: Option<Arc<PendingLimits>>,
+    key: Option<IpAddr>,
+}
+
+impl PendingSlot {
+    /// A slot outside any bounds (tests).
+    pub fn unbounded() -> Self {
+        PendingSlot {
+            limits: None,
+            key: None,
+        }
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        if let Some(l) = &self.limits {
+            let mut c = l.counts.lock().unwrap_or_else(|p| p.into_inner());
+            c.0 = c.0.saturating_sub(1);
+            if let Some(n) = c.1.get_mut(&self.key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    c.1.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
+/// The address a bound applies to: IPv4 as is, IPv6 by its /64 (one host
+/// usually has a whole /64 to pick addresses from).
+fn bound_key(ip: Option<IpAddr>) -> Option<IpAddr> {
+    ip.map(|ip| match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    })
+}
+
+impl PendingLimits {
+    pub fn new(per_address: usize, total: usize) -> Self {
+        PendingLimits {
+            per_address: per_address.max(1),
+            total: total.max(1),
+            counts: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// A place for one more pending start from `ip`, if within both bounds.
+    pub fn acquire(self: &Arc<Self>, ip: Option<IpAddr>) -> Option<PendingSlot> {
+        let key = bound_key(ip);
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = c.1.get(&key).copied().unwrap_or(0);
+        if c.0 >= self.total || mine >= self.per_address {
+            return None;
+        }
+        c.0 += 1;
+        c.1.insert(key, mine + 1);
+        Some(PendingSlot {
+            limits: Some(self.clone()),
+            key,
+        })
+    }
+
+    /// Pending starts counted now (all addresses).
+    pub fn pending(&self) -> usize {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
 }
 
 pub struct OidcClient {
@@ -140,7 +226,11 @@ impl OidcClient {
 
     /// Start a sign-in: returns the IdP URL to send the browser to, and the
     /// `state` to put in its cookie.
-    pub async fn start(&self, next: String) -> Result<(String, String), OidcError> {
+    pub async fn start(
+        &self,
+        next: String,
+        slot: PendingSlot,
+    ) -> Result<(String, String), OidcError> {
         let d = self.discovery().await?;
         let state = random_token();
         let verifier = random_token();
@@ -161,21 +251,25 @@ impl OidcClient {
         }
         let now = Instant::now();
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        // Expired starts go, and free their places in the bounds.
         pending.retain(|_, p| p.expires > now);
-        if pending.len() >= MAX_PENDING {
-            return Err(OidcError::Unreachable(
-                "too many sign-ins in progress; try again shortly".into(),
-            ));
-        }
         pending.insert(
             state.clone(),
             Pending {
                 verifier,
                 next,
                 expires: now + PENDING_TTL,
+                _slot: slot,
             },
         );
         Ok((url.to_string(), state))
+    }
+
+    /// Forget expired sign-ins, freeing their places in the bounds.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|_, p| p.expires > now);
     }
 
     /// The sign-in started with `state`, if it is still valid. Used once.
@@ -296,6 +390,7 @@ mod tests {
                 verifier: "v".into(),
                 next: "/".into(),
                 expires: Instant::now() + PENDING_TTL,
+                _slot: PendingSlot::unbounded(),
             },
         );
         assert!(c.take_pending("s").is_some());
@@ -304,5 +399,31 @@ mod tests {
             "a state is good for one sign-in"
         );
         assert!(c.take_pending("forged").is_none());
+    }
+
+    #[test]
+    fn pending_starts_are_bounded_per_address_and_in_total() {
+        let l = Arc::new(PendingLimits::new(2, 5));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = l.acquire(Some(a)).unwrap();
+        let _a2 = l.acquire(Some(a)).unwrap();
+        assert!(l.acquire(Some(a)).is_none(), "a's share is used up");
+        let _b1 = l.acquire(Some(b)).expect("b is not affected");
+        drop(a1);
+        assert!(
+            l.acquire(Some(a)).is_some(),
+            "a finished one, may start one"
+        );
+        assert_eq!(l.pending(), 2, "a dropped slot frees its place");
+        // IPv6: one /64 is one address.
+        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        let _x = l.acquire(Some(v6a)).unwrap();
+        let _y = l.acquire(Some(v6b)).unwrap();
+        assert!(l.acquire(Some("2001:db8::3".parse().unwrap())).is_none());
+        // The total holds across addresses.
+        let _z = l.acquire(Some("10.0.0.9".parse().unwrap()));
+        assert!(l.acquire(Some("10.0.0.10".parse().unwrap())).is_none());
     }
 }

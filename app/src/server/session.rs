@@ -93,6 +93,14 @@ impl Sessions {
         }
     }
 
+    /// The orgs the person may switch to, as the controller lists them now.
+    pub fn set_orgs(&self, id: &str, orgs: Vec<OrgInfo>) {
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.get_mut(id) {
+            s.orgs = orgs;
+        }
+    }
+
     /// Store a renewed access token.
     pub fn renew(
         &self,

@@ -251,6 +251,23 @@ impl UserPermissions {
         }
     }
 
+    /// The console's live feed, a user of the controller account: subscribe
+    /// to the node state changes of every org (each org account's service
+    /// import delivers them here) and nothing else; publishing anything,
+    /// replies included, is denied.
+    pub fn console() -> Self {
+        Self {
+            publish_allow: vec![],
+            publish_deny: vec![">".into()],
+            subscribe_allow: vec![subjects::all_state_changes()],
+            allow_responses: false,
+            limits: UserLimits {
+                subs: Some(CONSOLE_MAX_SUBS),
+                payload: Some(CONSOLE_MAX_PAYLOAD),
+            },
+        }
+    }
+
     fn to_json(&self) -> Value {
         let mut pub_ = serde_json::Map::new();
         if !self.publish_allow.is_empty() {
@@ -306,6 +323,33 @@ pub fn unrestricted_user_jwt(
         "subs": UNLIMITED, "data": UNLIMITED, "payload": UNLIMITED,
     });
     jwt::encode(Claims::new(account, user_public_key, name, nats), account)
+}
+
+/// Subscriptions the console's bus user may hold (it needs one).
+pub const CONSOLE_MAX_SUBS: i64 = 4;
+/// Largest message the console's bus user may publish (it may publish
+/// nothing; the limit bounds what a stolen credential could try).
+pub const CONSOLE_MAX_PAYLOAD: i64 = 1024;
+
+/// The console's live-feed user JWT, in the controller account, signed by
+/// that account's key: [`UserPermissions::console`], a few subscriptions, a
+/// small payload limit, and an expiry (the console renews it).
+pub fn console_user_jwt(
+    controller_account: &KeyPair,
+    user_public_key: &str,
+    expires_at: i64,
+) -> Result<String, BusError> {
+    let mut nats = UserPermissions::console().to_json();
+    nats["type"] = json!("user");
+    nats["version"] = json!(2);
+    nats["subs"] = json!(CONSOLE_MAX_SUBS);
+    nats["data"] = json!(UNLIMITED);
+    nats["payload"] = json!(CONSOLE_MAX_PAYLOAD);
+    jwt::encode(
+        Claims::new(controller_account, user_public_key, "ritma-console", nats)
+            .expires_at(expires_at),
+        controller_account,
+    )
 }
 
 #[cfg(test)]

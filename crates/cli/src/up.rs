@@ -176,6 +176,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let admin_token = secret_file(&data.join("admin.token"), || {
         format!("ritma_admin_{}", random_hex(24))
     })?;
+    // The console's service principal: only it may ask for the console's
+    // bus credential (every org's state changes, subscribe-only).
+    secret_file(&data.join("console.token"), || {
+        format!("ritma_console_{}", random_hex(24))
+    })?;
 
     let postgres = PostgresServer::start(&data.join("postgres"), "ritma").await?;
     println!("  postgres      {}", postgres.url);
@@ -201,6 +206,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .env("RITMA_NATS_KEYS_DIR", &keys_dir)
         .env("RITMA_MASTER_KEY_FILE", data.join("master.key"))
         .env("RITMA_ADMIN_TOKEN_FILE", data.join("admin.token"))
+        .env(
+            "RITMA_CONSOLE_SERVICE_TOKEN_FILE",
+            data.join("console.token"),
+        )
+        // The console (on loopback) forwards each browser's address; trusted
+        // from loopback only, as everything here runs on this machine.
+        .env("RITMA_API_TRUSTED_PROXIES", "127.0.0.1")
         .env("RITMA_API_LISTEN", format!("127.0.0.1:{api_port}"))
         .env("RITMA_OFFLINE_GRACE_SECS", offline_grace.to_string())
         // Short, so the demo's held node shows as drifted soon after start.
@@ -285,7 +297,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let (console_url, console_pid) = if args.no_console {
         (None, None)
     } else {
-        match start_console(&data, &api_url, &admin_token, &nats.url, &creds_path, &logs)? {
+        match start_console(&data, &api_url, &admin_token, &nats.url, &logs)? {
             Some((url, child)) => {
                 let pid = child.id();
                 children.0.push(("console".into(), child));
@@ -339,7 +351,6 @@ fn start_console(
     api_url: &str,
     admin_token: &str,
     nats_url: &str,
-    creds: &Path,
     logs: &Path,
 ) -> anyhow::Result<Option<(String, Child)>> {
     let exe = std::env::current_exe()?;
@@ -362,7 +373,10 @@ fn start_console(
         .env("RITMA_API_URL", api_url)
         .env("RITMA_API_TOKEN", admin_token)
         .env("RITMA_NATS_URL", nats_url)
-        .env("RITMA_CONSOLE_CREDS", creds)
+        .env(
+            "RITMA_CONSOLE_SERVICE_TOKEN_FILE",
+            data.join("console.token"),
+        )
         .env("RITMA_ORG", DEMO_ORG)
         .env("RITMA_DATA_DIR", data)
         .stdout(Stdio::null())

@@ -55,6 +55,17 @@ pub struct Config {
     /// File holding the admin token (instead of RITMA_ADMIN_TOKEN).
     #[arg(long, env = "RITMA_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// The console's service token: the only credential that may ask for the
+    /// console's bus credential (`POST /api/console/bus-credential`). Unset:
+    /// that route refuses everyone.
+    #[arg(long, env = "RITMA_CONSOLE_SERVICE_TOKEN", hide_env_values = true)]
+    pub console_service_token: Option<String>,
+    /// File holding the console's service token (instead of RITMA_CONSOLE_SERVICE_TOKEN).
+    #[arg(long, env = "RITMA_CONSOLE_SERVICE_TOKEN_FILE")]
+    pub console_service_token_file: Option<PathBuf>,
+    /// Lifetime of the console's bus credential; the console renews it before expiry.
+    #[arg(long, env = "RITMA_CONSOLE_BUS_TTL_SECS", default_value_t = 3600)]
+    pub console_bus_ttl_secs: i64,
     /// Where the REST API listens.
     #[arg(long, env = "RITMA_API_LISTEN", default_value = "127.0.0.1:8080")]
     pub api_listen: SocketAddr,
@@ -239,6 +250,9 @@ impl Config {
             master_key_file: None,
             admin_token: None,
             admin_token_file: None,
+            console_service_token: None,
+            console_service_token_file: None,
+            console_bus_ttl_secs: 3600,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             workers: 2,
             batch_size: 1000,

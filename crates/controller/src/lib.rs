@@ -86,6 +86,18 @@ impl Controller {
         if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             anyhow::bail!("the admin token must be at least 16 characters");
         }
+        let console_token = read_secret(
+            config.console_service_token.as_deref(),
+            config.console_service_token_file.as_ref(),
+            "console service token",
+        )
+        .ok();
+        if console_token.as_ref().is_some_and(|t| t.len() < 16) {
+            anyhow::bail!("the console service token must be at least 16 characters");
+        }
+        if console_token.is_some() && console_token == admin_token {
+            anyhow::bail!("the console service token must differ from the admin token");
+        }
         let production = config.environment != "development";
         if production && config.dev_header_auth {
             anyhow::bail!(
@@ -201,6 +213,8 @@ impl Controller {
                 config.dry_runs_burst,
                 config.dry_runs_per_min,
             )),
+            console_token: console_token.map(Into::into),
+            console_bus_ttl_secs: config.console_bus_ttl_secs,
             request_limiter: Arc::new(api::ratelimit::RequestLimiter::new(
                 api::ratelimit::Budget {
                     per_sec: config.api_rate_per_credential,

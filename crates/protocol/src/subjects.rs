@@ -156,6 +156,33 @@ pub fn state_changes(org: &OrgId, tenant: Option<&TenantId>) -> String {
     }
 }
 
+/// Every node state change of every org: what the console's bus credential
+/// (in the controller account, which every org account's service import
+/// reaches) may subscribe to, and nothing else.
+pub fn all_state_changes() -> String {
+    format!("{ROOT}.*.*.state.node.*")
+}
+
+/// The org of a node state-change subject (`ritma.<org>.<tenant>.state.node.<node>`).
+pub fn state_change_org(subject: &str) -> Option<OrgId> {
+    let mut parts = subject.split('.');
+    let (Some(root), Some(org), Some(tenant), Some("state"), Some("node"), Some(node), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    if root != ROOT || TenantId::new(tenant).is_err() || NodeId::new(node).is_err() {
+        return None;
+    }
+    OrgId::new(org).ok()
+}
+
 /// The outer bound of what an integrator of `org` (optionally one tenant)
 /// may ever be granted; what it gets is [`integrator_subjects`].
 pub fn integrator_scope(org: &OrgId, tenant: Option<&TenantId>) -> String {
@@ -387,6 +414,24 @@ mod tests {
         ));
         assert!(!covers("ritma.acme.prod.>", "ritma.acme.*.state.>"));
         assert!(!covers("ritma.acme.*.state.>", "ritma.acme.*.state"));
+    }
+
+    #[test]
+    fn state_change_subjects_of_every_org() {
+        let s = scope();
+        assert_eq!(all_state_changes(), "ritma.*.*.state.node.*");
+        assert!(matches(&all_state_changes(), &s.state()));
+        assert_eq!(state_change_org(&s.state()).unwrap().as_str(), "acme");
+        for other in [
+            s.telemetry(TelemetryKind::Heartbeat),
+            s.command("policy_changed"),
+            audit(&s.org),
+            "ritma.acme.prod.state.node".to_string(),
+            "ritma.acme.prod.state.node.web-1.x".to_string(),
+        ] {
+            assert!(!matches(&all_state_changes(), &other), "{other}");
+            assert!(state_change_org(&other).is_none(), "{other}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod access;
 mod connectors;
+pub mod console;
 mod enroll;
 mod fleet_common;
 mod health;
@@ -51,6 +52,11 @@ pub struct AppState {
     /// Connector dry runs per node.
     pub dry_run_limiter: Arc<ratelimit::KeyedLimiter>,
     pub fleet: Arc<crate::fleet::Fleet>,
+    /// The console's service token (`RITMA_CONSOLE_SERVICE_TOKEN`): the only
+    /// credential that may ask for the console's bus credential.
+    pub console_token: Option<Arc<str>>,
+    /// Lifetime of the console's bus credential.
+    pub console_bus_ttl_secs: i64,
 }
 
 /// Who may call a route.
@@ -63,6 +69,8 @@ pub enum Access {
     /// A principal (admin token, OIDC access token, or the development
     /// header stub), authorised per org and action by the handlers.
     Admin,
+    /// The console's service principal only (its bus credential).
+    Console,
 }
 
 /// Every route of the API, in one place: the router is built from this list,
@@ -101,6 +109,11 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             post(connectors::dry_run),
         ),
         (Admin, "/api/nodes/{id}/slo-summary", get(usage::node_slo)),
+        (
+            Console,
+            "/api/console/bus-credential",
+            post(console::bus_credential),
+        ),
         (Admin, "/api/me", get(access::me)),
         (Admin, "/api/orgs", get(orgs::list).post(orgs::create)),
         (
@@ -215,13 +228,21 @@ pub fn router(state: AppState) -> Router {
     let mut public = Router::new();
     let mut node = Router::new();
     let mut admin = Router::new();
+    let mut console = Router::new();
     for (access, path, route) in routes() {
         match access {
             Access::Public => public = public.route(path, route),
             Access::Node => node = node.route(path, route),
             Access::Admin => admin = admin.route(path, route),
+            Access::Console => console = console.route(path, route),
         }
     }
+    // The service token is checked by the handler's extractor; refusals
+    // spend the address's budget here.
+    let console = console.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        ratelimit::limit_failures,
+    ));
     let node = node.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         ratelimit::limit_failures,
@@ -238,6 +259,7 @@ pub fn router(state: AppState) -> Router {
     public
         .merge(node)
         .merge(admin)
+        .merge(console)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
