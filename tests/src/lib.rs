@@ -506,6 +506,18 @@ impl TestStack {
             .env("RITMA_RECONCILE_MS", c.reconcile_ms.to_string())
             .env("RITMA_OFFLINE_GRACE_SECS", c.offline_grace_secs.to_string())
             .env("RITMA_ACK_WAIT_SECS", c.ack_wait_secs.to_string())
+            // The stack's limits, as the in-process controller has them (a
+            // process with the defaults would narrow the shared stream).
+            .env("RITMA_INGEST_NODE_RATE", c.ingest_node_rate.to_string())
+            .env("RITMA_INGEST_NODE_BURST", c.ingest_node_burst.to_string())
+            .env("RITMA_INGEST_ORG_RATE", c.ingest_org_rate.to_string())
+            .env("RITMA_INGEST_ORG_BURST", c.ingest_org_burst.to_string())
+            .env("RITMA_INGEST_DEAD_LETTER_RATE", c.ingest_dead_letter_rate.to_string())
+            .env("RITMA_INGEST_DEAD_LETTER_BURST", c.ingest_dead_letter_burst.to_string())
+            .env(
+                "RITMA_TELEMETRY_STREAM_MAX_MSGS_PER_SUBJECT",
+                c.telemetry_stream_max_msgs_per_subject.to_string(),
+            )
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .stderr(log);
