@@ -512,8 +512,14 @@ impl TestStack {
             .env("RITMA_INGEST_NODE_BURST", c.ingest_node_burst.to_string())
             .env("RITMA_INGEST_ORG_RATE", c.ingest_org_rate.to_string())
             .env("RITMA_INGEST_ORG_BURST", c.ingest_org_burst.to_string())
-            .env("RITMA_INGEST_DEAD_LETTER_RATE", c.ingest_dead_letter_rate.to_string())
-            .env("RITMA_INGEST_DEAD_LETTER_BURST", c.ingest_dead_letter_burst.to_string())
+            .env(
+                "RITMA_INGEST_DEAD_LETTER_RATE",
+                c.ingest_dead_letter_rate.to_string(),
+            )
+            .env(
+                "RITMA_INGEST_DEAD_LETTER_BURST",
+                c.ingest_dead_letter_burst.to_string(),
+            )
             .env(
                 "RITMA_TELEMETRY_STREAM_MAX_MSGS_PER_SUBJECT",
                 c.telemetry_stream_max_msgs_per_subject.to_string(),
