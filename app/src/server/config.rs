@@ -21,10 +21,6 @@ pub struct Config {
     /// NATS URL for live state changes.
     #[arg(long, env = "RITMA_NATS_URL")]
     pub nats_url: Option<String>,
-    /// Read-only integrator `.creds` file for one org's account (the old,
-    /// single-org live feed; used only without a service token).
-    #[arg(long, env = "RITMA_CONSOLE_CREDS")]
-    pub creds: Option<PathBuf>,
     /// The console's service token (the controller's `RITMA_CONSOLE_SERVICE_TOKEN`):
     /// with it the console asks the controller for its own bus credential and
     /// receives the state changes of every org.
@@ -66,7 +62,7 @@ pub struct Config {
     #[arg(long, env = "RITMA_CONSOLE_SITE")]
     pub site_root: Option<PathBuf>,
     /// A dev stack file (`.ritma/dev/stack.json` written by `ritma up`) that supplies
-    /// api_url, nats_url, integrator_creds and org when they are not given.
+    /// api_url, nats_url and org when they are not given.
     #[arg(long, env = "RITMA_STACK_FILE")]
     pub stack_file: Option<PathBuf>,
     /// Mark the session cookie `Secure` (serve over HTTPS).
@@ -109,7 +105,6 @@ pub struct Config {
 struct StackFile {
     api_url: Option<String>,
     nats_url: Option<String>,
-    integrator_creds: Option<PathBuf>,
     org: Option<String>,
 }
 
@@ -120,7 +115,6 @@ pub struct Resolved {
     pub api_url: String,
     pub api_token: Option<String>,
     pub nats_url: Option<String>,
-    pub creds: Option<PathBuf>,
     /// The console's service token (its bus credential comes from the controller).
     pub service_token: Option<String>,
     pub role_recheck: std::time::Duration,
@@ -145,7 +139,6 @@ impl Config {
             api_url: None,
             api_token: None,
             nats_url: None,
-            creds: None,
             service_token: None,
             service_token_file: None,
             role_recheck_secs: 60,
@@ -178,9 +171,9 @@ impl Config {
             }
             None => None,
         };
-        let (s_api, s_nats, s_creds, s_org) = match stack {
-            Some(s) => (s.api_url, s.nats_url, s.integrator_creds, s.org),
-            None => (None, None, None, None),
+        let (s_api, s_nats, s_org) = match stack {
+            Some(s) => (s.api_url, s.nats_url, s.org),
+            None => (None, None, None),
         };
         let api_url = self
             .api_url
@@ -236,7 +229,6 @@ impl Config {
             api_url,
             api_token: self.api_token.filter(|t| !t.is_empty()),
             nats_url: self.nats_url.or(s_nats).filter(|u| !u.is_empty()),
-            creds: self.creds.or(s_creds),
             service_token,
             role_recheck: std::time::Duration::from_secs(self.role_recheck_secs.max(1)),
             sso_pending_per_address: self.sso_pending_per_address.max(1),

@@ -8,7 +8,6 @@ use crate::model::{LiveEvent, Status};
 use futures::StreamExt as _;
 use ritma_protocol::messages::{StateChange, StateChangeKind};
 use std::collections::{HashSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,8 +28,6 @@ pub enum HubMsg {
 pub enum Feed {
     /// Live feed not configured.
     None,
-    /// One org (the old integrator `.creds` setup).
-    Org(String),
     /// Every org, present and future (the console's own bus credential).
     All,
 }
@@ -48,7 +45,6 @@ impl BusState {
     pub fn covers(&self, org: &str) -> bool {
         match &self.feed {
             Feed::None => false,
-            Feed::Org(o) => o == org,
             Feed::All => true,
         }
     }
@@ -143,7 +139,7 @@ impl Hub {
         Self::with_state(BusState {
             feed: Feed::None,
             connected: false,
-            error: Some("live updates are not configured (no NATS URL)".into()),
+            error: Some("live updates are not configured (no RITMA_CONSOLE_SERVICE_TOKEN)".into()),
         })
         .0
     }
@@ -155,17 +151,6 @@ impl Hub {
 
     pub fn bus_state(&self) -> BusState {
         self.bus_tx.borrow().clone()
-    }
-
-    /// The old single-org feed: an integrator `.creds` file of one org account.
-    pub fn start(nats_url: String, creds: Option<PathBuf>, org: String) -> Hub {
-        let (hub, bus_tx) = Self::with_state(BusState {
-            feed: Feed::Org(org.clone()),
-            connected: false,
-            error: None,
-        });
-        tokio::spawn(run_bus(nats_url, creds, org, hub.tx.clone(), bus_tx));
-        hub
     }
 
     /// Every org's feed, with the console's own bus credential: a key made
@@ -396,111 +381,6 @@ async fn run_all_orgs(
     }
 }
 
-async fn run_bus(
-    url: String,
-    creds: Option<PathBuf>,
-    org: String,
-    tx: broadcast::Sender<Arc<HubMsg>>,
-    bus_tx: Arc<watch::Sender<BusState>>,
-) {
-    let set = {
-        let bus_tx = bus_tx.clone();
-        let org = org.clone();
-        move |connected: bool, error: Option<String>| {
-            bus_tx.send_replace(BusState {
-                feed: Feed::Org(org.clone()),
-                connected,
-                error,
-            });
-        }
-    };
-    let subject = match ritma_protocol::ids::OrgId::new(org.clone()) {
-        Ok(o) => ritma_protocol::subjects::state_changes(&o, None),
-        Err(e) => {
-            set(false, Some(format!("invalid org id {org:?}: {e}")));
-            return;
-        }
-    };
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        let mut opts = async_nats::ConnectOptions::new()
-            .name("ritma-console")
-            .retry_on_initial_connect()
-            .max_reconnects(None);
-        if let Some(path) = &creds {
-            opts = match opts.credentials_file(path).await {
-                Ok(o) => o,
-                Err(e) => {
-                    set(
-                        false,
-                        Some(format!("cannot read credentials {}: {e}", path.display())),
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = backoff_next(backoff);
-                    continue;
-                }
-            };
-        }
-        let ev_set = set.clone();
-        let ev_tx = tx.clone();
-        opts = opts.event_callback(move |event| {
-            let ev_set = ev_set.clone();
-            let ev_tx = ev_tx.clone();
-            async move {
-                match event {
-                    async_nats::Event::Connected => {
-                        tracing::info!("live feed: connected to NATS");
-                        ev_set(true, None);
-                        // Changes published while we were away are not replayed: re-sync.
-                        let _ = ev_tx.send(Arc::new(HubMsg::Resync));
-                    }
-                    async_nats::Event::Disconnected => {
-                        tracing::warn!("live feed: disconnected from NATS");
-                        ev_set(false, Some("disconnected from the bus".into()));
-                    }
-                    async_nats::Event::ServerError(e) => {
-                        tracing::warn!(error = %e, "live feed: NATS server error");
-                        ev_set(false, Some(format!("bus error: {e}")));
-                    }
-                    other => tracing::debug!(event = %other, "live feed: NATS event"),
-                }
-            }
-        });
-        let client = match opts.connect(url.as_str()).await {
-            Ok(c) => c,
-            Err(e) => {
-                set(false, Some(format!("cannot connect to the bus: {e}")));
-                tokio::time::sleep(backoff).await;
-                backoff = backoff_next(backoff);
-                continue;
-            }
-        };
-        let mut sub = match client.subscribe(subject.clone()).await {
-            Ok(s) => s,
-            Err(e) => {
-                set(false, Some(format!("cannot subscribe: {e}")));
-                tokio::time::sleep(backoff).await;
-                continue;
-            }
-        };
-        tracing::info!(%subject, "live feed: subscribed");
-        while let Some(msg) = sub.next().await {
-            match decode_state(msg.subject.as_str(), &msg.payload) {
-                Some((o, event)) if o == org => {
-                    let _ = tx.send(Arc::new(HubMsg::State {
-                        org: o,
-                        event: Box::new(event),
-                    }));
-                }
-                Some(_) => tracing::warn!(subject = %msg.subject, "state change for another org"),
-                None => tracing::debug!(subject = %msg.subject, "ignoring state message"),
-            }
-        }
-        set(false, Some("subscription closed".into()));
-        tokio::time::sleep(backoff).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,12 +405,11 @@ mod tests {
             error: None,
         };
         assert!(all.live_for("acme") && all.live_for("created-later"));
-        let one = BusState {
-            feed: Feed::Org("demo".into()),
-            connected: true,
-            error: None,
+        let off = BusState {
+            feed: Feed::None,
+            ..all.clone()
         };
-        assert!(one.live_for("demo") && !one.live_for("acme"));
+        assert!(!off.live_for("acme"));
         let down = BusState {
             connected: false,
             ..all

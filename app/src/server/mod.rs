@@ -116,18 +116,8 @@ pub async fn build(config: Resolved) -> anyhow::Result<Console> {
             tracing::info!("live feed: every org, with the console's own bus credential");
             Hub::start_all_orgs(api.clone(), token.clone(), url.clone())
         }
-        (None, Some(url)) => {
-            tracing::warn!(
-                org = %config.org,
-                "no RITMA_CONSOLE_SERVICE_TOKEN: live updates for org {} only (integrator creds)",
-                config.org
-            );
-            Hub::start(url.clone(), config.creds.clone(), config.org.clone())
-        }
-        (None, None) => {
-            tracing::warn!(
-                "neither RITMA_CONSOLE_SERVICE_TOKEN nor RITMA_NATS_URL set: no live updates"
-            );
+        (None, _) => {
+            tracing::warn!("RITMA_CONSOLE_SERVICE_TOKEN not set: no live updates");
             Hub::disconnected()
         }
     };
@@ -727,16 +717,10 @@ async fn switch_org(
 }
 
 fn bus_event(bus: &BusState, org: &str, allowed: bool) -> SseEvent {
-    let (connected, error) = if !allowed {
-        (false, Some(format!("no access to org {org}")))
+    let (connected, error) = if allowed {
+        (bus.live_for(org), bus.error.clone())
     } else {
-        match &bus.feed {
-            live::Feed::Org(o) if o != org => (
-                false,
-                Some(format!("live updates are configured for org {o} only")),
-            ),
-            _ => (bus.live_for(org), bus.error.clone()),
-        }
+        (false, Some(format!("no access to org {org}")))
     };
     SseEvent::default()
         .event("bus")
