@@ -41,17 +41,10 @@ pub struct BusState {
 }
 
 impl BusState {
-    /// Whether the feed carries `org`'s changes at all.
-    pub fn covers(&self, org: &str) -> bool {
-        match &self.feed {
-            Feed::None => false,
-            Feed::All => true,
-        }
-    }
-
-    /// Whether `org`'s changes arrive live right now.
-    pub fn live_for(&self, org: &str) -> bool {
-        self.connected && self.covers(org)
+    /// Whether changes arrive live right now (for every org: the feed
+    /// carries them all, and each browser's stream filters its own).
+    pub fn live(&self) -> bool {
+        self.connected && self.feed == Feed::All
     }
 }
 
@@ -404,17 +397,17 @@ mod tests {
             connected: true,
             error: None,
         };
-        assert!(all.live_for("acme") && all.live_for("created-later"));
+        assert!(all.live());
         let off = BusState {
             feed: Feed::None,
             ..all.clone()
         };
-        assert!(!off.live_for("acme"));
+        assert!(!off.live());
         let down = BusState {
             connected: false,
             ..all
         };
-        assert!(!down.live_for("acme"));
+        assert!(!down.live());
     }
 
     #[test]

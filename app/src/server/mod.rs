@@ -718,7 +718,7 @@ async fn switch_org(
 
 fn bus_event(bus: &BusState, org: &str, allowed: bool) -> SseEvent {
     let (connected, error) = if allowed {
-        (bus.live_for(org), bus.error.clone())
+        (bus.live(), bus.error.clone())
     } else {
         (false, Some(format!("no access to org {org}")))
     };
