@@ -43,6 +43,7 @@ const OTHER_NAMES: &[(&str, &str)] = &[
     ("RITMA_DEMO_DECISIONS_PER_SEC", "crates/cli/src/up.rs"),
     // Tests and the scripts around them.
     ("RITMA_FAULT_OUTAGE_SECS", "tests/tests/faults.rs"),
+    ("RITMA_NOISY_SECS", "tests/tests/noisy_neighbour.rs"),
     ("RITMA_DENY_ADVISORIES", "tests/run.sh"),
     ("RITMA_PYTHON", "tests/run.sh"),
     ("RITMA_TEST_DATABASE_URL", "tests/run.sh"),
