@@ -429,3 +429,49 @@ async fn concurrent_enrollments_never_exceed_a_tokens_uses_nor_duplicate_a_key()
     let uses = stack.count("SELECT sum(uses) FROM enrollment_tokens").await;
     assert_eq!(uses, 6);
 }
+
+/// A restarted stack comes back on new ports (`ritma up` does): the daemon's
+/// configured NATS URLs win over the ones kept from its enrollment, so it
+/// comes back online without enrolling again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_nats_urls_win_over_the_ones_kept_from_enrollment() {
+    let wait = std::time::Duration::from_secs(15);
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let dir = stack.dir.path().join("moved");
+    let first = stack
+        .spawn_daemon_with(Some(&token), dir.clone(), 1, 60, |a| {
+            a.node_id = Some("moved-1".into())
+        })
+        .await
+        .unwrap();
+    let status_is = |want: &'static str| {
+        let stack = &stack;
+        move || async move {
+            (stack.node_status("moved-1").await.as_deref() == Some(want)).then_some(())
+        }
+    };
+    stack.eventually("online", wait, status_is("online")).await;
+    first.stop().await.unwrap();
+    stack
+        .eventually("offline", wait, status_is("offline"))
+        .await;
+
+    // The bus "moved": the identity names an address where nothing listens.
+    let path = dir.join("identity.json");
+    let mut identity: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let urls: Vec<String> = serde_json::from_value(identity["nats_urls"].clone()).unwrap();
+    identity["nats_urls"] = json!(["nats://127.0.0.1:1"]);
+    std::fs::write(&path, identity.to_string()).unwrap();
+
+    let second = stack
+        .spawn_daemon_with(None, dir, 1, 60, |a| a.nats_urls = urls)
+        .await
+        .unwrap();
+    stack
+        .eventually("online from the configured URLs", wait, status_is("online"))
+        .await;
+    second.stop().await.unwrap();
+}

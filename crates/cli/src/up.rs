@@ -245,6 +245,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let mut cmd = Command::new(&exe);
         cmd.arg("node")
             .env("RITMA_NODE_CONTROLLER_URL", &api_url)
+            // This run's addresses: a restarted stack gets new ports.
+            .env("RITMA_NODE_NATS_URLS", &nats.url)
             .env("RITMA_NODE_ORG_ID", DEMO_ORG)
             .env("RITMA_NODE_TENANT_ID", tenant)
             .env("RITMA_STATE_DIR", &state_dir)

@@ -19,6 +19,11 @@ pub struct Args {
     /// Controller base URL, e.g. http://controller:8080.
     #[arg(long, env = "RITMA_NODE_CONTROLLER_URL")]
     pub controller_url: Option<String>,
+    /// NATS servers, comma-separated. When set they win over the URLs the
+    /// controller handed out at enrollment (kept in identity.json), so a bus
+    /// that moved is reached without enrolling again.
+    #[arg(long, env = "RITMA_NODE_NATS_URLS", value_delimiter = ',')]
+    pub nats_urls: Vec<String>,
     /// Org the node enrolls in (checked against the token's org).
     #[arg(long, env = "RITMA_NODE_ORG_ID")]
     pub org_id: Option<String>,
@@ -74,6 +79,7 @@ pub struct Args {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     controller_url: Option<String>,
+    nats_urls: Option<Vec<String>>,
     org_id: Option<String>,
     tenant_id: Option<String>,
     enroll_token: Option<String>,
@@ -94,6 +100,8 @@ struct FileConfig {
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub controller_url: Option<String>,
+    /// Configured NATS servers (empty: the enrollment's).
+    pub nats_urls: Vec<String>,
     pub org_id: Option<String>,
     pub tenant_id: Option<String>,
     pub enroll_token: Option<String>,
@@ -141,6 +149,14 @@ impl NodeConfig {
             .unwrap_or_else(|| state_dir.join("node.nk"));
         Ok(Self {
             controller_url: args.controller_url.or(file.controller_url),
+            nats_urls: Some(args.nats_urls)
+                .filter(|u| !u.is_empty())
+                .or(file.nats_urls)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect(),
             org_id: args.org_id.or(file.org_id),
             tenant_id: args.tenant_id.or(file.tenant_id),
             enroll_token: args.enroll_token.or(file.enroll_token),

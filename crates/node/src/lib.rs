@@ -236,8 +236,14 @@ impl Daemon {
 
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let scope = self.identity.scope();
+        // The configuration wins over what enrollment handed out.
+        let urls = if self.config.nats_urls.is_empty() {
+            self.identity.nats_urls.clone()
+        } else {
+            self.config.nats_urls.clone()
+        };
         let nats = connect::connect(connect::ConnectSpec {
-            urls: self.identity.nats_urls.clone(),
+            urls,
             name: format!("ritma-node/{}", self.identity.node_id),
             jwt: self.jwt.clone(),
             key: self.key.clone(),
