@@ -287,6 +287,21 @@ impl TestStack {
         (status, resp.json().await.unwrap_or(Value::Null), key)
     }
 
+    /// Enroll `id` in `org`/`tenant` with a one-use token and connect it to
+    /// the bus as that node: its connection, the enrollment reply, its key.
+    pub async fn enroll_connected(
+        &self,
+        org: &str,
+        tenant: &str,
+        id: &str,
+    ) -> (BusUser, Value, KeyPair) {
+        let token = self.create_token(org, tenant, 1).await;
+        let (status, reply, key) = self.enroll_raw(&token, id).await;
+        assert_eq!(status, 200, "{reply}");
+        let copy = KeyPair::from_seed(&key.seed().unwrap()).unwrap();
+        (self.connect_node(&reply, key).await.unwrap(), reply, copy)
+    }
+
     /// Connect to the bus as an enrolled node would, collecting server errors.
     pub async fn connect_node(&self, reply: &Value, key: KeyPair) -> anyhow::Result<BusUser> {
         BusUser::connect(

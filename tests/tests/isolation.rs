@@ -9,26 +9,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use ritma_tests::*;
 
-async fn enrolled(
-    stack: &TestStack,
-    org: &str,
-    tenant: &str,
-    id: &str,
-) -> (BusUser, serde_json::Value, String) {
-    let token = stack.create_token(org, tenant, 1).await;
-    let (status, reply, key) = stack.enroll_raw(&token, id).await;
-    assert_eq!(status, 200, "{reply}");
-    let seed = key.seed().unwrap();
-    (stack.connect_node(&reply, key).await.unwrap(), reply, seed)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_are_confined_to_their_own_subjects() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
     stack.create_org("globex").await;
-    let (mut a, _, _) = enrolled(&stack, "acme", "prod", "node-a").await;
-    let (b, _, _) = enrolled(&stack, "acme", "prod", "node-b").await;
+    let (mut a, _, _) = stack.enroll_connected("acme", "prod", "node-a").await;
+    let (b, _, _) = stack.enroll_connected("acme", "prod", "node-b").await;
     let js = async_nats::jetstream::new(a.client.clone());
 
     // Its own subject: acked by the central stream.
@@ -135,8 +122,8 @@ async fn integrators_read_only_their_org_and_cannot_publish() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
     stack.create_org("globex").await;
-    let (acme_node, _, _) = enrolled(&stack, "acme", "prod", "acme-1").await;
-    let (globex_node, _, _) = enrolled(&stack, "globex", "prod", "globex-1").await;
+    let (acme_node, _, _) = stack.enroll_connected("acme", "prod", "acme-1").await;
+    let (globex_node, _, _) = stack.enroll_connected("globex", "prod", "globex-1").await;
 
     let mut acme_reader = integrator(&stack, "acme", None).await;
     // Telemetry of every tenant (the default grant; `ritma.acme.>` would be
@@ -226,7 +213,7 @@ async fn integrators_read_only_their_org_and_cannot_publish() {
 async fn a_decommissioned_node_is_cut_off_at_the_broker() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
-    let (mut node, reply, seed) = enrolled(&stack, "acme", "prod", "gone-1").await;
+    let (mut node, reply, key) = stack.enroll_connected("acme", "prod", "gone-1").await;
     let js = async_nats::jetstream::new(node.client.clone());
     js.publish(
         "ritma.acme.prod.node.gone-1.heartbeat",
@@ -253,13 +240,12 @@ async fn a_decommissioned_node_is_cut_off_at_the_broker() {
     let again = BusUser::connect(
         &stack.nats.url,
         reply["jwt"].as_str().unwrap(),
-        nkeys::KeyPair::from_seed(&seed).unwrap(),
+        nkeys::KeyPair::from_seed(&key.seed().unwrap()).unwrap(),
         reply["inbox_prefix"].as_str(),
     )
     .await;
     assert!(again.is_err(), "a revoked credential must not connect");
     // Nor can the node get a fresh credential, though it proves its key.
-    let key = nkeys::KeyPair::from_seed(&seed).unwrap();
     let ts = chrono::Utc::now().timestamp();
     let node_id = ritma_protocol::NodeId::new("gone-1").unwrap();
     let sig = key
@@ -281,13 +267,13 @@ async fn a_decommissioned_node_is_cut_off_at_the_broker() {
 async fn a_node_cannot_impersonate_another() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
-    let (_a, a_reply, _a_seed) = enrolled(&stack, "acme", "prod", "node-a").await;
-    let (_b, _b_reply, b_seed) = enrolled(&stack, "acme", "prod", "node-b").await;
+    let (_a, a_reply, _a_key) = stack.enroll_connected("acme", "prod", "node-a").await;
+    let (_b, _b_reply, b_key) = stack.enroll_connected("acme", "prod", "node-b").await;
     // node-b presents node-a's JWT, signing the nonce with its own key: refused.
     let stolen = BusUser::connect(
         &stack.nats.url,
         a_reply["jwt"].as_str().unwrap(),
-        nkeys::KeyPair::from_seed(&b_seed).unwrap(),
+        nkeys::KeyPair::from_seed(&b_key.seed().unwrap()).unwrap(),
         a_reply["inbox_prefix"].as_str(),
     )
     .await;

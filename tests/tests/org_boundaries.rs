@@ -10,23 +10,6 @@ use futures::StreamExt;
 use ritma_tests::*;
 use serde_json::{Value, json};
 
-async fn enrolled(
-    stack: &TestStack,
-    org: &str,
-    tenant: &str,
-    id: &str,
-) -> (BusUser, Value, nkeys::KeyPair) {
-    let token = stack.create_token(org, tenant, 1).await;
-    let (status, reply, key) = stack.enroll_raw(&token, id).await;
-    assert_eq!(status, 200, "{reply}");
-    let seed = key.seed().unwrap();
-    (
-        stack.connect_node(&reply, key).await.unwrap(),
-        reply,
-        nkeys::KeyPair::from_seed(&seed).unwrap(),
-    )
-}
-
 /// Messages of `node` on the central stream (any kind), by payload size.
 async fn stored_sizes(stack: &TestStack, node: &str) -> Vec<usize> {
     let bus = stack.controller_bus().await.unwrap();
@@ -54,7 +37,7 @@ async fn stored_sizes(stack: &TestStack, node: &str) -> Vec<usize> {
 async fn the_broker_refuses_oversized_messages_from_a_nodes_own_credentials() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
-    let (mut node, reply, key) = enrolled(&stack, "acme", "prod", "big-1").await;
+    let (mut node, reply, key) = stack.enroll_connected("acme", "prod", "big-1").await;
 
     // The JWT itself carries the limits.
     let claims = ritma_bus::jwt::decode_verified(reply["jwt"].as_str().unwrap()).unwrap();
@@ -286,7 +269,7 @@ async fn integrator_keys_belong_to_one_org_and_reissue_resets_the_entry() {
 async fn integrators_read_commands_and_audit_only_when_asked_for() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
-    let (node, _, _) = enrolled(&stack, "acme", "prod", "node-a").await;
+    let (node, _, _) = stack.enroll_connected("acme", "prod", "node-a").await;
 
     // Default scope: telemetry and state changes.
     let key = nkeys::KeyPair::new_user();
@@ -411,7 +394,7 @@ async fn billing_drafts_are_asked_for_and_cached_per_org() {
     for org in ["acme", "globex"] {
         stack.create_org(org).await;
         let node = format!("{org}-1");
-        let (bus, _, _) = enrolled(&stack, org, "prod", &node).await;
+        let (bus, _, _) = stack.enroll_connected(org, "prod", &node).await;
         async_nats::jetstream::new(bus.client.clone())
             .publish(
                 format!("ritma.{org}.prod.node.{node}.usage"),
@@ -675,7 +658,7 @@ async fn twenty_thousand_revocations_keep_the_account_jwt_small_and_the_controll
 
     // A fresh revocation is still enforced by the broker, and kept as long
     // as the node's credential could be used.
-    let (mut node, reply, key) = enrolled(&stack, "acme", "prod", "cut-1").await;
+    let (mut node, reply, key) = stack.enroll_connected("acme", "prod", "cut-1").await;
     let (status, body) = stack
         .api(
             reqwest::Method::POST,
@@ -750,8 +733,8 @@ async fn rekey(
 async fn rekeys_are_rate_limited_per_node() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
-    let (_a, _, a1) = enrolled(&stack, "acme", "prod", "rk-a").await;
-    let (_b, _, b1) = enrolled(&stack, "acme", "prod", "rk-b").await;
+    let (_a, _, a1) = stack.enroll_connected("acme", "prod", "rk-a").await;
+    let (_b, _, b1) = stack.enroll_connected("acme", "prod", "rk-b").await;
     let (status, body, a2, _) = rekey(&stack, "rk-a", &a1).await;
     assert_eq!(status, 200, "{body}");
     // Again at once, with the new key: refused, with a clear error.
@@ -823,7 +806,7 @@ async fn fake_server_connect(
 async fn node_signatures_over_requests_and_over_nats_nonces_never_stand_in_for_each_other() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
-    let (_node, reply, key) = enrolled(&stack, "acme", "prod", "sig-1").await;
+    let (_node, reply, key) = stack.enroll_connected("acme", "prod", "sig-1").await;
     let node_id = ritma_protocol::NodeId::new("sig-1").unwrap();
     let attacker = nkeys::KeyPair::new_user();
     let ts = chrono::Utc::now().timestamp();
