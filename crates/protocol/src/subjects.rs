@@ -105,20 +105,7 @@ impl NodeSubject {
     /// Parse a telemetry subject into the node scope and the kind.
     pub fn parse_telemetry(subject: &str) -> Result<(Self, TelemetryKind), SubjectError> {
         let not = || SubjectError::NotTelemetry(subject.chars().take(200).collect());
-        // Six tokens exactly, without collecting them: this runs once per
-        // ingested message.
-        let mut parts = subject.split('.');
-        let (Some(root), Some(org), Some(tenant), Some(node_lit), Some(node), Some(kind), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(not());
-        };
+        let [root, org, tenant, node_lit, node, kind] = six_tokens(subject).ok_or_else(not)?;
         if root != ROOT || node_lit != "node" {
             return Err(not());
         }
@@ -165,22 +152,31 @@ pub fn all_state_changes() -> String {
 
 /// The org of a node state-change subject (`ritma.<org>.<tenant>.state.node.<node>`).
 pub fn state_change_org(subject: &str) -> Option<OrgId> {
-    let mut parts = subject.split('.');
-    let (Some(root), Some(org), Some(tenant), Some("state"), Some("node"), Some(node), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    if root != ROOT || TenantId::new(tenant).is_err() || NodeId::new(node).is_err() {
+    let [root, org, tenant, state, node_lit, node] = six_tokens(subject)?;
+    if root != ROOT
+        || state != "state"
+        || node_lit != "node"
+        || TenantId::new(tenant).is_err()
+        || NodeId::new(node).is_err()
+    {
         return None;
     }
     OrgId::new(org).ok()
+}
+
+/// The tokens of a subject of exactly six, without collecting them (the
+/// ingest parses one per message).
+fn six_tokens(subject: &str) -> Option<[&str; 6]> {
+    let mut parts = subject.split('.');
+    let tokens = [
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    ];
+    parts.next().is_none().then_some(tokens)
 }
 
 /// The outer bound of what an integrator of `org` (optionally one tenant)
