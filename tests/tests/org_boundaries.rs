@@ -10,6 +10,23 @@ use futures::StreamExt;
 use ritma_tests::*;
 use serde_json::{Value, json};
 
+/// `org`'s listed integrator credential for `public_key`.
+async fn integrator_entry(stack: &TestStack, org: &str, public_key: &str) -> Value {
+    let (_, list) = stack
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/orgs/{org}/integrator-credentials"),
+            None,
+        )
+        .await;
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["public_key"] == public_key)
+        .unwrap()
+        .clone()
+}
+
 /// Messages of `node` on the central stream (any kind), by payload size.
 async fn stored_sizes(stack: &TestStack, node: &str) -> Vec<usize> {
     let bus = stack.controller_bus().await.unwrap();
@@ -155,20 +172,7 @@ async fn integrator_keys_belong_to_one_org_and_reissue_resets_the_entry() {
     // Another org issuing for the same key: refused, and demo's entry is untouched.
     let (status, body) = integrator_with(&stack, "acme2", json!({ "public_key": pk })).await;
     assert_eq!(status, 409, "{body}");
-    let (_, list) = stack
-        .api(
-            reqwest::Method::GET,
-            "/api/orgs/demo/integrator-credentials",
-            None,
-        )
-        .await;
-    let entry = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["public_key"] == pk)
-        .unwrap()
-        .clone();
+    let entry = integrator_entry(&stack, "demo", &pk).await;
     assert!(
         entry["subjects"]
             .as_array()
@@ -228,20 +232,7 @@ async fn integrator_keys_belong_to_one_org_and_reissue_resets_the_entry() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (_, list) = stack
-        .api(
-            reqwest::Method::GET,
-            "/api/orgs/demo/integrator-credentials",
-            None,
-        )
-        .await;
-    let entry = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["public_key"] == pk)
-        .unwrap()
-        .clone();
+    let entry = integrator_entry(&stack, "demo", &pk).await;
     assert!(entry["revoked_at"].is_null(), "{entry}");
     assert_eq!(entry["tenant_id"], "prod", "{entry}");
     assert_eq!(entry["name"], "second", "{entry}");
