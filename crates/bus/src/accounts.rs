@@ -252,14 +252,14 @@ impl UserPermissions {
     }
 
     /// The console's live feed, a user of the controller account: subscribe
-    /// to the node state changes of every org (each org account's service
-    /// import delivers them here) and nothing else; publishing anything,
-    /// replies included, is denied.
+    /// to the node state changes and alert notifications of every org (each
+    /// org account's service import delivers them here) and nothing else;
+    /// publishing anything, replies included, is denied.
     pub fn console() -> Self {
         Self {
             publish_allow: vec![],
             publish_deny: vec![">".into()],
-            subscribe_allow: vec![subjects::all_state_changes()],
+            subscribe_allow: vec![subjects::all_state_changes(), subjects::all_alerts()],
             allow_responses: false,
             limits: UserLimits {
                 subs: Some(CONSOLE_MAX_SUBS),

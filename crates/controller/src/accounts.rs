@@ -57,6 +57,17 @@ impl Accounts {
         format!("ritma:org:{org}:{purpose}")
     }
 
+    /// Encrypt a secret kept in the database (bound to `context`).
+    pub fn seal(&self, plaintext: &[u8], context: &str) -> Vec<u8> {
+        self.master.encrypt(plaintext, context)
+    }
+
+    pub fn unseal(&self, data: &[u8], context: &str) -> Result<Vec<u8>, ApiError> {
+        self.master
+            .decrypt(data, context)
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
     pub fn org_keys(&self, org: &OrgRecord) -> Result<OrgKeys, ApiError> {
         let seed = self
             .master

@@ -236,6 +236,8 @@ pub struct Config {
     /// Where nodes report usage over HTTP when billing is on (config template).
     #[arg(long, env = "RITMA_UTLD_USAGE_HTTP_URL")]
     pub utld_usage_http_url: Option<String>,
+    #[command(flatten)]
+    pub alerts: crate::alerts::AlertSettings,
 }
 
 impl Config {
@@ -308,6 +310,7 @@ impl Config {
             utld_socket: "/run/utld/utld.sock".into(),
             utld_tls_addr: "0.0.0.0:8443".into(),
             utld_usage_http_url: None,
+            alerts: crate::alerts::AlertSettings::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! tests start it on port 0.
 
 pub mod accounts;
+pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -226,6 +227,11 @@ impl Controller {
                 },
                 config.api_trusted_proxies.clone(),
             )),
+            alerting: Arc::new(api::Alerting {
+                settings: config.alerts.clone(),
+                evaluate: Arc::new(Notify::new()),
+                deliver: Arc::new(Notify::new()),
+            }),
         };
         Ok(Self {
             config,
@@ -294,8 +300,28 @@ impl Controller {
             self.state.pool.clone(),
             self.state.accounts.clone(),
             self.outbox_wake.clone(),
+            self.state.alerting.evaluate.clone(),
             shutdown.clone(),
         ));
+        tasks.spawn(
+            alerts::evaluate::Evaluator {
+                pool: self.state.pool.clone(),
+                js: self.js.clone(),
+                every: Duration::from_millis(self.config.alerts.eval_ms.max(50)),
+                wake: self.state.alerting.evaluate.clone(),
+                deliver: self.state.alerting.deliver.clone(),
+            }
+            .run(shutdown.clone()),
+        );
+        tasks.spawn(
+            alerts::deliver::Deliverer {
+                pool: self.state.pool.clone(),
+                accounts: self.state.accounts.clone(),
+                settings: self.config.alerts.clone(),
+                wake: self.state.alerting.deliver.clone(),
+            }
+            .run(shutdown.clone()),
+        );
         let app = api::router(self.state.clone());
         tracing::info!(addr = %listener.local_addr()?, "controller API listening");
         let stop = shutdown.clone();

@@ -143,10 +143,21 @@ pub async fn outbox_lock_batch(
     .await?)
 }
 
-pub async fn outbox_delete(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM state_outbox WHERE id = ANY($1)")
-        .bind(ids)
-        .execute(tx.as_mut())
-        .await?;
-    Ok(())
+/// Delete published rows; those of orgs with alert rules move to the alert
+/// evaluator's inbox in the same statement. The number moved.
+pub async fn outbox_delete(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[i64],
+) -> Result<u64, DbError> {
+    Ok(sqlx::query(
+        "WITH gone AS (DELETE FROM state_outbox WHERE id = ANY($1) RETURNING *)
+         INSERT INTO alert_inbox (id, org_id, tenant_id, node_id, payload, created_at)
+         SELECT g.id, g.org_id, g.tenant_id, g.node_id, g.payload, g.created_at FROM gone g
+         WHERE EXISTS (SELECT 1 FROM alert_rules r WHERE r.org_id = g.org_id)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(ids)
+    .execute(tx.as_mut())
+    .await?
+    .rows_affected())
 }

@@ -75,6 +75,13 @@ pub const CHANNELS: &[Channel] = &[
         direction: "controller to everyone",
         description: "Every committed audit entry of the org (who, what, when, from where, before/after), hash-chained. Integrators read it only with `include: audit` (org-scoped credentials only).",
     },
+    Channel {
+        name: "orgAlerts",
+        address: "ritma.{org}.alerts",
+        schema: "alert",
+        direction: "controller to everyone",
+        description: "Every firing, repeated and resolved alert of the org's alert rules (node offline, degraded, flapping, policy drift, key warning, new node, control-plane lag). Integrators read it only with `include: alerts` (org-scoped credentials only).",
+    },
 ];
 
 pub fn schema_file_name(stem: &str) -> String {
@@ -126,7 +133,7 @@ pub fn asyncapi_document() -> Value {
         "info": {
             "title": "Ritma node bus",
             "version": format!("{SCHEMA_VERSION}.0.0"),
-            "description": "Subjects and payloads of the Ritma node bus. Every payload carries `v`, the schema version. Integrators subscribe with read-only, org- or tenant-scoped credentials (`ritma creds integrator`): by default node telemetry and state changes; node commands and the audit trail only when asked for by name (`include`: `commands`, `audit`)."
+            "description": "Subjects and payloads of the Ritma node bus. Every payload carries `v`, the schema version. Integrators subscribe with read-only, org- or tenant-scoped credentials (`ritma creds integrator`): by default node telemetry and state changes; node commands, the audit trail and alerts only when asked for by name (`include`: `commands`, `audit`, `alerts`)."
         },
         "defaultContentType": "application/json",
         "channels": channels,
@@ -202,6 +209,7 @@ mod tests {
             scope.command("connector_dry_run"),
             scope.state(),
             crate::subjects::audit(&scope.org),
+            crate::subjects::alerts(&scope.org),
         ];
         for (ch, subject) in CHANNELS.iter().zip(built) {
             assert_eq!(fill(ch.address), subject, "channel {}", ch.name);

@@ -539,6 +539,7 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("state_change", schema::<StateChange>()),
         ("command", schema::<Command>()),
         ("audit", schema::<AuditEvent>()),
+        ("alert", schema::<crate::alerts::AlertNotification>()),
         (
             "dry_run_report",
             schema::<crate::connectors::DryRunReport>(),

@@ -130,6 +130,27 @@ pub fn audit(org: &OrgId) -> String {
     format!("{ROOT}.{org}.audit")
 }
 
+/// The org's alert notifications: every firing and resolved alert.
+pub fn alerts(org: &OrgId) -> String {
+    format!("{ROOT}.{org}.alerts")
+}
+
+/// Every org's alert notifications: what the console's bus credential may
+/// read besides node state changes (its live banner).
+pub fn all_alerts() -> String {
+    format!("{ROOT}.*.alerts")
+}
+
+/// The org of an alert subject (`ritma.<org>.alerts`).
+pub fn alerts_org(subject: &str) -> Option<OrgId> {
+    let mut parts = subject.split('.');
+    let (root, org, leaf) = (parts.next()?, parts.next()?, parts.next()?);
+    if root != ROOT || leaf != "alerts" || parts.next().is_some() {
+        return None;
+    }
+    OrgId::new(org).ok()
+}
+
 /// Every telemetry subject of one org (the org account's service export).
 pub fn org_all(org: &OrgId) -> String {
     format!("{ROOT}.{org}.>")
@@ -198,6 +219,9 @@ pub enum IntegratorExtra {
     /// `ritma.<org>.audit`: the org's audit trail (org-wide, so never for a
     /// tenant-scoped integrator).
     Audit,
+    /// `ritma.<org>.alerts`: the org's alert notifications (org-wide, so
+    /// never for a tenant-scoped integrator).
+    Alerts,
 }
 
 impl IntegratorExtra {
@@ -205,6 +229,7 @@ impl IntegratorExtra {
         match s {
             "commands" => Some(Self::Commands),
             "audit" => Some(Self::Audit),
+            "alerts" => Some(Self::Alerts),
             _ => None,
         }
     }
@@ -238,6 +263,7 @@ pub fn integrator_subjects(
         let s = match extra {
             IntegratorExtra::Commands => commands_of(org, tenant),
             IntegratorExtra::Audit => audit(org),
+            IntegratorExtra::Alerts => alerts(org),
         };
         if !out.contains(&s) {
             out.push(s);

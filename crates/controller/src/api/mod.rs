@@ -3,6 +3,7 @@
 //! the development header stub) and is authorised per org and action.
 
 mod access;
+mod alerts;
 mod connectors;
 pub mod console;
 mod enroll;
@@ -57,6 +58,16 @@ pub struct AppState {
     pub console_token: Option<Arc<str>>,
     /// Lifetime of the console's bus credential.
     pub console_bus_ttl_secs: i64,
+    pub alerting: Arc<Alerting>,
+}
+
+/// Alerting's settings and the wake-ups of its background tasks.
+pub struct Alerting {
+    pub settings: crate::alerts::AlertSettings,
+    /// Wakes the evaluator (a new rule, a silence ended).
+    pub evaluate: Arc<tokio::sync::Notify>,
+    /// Wakes the delivery worker.
+    pub deliver: Arc<tokio::sync::Notify>,
 }
 
 /// Who may call a route.
@@ -127,6 +138,47 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             delete(orgs::integrator_revoke),
         ),
         (Admin, "/api/orgs/{org}/audit", get(access::audit)),
+        (
+            Admin,
+            "/api/orgs/{org}/notification-channels",
+            get(alerts::channel_list).post(alerts::channel_create),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/notification-channels/{id}",
+            delete(alerts::channel_delete),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/notification-channels/{id}/test",
+            post(alerts::channel_test),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/notification-channels/{id}/deliveries",
+            get(alerts::channel_deliveries),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/alert-rules",
+            get(alerts::rule_list).post(alerts::rule_create),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/alert-rules/{id}",
+            delete(alerts::rule_delete),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/silences",
+            get(alerts::silence_list).post(alerts::silence_create),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/silences/{id}",
+            delete(alerts::silence_end),
+        ),
+        (Admin, "/api/orgs/{org}/alerts", get(alerts::alert_list)),
         (
             Admin,
             "/api/orgs/{org}/ingest-stats",

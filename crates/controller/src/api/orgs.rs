@@ -119,13 +119,13 @@ fn integrator_grant(
     for name in include {
         let extra = IntegratorExtra::parse(name).ok_or_else(|| {
             ApiError::BadRequest(format!(
-                "include {name:?} is unknown: use \"commands\" or \"audit\""
+                "include {name:?} is unknown: use \"commands\", \"audit\" or \"alerts\""
             ))
         })?;
-        if extra == IntegratorExtra::Audit && tenant.is_some() {
-            return Err(ApiError::BadRequest(
-                "the audit trail is org-wide: a tenant-scoped integrator cannot include it".into(),
-            ));
+        if matches!(extra, IntegratorExtra::Audit | IntegratorExtra::Alerts) && tenant.is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "{name} is org-wide: a tenant-scoped integrator cannot include it"
+            )));
         }
         extras.push(extra);
     }

@@ -66,6 +66,8 @@ pub enum Action {
     ManageIntegrators,
     /// Grant and revoke roles, console-wide settings of the org.
     ManageRoles,
+    /// Alert rules and notification channels.
+    ManageAlerts,
 }
 
 impl Role {
@@ -76,7 +78,7 @@ impl Role {
             ReadFleet => true,
             ReadAudit => matches!(self, OrgOwner | OrgAdmin | Support),
             ManageNodes => matches!(self, OrgOwner | OrgAdmin | NodeAdmin),
-            ManageTokens | ManageIntegrators => matches!(self, OrgOwner | OrgAdmin),
+            ManageTokens | ManageIntegrators | ManageAlerts => matches!(self, OrgOwner | OrgAdmin),
             ManageRoles => matches!(self, OrgOwner),
         }
     }

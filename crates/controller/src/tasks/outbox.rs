@@ -39,7 +39,11 @@ pub fn state_change(row: &OutboxRow) -> Option<(String, StateChange)> {
     ))
 }
 
-async fn publish_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, String> {
+async fn publish_once(
+    pool: &PgPool,
+    accounts: &Accounts,
+    alerts_wake: &Notify,
+) -> Result<usize, String> {
     let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
     let rows = outbox_lock_batch(&mut tx, BATCH)
         .await
@@ -68,10 +72,13 @@ async fn publish_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, Strin
         client.flush().await.map_err(|e| e.to_string())?;
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    outbox_delete(&mut tx, &ids)
+    let for_alerts = outbox_delete(&mut tx, &ids)
         .await
         .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;
+    if for_alerts > 0 {
+        alerts_wake.notify_one();
+    }
     Ok(rows.len())
 }
 
@@ -126,6 +133,7 @@ pub async fn run(
     pool: PgPool,
     accounts: Arc<Accounts>,
     wake: Arc<Notify>,
+    alerts_wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -133,7 +141,7 @@ pub async fn run(
         if let Err(e) = &audit {
             tracing::warn!(error = %e, "publishing audit entries failed; retrying");
         }
-        match publish_once(&pool, &accounts).await {
+        match publish_once(&pool, &accounts, &alerts_wake).await {
             Ok(n) if n as i64 == BATCH || audit.as_ref().is_ok_and(|a| *a as i64 == BATCH) => {
                 continue;
             }

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// A watermark this far behind the clock is logged (at most once a minute).
 const LAG_WARNING: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
-type IngestConsumer = (
+pub type IngestConsumer = (
     jetstream::stream::Stream<()>,
     jetstream::consumer::PullConsumer,
 );
