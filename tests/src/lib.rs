@@ -5,6 +5,7 @@
 // A test harness: a panic here is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
+pub mod alert_sinks;
 pub mod oidc;
 pub mod standins;
 
