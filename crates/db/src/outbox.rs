@@ -90,6 +90,46 @@ pub async fn transitions_record(
     if transitions.is_empty() {
         return Ok(());
     }
+    history_record(tx, transitions).await?;
+    let changes: Vec<NodeChange> = transitions
+        .iter()
+        .map(|t| NodeChange {
+            org_id: t.org_id.clone(),
+            tenant_id: t.tenant_id.clone(),
+            node_id: t.node_id.clone(),
+            payload: serde_json::json!({
+                "kind": "status", "from": t.from, "to": t.to, "reason": t.reason,
+            }),
+        })
+        .collect();
+    changes_record(tx, &changes).await
+}
+
+/// A node just enrolled: its first history row and an `enrolled` state change.
+pub async fn enrollment_record(
+    tx: &mut Transaction<'_, Postgres>,
+    node: &crate::nodes::NodeRecord,
+    reason: String,
+) -> Result<(), DbError> {
+    let unseen = "unseen";
+    history_record(tx, &[StatusTransition::of(node, unseen, unseen, reason)]).await?;
+    changes_record(
+        tx,
+        &[NodeChange {
+            org_id: node.org_id.clone(),
+            tenant_id: node.tenant_id.clone(),
+            node_id: node.id.clone(),
+            payload: serde_json::json!({ "kind": "enrolled", "hostname": node.hostname }),
+        }],
+    )
+    .await
+}
+
+/// The status history rows of these transitions (no state change).
+async fn history_record(
+    tx: &mut Transaction<'_, Postgres>,
+    transitions: &[StatusTransition],
+) -> Result<(), DbError> {
     let col = |f: fn(&StatusTransition) -> &str| -> Vec<String> {
         transitions.iter().map(|t| f(t).to_owned()).collect()
     };
@@ -105,18 +145,7 @@ pub async fn transitions_record(
     .bind(&reasons)
     .execute(tx.as_mut())
     .await?;
-    let changes: Vec<NodeChange> = transitions
-        .iter()
-        .map(|t| NodeChange {
-            org_id: t.org_id.clone(),
-            tenant_id: t.tenant_id.clone(),
-            node_id: t.node_id.clone(),
-            payload: serde_json::json!({
-                "kind": "status", "from": t.from, "to": t.to, "reason": t.reason,
-            }),
-        })
-        .collect();
-    changes_record(tx, &changes).await
+    Ok(())
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

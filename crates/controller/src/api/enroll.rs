@@ -10,7 +10,6 @@ use data_encoding::BASE64URL_NOPAD;
 use nkeys::KeyPair;
 use ritma_bus::accounts::UserPermissions;
 use ritma_db::nodes::{self, NewNode, NodeRecord};
-use ritma_db::outbox::{StatusTransition, transitions_record};
 use ritma_db::{orgs, tokens};
 use ritma_protocol::enrollment::{
     CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse, RekeyRequest,
@@ -163,13 +162,8 @@ pub async fn register(
         }
         Err(e) => return Err(e.into()),
     };
-    let unseen = NodeStatus::Unseen.as_str();
     let enrolled = format!("enrolled with token {}", token.id);
-    transitions_record(
-        &mut tx,
-        &[StatusTransition::of(&node, unseen, unseen, enrolled)],
-    )
-    .await?;
+    ritma_db::outbox::enrollment_record(&mut tx, &node, enrolled).await?;
     // Its policy is known from the start (the node fetches it once connected).
     ritma_db::policies::policies_recompute_for(&mut tx, &node.org_id, Some(&node.id)).await?;
     // The token's use and the audit entry come last: both serialize
