@@ -4,6 +4,7 @@
 //! writes them as JSON under `--out` (default `target/bench/`).
 //! See `crates/bench/README.md` for what each measures and the latest figures.
 
+mod alerts;
 mod api;
 mod ceiling;
 mod connections;
@@ -49,6 +50,8 @@ enum Command {
     Daemon(daemon::Args),
     /// Offline detection at 100,000 nodes.
     Offline(offline::Args),
+    /// Alerting: SIGKILL → webhook latency, and rule evaluation at 100,000 nodes.
+    Alerts(alerts::Args),
     /// Run the controller (used by the benchmarks themselves).
     #[command(hide = true)]
     Controller,
@@ -77,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             Command::Api(a) => ("api", api::run(a).await?),
             Command::Daemon(a) => ("daemon", daemon::run(a).await?),
             Command::Offline(a) => ("offline", offline::run(a).await?),
+            Command::Alerts(a) => ("alerts", alerts::run(a).await?),
             Command::Controller => unreachable!("handled above"),
         };
         write_result(&cli.out, name, result).await
