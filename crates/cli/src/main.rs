@@ -2,6 +2,7 @@
 
 mod api_client;
 mod commands;
+mod console_build;
 mod stack_file;
 mod up;
 

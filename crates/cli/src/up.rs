@@ -30,6 +30,10 @@ pub struct UpArgs {
     /// Start no console even when it is built.
     #[arg(long)]
     no_console: bool,
+    /// Start the console only if it is already built (by default a missing
+    /// or stale console is built first, with its toolchain).
+    #[arg(long)]
+    no_console_build: bool,
 }
 
 /// The demo fleet: name, tenant, labels.
@@ -299,7 +303,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let (console_url, console_pid) = if args.no_console {
         (None, None)
     } else {
-        match start_console(&data, &api_url, &admin_token, &nats.url, &logs)? {
+        match start_console(
+            &data,
+            &api_url,
+            &admin_token,
+            &nats.url,
+            &logs,
+            !args.no_console_build,
+        )? {
             Some((url, child)) => {
                 let pid = child.id();
                 children.0.push(("console".into(), child));
@@ -347,13 +358,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Start the console if it has been built (`app/scripts/build.sh`).
+/// Start the console, building it first when it is missing or stale and
+/// `build` is set (`app/scripts/build.sh` does the same by hand).
 fn start_console(
     data: &Path,
     api_url: &str,
     admin_token: &str,
     nats_url: &str,
     logs: &Path,
+    build: bool,
 ) -> anyhow::Result<Option<(String, Child)>> {
     let exe = std::env::current_exe()?;
     let Some(dir) = exe.parent() else {
@@ -363,6 +376,9 @@ fn start_console(
     let site = std::env::var_os("RITMA_CONSOLE_SITE")
         .map(PathBuf::from)
         .unwrap_or_else(|| dir.join("site"));
+    if build && !crate::console_build::ensure_built(dir, &site, logs) {
+        return Ok(None);
+    }
     if !console.exists() || !site.exists() {
         println!("  console       not built (run app/scripts/build.sh); skipping");
         return Ok(None);
