@@ -66,6 +66,34 @@ pub async fn usage_by_tenant(
     .await?)
 }
 
+/// Usage of one tenant on one UTC day.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TenantDay {
+    pub day: DateTime<Utc>,
+    pub tenant_id: String,
+    #[sqlx(flatten)]
+    pub usage: UsageTotals,
+}
+
+/// Usage per tenant and UTC day over `[from, to)` (at most tenants x days rows).
+pub async fn usage_daily_by_tenant(
+    pool: &PgPool,
+    org_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<TenantDay>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day, tenant_id, {SUMS}
+         FROM usage_hourly WHERE org_id = $1 AND hour >= $2 AND hour < $3
+         GROUP BY 1, 2 ORDER BY 1, 2"
+    )))
+    .bind(org_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Usage per UTC day over `[from, to)`.
 pub async fn usage_daily(
     pool: &PgPool,

@@ -7,6 +7,7 @@ mod alerts;
 mod connectors;
 pub mod console;
 mod enroll;
+mod export;
 mod fleet_common;
 mod health;
 mod keys;
@@ -138,6 +139,9 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             delete(orgs::integrator_revoke),
         ),
         (Admin, "/api/orgs/{org}/audit", get(access::audit)),
+        (Admin, "/api/orgs/{org}/exports/audit", get(export::audit)),
+        (Admin, "/api/orgs/{org}/exports/nodes", get(export::nodes)),
+        (Admin, "/api/orgs/{org}/exports/usage", get(export::usage)),
         (
             Admin,
             "/api/orgs/{org}/notification-channels",

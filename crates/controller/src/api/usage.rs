@@ -175,7 +175,7 @@ pub struct PeriodQuery {
     pub period: Option<String>,
 }
 
-fn period_of(q: &PeriodQuery) -> Result<Period, ApiError> {
+pub(super) fn period_of(q: &PeriodQuery) -> Result<Period, ApiError> {
     match q.period.as_deref().filter(|p| !p.is_empty()) {
         None => Ok(Period::current()),
         Some(p) => Period::parse(p)
