@@ -142,7 +142,9 @@ async fn broker_events(stack: &TestStack) -> async_nats::Subscriber {
     .await
     .unwrap();
     let sub = sys
-        .subscribe(subjects::broker_connection_events(BrokerConnection::Disconnect))
+        .subscribe(subjects::broker_connection_events(
+            BrokerConnection::Disconnect,
+        ))
         .await
         .unwrap();
     // The SUB must reach the server before the events it should see.
@@ -162,7 +164,14 @@ async fn a_killed_daemon_is_offline_from_the_broker_within_three_seconds() {
     node.signal("-KILL");
     let took = wait_status(&stack, "killed-1", "offline", CLOSED_BOUND).await;
     let last = history(&stack, "killed-1").await.pop().unwrap();
-    assert_eq!(last, ("online".into(), "offline".into(), "connection closed".into()));
+    assert_eq!(
+        last,
+        (
+            "online".into(),
+            "offline".into(),
+            "connection closed".into()
+        )
+    );
     eprintln!("SIGKILL to offline: {took:?}");
 }
 
@@ -258,7 +267,10 @@ async fn a_connection_named_after_another_node_does_not_touch_that_node() {
             .unwrap();
         let e: BrokerClientEvent = serde_json::from_slice(&msg.payload).unwrap();
         if e.client.name == "victim" {
-            eprintln!("spoofed disconnect event: {}", String::from_utf8_lossy(&msg.payload));
+            eprintln!(
+                "spoofed disconnect event: {}",
+                String::from_utf8_lossy(&msg.payload)
+            );
             break e;
         }
     };
@@ -277,12 +289,18 @@ async fn a_connection_named_after_another_node_does_not_touch_that_node() {
     assert_eq!(stack.node_status("victim").await.as_deref(), Some("online"));
     assert_eq!(history(&stack, "victim").await, victim_before);
     // Mallory's own node keeps its real connection open: online as well.
-    assert_eq!(stack.node_status("mallory").await.as_deref(), Some("online"));
+    assert_eq!(
+        stack.node_status("mallory").await.as_deref(),
+        Some("online")
+    );
 
     // The victim's real connection closing is seen (the test can fail).
     victim.client.drain().await.unwrap();
     wait_status(&stack, "victim", "offline", CLOSED_BOUND).await;
-    assert_eq!(stack.node_status("mallory").await.as_deref(), Some("online"));
+    assert_eq!(
+        stack.node_status("mallory").await.as_deref(),
+        Some("online")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +340,11 @@ async fn a_flapping_node_makes_one_transition_then_recovers_after_a_quiet_window
     }
     let published = history(&stack, "flappy").await;
     let flapping: Vec<_> = published.iter().filter(|t| t.1 == "flapping").collect();
-    assert_eq!(flapping.len(), 1, "one transition to flapping: {published:?}");
+    assert_eq!(
+        flapping.len(),
+        1,
+        "one transition to flapping: {published:?}"
+    );
     assert_eq!(flapping[0].2, "flapping: 4 status changes in 10 s");
     // Enrolled, unseen->online, three flips, ->flapping: nothing after it
     // while it flaps.
@@ -331,7 +353,11 @@ async fn a_flapping_node_makes_one_transition_then_recovers_after_a_quiet_window
 
     // The API lists, filters and counts it as flapping.
     let (status, list) = stack
-        .api(reqwest::Method::GET, "/api/orgs/acme/nodes?status=flapping", None)
+        .api(
+            reqwest::Method::GET,
+            "/api/orgs/acme/nodes?status=flapping",
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{list}");
     let items = list["items"].as_array().unwrap();
@@ -363,14 +389,24 @@ async fn a_flapping_node_makes_one_transition_then_recovers_after_a_quiet_window
         )
     );
     let (_, list) = stack
-        .api(reqwest::Method::GET, "/api/orgs/acme/nodes?status=online", None)
+        .api(
+            reqwest::Method::GET,
+            "/api/orgs/acme/nodes?status=online",
+            None,
+        )
         .await;
     assert_eq!(list["items"][0]["id"], "flappy", "{list}");
     drop(steady);
 }
 
 async fn post(http: &reqwest::Client, url: String, body: Value) -> Value {
-    let r = http.post(&url).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
+    let r = http
+        .post(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "{url}: {}", r.status());
     r.json().await.unwrap()
 }
@@ -387,11 +423,7 @@ async fn a_node_on_another_server_of_the_cluster_is_offline_from_the_broker_with
     let database_url = fresh_database().await.unwrap();
     let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
     // The controller talks to the first server only; the node is on the third.
-    let mut c = ritma_controller::Config::new(
-        database_url,
-        vec![servers[0].url.clone()],
-        keys_dir,
-    );
+    let mut c = ritma_controller::Config::new(database_url, vec![servers[0].url.clone()], keys_dir);
     c.master_key = Some(MASTER_KEY.into());
     c.admin_token = Some(ADMIN_TOKEN.into());
     c.stream_replicas = 3;
@@ -405,7 +437,12 @@ async fn a_node_on_another_server_of_the_cluster_is_offline_from_the_broker_with
     let handle = tokio::spawn(controller.run(listener, stop.clone()));
 
     let http = reqwest::Client::new();
-    post(&http, format!("{api}/api/orgs"), serde_json::json!({"id": "acme"})).await;
+    post(
+        &http,
+        format!("{api}/api/orgs"),
+        serde_json::json!({"id": "acme"}),
+    )
+    .await;
     let token = post(
         &http,
         format!("{api}/api/orgs/acme/enrollment-tokens"),
@@ -452,13 +489,19 @@ async fn a_node_on_another_server_of_the_cluster_is_offline_from_the_broker_with
         if status().await == "online" {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "far-1 never online");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "far-1 never online"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     node.client.drain().await.unwrap();
     let closed = Instant::now();
     while status().await != "offline" {
-        assert!(closed.elapsed() < CLOSED_BOUND, "far-1 not offline within {CLOSED_BOUND:?}");
+        assert!(
+            closed.elapsed() < CLOSED_BOUND,
+            "far-1 not offline within {CLOSED_BOUND:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let reason: String = sqlx::query_scalar(
@@ -468,7 +511,10 @@ async fn a_node_on_another_server_of_the_cluster_is_offline_from_the_broker_with
     .await
     .unwrap();
     assert_eq!(reason, "connection closed");
-    eprintln!("closed on another server to offline: {:?}", closed.elapsed());
+    eprintln!(
+        "closed on another server to offline: {:?}",
+        closed.elapsed()
+    );
     stop.cancel();
     let _ = handle.await;
 }

@@ -358,13 +358,12 @@ pub async fn node_status_counts(
     pool: &PgPool,
     org_id: &str,
 ) -> Result<BTreeMap<String, i64>, DbError> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as(
-            "SELECT shown_status, count(*) FROM nodes WHERE org_id = $1 GROUP BY shown_status",
-        )
-            .bind(org_id)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT shown_status, count(*) FROM nodes WHERE org_id = $1 GROUP BY shown_status",
+    )
+    .bind(org_id)
+    .fetch_all(pool)
+    .await?;
     Ok(rows.into_iter().collect())
 }
 

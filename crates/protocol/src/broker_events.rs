@@ -94,7 +94,8 @@ mod tests {
     use super::*;
 
     fn jwt_with_sub(sub: &str) -> String {
-        let enc = |v: serde_json::Value| data_encoding::BASE64URL_NOPAD.encode(v.to_string().as_bytes());
+        let enc =
+            |v: serde_json::Value| data_encoding::BASE64URL_NOPAD.encode(v.to_string().as_bytes());
         format!(
             "{}.{}.sig",
             enc(serde_json::json!({"typ": "JWT", "alg": "ed25519-nkey"})),
@@ -115,14 +116,23 @@ mod tests {
             "reason": "Client Closed",
         });
         let e: BrokerClientEvent = serde_json::from_value(body).unwrap();
-        assert_eq!(e.client.authenticated_user().as_deref(), Some(real.as_str()));
+        assert_eq!(
+            e.client.authenticated_user().as_deref(),
+            Some(real.as_str())
+        );
         assert_eq!(e.reason.as_deref(), Some("Client Closed"));
         assert_eq!(e.at(), e.client.stop);
     }
 
     #[test]
     fn connections_without_a_user_jwt_name_no_user() {
-        for jwt in ["", "x", "a.b.c", &jwt_with_sub("ACCOUNTKEY"), &jwt_with_sub(&"U".repeat(56).replace('U', "u"))] {
+        for jwt in [
+            "",
+            "x",
+            "a.b.c",
+            &jwt_with_sub("ACCOUNTKEY"),
+            &jwt_with_sub(&"U".repeat(56).replace('U', "u")),
+        ] {
             let c = BrokerClient {
                 id: 1,
                 acc: String::new(),

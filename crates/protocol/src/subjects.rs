@@ -375,8 +375,14 @@ mod tests {
             assert_eq!(parse_broker_connection_event(&subject), Some((acc, e)));
         }
         assert_eq!(broker_connection_events(Connect), "$SYS.ACCOUNT.*.CONNECT");
-        assert_eq!(parse_broker_connection_event("$SYS.ACCOUNT.A.LEAFNODE.CONNECT"), None);
-        assert_eq!(parse_broker_connection_event("$SYS.ACCOUNT.*.CONNECT"), None);
+        assert_eq!(
+            parse_broker_connection_event("$SYS.ACCOUNT.A.LEAFNODE.CONNECT"),
+            None
+        );
+        assert_eq!(
+            parse_broker_connection_event("$SYS.ACCOUNT.*.CONNECT"),
+            None
+        );
         assert_eq!(parse_broker_connection_event("ritma.a.b.CONNECT"), None);
     }
 

@@ -238,11 +238,15 @@ impl BrokerPresence {
     async fn follow(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let mut connects = self
             .system
-            .subscribe(subjects::broker_connection_events(BrokerConnection::Connect))
+            .subscribe(subjects::broker_connection_events(
+                BrokerConnection::Connect,
+            ))
             .await?;
         let mut disconnects = self
             .system
-            .subscribe(subjects::broker_connection_events(BrokerConnection::Disconnect))
+            .subscribe(subjects::broker_connection_events(
+                BrokerConnection::Disconnect,
+            ))
             .await?;
         let mut presence = Presence::new(self.grace);
         let mut consumer = None;
@@ -322,8 +326,7 @@ impl BrokerPresence {
         if ready.is_empty() {
             return;
         }
-        match ritma_db::presence::nodes_mark_disconnected(&self.pool, &ready, self.flapping).await
-        {
+        match ritma_db::presence::nodes_mark_disconnected(&self.pool, &ready, self.flapping).await {
             Ok(t) => {
                 for x in t.iter().take(100) {
                     tracing::info!(node = %x.node_id, from = %x.from, to = %x.to, reason = %x.reason, "status change (broker)");
@@ -360,10 +363,22 @@ mod tests {
         p.connected(conn("s1", 1), user("U1"));
         p.connected(conn("s2", 9), user("U1"));
         // One of two connections closes: nothing pending.
-        p.disconnected(&conn("s1", 1), user("U1"), Utc::now(), "connection closed".into(), t0);
+        p.disconnected(
+            &conn("s1", 1),
+            user("U1"),
+            Utc::now(),
+            "connection closed".into(),
+            t0,
+        );
         assert_eq!(p.pending_len(), 0);
         // The last one closes: due after the grace.
-        p.disconnected(&conn("s2", 9), user("U1"), Utc::now(), "connection closed".into(), t0);
+        p.disconnected(
+            &conn("s2", 9),
+            user("U1"),
+            Utc::now(),
+            "connection closed".into(),
+            t0,
+        );
         assert_eq!(p.next_due(), Some(t0 + grace));
         assert!(p.take_due(t0 + grace / 2).is_empty());
         // A reconnect inside the grace: nothing due.
@@ -372,10 +387,19 @@ mod tests {
         assert_eq!(p.pending_len(), 0);
         // A disconnect of a connection never seen (before this controller
         // started) of a user with none known open: armed.
-        p.disconnected(&conn("s3", 4), user("U2"), Utc::now(), "stale connection".into(), t0);
+        p.disconnected(
+            &conn("s3", 4),
+            user("U2"),
+            Utc::now(),
+            "stale connection".into(),
+            t0,
+        );
         let due = p.take_due(t0 + grace);
         assert_eq!(due.len(), 1);
-        assert_eq!((due[0].user_key.as_str(), due[0].reason.as_str()), ("U2", "stale connection"));
+        assert_eq!(
+            (due[0].user_key.as_str(), due[0].reason.as_str()),
+            ("U2", "stale connection")
+        );
     }
 
     #[test]
@@ -385,7 +409,13 @@ mod tests {
         let t0 = Instant::now();
         p.disconnected(&conn("s", 1), user("U"), Utc::now(), "a".into(), t0);
         p.connected(conn("s", 2), user("U"));
-        p.disconnected(&conn("s", 2), user("U"), Utc::now(), "b".into(), t0 + grace / 2);
+        p.disconnected(
+            &conn("s", 2),
+            user("U"),
+            Utc::now(),
+            "b".into(),
+            t0 + grace / 2,
+        );
         assert!(p.take_due(t0 + grace).is_empty());
         let due = p.take_due(t0 + grace * 2);
         assert_eq!(due.len(), 1);
@@ -396,10 +426,16 @@ mod tests {
     #[test]
     fn server_reasons_map_to_product_reasons() {
         assert_eq!(offline_reason("Client Closed"), "connection closed");
-        assert_eq!(offline_reason("Authentication Expired"), "credentials expired");
+        assert_eq!(
+            offline_reason("Authentication Expired"),
+            "credentials expired"
+        );
         assert_eq!(offline_reason("Stale Connection"), "stale connection");
         assert_eq!(offline_reason("Credentials Revoked"), "revoked");
-        assert_eq!(offline_reason("Slow Consumer (Write Deadline)"), "slow consumer");
+        assert_eq!(
+            offline_reason("Slow Consumer (Write Deadline)"),
+            "slow consumer"
+        );
         assert_eq!(offline_reason("Kicked"), "connection lost (kicked)");
         assert!(offline_reason(&"x".repeat(10_000)).len() < 130);
     }
