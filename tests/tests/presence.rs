@@ -399,6 +399,76 @@ async fn a_flapping_node_makes_one_transition_then_recovers_after_a_quiet_window
     drop(steady);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_names_a_node_only_by_its_key_in_its_own_org_and_a_later_heartbeat_wins() {
+    use ritma_db::flapping::FlapPolicy;
+    use ritma_db::presence::{BrokerDisconnect, nodes_mark_disconnected};
+    let stack = TestStack::start_with(|c| c.offline_from_broker = false)
+        .await
+        .unwrap();
+    stack.create_org("acme").await;
+    stack.create_org("globex").await;
+    let (bus, _, key) = stack.enroll_connected("acme", "prod", "keyed-1").await;
+    beat(&bus.client, "acme", "prod", "keyed-1", 1).await;
+    wait_status(&stack, "keyed-1", "online", Duration::from_secs(10)).await;
+    let acme: String =
+        sqlx::query_scalar("SELECT nats_account_public_key FROM orgs WHERE id = 'acme'")
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+    let globex: String =
+        sqlx::query_scalar("SELECT nats_account_public_key FROM orgs WHERE id = 'globex'")
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+    let last_seen: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT last_seen_at FROM nodes WHERE id = 'keyed-1'")
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+    let gone = |account: String, user_key: String, at| BrokerDisconnect {
+        account,
+        user_key,
+        at,
+        reason: "connection closed".into(),
+    };
+    let later = last_seen + chrono::TimeDelta::seconds(1);
+    let earlier = last_seen - chrono::TimeDelta::seconds(1);
+    // Another org's account naming this node's key; a key that is no node's;
+    // a disconnect older than the node's last heartbeat: nothing changes.
+    for g in [
+        gone(globex.clone(), key.public_key(), later),
+        gone(acme.clone(), KeyPair::new_user().public_key(), later),
+        gone(acme.clone(), key.public_key(), earlier),
+    ] {
+        let t = nodes_mark_disconnected(&stack.pool, &[g.clone()], FlapPolicy::OFF)
+            .await
+            .unwrap();
+        assert!(t.is_empty(), "{g:?} changed {t:?}");
+        assert_eq!(
+            stack.node_status("keyed-1").await.as_deref(),
+            Some("online")
+        );
+    }
+    // Its own key in its own org's account, after its last heartbeat: offline.
+    let t = nodes_mark_disconnected(
+        &stack.pool,
+        &[gone(acme.clone(), key.public_key(), later)],
+        FlapPolicy::OFF,
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        (t[0].to.as_str(), t[0].reason.as_str()),
+        ("offline", "connection closed")
+    );
+    assert_eq!(
+        stack.node_status("keyed-1").await.as_deref(),
+        Some("offline")
+    );
+}
+
 async fn post(http: &reqwest::Client, url: String, body: Value) -> Value {
     let r = http
         .post(&url)

@@ -424,6 +424,20 @@ mod tests {
     }
 
     #[test]
+    fn pending_disconnects_are_bounded() {
+        let mut p = Presence::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        for i in 0..PENDING_MAX + 10 {
+            let u = user(&format!("U{i}"));
+            p.disconnected(&conn("s", i as u64), u, Utc::now(), "x".into(), t0);
+        }
+        assert_eq!(p.pending_len(), PENDING_MAX);
+        assert_eq!(p.overflowed, 10);
+        assert_eq!(p.take_due(t0 + Duration::from_secs(1)).len(), PENDING_MAX);
+        assert_eq!(p.pending_len(), 0);
+    }
+
+    #[test]
     fn server_reasons_map_to_product_reasons() {
         assert_eq!(offline_reason("Client Closed"), "connection closed");
         assert_eq!(
