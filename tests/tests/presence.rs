@@ -441,7 +441,7 @@ async fn a_disconnect_names_a_node_only_by_its_key_in_its_own_org_and_a_later_he
         gone(acme.clone(), KeyPair::new_user().public_key(), later),
         gone(acme.clone(), key.public_key(), earlier),
     ] {
-        let t = nodes_mark_disconnected(&stack.pool, &[g.clone()], FlapPolicy::OFF)
+        let t = nodes_mark_disconnected(&stack.pool, std::slice::from_ref(&g), FlapPolicy::OFF)
             .await
             .unwrap();
         assert!(t.is_empty(), "{g:?} changed {t:?}");
