@@ -230,6 +230,46 @@ async fn a_reconnect_inside_the_grace_or_an_overlapping_connection_makes_no_tran
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_opened_while_the_controller_restarted_keeps_its_node_online() {
+    let mut stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let (old, reply, key) = stack.enroll_connected("acme", "prod", "overlap-1").await;
+    beat(&old.client, "acme", "prod", "overlap-1", 1).await;
+    wait_status(&stack, "overlap-1", "online", Duration::from_secs(10)).await;
+    let before = history(&stack, "overlap-1").await;
+
+    // A credential refresh while no controller listens: the new controller
+    // never sees this CONNECT, only the old connection's DISCONNECT.
+    stack.controller.take().unwrap().stop().await;
+    let new = stack
+        .connect_node(&reply, KeyPair::from_seed(&key.seed().unwrap()).unwrap())
+        .await
+        .unwrap();
+    // As a daemon does: it listens for its commands.
+    let commands = ritma_protocol::NodeSubject::new(
+        ritma_protocol::OrgId::new("acme").unwrap(),
+        ritma_protocol::TenantId::new("prod").unwrap(),
+        ritma_protocol::NodeId::new("overlap-1").unwrap(),
+    )
+    .commands_wildcard();
+    let _listening = new.client.subscribe(commands).await.unwrap();
+    stack.controller = Some(stack.start_controller(&|_| {}).await.unwrap());
+    // Its subscriptions reach the server.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    old.client.drain().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        stack.node_status("overlap-1").await.as_deref(),
+        Some("online")
+    );
+    assert_eq!(history(&stack, "overlap-1").await, before, "no transition");
+
+    // Its last connection closing is still seen.
+    new.client.drain().await.unwrap();
+    wait_status(&stack, "overlap-1", "offline", CLOSED_BOUND).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_named_after_another_node_does_not_touch_that_node() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;

@@ -27,6 +27,28 @@ pub struct BrokerDisconnect {
     pub reason: String,
 }
 
+/// A node a disconnect may mark: (user key, node id, org, tenant).
+pub type LiveNode = (String, String, String, String);
+
+/// The nodes among `gone` that a disconnect could still mark offline
+/// (online, degraded or stale, named by their key in their org's account).
+pub async fn nodes_of_disconnected(
+    pool: &PgPool,
+    gone: &[BrokerDisconnect],
+) -> Result<Vec<LiveNode>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT n.public_key, n.id, n.org_id, n.tenant_id
+         FROM UNNEST($1::text[], $2::text[]) AS g(account, user_key)
+         JOIN orgs o ON o.nats_account_public_key = g.account
+         JOIN nodes n ON n.public_key = g.user_key AND n.org_id = o.id
+         WHERE n.status IN ('online','degraded','stale')",
+    )
+    .bind(gone.iter().map(|g| g.account.as_str()).collect::<Vec<_>>())
+    .bind(gone.iter().map(|g| g.user_key.as_str()).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Mark the nodes of `gone` offline (those that are online, degraded or
 /// stale, and sent no heartbeat after the disconnect); returns the committed
 /// transitions. Entries that name no node (another account's user, an

@@ -70,22 +70,70 @@ impl BrokerClient {
     /// the user JWT it verified the connection's signature against. None
     /// for connections without a user JWT (not a node).
     pub fn authenticated_user(&self) -> Option<String> {
-        #[derive(Deserialize)]
-        struct Claims {
-            sub: String,
-        }
-        let payload = self.jwt.split('.').nth(1)?;
-        let bytes = data_encoding::BASE64URL_NOPAD
-            .decode(payload.trim_end_matches('=').as_bytes())
-            .ok()?;
-        let claims: Claims = serde_json::from_slice(&bytes).ok()?;
-        let is_user_key = claims.sub.len() == 56
-            && claims.sub.starts_with('U')
-            && claims
-                .sub
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        is_user_key.then_some(claims.sub)
+        jwt_user(&self.jwt)
+    }
+}
+
+/// The user key a user JWT names (its subject), without checking its
+/// signature: the server did, before it let the connection in.
+fn jwt_user(jwt: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Claims {
+        sub: String,
+    }
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = data_encoding::BASE64URL_NOPAD
+        .decode(payload.trim_end_matches('=').as_bytes())
+        .ok()?;
+    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    let is_user_key = claims.sub.len() == 56
+        && claims.sub.starts_with('U')
+        && claims
+            .sub
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    is_user_key.then_some(claims.sub)
+}
+
+/// The body of a [`crate::subjects::broker_account_connz`] request: open
+/// connections with a subscription on `subject` (a node's command subjects:
+/// only that node may subscribe there), with their JWTs. The server's
+/// `user` filter is not used: nats-server 2.9 compares it with a
+/// client-chosen option, not the JWT's user. The answer is checked with
+/// [`BrokerConnzReply::names_user`].
+pub fn broker_connz_request(subject: &str) -> serde_json::Value {
+    serde_json::json!({ "filter_subject": subject, "auth": true, "state": 0, "limit": 16 })
+}
+
+/// One server's answer to a CONNZ request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerConnzReply {
+    #[serde(default)]
+    pub data: Option<BrokerConnz>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerConnz {
+    #[serde(default)]
+    pub connections: Vec<BrokerConnInfo>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerConnInfo {
+    #[serde(default)]
+    pub cid: u64,
+    #[serde(default)]
+    pub jwt: String,
+}
+
+impl BrokerConnzReply {
+    /// True when an open connection authenticated as `user_key` is listed.
+    pub fn names_user(&self, user_key: &str) -> bool {
+        self.data.as_ref().is_some_and(|d| {
+            d.connections
+                .iter()
+                .any(|c| jwt_user(&c.jwt).as_deref() == Some(user_key))
+        })
     }
 }
 

@@ -333,6 +333,12 @@ pub fn broker_account_connection_events(account: &str, event: BrokerConnection) 
     format!("{BROKER_SYS}.{account}.{}", event.token())
 }
 
+/// `$SYS.REQ.ACCOUNT.<account>.CONNZ`: every server of a cluster answers
+/// with its own open connections of that account (system account only).
+pub fn broker_account_connz(account: &str) -> String {
+    format!("$SYS.REQ.ACCOUNT.{account}.CONNZ")
+}
+
 /// The account public key and event a broker connection-event subject names.
 pub fn parse_broker_connection_event(subject: &str) -> Option<(&str, BrokerConnection)> {
     let rest = subject.strip_prefix(BROKER_SYS)?.strip_prefix('.')?;

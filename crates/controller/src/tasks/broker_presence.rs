@@ -23,8 +23,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use ritma_db::flapping::FlapPolicy;
 use ritma_db::presence::BrokerDisconnect;
-use ritma_protocol::broker_events::BrokerClientEvent;
-use ritma_protocol::subjects::{self, BrokerConnection};
+use ritma_protocol::broker_events::{BrokerClientEvent, BrokerConnzReply, broker_connz_request};
+use ritma_protocol::subjects::{self, BrokerConnection, NodeSubject};
+use ritma_protocol::{NodeId, OrgId, TenantId};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -37,6 +38,14 @@ pub const PENDING_MAX: usize = 100_000;
 /// A disconnect newer than the ingest's watermark waits this long and is
 /// looked at again: a heartbeat sent before it may still be in the stream.
 const WATERMARK_RETRY: Duration = Duration::from_millis(100);
+/// How long the servers' answers to "is this user still connected?" are
+/// collected (every server of a cluster answers for its own clients).
+const STILL_CONNECTED_WAIT: Duration = Duration::from_millis(250);
+/// Most such questions asked at once ...
+const STILL_CONNECTED_PARALLEL: usize = 64;
+/// ... and most asked per pass: a larger wave (a rack or a link lost) is
+/// marked on the events alone.
+const STILL_CONNECTED_MAX: usize = 256;
 
 /// The product's reason for a server's disconnect reason.
 pub fn offline_reason(server_reason: &str) -> String {
@@ -283,6 +292,80 @@ impl BrokerPresence {
         }
     }
 
+    /// Leave out nodes a server still lists an open connection of (one this
+    /// controller did not see open: made while it was restarting, or while
+    /// its system connection was away), and users that are no node.
+    async fn not_connected(&self, gone: Vec<BrokerDisconnect>) -> Vec<BrokerDisconnect> {
+        let nodes = match ritma_db::presence::nodes_of_disconnected(&self.pool, &gone).await {
+            Ok(n) => n,
+            // The marking itself will tell (and retry nothing: deadlines remain).
+            Err(_) => return gone,
+        };
+        if nodes.len() > STILL_CONNECTED_MAX {
+            return gone;
+        }
+        let nodes: HashMap<String, NodeSubject> = nodes
+            .into_iter()
+            .filter_map(|(key, id, org, tenant)| {
+                let subject = NodeSubject::new(
+                    OrgId::new(org).ok()?,
+                    TenantId::new(tenant).ok()?,
+                    NodeId::new(id).ok()?,
+                );
+                Some((key, subject))
+            })
+            .collect();
+        let candidates: Vec<(BrokerDisconnect, String)> = gone
+            .into_iter()
+            .filter_map(|g| {
+                let subject = nodes.get(&g.user_key)?.commands_wildcard();
+                Some((g, subject))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(candidates.len());
+        for wave in candidates.chunks(STILL_CONNECTED_PARALLEL) {
+            let open = futures::future::join_all(
+                wave.iter()
+                    .map(|(g, subject)| self.still_connected(&g.account, &g.user_key, subject)),
+            )
+            .await;
+            out.extend(
+                wave.iter()
+                    .zip(open)
+                    .filter(|(_, open)| !open)
+                    .map(|((g, _), _)| g.clone()),
+            );
+        }
+        out
+    }
+
+    /// True when a server answers that `user_key` has an open connection
+    /// in `account` subscribed on `subject`; no answer (or an error) counts as no.
+    async fn still_connected(&self, account: &str, user_key: &str, subject: &str) -> bool {
+        let inbox = self.system.new_inbox();
+        let Ok(mut answers) = self.system.subscribe(inbox.clone()).await else {
+            return false;
+        };
+        let body = broker_connz_request(subject).to_string();
+        if self
+            .system
+            .publish_with_reply(subjects::broker_account_connz(account), inbox, body.into())
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let deadline = Instant::now() + STILL_CONNECTED_WAIT;
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, answers.next()).await {
+            let names = serde_json::from_slice::<BrokerConnzReply>(&m.payload)
+                .is_ok_and(|r| r.names_user(user_key));
+            if names {
+                return true;
+            }
+        }
+        false
+    }
+
     /// The connection, its authenticated user and the event; None for what
     /// is not a JWT user's connection event, or whose subject and body name
     /// different accounts.
@@ -323,6 +406,7 @@ impl BrokerPresence {
         for g in waiting {
             presence.defer(g, now + WATERMARK_RETRY);
         }
+        let ready = self.not_connected(ready).await;
         if ready.is_empty() {
             return;
         }
