@@ -19,17 +19,20 @@ pub enum Status {
     Stale,
     Offline,
     Decommissioned,
+    /// Its liveness changed too often; its flips are held back until it is steady.
+    Flapping,
     /// A status this console does not know yet (a newer controller).
     #[serde(other)]
     Unknown,
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Online,
         Status::Degraded,
         Status::Stale,
         Status::Offline,
+        Status::Flapping,
         Status::Unseen,
         Status::Decommissioned,
     ];
@@ -42,6 +45,7 @@ impl Status {
             Status::Stale => "stale",
             Status::Offline => "offline",
             Status::Decommissioned => "decommissioned",
+            Status::Flapping => "flapping",
             Status::Unknown => "unknown",
         }
     }
@@ -54,6 +58,7 @@ impl Status {
             Status::Stale => "Stale",
             Status::Offline => "Offline",
             Status::Decommissioned => "Decommissioned",
+            Status::Flapping => "Flapping",
             Status::Unknown => "Unknown",
         }
     }

@@ -187,6 +187,9 @@ impl TestStack {
         c.ingest_org_rate = 0;
         c.ingest_dead_letter_rate = 0;
         c.telemetry_stream_max_msgs_per_subject = 0;
+        // Tests flip nodes on and off on purpose; flapping (which would then
+        // hold back their transitions) is on only in its own test.
+        c.flapping_transitions = 0;
         c
     }
 

@@ -469,6 +469,7 @@ async fn a_batch_repeating_stored_summaries_commits_only_its_new_rows_once() {
     let policy = OfflinePolicy {
         intervals: 3,
         grace_secs: 2,
+        flapping: ritma_db::flapping::FlapPolicy::OFF,
     };
     let totals = || async {
         (
@@ -551,6 +552,7 @@ async fn hourly_rollups_sum_per_key_and_utc_hour_and_saturate_rather_than_fail()
     let policy = OfflinePolicy {
         intervals: 3,
         grace_secs: 2,
+        flapping: ritma_db::flapping::FlapPolicy::OFF,
     };
     let hour = |h: u32| {
         chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
@@ -676,6 +678,7 @@ async fn a_node_remembered_as_active_is_refused_once_decommissioned_or_claimed_e
     let policy = OfflinePolicy {
         intervals: 3,
         grace_secs: 2,
+        flapping: ritma_db::flapping::FlapPolicy::OFF,
     };
     // One memory across batches, as a controller's workers share it.
     let admitted = AdmittedClaims::default();

@@ -249,6 +249,11 @@ impl Accounts {
         self.push_org_account(org).await
     }
 
+    /// The system account's client (the broker's connection events).
+    pub fn system_client(&self) -> async_nats::Client {
+        self.system.clone()
+    }
+
     /// The controller's connection inside `org`'s account.
     pub async fn org_client(&self, org_id: &str) -> Result<async_nats::Client, ApiError> {
         let mut clients = self.org_clients.lock().await;

@@ -12,6 +12,14 @@ pub const DEFAULT_OFFLINE_GRACE_SECS: i32 = 1;
 /// The reconciler's tick: a due-scan on two partial indexes, cheap when
 /// nothing is due, so it runs often and adds little to the deadline.
 pub const DEFAULT_RECONCILE_MS: u64 = 200;
+/// After the broker reports a node's last connection closed, this long for
+/// a reconnect before the node is marked offline: "offline within 1 s plus
+/// this grace".
+pub const DEFAULT_OFFLINE_BROKER_GRACE_MS: u64 = 1500;
+/// This many status changes within the window make a node flapping ...
+pub const DEFAULT_FLAPPING_TRANSITIONS: i32 = 6;
+/// ... and this long without one makes it steady again.
+pub const DEFAULT_FLAPPING_WINDOW_SECS: i32 = 600;
 /// Ingest budgets (see README.md, "Fair share"): a node sends about one
 /// message every few seconds, so 100/s with a burst of 1,000 is far above any
 /// daemon (including a spool replay of 1,000 messages) ...
@@ -88,6 +96,20 @@ pub struct Config {
     /// How often offline detection runs, in milliseconds.
     #[arg(long, env = "RITMA_RECONCILE_MS", default_value_t = DEFAULT_RECONCILE_MS)]
     pub reconcile_ms: u64,
+    /// Mark a node offline as soon as the broker reports its last connection
+    /// closed (heartbeat deadlines stay as the backstop) ...
+    #[arg(long, env = "RITMA_OFFLINE_FROM_BROKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub offline_from_broker: bool,
+    /// ... after this grace for a reconnect, in milliseconds.
+    #[arg(long, env = "RITMA_OFFLINE_BROKER_GRACE_MS", default_value_t = DEFAULT_OFFLINE_BROKER_GRACE_MS)]
+    pub offline_broker_grace_ms: u64,
+    /// A node with this many status changes within the flapping window is
+    /// shown as `flapping` instead of publishing each (below 2: off) ...
+    #[arg(long, env = "RITMA_FLAPPING_TRANSITIONS", default_value_t = DEFAULT_FLAPPING_TRANSITIONS)]
+    pub flapping_transitions: i32,
+    /// ... the window, in seconds; as long without a change ends flapping.
+    #[arg(long, env = "RITMA_FLAPPING_WINDOW_SECS", default_value_t = DEFAULT_FLAPPING_WINDOW_SECS)]
+    pub flapping_window_secs: i32,
     /// Lifetime of node bus credentials; nodes refresh before expiry.
     #[arg(long, env = "RITMA_NODE_JWT_TTL_SECS", default_value_t = 3600)]
     pub node_jwt_ttl_secs: i64,
@@ -241,6 +263,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// The flapping rule these settings give.
+    pub fn flap_policy(&self) -> ritma_db::flapping::FlapPolicy {
+        ritma_db::flapping::FlapPolicy {
+            transitions: self.flapping_transitions,
+            window_secs: self.flapping_window_secs,
+        }
+    }
+
     /// Settings with defaults, for tests and the dev stack.
     pub fn new(database_url: String, nats_urls: Vec<String>, nats_keys_dir: PathBuf) -> Self {
         Self {
@@ -262,6 +292,10 @@ impl Config {
             offline_intervals: 3,
             offline_grace_secs: DEFAULT_OFFLINE_GRACE_SECS,
             reconcile_ms: DEFAULT_RECONCILE_MS,
+            offline_from_broker: true,
+            offline_broker_grace_ms: DEFAULT_OFFLINE_BROKER_GRACE_MS,
+            flapping_transitions: DEFAULT_FLAPPING_TRANSITIONS,
+            flapping_window_secs: DEFAULT_FLAPPING_WINDOW_SECS,
             node_jwt_ttl_secs: 3600,
             default_heartbeat_secs: 10,
             stream_replicas: 1,

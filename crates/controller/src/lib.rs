@@ -257,6 +257,7 @@ impl Controller {
             policy: OfflinePolicy {
                 intervals: self.config.offline_intervals,
                 grace_secs: self.config.offline_grace_secs,
+                flapping: self.config.flap_policy(),
             },
             stats: self.state.stats.clone(),
             outbox_wake: self.outbox_wake.clone(),
@@ -268,6 +269,27 @@ impl Controller {
             self.state.pool.clone(),
             self.js.clone(),
             Duration::from_millis(self.config.reconcile_ms.max(50)),
+            self.config.flap_policy(),
+            self.outbox_wake.clone(),
+            shutdown.clone(),
+        ));
+        if self.config.offline_from_broker {
+            tasks.spawn(
+                tasks::broker_presence::BrokerPresence {
+                    pool: self.state.pool.clone(),
+                    system: self.state.accounts.system_client(),
+                    js: self.js.clone(),
+                    grace: Duration::from_millis(self.config.offline_broker_grace_ms),
+                    flapping: self.config.flap_policy(),
+                    wake: self.outbox_wake.clone(),
+                }
+                .run(shutdown.clone()),
+            );
+        }
+        tasks.spawn(tasks::flapping::run(
+            self.state.pool.clone(),
+            self.config.flap_policy(),
+            Duration::from_secs(1),
             self.outbox_wake.clone(),
             shutdown.clone(),
         ));

@@ -45,9 +45,11 @@ pub struct NodeRecord {
     pub key_warning: Option<String>,
 }
 
+/// `status` is what the API shows: the real liveness, or `flapping` (see the
+/// migration `flapping`).
 const COLUMNS: &str =
     "id, org_id, tenant_id, public_key, hostname, labels, capabilities, enrolled_at,
-    status, status_changed_at, interval_secs, last_seen_at, last_sent_at, last_seq, agent_version,
+    shown_status AS status, status_changed_at, interval_secs, last_seen_at, last_sent_at, last_seq, agent_version,
     policy_version, last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
     host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs, spool_depth,
     spool_dropped, decommissioned_at, policy_assigned, policy_mode, drifted, drift_since,
@@ -157,7 +159,8 @@ pub async fn node_decommission(
 ) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE nodes SET status = 'decommissioned', status_changed_at = now(),
-                decommissioned_at = now(), offline_after = NULL, stale_after = NULL
+                decommissioned_at = now(), offline_after = NULL, stale_after = NULL,
+                flapping_since = NULL
          WHERE id = $1",
     )
     .bind(id)
@@ -238,7 +241,7 @@ fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a Node
         q.push(" AND tenant_id = ").push_bind(t);
     }
     if !f.statuses.is_empty() {
-        q.push(" AND status = ANY(")
+        q.push(" AND shown_status = ANY(")
             .push_bind(&f.statuses)
             .push(")");
     }
@@ -274,7 +277,7 @@ fn sort_column(sort: NodeSort) -> &'static str {
     match sort {
         NodeSort::Name => "id",
         NodeSort::LastSeen => "COALESCE(last_seen_at, 'epoch'::timestamptz)",
-        NodeSort::Status => "status",
+        NodeSort::Status => "shown_status",
     }
 }
 
@@ -362,11 +365,12 @@ pub async fn node_status_counts(
     pool: &PgPool,
     org_id: &str,
 ) -> Result<BTreeMap<String, i64>, DbError> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM nodes WHERE org_id = $1 GROUP BY status")
-            .bind(org_id)
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT shown_status, count(*) FROM nodes WHERE org_id = $1 GROUP BY shown_status",
+    )
+    .bind(org_id)
+    .fetch_all(pool)
+    .await?;
     Ok(rows.into_iter().collect())
 }
 

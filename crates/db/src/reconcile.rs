@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::DbError;
+use crate::flapping::{FlapPolicy, transitions_gate};
 use crate::outbox::{StatusTransition, transitions_record};
 
 /// Most nodes claimed per transaction.
@@ -81,6 +82,7 @@ async fn overdue_claim(
 pub async fn nodes_mark_overdue(
     pool: &PgPool,
     watermark: DateTime<Utc>,
+    flapping: FlapPolicy,
 ) -> Result<Vec<StatusTransition>, DbError> {
     let mut tx = pool.begin().await?;
     let mut rows = overdue_claim(&mut tx, Deadline::Offline, BATCH, watermark).await?;
@@ -106,6 +108,7 @@ pub async fn nodes_mark_overdue(
             },
         )
         .collect();
+    let transitions = transitions_gate(&mut tx, transitions, flapping).await?;
     transitions_record(&mut tx, &transitions).await?;
     tx.commit().await?;
     Ok(transitions)

@@ -6,6 +6,7 @@
 //! and AsyncAPI) has one source of truth, checked by this crate's tests.
 
 pub mod alerts;
+pub mod broker_events;
 pub mod connectors;
 pub mod contract;
 pub mod enrollment;

@@ -233,16 +233,20 @@ pub enum NodeStatus {
     Offline,
     /// Removed by an operator; its credentials are revoked at the broker.
     Decommissioned,
+    /// Its liveness changed too often (N status changes in M minutes): its
+    /// further flips are not published until it has been steady for M minutes.
+    Flapping,
 }
 
 impl NodeStatus {
-    pub const ALL: [NodeStatus; 6] = [
+    pub const ALL: [NodeStatus; 7] = [
         Self::Unseen,
         Self::Online,
         Self::Degraded,
         Self::Stale,
         Self::Offline,
         Self::Decommissioned,
+        Self::Flapping,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -253,6 +257,7 @@ impl NodeStatus {
             Self::Stale => "stale",
             Self::Offline => "offline",
             Self::Decommissioned => "decommissioned",
+            Self::Flapping => "flapping",
         }
     }
 

@@ -5,7 +5,9 @@
 //!   captured by JetStream;
 //! - `ritma.<org>.<tenant>.node.<node>.cmd.<command>`: controller to node;
 //! - `ritma.<org>.<tenant>.state.node.<node>`: controller to everyone, after commit;
-//! - `ritma_sys.*`: the controller's own internal subjects (dead letters).
+//! - `ritma_sys.*`: the controller's own internal subjects (dead letters);
+//! - `$SYS.ACCOUNT.<account>.{CONNECT,DISCONNECT}`: the broker's own connection
+//!   events, read by the controller in the system account.
 
 use std::fmt;
 
@@ -327,6 +329,57 @@ pub fn message_id(node: &NodeId, seq: u64) -> String {
     format!("{node}:{seq}")
 }
 
+/// The NATS server's system-account subjects (server-defined names).
+const BROKER_SYS: &str = "$SYS.ACCOUNT";
+
+/// A broker connection event: a client of some account connected or disconnected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerConnection {
+    Connect,
+    Disconnect,
+}
+
+impl BrokerConnection {
+    fn token(self) -> &'static str {
+        match self {
+            Self::Connect => "CONNECT",
+            Self::Disconnect => "DISCONNECT",
+        }
+    }
+}
+
+/// `$SYS.ACCOUNT.*.CONNECT` / `.DISCONNECT`: every account's connection events,
+/// published by every server of a cluster for its own clients.
+pub fn broker_connection_events(event: BrokerConnection) -> String {
+    format!("{BROKER_SYS}.*.{}", event.token())
+}
+
+/// `$SYS.ACCOUNT.<account>.CONNECT` / `.DISCONNECT` of one account.
+pub fn broker_account_connection_events(account: &str, event: BrokerConnection) -> String {
+    format!("{BROKER_SYS}.{account}.{}", event.token())
+}
+
+/// `$SYS.REQ.ACCOUNT.<account>.CONNZ`: every server of a cluster answers
+/// with its own open connections of that account (system account only).
+pub fn broker_account_connz(account: &str) -> String {
+    format!("$SYS.REQ.ACCOUNT.{account}.CONNZ")
+}
+
+/// The account public key and event a broker connection-event subject names.
+pub fn parse_broker_connection_event(subject: &str) -> Option<(&str, BrokerConnection)> {
+    let rest = subject.strip_prefix(BROKER_SYS)?.strip_prefix('.')?;
+    let (account, event) = rest.split_once('.')?;
+    if account.is_empty() || account.contains(['*', '>']) {
+        return None;
+    }
+    let event = match event {
+        "CONNECT" => BrokerConnection::Connect,
+        "DISCONNECT" => BrokerConnection::Disconnect,
+        _ => return None,
+    };
+    Some((account, event))
+}
+
 /// True when `subject` is inside `pattern` under NATS wildcard rules.
 pub fn matches(pattern: &str, subject: &str) -> bool {
     let mut p = pattern.split('.');
@@ -344,6 +397,27 @@ pub fn matches(pattern: &str, subject: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn broker_connection_event_subjects_round_trip() {
+        use super::{BrokerConnection::*, *};
+        let acc = "ABCDEF";
+        for e in [Connect, Disconnect] {
+            let subject = broker_account_connection_events(acc, e);
+            assert!(matches(&broker_connection_events(e), &subject));
+            assert_eq!(parse_broker_connection_event(&subject), Some((acc, e)));
+        }
+        assert_eq!(broker_connection_events(Connect), "$SYS.ACCOUNT.*.CONNECT");
+        assert_eq!(
+            parse_broker_connection_event("$SYS.ACCOUNT.A.LEAFNODE.CONNECT"),
+            None
+        );
+        assert_eq!(
+            parse_broker_connection_event("$SYS.ACCOUNT.*.CONNECT"),
+            None
+        );
+        assert_eq!(parse_broker_connection_event("ritma.a.b.CONNECT"), None);
+    }
+
     use super::*;
 
     fn scope() -> NodeSubject {

@@ -1,7 +1,10 @@
-//! Background tasks: ingest workers, the offline reconciler and the
-//! state-change publisher. Each stops when the shutdown token fires.
+//! Background tasks: ingest workers, the offline reconciler, offline from
+//! the broker's connection events, flapping, and the state-change publisher.
+//! Each stops when the shutdown token fires.
 
+pub mod broker_presence;
 pub mod budget;
+pub mod flapping;
 pub mod fleet;
 pub mod ingest;
 pub mod outbox;

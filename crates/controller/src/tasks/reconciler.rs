@@ -57,6 +57,7 @@ pub async fn run(
     pool: PgPool,
     js: jetstream::Context,
     every: Duration,
+    flapping: ritma_db::flapping::FlapPolicy,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
@@ -95,7 +96,7 @@ pub async fn run(
         // bus outage) every claimed batch is committed at once, not one
         // batch per tick.
         loop {
-            match ritma_db::reconcile::nodes_mark_overdue(&pool, watermark).await {
+            match ritma_db::reconcile::nodes_mark_overdue(&pool, watermark, flapping).await {
                 Ok(t) if !t.is_empty() => {
                     if t.len() <= 100 {
                         for x in &t {

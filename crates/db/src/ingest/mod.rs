@@ -166,6 +166,8 @@ pub struct OfflinePolicy {
     pub intervals: i32,
     /// ... plus this grace, from the controller's receive time.
     pub grace_secs: i32,
+    /// When a node's liveness changes count as flapping.
+    pub flapping: crate::flapping::FlapPolicy,
 }
 
 #[derive(Debug, Default)]
@@ -415,6 +417,8 @@ async fn ingest_attempt(
     outcome.summaries_inserted =
         summaries::all_insert(&mut tx, &slo, &usage, &events, redelivery).await?;
     dead_letters_insert(&mut tx, &dead).await?;
+    let transitions =
+        crate::flapping::transitions_gate(&mut tx, transitions, policy.flapping).await?;
     transitions_record(&mut tx, &transitions).await?;
     changes_record(&mut tx, &changes).await?;
     tx.commit().await?;
