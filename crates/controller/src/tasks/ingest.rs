@@ -88,6 +88,7 @@ pub struct IngestWorker {
     pub admitted: Arc<AdmittedClaims>,
     /// Per-node and per-org budgets (fair share), shared with the API.
     pub budgets: Arc<Budgets>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn clamp_i64(v: u64) -> i64 {
@@ -367,6 +368,13 @@ impl IngestWorker {
             let started = tokio::time::Instant::now();
             match self.process(&messages).await {
                 Ok(()) => {
+                    self.metrics
+                        .ingest_commit_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    self.metrics
+                        .ingest_batch_messages
+                        .observe(messages.len() as f64);
+                    self.metrics.ingest_database_ok.set(1);
                     tracing::debug!(
                         messages = messages.len(),
                         wait_ms,
@@ -380,6 +388,8 @@ impl IngestWorker {
                     failures += 1;
                     self.stats.db_ok.store(false, Ordering::Relaxed);
                     self.stats.db_failures.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.ingest_commit_failures.inc();
+                    self.metrics.ingest_database_ok.set(0);
                     let delay = backoff(failures);
                     tracing::warn!(error = %e, ?delay, "batch not committed; will be redelivered");
                     for m in &messages {
@@ -512,6 +522,20 @@ impl IngestWorker {
         self.stats
             .dead_letters
             .fetch_add(outcome.dead_letters.len() as u64, Ordering::Relaxed);
+        let m = &self.metrics;
+        m.ingest_messages.inc_by(messages.len() as u64);
+        let rows = |kind| {
+            m.ingest_rows
+                .get_or_create(&crate::metrics::KindLabel::new(kind))
+        };
+        rows("heartbeat").inc_by(outcome.heartbeats_applied);
+        rows("summary").inc_by(outcome.summaries_inserted);
+        for dl in &outcome.dead_letters {
+            m.dead_letter(&dl.reason);
+        }
+        for t in &outcome.transitions {
+            m.transition(&t.to);
+        }
         Ok(())
     }
 }
