@@ -2,6 +2,7 @@
 
 mod api_client;
 mod commands;
+mod doctor;
 mod stack_file;
 mod up;
 
@@ -27,6 +28,9 @@ struct Cli {
 enum Command {
     /// Bring the whole stack up: NATS, PostgreSQL, controller, console and demo nodes.
     Up(up::UpArgs),
+    /// Check a running stack (NATS, JetStream, PostgreSQL, clocks, node
+    /// credentials) and say what to do; exits non-zero on a failure.
+    Doctor(doctor::DoctorArgs),
     /// Bus keys and server configuration.
     #[command(subcommand)]
     Bus(commands::BusCommand),
@@ -60,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     ritma_runtime::init_logging("info");
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Doctor(a) => doctor::run(a).await,
         Command::Bus(c) => commands::bus(c).await,
         Command::Org(c) => commands::org(c).await,
         Command::Token(c) => commands::token(c).await,

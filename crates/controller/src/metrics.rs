@@ -64,12 +64,12 @@ pub struct RouteStatusLabel {
 
 /// Node status values a transition may name; anything else counts as `other`.
 const STATUSES: [&str; 6] = [
+    "unseen",
     "online",
+    "degraded",
     "stale",
     "offline",
-    "pending",
     "decommissioned",
-    "unknown",
 ];
 /// Dead-letter reasons longer than this, or with other characters than
 /// `[a-z0-9_]`, count as `other` (reasons are the code's, but a label must
