@@ -65,6 +65,9 @@ pub struct Finding {
 #[derive(Default)]
 struct Report(Vec<Finding>);
 
+/// A live node whose credential is about to expire: org, node, status, expiry.
+type ExpiringNode = (String, String, String, DateTime<Utc>);
+
 impl Report {
     fn add(&mut self, level: Level, check: &str, detail: impl Into<String>, todo: &str) {
         self.0.push(Finding {
@@ -381,7 +384,7 @@ async fn check_postgres(report: &mut Report, url: &str) {
             "start the controller once: it migrates the database at start",
         ),
     }
-    let expiring: Result<Vec<(String, String, String, DateTime<Utc>)>, _> = sqlx::query_as(
+    let expiring: Result<Vec<ExpiringNode>, _> = sqlx::query_as(
         "SELECT n.org_id, n.id, n.status, c.expires_at FROM nodes n
          JOIN credential_expiries c ON c.org_id = n.org_id AND c.public_key = n.public_key
          WHERE n.status IN ('online', 'degraded', 'stale') AND c.expires_at IS NOT NULL
