@@ -139,3 +139,49 @@ async fn diagnose_bundle_describes_the_node_and_holds_no_secret() {
             .all(|l| l.as_str().unwrap().contains("[redacted]"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_serves_local_metrics_only_when_asked() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let port = ritma_devstack::ports::free_port().unwrap();
+    let token = stack.create_token("acme", "prod", 1).await;
+    let daemon = stack
+        .spawn_daemon_with(Some(&token), stack.dir.path().join("node-m"), 1, 1, |a| {
+            a.metrics_listen = Some(([127, 0, 0, 1], port).into())
+        })
+        .await
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let text = stack
+        .eventually(
+            "messages sent and sampled",
+            Duration::from_secs(15),
+            || async {
+                let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+                text.lines()
+                    .any(|l| {
+                        l.strip_prefix("ritma_node_messages_sent_total ")
+                            .and_then(|v| v.parse::<f64>().ok())
+                            .is_some_and(|v| v >= 1.0)
+                    })
+                    .then_some(text)
+            },
+        )
+        .await;
+    assert!(text.contains("ritma_node_bus_connected 1"), "{text}");
+    assert!(text.contains("ritma_node_spool_depth_messages "), "{text}");
+    let expiry: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ritma_node_credential_expiry_timestamp_seconds "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(expiry > chrono::Utc::now().timestamp(), "{text}");
+    // Nothing names the node, its org or tenant.
+    assert!(!text.contains(&daemon.node_id) && !text.contains("acme"));
+    daemon.stop().await.unwrap();
+
+    // Off by default: a daemon without the setting listens on nothing new.
+    let args = ritma_node::Args::default();
+    assert!(args.metrics_listen.is_none());
+}
