@@ -198,7 +198,7 @@ async fn check_nats(report: &mut Report, http: &reqwest::Client, monitor: &str) 
     }
     let jsz = match get_json(
         http,
-        &format!("{monitor}/jsz?accounts=true&streams=true&consumers=true"),
+        &format!("{monitor}/jsz?accounts=true&streams=true&consumers=true&config=true"),
     )
     .await
     {
