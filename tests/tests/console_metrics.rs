@@ -127,7 +127,21 @@ async fn live_clients_events_and_pages_are_counted() {
         .unwrap();
     assert_eq!(live.status().as_u16(), 200);
     let _first = live.chunk().await.unwrap();
+    // An anonymous flood of made-up paths stays one series.
+    let anonymous = browser();
+    for i in 0..100 {
+        let _ = anonymous
+            .get(format!("{}/no/such/{i}", console.url))
+            .send()
+            .await
+            .unwrap();
+    }
     let (_, text) = scrape(&console.metrics_url, Some(METRICS_TOKEN)).await;
+    assert!(
+        !text.contains("/no/such/"),
+        "a raw path became a label: {text}"
+    );
+    assert!(text.lines().filter(|l| !l.starts_with('#')).count() < 150);
     assert_eq!(value(&text, "ritma_console_sse_clients"), 1.0, "{text}");
     assert_eq!(
         value(
