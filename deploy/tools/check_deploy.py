@@ -174,7 +174,7 @@ def check_compose() -> None:
                     rf"^FROM .* AS {re.escape(build['target'])}$", dockerfile.read_text(), re.M):
                 problem(where, f"target {build['target']} not in {build['dockerfile']}")
         for port in svc.get("ports", []):
-            if str(port).split(":")[-1] in ("8080", "3000", "8222") and not str(port).startswith("127.0.0.1:"):
+            if str(port).split(":")[-1] in ("8080", "3000", "8222", "9090", "9464") and not str(port).startswith("127.0.0.1:"):
                 problem(where, f"port {port} must be published on loopback only")
 
 

@@ -207,10 +207,11 @@ fn openapi_operations()
                 .insert(m.to_uppercase(), true);
             continue;
         }
-        // Not the admin scheme: public routes, and the console's own route.
+        // Not the admin scheme: public routes, the console's own route, and
+        // the metrics scrape (its own token).
         if matches!(
             line.trim(),
-            "security: []" | "security: [{ consoleService: [] }]"
+            "security: []" | "security: [{ consoleService: [] }]" | "security: [{ metrics: [] }]"
         ) && let (Some(p), Some(m)) = (&path, &method)
         {
             out.get_mut(p).unwrap().insert(m.clone(), false);

@@ -41,6 +41,8 @@ const OTHER_NAMES: &[(&str, &str)] = &[
     ("RITMA_SUMMARY_SECS", "crates/cli/src/up.rs"),
     ("RITMA_OFFLINE_GRACE_SECS", "crates/cli/src/up.rs"),
     ("RITMA_DEMO_DECISIONS_PER_SEC", "crates/cli/src/up.rs"),
+    // The nats-server binary the dev stack, tests and benchmarks run.
+    ("RITMA_NATS_SERVER", "crates/devstack/src/nats_binary.rs"),
     // Tests and the scripts around them.
     ("RITMA_FAULT_OUTAGE_SECS", "tests/tests/faults.rs"),
     ("RITMA_NOISY_SECS", "tests/tests/noisy_neighbour.rs"),

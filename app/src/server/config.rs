@@ -97,6 +97,13 @@ pub struct Config {
     )]
     pub oidc_scopes: String,
     /// Offer the admin-token sign-in form (break-glass) next to single sign-on.
+    /// A separate listener for `/metrics` only. Unset: none.
+    #[arg(long, env = "RITMA_METRICS_ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Bearer token `/metrics` requires; unset, the console's port refuses
+    /// `/metrics` (404) and the separate listener answers without one.
+    #[arg(long, env = "RITMA_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     #[arg(long, env = "RITMA_CONSOLE_TOKEN_LOGIN", default_value_t = true, action = clap::ArgAction::Set)]
     pub token_login: bool,
 }
@@ -129,6 +136,8 @@ pub struct Resolved {
     pub secure_cookie: bool,
     pub oidc: Option<super::oidc::OidcSettings>,
     pub token_login: bool,
+    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -157,6 +166,8 @@ impl Config {
             oidc_audience: None,
             oidc_scopes: "openid email".into(),
             token_login: true,
+            metrics_listen: None,
+            metrics_token: None,
         }
     }
 
@@ -221,7 +232,13 @@ impl Config {
                 "no way to sign in: set RITMA_CONSOLE_OIDC_ISSUER or allow RITMA_CONSOLE_TOKEN_LOGIN"
             );
         }
+        let metrics_token = self.metrics_token.filter(|t| !t.trim().is_empty());
+        if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            anyhow::bail!("the metrics token must be at least 16 characters");
+        }
         Ok(Resolved {
+            metrics_listen: self.metrics_listen,
+            metrics_token,
             oidc,
             token_login: self.token_login,
             listen: self.listen,

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod live;
+pub mod metrics;
 pub mod oidc;
 pub mod session;
 
@@ -46,6 +47,7 @@ pub struct AppState {
     /// Single sign-on, when an issuer is configured.
     pub oidc: Option<Arc<OidcClient>>,
     pub hub: Hub,
+    pub metrics: Arc<metrics::ConsoleMetrics>,
     /// Single sign-on starts pending per client address and in total.
     pub sso_starts: Arc<oidc::PendingLimits>,
     pub config: Arc<Resolved>,
@@ -142,6 +144,7 @@ pub async fn build(config: Resolved) -> anyhow::Result<Console> {
         sessions: Sessions::default(),
         oidc,
         hub,
+        metrics: Arc::new(metrics::ConsoleMetrics::new()),
         sso_starts: Arc::new(oidc::PendingLimits::new(
             config.sso_pending_per_address,
             config.sso_pending_total,
@@ -172,6 +175,12 @@ impl Console {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let closing = self.closing;
+        let stop_metrics = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(metrics::serve_separately(
+            self.state.clone(),
+            stop_metrics.clone(),
+        ));
+        let _stop_metrics = stop_metrics.drop_guard();
         axum::serve(
             listener,
             self.router
@@ -212,6 +221,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/live", get(live_stream))
+        .route("/metrics", get(metrics::metrics))
         .route("/auth/login", post(login))
         .route("/auth/oidc", get(oidc_start))
         .route("/auth/callback", get(oidc_callback))
@@ -233,6 +243,10 @@ fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, context, move || shell(options.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         // Before the session guard: a cross-site write never reaches a handler.
         .layer(middleware::from_fn_with_state(state.clone(), check_origin))
         .layer(middleware::from_fn(security_headers))
@@ -251,6 +265,7 @@ async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response
         || path == "/healthz"
         || path == "/readyz"
         || path == "/live"
+        || path == "/metrics"
         || path.starts_with("/auth/")
         || path.starts_with("/pkg/")
         || path.starts_with("/assets/")
@@ -775,6 +790,8 @@ async fn live_stream(
         bus: st.hub.bus.clone(),
         closing: st.closing.clone(),
         out: std::collections::VecDeque::new(),
+        _client: st.metrics.sse_client(),
+        metrics: st.metrics.clone(),
     });
     let mut resp = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -827,6 +844,9 @@ struct LiveCtx {
     closing: tokio::sync::watch::Receiver<bool>,
     /// Events to send before waiting again.
     out: std::collections::VecDeque<SseEvent>,
+    /// Counts this stream in the SSE clients gauge while it lives.
+    _client: metrics::SseClient,
+    metrics: Arc<metrics::ConsoleMetrics>,
 }
 
 enum Step {
@@ -896,6 +916,7 @@ impl LiveCtx {
                         Ok(m) => match m.as_ref() {
                             HubMsg::State { org, event } => {
                                 if *org == self.org && self.access.allows(org) {
+                                    self.metrics.live_events.inc();
                                     self.out.push_back(state_event(event));
                                 }
                             }

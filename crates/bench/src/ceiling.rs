@@ -1,6 +1,7 @@
-//! The raw JetStream publish+consume ceiling on any nats-server, outside the
-//! product: by default the machine's own (`nats://127.0.0.1:4222`, Debian's
-//! configuration, no accounts, no auth). The `ingest` benchmark measures its
+//! The raw JetStream publish+consume ceiling on a nats-server, outside the
+//! product: by default a plain server (no accounts, no auth, JetStream on
+//! file storage) of the pinned version (`nats/requirements.txt`) started for
+//! the run; `--url` measures any other. The `ingest` benchmark measures its
 //! raw phase on the product's server (operator mode, JWT accounts); this
 //! tells whether that configuration, rather than the machine, is what caps
 //! the rate: same bodies, subjects, window, pull batch and acks.
@@ -14,9 +15,10 @@ use crate::ingest::{Load, bodies, raw_publish_consume};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The nats-server to measure (no credentials).
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
-    url: String,
+    /// A nats-server to measure (no credentials); default: a plain pinned
+    /// server started for this run.
+    #[arg(long)]
+    url: Option<String>,
     #[command(flatten)]
     load: Load,
     /// Measurements in a row; the median is reported.
@@ -24,7 +26,50 @@ pub struct Args {
     rounds: usize,
 }
 
+/// A plain nats-server (JetStream, no auth) on a free loopback port; killed on drop.
+struct PlainServer {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PlainServer {
+    async fn start() -> anyhow::Result<Self> {
+        let binary = ritma_devstack::nats_server(true)?;
+        let dir = tempfile::tempdir()?;
+        let port = ritma_devstack::ports::free_port()?;
+        let child = std::process::Command::new(&binary.path)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let server = Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        ritma_devstack::ports::wait_for_port(port, Duration::from_secs(15)).await?;
+        println!("plain nats-server {} at {}", binary.version, server.url);
+        Ok(server)
+    }
+}
+
+impl Drop for PlainServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<Value> {
+    let (url, _plain) = match args.url {
+        Some(url) => (url, None),
+        None => {
+            let plain = PlainServer::start().await?;
+            (plain.url.clone(), Some(plain))
+        }
+    };
     let nodes = (0..args.load.nodes.max(1))
         .map(|i| NodeId::new(format!("n{i:06}")))
         .collect::<Result<Vec<_>, _>>()?;
@@ -33,8 +78,8 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     for round in 0..args.rounds.max(1) {
         let items = bodies(&nodes, args.load.messages, round);
         let run = raw_publish_consume(
-            async_nats::connect(&args.url).await?,
-            async_nats::connect(&args.url).await?,
+            async_nats::connect(&url).await?,
+            async_nats::connect(&url).await?,
             &nodes,
             &items,
             args.load.window,
@@ -45,7 +90,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         println!(
             "round {}: raw publish+consume {rate:.0} msg/s on {} ({} of {} consumed, {} publishes failed)",
             round + 1,
-            args.url,
+            url,
             run.consumed,
             items.len(),
             run.publish_failed
@@ -56,12 +101,11 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     rates.sort_by(f64::total_cmp);
     let median = crate::percentile(&rates, 50.0);
     println!(
-        "raw publish+consume on {}: median {median:.0} msg/s over {} rounds",
-        args.url,
+        "raw publish+consume on {url}: median {median:.0} msg/s over {} rounds",
         rates.len()
     );
     Ok(json!({
-        "url": args.url, "nodes": args.load.nodes, "window": args.load.window,
+        "url": url, "nodes": args.load.nodes, "window": args.load.window,
         "rounds": rounds, "rate_median": median,
     }))
 }

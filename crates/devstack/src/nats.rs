@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ritma_bus::BusKeys;
 
+use crate::nats_binary::{self, NatsBinary};
 use crate::ports::{free_port, wait_for_port};
-use crate::tools;
 
 /// The server configuration template, compiled in so the binary works from any folder.
 pub const SERVER_CONF_TEMPLATE: &str = include_str!("../../../nats/server.conf");
@@ -37,7 +37,8 @@ pub struct NatsServer {
     pub port: u16,
     pub monitor_port: u16,
     pub config_path: PathBuf,
-    binary: PathBuf,
+    /// The binary this server runs and its version.
+    pub binary: NatsBinary,
     child: Option<Child>,
 }
 
@@ -49,9 +50,7 @@ pub fn render_config(template: &str, values: &[(&str, String)]) -> String {
 
 impl NatsServer {
     pub async fn start(spec: NatsServerSpec<'_>) -> anyhow::Result<Self> {
-        let binary = tools::find_or_install("nats-server", "nats-server", &|| {
-            vec![PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")]
-        })?;
+        let binary = nats_binary::nats_server(true)?;
         let port = if spec.port == 0 {
             free_port()?
         } else {
@@ -101,7 +100,7 @@ impl NatsServer {
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.config_path.with_file_name("nats-server.log"))?;
-        let child = Command::new(&self.binary)
+        let child = Command::new(&self.binary.path)
             .arg("-c")
             .arg(&self.config_path)
             .stdout(Stdio::null())

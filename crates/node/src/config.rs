@@ -73,6 +73,26 @@ pub struct Args {
     /// Demo only: generate synthetic enforcement decisions at this rate per second.
     #[arg(long, env = "RITMA_DEMO_DECISIONS_PER_SEC")]
     pub demo_decisions_per_sec: Option<u32>,
+    /// A local `/metrics` endpoint (e.g. `127.0.0.1:9465`); off when unset.
+    #[arg(long, env = "RITMA_NODE_METRICS_ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    #[command(subcommand)]
+    pub command: Option<NodeCommand>,
+}
+
+/// One-shot commands instead of running the daemon.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum NodeCommand {
+    /// Write a diagnostic bundle (versions, configuration without secrets,
+    /// spool state, recent errors) as JSON, to a file or stdout.
+    Diagnose {
+        /// Where to write it (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The daemon's log file to take recent errors from.
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -94,6 +114,7 @@ struct FileConfig {
     policy_sync_secs: Option<u32>,
     policy_hold: Option<bool>,
     compliance_index: Option<PathBuf>,
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Resolved settings.
@@ -118,6 +139,7 @@ pub struct NodeConfig {
     pub policy_sync_secs: u32,
     pub policy_hold: bool,
     pub compliance_index: Option<PathBuf>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl NodeConfig {
@@ -184,6 +206,7 @@ impl NodeConfig {
                 .clamp(5, 86_400),
             policy_hold: args.policy_hold || file.policy_hold.unwrap_or(false),
             compliance_index: args.compliance_index.or(file.compliance_index),
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
         })
     }
 }

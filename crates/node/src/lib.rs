@@ -7,8 +7,10 @@ pub mod compliance;
 pub mod config;
 pub mod connectors;
 pub mod controller_client;
+pub mod diagnose;
 pub mod host;
 pub mod identity;
+pub mod metrics;
 pub mod policy;
 pub mod recorder;
 pub mod sender;
@@ -276,6 +278,15 @@ impl Daemon {
             node: self.identity.node_id.clone(),
         };
         let mut tasks = tokio::task::JoinSet::new();
+        if let Some(addr) = self.config.metrics_listen {
+            tasks.spawn(metrics::serve(
+                addr,
+                gauge.clone(),
+                nats.clone(),
+                self.jwt.clone(),
+                shutdown.clone(),
+            ));
+        }
 
         // Commands for this node.
         let commands = nats.subscribe(scope.commands_wildcard()).await?;

@@ -1,5 +1,7 @@
 //! Process plumbing shared by the binaries.
 
+pub mod metrics;
+
 use tokio_util::sync::CancellationToken;
 
 /// Logging to stderr: `RITMA_LOG` filters (default `default_filter`),

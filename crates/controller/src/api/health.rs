@@ -37,3 +37,24 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     };
     (status, Json(body))
 }
+
+/// `/metrics` on the API's port: only with the metrics token; without one
+/// configured, metrics are not served here (use `RITMA_METRICS_ADDR`).
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, crate::error::ApiError> {
+    let Some(token) = state.metrics_token.clone() else {
+        return Err(crate::error::ApiError::NotFound(
+            "metrics on this port (set RITMA_METRICS_TOKEN, or RITMA_METRICS_ADDR for a separate listener)".into(),
+        ));
+    };
+    if !ritma_runtime::metrics::authorized(Some(&token), &headers) {
+        return Err(crate::error::ApiError::Unauthenticated);
+    }
+    let exposition = ritma_runtime::metrics::Exposition {
+        registry: state.metrics.registry(),
+        token: Some(token),
+    };
+    Ok(exposition.respond(&headers))
+}

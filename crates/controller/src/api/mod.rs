@@ -46,6 +46,10 @@ pub struct AppState {
     pub node_jwt_ttl_secs: i64,
     pub default_heartbeat_secs: u32,
     pub stats: Arc<IngestStats>,
+    /// Prometheus metrics (see `crate::metrics`: one line to count).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The bearer token `/metrics` requires on this port; None: refused here.
+    pub metrics_token: Option<Arc<str>>,
     /// The ingest's per-node and per-org budgets and their counters.
     pub budgets: Arc<crate::tasks::budget::Budgets>,
     pub nats: async_nats::Client,
@@ -83,6 +87,8 @@ pub enum Access {
     Admin,
     /// The console's service principal only (its bus credential).
     Console,
+    /// Prometheus scrapers with the metrics token (`RITMA_METRICS_TOKEN`).
+    Metrics,
 }
 
 /// Every route of the API, in one place: the router is built from this list,
@@ -92,6 +98,7 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
     vec![
         (Public, "/healthz", get(health::healthz)),
         (Public, "/readyz", get(health::readyz)),
+        (Metrics, "/metrics", get(health::metrics)),
         (Node, "/api/nodes/register", post(enroll::register)),
         (
             Node,
@@ -285,12 +292,14 @@ pub fn router(state: AppState) -> Router {
     let mut node = Router::new();
     let mut admin = Router::new();
     let mut console = Router::new();
+    let mut metrics = Router::new();
     for (access, path, route) in routes() {
         match access {
             Access::Public => public = public.route(path, route),
             Access::Node => node = node.route(path, route),
             Access::Admin => admin = admin.route(path, route),
             Access::Console => console = console.route(path, route),
+            Access::Metrics => metrics = metrics.route(path, route),
         }
     }
     // The service token is checked by the handler's extractor; refusals
@@ -307,6 +316,11 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         crate::auth::middleware::authenticate,
     ));
+    // Guessing the metrics token spends the address's request budget.
+    let metrics = metrics.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        ratelimit::limit_requests,
+    ));
     // Added last, so it runs first: bad tokens spend their address's budget.
     let admin = admin.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -316,6 +330,11 @@ pub fn router(state: AppState) -> Router {
         .merge(node)
         .merge(admin)
         .merge(console)
+        .merge(metrics)
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track_requests,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -59,6 +59,7 @@ pub async fn run(
     every: Duration,
     flapping: ritma_db::flapping::FlapPolicy,
     wake: Arc<Notify>,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -86,6 +87,9 @@ pub async fn run(
             }
         };
         let behind = Utc::now() - watermark;
+        metrics
+            .reconciler_lag_seconds
+            .set(behind.num_milliseconds().max(0) as f64 / 1000.0);
         if behind > LAG_WARNING {
             warn(format!(
                 "ingest {}s behind the bus; offline marking waits for it",
@@ -98,6 +102,9 @@ pub async fn run(
         loop {
             match ritma_db::reconcile::nodes_mark_overdue(&pool, watermark, flapping).await {
                 Ok(t) if !t.is_empty() => {
+                    for x in &t {
+                        metrics.transition(&x.to);
+                    }
                     if t.len() <= 100 {
                         for x in &t {
                             tracing::info!(node = %x.node_id, from = %x.from, to = %x.to, "status change");
