@@ -5,6 +5,7 @@
 //! goes through this one, so the contract documented in `docs/` (JSON Schema
 //! and AsyncAPI) has one source of truth, checked by this crate's tests.
 
+pub mod command;
 pub mod connectors;
 pub mod contract;
 pub mod enrollment;
@@ -14,8 +15,10 @@ pub mod messages;
 pub mod policy;
 pub mod subjects;
 pub mod timestamp;
+pub mod trust;
 pub mod validate;
 
+pub use command::{Command, CommandKind, CommandRefusal, SignedCommand};
 pub use ids::{IdError, NodeId, OrgId, TenantId};
 pub use keys::KeyStatus;
 pub use messages::*;
