@@ -155,6 +155,10 @@ pub struct Config {
     /// ... and how many more per minute after that (then 429).
     #[arg(long, env = "RITMA_DRY_RUNS_PER_MIN", default_value_t = 6)]
     pub dry_runs_per_min: u32,
+    /// How long a command to a node stays valid (seconds, at most 600): a
+    /// node refuses it after that, and any copy of it at any time.
+    #[arg(long, env = "RITMA_COMMAND_TTL_SECS", default_value_t = 60)]
+    pub command_ttl_secs: i64,
     /// The `ritma_cloud` key registry; unset: keys are governed here only.
     #[arg(long, env = "RITMA_CLOUD_URL")]
     pub ritma_cloud_url: Option<String>,
@@ -282,6 +286,7 @@ impl Config {
             dry_run_timeout_secs: 20,
             dry_runs_burst: 5,
             dry_runs_per_min: 6,
+            command_ttl_secs: 60,
             ritma_cloud_url: None,
             ritma_cloud_token: None,
             ritma_cloud_sync_secs: 60,

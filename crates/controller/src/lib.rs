@@ -17,6 +17,7 @@ pub mod error;
 pub mod fleet;
 pub mod tasks;
 pub mod template;
+pub mod trust;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -147,6 +148,13 @@ impl Controller {
         } else {
             config.public_nats_urls.clone()
         };
+        let control = Arc::new(trust::ControlKeys::new(
+            master.clone(),
+            pool.clone(),
+            config
+                .command_ttl_secs
+                .clamp(1, ritma_protocol::command::MAX_COMMAND_TTL_SECS),
+        ));
         let accounts = Arc::new(Accounts::new(
             keys,
             master,
@@ -188,6 +196,7 @@ impl Controller {
         let state = AppState {
             pool,
             accounts,
+            control,
             admin_token: admin_token.map(Into::into),
             oidc,
             dev_header_auth: config.dev_header_auth,

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod connectors;
+pub mod control_keys;
 pub mod error;
 pub mod ingest;
 pub mod keys;

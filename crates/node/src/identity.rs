@@ -21,6 +21,11 @@ pub struct Identity {
     pub inbox_prefix: String,
     pub heartbeat_secs: u32,
     pub enrolled_at: DateTime<Utc>,
+    /// The org control key this node pinned (`V...`): the only signer of
+    /// commands and policies it acts on. Empty in identities older than
+    /// control keys (then pinned once from the controller; see trust.rs).
+    #[serde(default)]
+    pub control_key: String,
 }
 
 impl Identity {

@@ -230,7 +230,12 @@ mod tests {
     }
 
     fn refresh(org: &OrgId, node: &NodeId, ttl: i64) -> Command {
-        Command::new(org.clone(), node.clone(), ttl, CommandKind::RefreshCredentials)
+        Command::new(
+            org.clone(),
+            node.clone(),
+            ttl,
+            CommandKind::RefreshCredentials,
+        )
     }
 
     #[test]
@@ -238,27 +243,37 @@ mod tests {
         let (org, n1, n2) = ids();
         let key = trust::control_key_new();
         let pinned = key.public_key();
-        let body = SignedCommand::sign(&refresh(&org, &n1, 30), &key).unwrap().encode();
+        let body = SignedCommand::sign(&refresh(&org, &n1, 30), &key)
+            .unwrap()
+            .encode();
         let now = Utc::now();
         let cmd = SignedCommand::open(&body, &pinned, &org, &n1, now).unwrap();
         assert_eq!(cmd.command, CommandKind::RefreshCredentials);
         assert_eq!(
-            SignedCommand::open(&body, &pinned, &org, &n2, now).unwrap_err().code(),
+            SignedCommand::open(&body, &pinned, &org, &n2, now)
+                .unwrap_err()
+                .code(),
             "other_node"
         );
         let other_org = OrgId::new("other").unwrap();
         assert_eq!(
-            SignedCommand::open(&body, &pinned, &other_org, &n1, now).unwrap_err().code(),
+            SignedCommand::open(&body, &pinned, &other_org, &n1, now)
+                .unwrap_err()
+                .code(),
             "other_node"
         );
         let later = now + chrono::Duration::seconds(31);
         assert_eq!(
-            SignedCommand::open(&body, &pinned, &org, &n1, later).unwrap_err().code(),
+            SignedCommand::open(&body, &pinned, &org, &n1, later)
+                .unwrap_err()
+                .code(),
             "expired"
         );
         let earlier = now - chrono::Duration::seconds(COMMAND_CLOCK_SKEW_SECS + 5);
         assert_eq!(
-            SignedCommand::open(&body, &pinned, &org, &n1, earlier).unwrap_err().code(),
+            SignedCommand::open(&body, &pinned, &org, &n1, earlier)
+                .unwrap_err()
+                .code(),
             "not_yet_valid"
         );
     }
@@ -275,20 +290,29 @@ mod tests {
             CommandRefusal::Unsigned
         );
         assert_eq!(
-            SignedCommand::open(b"{", &pinned, &org, &n1, now).unwrap_err().code(),
+            SignedCommand::open(b"{", &pinned, &org, &n1, now)
+                .unwrap_err()
+                .code(),
             "unreadable"
         );
         // Signed by a key the node did not pin.
         let rogue = trust::control_key_new();
         let forged = SignedCommand::sign(&refresh(&org, &n1, 30), &rogue).unwrap();
         assert_eq!(
-            SignedCommand::open(&forged.encode(), &pinned, &org, &n1, now).unwrap_err().code(),
+            SignedCommand::open(&forged.encode(), &pinned, &org, &n1, now)
+                .unwrap_err()
+                .code(),
             "bad_signature"
         );
         // The rogue key claims to be the pinned one.
-        let claimed = SignedCommand { signed_by: pinned.clone(), ..forged };
+        let claimed = SignedCommand {
+            signed_by: pinned.clone(),
+            ..forged
+        };
         assert_eq!(
-            SignedCommand::open(&claimed.encode(), &pinned, &org, &n1, now).unwrap_err().code(),
+            SignedCommand::open(&claimed.encode(), &pinned, &org, &n1, now)
+                .unwrap_err()
+                .code(),
             "bad_signature"
         );
         // A genuine command moved to another node by editing its text.
@@ -299,7 +323,9 @@ mod tests {
         };
         let n2 = NodeId::new("web-2").unwrap();
         assert_eq!(
-            SignedCommand::open(&edited.encode(), &pinned, &org, &n2, now).unwrap_err().code(),
+            SignedCommand::open(&edited.encode(), &pinned, &org, &n2, now)
+                .unwrap_err()
+                .code(),
             "bad_signature"
         );
         // A long-lived command, even properly signed.
@@ -307,7 +333,9 @@ mod tests {
         long.expires_at = long.issued_at + chrono::Duration::seconds(MAX_COMMAND_TTL_SECS + 1);
         let long = SignedCommand::sign(&long, &key).unwrap().encode();
         assert_eq!(
-            SignedCommand::open(&long, &pinned, &org, &n1, now).unwrap_err().code(),
+            SignedCommand::open(&long, &pinned, &org, &n1, now)
+                .unwrap_err()
+                .code(),
             "too_long_lived"
         );
     }

@@ -136,7 +136,12 @@ impl PolicyBundle {
     /// [`Self::verify`], and: the revision is signed by the `pinned` control
     /// key (so content or hash edited after its creation is refused), and so
     /// is an assignment of this version, mode and hash to this very node.
-    pub fn verify_signed(&self, org: &OrgId, node: &NodeId, pinned: &str) -> Result<(), PolicyError> {
+    pub fn verify_signed(
+        &self,
+        org: &OrgId,
+        node: &NodeId,
+        pinned: &str,
+    ) -> Result<(), PolicyError> {
         self.verify()?;
         let version = || self.version.clone();
         if self.version != policy_version(&self.rulepack, self.revision) {
@@ -243,19 +248,37 @@ mod tests {
     }
 
     /// A bundle signed as the controller signs it, for `node` of `org`.
-    pub(crate) fn signed(content: &str, org: &OrgId, node: &NodeId, key: &nkeys::KeyPair) -> PolicyBundle {
+    pub(crate) fn signed(
+        content: &str,
+        org: &OrgId,
+        node: &NodeId,
+        key: &nkeys::KeyPair,
+    ) -> PolicyBundle {
         let mut b = bundle(content);
         b.node_id = Some(node.clone());
         b.rulepack_signed_by = key.public_key();
         b.rulepack_signature = trust::sign(
             key,
-            &trust::rulepack_statement(org.as_str(), &b.rulepack, b.revision, &b.sha256, &b.frameworks),
+            &trust::rulepack_statement(
+                org.as_str(),
+                &b.rulepack,
+                b.revision,
+                &b.sha256,
+                &b.frameworks,
+            ),
         )
         .unwrap();
         b.signed_by = key.public_key();
         b.assignment_signature = trust::sign(
             key,
-            &trust::assignment_statement(org, node, &b.version, &b.sha256, b.mode.as_str(), b.assigned_at.timestamp()),
+            &trust::assignment_statement(
+                org,
+                node,
+                &b.version,
+                &b.sha256,
+                b.mode.as_str(),
+                b.assigned_at.timestamp(),
+            ),
         )
         .unwrap();
         b
@@ -270,28 +293,53 @@ mod tests {
         let good = signed(r#"{"rules":[]}"#, &org, &n1, &key);
         good.verify_signed(&org, &n1, &pinned).unwrap();
         // Served to another node.
-        assert!(matches!(good.verify_signed(&org, &n2, &pinned), Err(PolicyError::OtherNode { .. })));
+        assert!(matches!(
+            good.verify_signed(&org, &n2, &pinned),
+            Err(PolicyError::OtherNode { .. })
+        ));
         // Another org's key, or an org that did not sign it.
         let other = trust::control_key_new().public_key();
-        assert!(matches!(good.verify_signed(&org, &n1, &other), Err(PolicyError::Signature { .. })));
+        assert!(matches!(
+            good.verify_signed(&org, &n1, &other),
+            Err(PolicyError::Signature { .. })
+        ));
         let org2 = OrgId::new("other").unwrap();
-        assert!(matches!(good.verify_signed(&org2, &n1, &pinned), Err(PolicyError::Signature { .. })));
+        assert!(matches!(
+            good.verify_signed(&org2, &n1, &pinned),
+            Err(PolicyError::Signature { .. })
+        ));
         // Content and hash both edited (as in the database): the revision's signature fails.
         let content = r#"{"rules":["allow-all"]}"#;
-        let edited = PolicyBundle { content: content.into(), sha256: content_sha256(content), ..good.clone() };
+        let edited = PolicyBundle {
+            content: content.into(),
+            sha256: content_sha256(content),
+            ..good.clone()
+        };
         assert!(matches!(
             edited.verify_signed(&org, &n1, &pinned),
-            Err(PolicyError::Signature { what: "rulepack revision", .. })
+            Err(PolicyError::Signature {
+                what: "rulepack revision",
+                ..
+            })
         ));
         // The mode changed on the way: the assignment's signature fails.
-        let observe = PolicyBundle { mode: EnforcementMode::Observe, ..good.clone() };
+        let observe = PolicyBundle {
+            mode: EnforcementMode::Observe,
+            ..good.clone()
+        };
         assert!(matches!(
             observe.verify_signed(&org, &n1, &pinned),
-            Err(PolicyError::Signature { what: "assignment", .. })
+            Err(PolicyError::Signature {
+                what: "assignment",
+                ..
+            })
         ));
         // Unsigned.
         let plain = bundle(r#"{"rules":[]}"#);
-        assert!(matches!(plain.verify_signed(&org, &n1, &pinned), Err(PolicyError::Unsigned { .. })));
+        assert!(matches!(
+            plain.verify_signed(&org, &n1, &pinned),
+            Err(PolicyError::Unsigned { .. })
+        ));
     }
 
     #[test]

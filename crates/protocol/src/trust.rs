@@ -186,7 +186,14 @@ mod tests {
         let kinds = [
             command_statement("x"),
             rulepack_statement("acme", "base", 1, "ab", &fw),
-            assignment_statement(&org(), &NodeId::new("n1").unwrap(), "base@1", "ab", "enforce", 0),
+            assignment_statement(
+                &org(),
+                &NodeId::new("n1").unwrap(),
+                "base@1",
+                "ab",
+                "enforce",
+                0,
+            ),
             rotation_statement(&org(), "VABC"),
         ];
         for (i, a) in kinds.iter().enumerate() {
@@ -208,8 +215,14 @@ mod tests {
             signature: sign(from, &rotation_statement(&org(), &to.public_key())).unwrap(),
         };
         let chain = vec![link(&k2, &k3), link(&k1, &k2)];
-        assert_eq!(chain_follow(&org(), &k1.public_key(), &chain), k3.public_key());
-        assert_eq!(chain_follow(&org(), &k2.public_key(), &chain), k3.public_key());
+        assert_eq!(
+            chain_follow(&org(), &k1.public_key(), &chain),
+            k3.public_key()
+        );
+        assert_eq!(
+            chain_follow(&org(), &k2.public_key(), &chain),
+            k3.public_key()
+        );
         // A link signed by a key other than the pinned one is not followed.
         let rogue = control_key_new();
         let forged = vec![KeyRotation {
@@ -217,7 +230,10 @@ mod tests {
             key: rogue.public_key(),
             signature: sign(&rogue, &rotation_statement(&org(), &rogue.public_key())).unwrap(),
         }];
-        assert_eq!(chain_follow(&org(), &k1.public_key(), &forged), k1.public_key());
+        assert_eq!(
+            chain_follow(&org(), &k1.public_key(), &forged),
+            k1.public_key()
+        );
         // Nor one made for another org.
         let other_org = OrgId::new("other").unwrap();
         let foreign = vec![KeyRotation {
@@ -225,6 +241,9 @@ mod tests {
             key: k2.public_key(),
             signature: sign(&k1, &rotation_statement(&other_org, &k2.public_key())).unwrap(),
         }];
-        assert_eq!(chain_follow(&org(), &k1.public_key(), &foreign), k1.public_key());
+        assert_eq!(
+            chain_follow(&org(), &k1.public_key(), &foreign),
+            k1.public_key()
+        );
     }
 }

@@ -47,6 +47,12 @@ fn scope_of(node: &NodeRecord) -> Result<NodeSubject, ApiError> {
     ))
 }
 
+fn node_id_of(node: &NodeRecord) -> NodeId {
+    // Ids in the table passed NodeId's check when they were written.
+    NodeId::new(node.id.clone())
+        .unwrap_or_else(|_| NodeId::derive(&node.hostname, &node.public_key))
+}
+
 /// Mint the node's bus credential.
 async fn node_jwt(
     state: &AppState,
@@ -229,6 +235,7 @@ async fn respond(state: &AppState, node: &NodeRecord) -> Result<Json<RegisterRes
         jwt_expires_at,
         nats_urls: state.public_nats_urls.to_vec(),
         heartbeat_secs: state.default_heartbeat_secs,
+        control_key: state.control.key(&node.org_id).await?.public_key(),
     }))
 }
 
@@ -299,7 +306,8 @@ pub async fn policy_fetch(
         policy_challenge,
     )
     .await?;
-    let bundle = ritma_db::policies::policy_for_node(&state.pool, &node.id)
+    let org = OrgId::new(node.org_id.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut bundle = ritma_db::policies::policy_for_node(&state.pool, &node.id)
         .await?
         .map(|(pack, mode, assigned_at)| PolicyBundle {
             version: policy_version(&pack.name, pack.revision),
@@ -311,8 +319,22 @@ pub async fn policy_fetch(
             sha256: pack.sha256,
             content: pack.content,
             assigned_at,
+            node_id: Some(node_id_of(&node)),
+            // The revision's signature as made at its creation: never made
+            // again here, so a row edited later does not verify.
+            rulepack_signed_by: pack.signed_by.unwrap_or_default(),
+            rulepack_signature: pack.signature.unwrap_or_default(),
+            signed_by: String::new(),
+            assignment_signature: String::new(),
         });
-    Ok(Json(ritma_protocol::policy::PolicyFetchResponse { bundle }))
+    if let Some(bundle) = bundle.as_mut() {
+        let key = state.control.key(org.as_str()).await?;
+        crate::trust::ControlKeys::assignment_sign(&key, &org, bundle)?;
+    }
+    Ok(Json(ritma_protocol::policy::PolicyFetchResponse {
+        bundle,
+        key_rotations: state.control.chain(org.as_str()).await?,
+    }))
 }
 
 /// A fresh JWT for a node that proves it holds its key.
@@ -334,6 +356,7 @@ pub async fn credentials(
         jwt,
         jwt_expires_at,
         nats_urls: state.public_nats_urls.to_vec(),
+        control_key: state.control.key(&node.org_id).await?.public_key(),
     }))
 }
 
@@ -423,5 +446,6 @@ pub async fn rekey(
         jwt,
         jwt_expires_at,
         nats_urls: state.public_nats_urls.to_vec(),
+        control_key: state.control.key(&rekeyed.org_id).await?.public_key(),
     }))
 }

@@ -35,6 +35,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub pool: PgPool,
     pub accounts: Arc<Accounts>,
+    /// Org control keys: they sign commands, rulepack revisions and assignments.
+    pub control: Arc<crate::trust::ControlKeys>,
     /// The operator's break-glass token (every org); None disables it.
     pub admin_token: Option<Arc<str>>,
     pub oidc: Option<Arc<OidcVerifier>>,
