@@ -102,6 +102,10 @@ pub fn to_live_event(sc: &StateChange) -> LiveEvent {
             ev.applied = applied.clone();
             "policy_drift"
         }
+        StateChangeKind::PolicyRejected { reason } => {
+            ev.reason = Some(reason.clone());
+            "policy_rejected"
+        }
         StateChangeKind::KeyWarning { key_id, key_status } => {
             ev.key_id = key_id.clone();
             ev.key_status = key_status.map(|k| k.as_str().to_string());
