@@ -5,6 +5,7 @@
 mod access;
 mod connectors;
 pub mod console;
+mod control_key;
 mod enroll;
 mod fleet_common;
 mod health;
@@ -193,6 +194,12 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             get(keys::list).post(keys::create),
         ),
         (Admin, "/api/orgs/{org}/keys/summary", get(keys::summary)),
+        (Admin, "/api/orgs/{org}/control-key", get(control_key::get)),
+        (
+            Admin,
+            "/api/orgs/{org}/control-key/rotate",
+            post(control_key::rotate),
+        ),
         (
             Admin,
             "/api/orgs/{org}/keys/{key_id}/governance",
