@@ -6,6 +6,8 @@
 //! refusal shows through the API and on the bus); the control key rotated
 //! under the old key's signature, followed by nodes without enrolling again.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed assertion
+
 use std::time::Duration;
 
 use futures::StreamExt;
