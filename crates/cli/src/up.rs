@@ -190,6 +190,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         port: 0,
         name: "ritma-dev",
         cluster: None,
+        tls: None,
     })
     .await?;
     println!("  nats          {}", nats.url);

@@ -40,6 +40,11 @@ pub struct Config {
     /// NATS URLs handed to nodes at enrollment (default: the controller's own).
     #[arg(long, env = "RITMA_PUBLIC_NATS_URLS", value_delimiter = ',')]
     pub public_nats_urls: Vec<String>,
+    /// CA bundle (PEM) of the bus servers' certificates. The controller
+    /// verifies the bus against it (and only it; TLS is then required), and
+    /// hands it to nodes at enrollment, which pin it for their bus connection.
+    #[arg(long, env = "RITMA_NATS_CA_FILE")]
+    pub nats_ca_file: Option<PathBuf>,
     /// Folder with the operator, system and controller account keys.
     #[arg(long, env = "RITMA_NATS_KEYS_DIR")]
     pub nats_keys_dir: PathBuf,
@@ -249,6 +254,7 @@ impl Config {
             database_url,
             nats_urls,
             public_nats_urls: vec![],
+            nats_ca_file: None,
             nats_keys_dir,
             master_key: None,
             master_key_file: None,

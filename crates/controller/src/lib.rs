@@ -132,12 +132,24 @@ impl Controller {
         .await?;
 
         let keys = BusKeys::load(&config.nats_keys_dir)?;
+        let bus_tls = connect::BusTls {
+            ca_file: config.nats_ca_file.clone(),
+            required: false,
+        };
+        // Handed to nodes at enrollment: they pin it for the bus.
+        let bus_ca_pem = match &config.nats_ca_file {
+            Some(path) => Some(Arc::<str>::from(std::fs::read_to_string(path).map_err(
+                |e| anyhow::anyhow!("RITMA_NATS_CA_FILE {}: {e}", path.display()),
+            )?)),
+            None => None,
+        };
         let system = retry("NATS (system account)", Duration::from_secs(60), || {
-            connect::connect_as(
+            connect::connect_as_tls(
                 &config.nats_urls,
                 "ritma-controller-system",
                 keys.system_user_jwt().unwrap_or_default(),
                 &keys.system_user,
+                &bus_tls,
             )
         })
         .await?;
@@ -161,15 +173,17 @@ impl Controller {
             pool.clone(),
             config.nats_urls.clone(),
             system,
+            bus_tls.clone(),
         ));
         accounts.reconcile_all().await?;
 
         let nats = retry("NATS (controller account)", Duration::from_secs(30), || {
-            connect::connect_as(
+            connect::connect_as_tls(
                 &config.nats_urls,
                 "ritma-controller",
                 nats_controller_jwt.clone(),
                 &controller_user,
+                &bus_tls,
             )
         })
         .await?;
@@ -197,6 +211,7 @@ impl Controller {
             pool,
             accounts,
             control,
+            bus_ca_pem,
             admin_token: admin_token.map(Into::into),
             oidc,
             dev_header_auth: config.dev_header_auth,

@@ -70,6 +70,15 @@ pub struct Args {
     /// Move this node to a new key (the old one is revoked at the broker), then exit.
     #[arg(long)]
     pub rekey: bool,
+    /// CA bundle (PEM) this node trusts for the controller's HTTPS and the
+    /// bus's TLS, instead of the system's roots (for the bus it wins over the
+    /// CA pinned at enrollment).
+    #[arg(long, env = "RITMA_NODE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Development only: accept plaintext (http://, nats://) controller and
+    /// bus addresses that are not loopback.
+    #[arg(long, env = "RITMA_NODE_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
     /// Demo only: generate synthetic enforcement decisions at this rate per second.
     #[arg(long, env = "RITMA_DEMO_DECISIONS_PER_SEC")]
     pub demo_decisions_per_sec: Option<u32>,
@@ -94,6 +103,8 @@ struct FileConfig {
     policy_sync_secs: Option<u32>,
     policy_hold: Option<bool>,
     compliance_index: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    allow_plaintext: Option<bool>,
 }
 
 /// Resolved settings.
@@ -118,6 +129,8 @@ pub struct NodeConfig {
     pub policy_sync_secs: u32,
     pub policy_hold: bool,
     pub compliance_index: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub allow_plaintext: bool,
 }
 
 impl NodeConfig {
@@ -184,6 +197,8 @@ impl NodeConfig {
                 .clamp(5, 86_400),
             policy_hold: args.policy_hold || file.policy_hold.unwrap_or(false),
             compliance_index: args.compliance_index.or(file.compliance_index),
+            ca_file: args.ca_file.or(file.ca_file),
+            allow_plaintext: args.allow_plaintext || file.allow_plaintext.unwrap_or(false),
         })
     }
 }

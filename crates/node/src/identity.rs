@@ -26,6 +26,10 @@ pub struct Identity {
     /// control keys (then pinned once from the controller; see trust.rs).
     #[serde(default)]
     pub control_key: String,
+    /// The bus CA bundle (PEM) handed out at enrollment, pinned: the bus is
+    /// verified against it alone (unless RITMA_NODE_CA_FILE says otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_ca_pem: Option<String>,
 }
 
 impl Identity {

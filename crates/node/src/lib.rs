@@ -16,6 +16,7 @@ pub mod recorder;
 pub mod sender;
 pub mod seq;
 pub mod spool;
+pub mod transport;
 pub mod trust;
 
 use std::sync::Arc;
@@ -96,7 +97,14 @@ impl Daemon {
     pub async fn build(config: NodeConfig, shutdown: &CancellationToken) -> anyhow::Result<Self> {
         identity::state_dir_prepare(&config.state_dir)?;
         let key = identity::key_load_or_create(&config.keystore_path)?;
-        let client = config.controller_url.as_deref().map(ControllerClient::new);
+        if let Some(url) = &config.controller_url {
+            transport::controller_url_check(url, config.allow_plaintext)?;
+        }
+        let client = config
+            .controller_url
+            .as_deref()
+            .map(|url| ControllerClient::new(url, config.ca_file.as_deref()))
+            .transpose()?;
         let (identity, jwt) = match identity::identity_load(&config.state_dir)? {
             Some(id) => {
                 tracing::info!(node = %id.node_id, "identity loaded; not enrolling again");
@@ -164,18 +172,25 @@ impl Daemon {
                     heartbeat_secs: reply.heartbeat_secs,
                     enrolled_at: Utc::now(),
                     control_key: reply.control_key,
+                    bus_ca_pem: reply.bus_ca_pem,
                 };
                 identity::identity_save(&config.state_dir, &identity)?;
                 tracing::info!(node = %identity.node_id, org = %identity.org_id, tenant = %identity.tenant_id, "enrolled");
                 (identity, reply.jwt)
             }
         };
-        let client = client
-            .or_else(|| {
-                (!identity.controller_url.is_empty())
-                    .then(|| ControllerClient::new(&identity.controller_url))
-            })
-            .map(Arc::new);
+        let client = match client {
+            Some(c) => Some(c),
+            None if !identity.controller_url.is_empty() => {
+                transport::controller_url_check(&identity.controller_url, config.allow_plaintext)?;
+                Some(ControllerClient::new(
+                    &identity.controller_url,
+                    config.ca_file.as_deref(),
+                )?)
+            }
+            None => None,
+        }
+        .map(Arc::new);
         let mut daemon = Self {
             pinned: Arc::new(trust::PinnedKey::new(
                 identity.org_id.clone(),
@@ -265,14 +280,23 @@ impl Daemon {
         } else {
             self.config.nats_urls.clone()
         };
-        let nats = connect::connect(connect::ConnectSpec {
-            urls,
-            name: format!("ritma-node/{}", self.identity.node_id),
-            jwt: self.jwt.clone(),
-            key: self.key.clone(),
-            inbox_prefix: Some(self.identity.inbox_prefix.clone()),
-            retry_initial: true,
-        })
+        let tls = transport::bus_tls(
+            self.config.ca_file.as_deref(),
+            self.identity.bus_ca_pem.as_deref(),
+            &self.config.state_dir,
+        )?;
+        transport::nats_urls_check(&urls, &tls, self.config.allow_plaintext)?;
+        let nats = connect::connect_with_tls(
+            connect::ConnectSpec {
+                urls,
+                name: format!("ritma-node/{}", self.identity.node_id),
+                jwt: self.jwt.clone(),
+                key: self.key.clone(),
+                inbox_prefix: Some(self.identity.inbox_prefix.clone()),
+                retry_initial: true,
+            },
+            &tls,
+        )
         .await?;
         let js = async_nats::jetstream::new(nats.clone());
         let spool = Spool::open(

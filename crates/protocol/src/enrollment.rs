@@ -80,6 +80,10 @@ pub struct RegisterResponse {
     /// commands and policies it signed (or a key it endorsed, in rotation).
     #[serde(default)]
     pub control_key: String,
+    /// The CA bundle (PEM) of the bus servers, when the controller has one:
+    /// the node pins it and verifies the bus against it alone.
+    #[serde(default)]
+    pub bus_ca_pem: Option<String>,
 }
 
 /// `POST /api/nodes/{id}/credentials`: proof of possession of the node key.

@@ -236,6 +236,7 @@ async fn respond(state: &AppState, node: &NodeRecord) -> Result<Json<RegisterRes
         nats_urls: state.public_nats_urls.to_vec(),
         heartbeat_secs: state.default_heartbeat_secs,
         control_key: state.control.key(&node.org_id).await?.public_key(),
+        bus_ca_pem: state.bus_ca_pem.as_deref().map(str::to_owned),
     }))
 }
 

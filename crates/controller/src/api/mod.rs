@@ -38,6 +38,8 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// Org control keys: they sign commands, rulepack revisions and assignments.
     pub control: Arc<crate::trust::ControlKeys>,
+    /// The bus CA bundle nodes pin at enrollment (`RITMA_NATS_CA_FILE`).
+    pub bus_ca_pem: Option<Arc<str>>,
     /// The operator's break-glass token (every org); None disables it.
     pub admin_token: Option<Arc<str>>,
     pub oidc: Option<Arc<OidcVerifier>>,
