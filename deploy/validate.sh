@@ -14,10 +14,11 @@
 #     compose cross-references, unit hardening, known RITMA_* variables,
 #     the bus key files of crates/bus/src/keys.rs reach the controller
 #   - NATS: every config (repo server.conf, cluster template, compose, host,
-#     Kubernetes ConfigMap) rendered with throw-away operator JWTs and
-#     checked by `nats-server -t`; then 3 servers rendered from the cluster
-#     template by nats/render-cluster.sh, started on loopback, must form
-#     routes and a JetStream meta group with a leader
+#     Kubernetes ConfigMap) rendered with throw-away operator JWTs and a
+#     throw-away CA, each serving clients over TLS, checked by
+#     `nats-server -t`; then 3 servers rendered from the cluster template by
+#     nats/render-cluster.sh --tls-dir, started on loopback, must form
+#     mutual-TLS routes and a JetStream meta group with a leader
 #   - proxy configs: `nginx -t` and `caddy validate` when those are installed;
 #     with nginx, the mTLS path runs on loopback (client certificate required,
 #     the egress proxy presents it)
