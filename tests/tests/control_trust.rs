@@ -454,3 +454,48 @@ async fn nodes_follow_a_rotated_control_key_without_enrolling_again() {
     assert_eq!(rejected_commands(&a), 0);
     a.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_enrolled_before_control_keys_pins_its_org_key_at_start() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let a = daemon(&stack, &token, "node-a", 3600).await;
+    online(&stack, "node-a").await;
+    a.stop().await.unwrap();
+    // An identity.json as written before control keys existed.
+    let path = stack.dir.path().join("node-a").join("identity.json");
+    let mut identity: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    identity.as_object_mut().unwrap().remove("control_key");
+    std::fs::write(&path, serde_json::to_string(&identity).unwrap()).unwrap();
+
+    let a = daemon(&stack, &token, "node-a", 3600).await;
+    let (_, key) = stack
+        .api(Method::GET, "/api/orgs/acme/control-key", None)
+        .await;
+    let pinned: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(pinned["control_key"], key["public_key"]);
+    let (status, _) = stack
+        .api(
+            Method::POST,
+            "/api/orgs/acme/rulepacks",
+            Some(json!({ "name": "base", "rules": { "deny": ["ptrace"] } })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = stack
+        .api(
+            Method::POST,
+            "/api/nodes/node-a/policies",
+            Some(json!({ "rulepack": "base", "mode": "enforce" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    stack
+        .eventually("node-a applies base@1", WAIT, || async {
+            (node_view(&stack, "node-a").await["policy_version"] == "base@1").then_some(())
+        })
+        .await;
+    a.stop().await.unwrap();
+}

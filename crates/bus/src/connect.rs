@@ -158,3 +158,37 @@ pub async fn connect_as_tls(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ritma_protocol::NodeId;
+
+    #[test]
+    fn the_node_key_signs_nonces_and_nothing_else() {
+        let key = KeyPair::new_user();
+        let nonce = b"kZ3oN1_-abcDEF0";
+        let sig = sign_nonce(&key, nonce).unwrap();
+        assert!(key.verify(nonce, &sig).is_ok());
+        // What a rogue server could ask for instead: a request the
+        // controller would take as the node's (a re-key to the server's key),
+        // or any statement of the control plane.
+        let node = NodeId::new("web-1").unwrap();
+        let asks = [
+            ritma_protocol::enrollment::rekey_challenge(&node, "UROGUE", 1_765_000_000),
+            ritma_protocol::enrollment::credentials_challenge(&node, 1_765_000_000),
+            ritma_protocol::trust::command_statement("{}"),
+            "x".repeat(15) + "\n",
+            String::new(),
+        ];
+        for ask in asks {
+            assert!(
+                matches!(
+                    sign_nonce(&key, ask.as_bytes()),
+                    Err(BusError::NotANonce(_))
+                ),
+                "{ask:?}"
+            );
+        }
+    }
+}

@@ -210,7 +210,11 @@ impl Daemon {
             recorder: Arc::new(Recorder::default()),
         };
         daemon.save_jwt();
-        if daemon.jwt_expires_at - Utc::now().timestamp() < 60 {
+        // A node enrolled before control keys existed pins its org's key
+        // from the refresh (it acts on no command or policy until then).
+        if daemon.jwt_expires_at - Utc::now().timestamp() < 60
+            || daemon.identity.control_key.is_empty()
+        {
             daemon.refresh(shutdown).await?;
         }
         Ok(daemon)
