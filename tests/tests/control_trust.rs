@@ -405,6 +405,17 @@ async fn nodes_follow_a_rotated_control_key_without_enrolling_again() {
         .api(Method::GET, "/api/orgs/acme/control-key", None)
         .await;
     assert_eq!(key["rotations"][0]["previous"], first.as_str(), "{key}");
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM audit_log WHERE action = 'control_key.rotate'")
+            .await,
+        1
+    );
+    // An org that does not exist has no key to rotate.
+    let (status, _) = stack
+        .api(Method::POST, "/api/orgs/nope/control-key/rotate", None)
+        .await;
+    assert_eq!(status, 404);
 
     // The next command is signed by the new key: the node fetches the signed
     // hand-over, pins the new key and applies the policy it signs.

@@ -123,11 +123,16 @@ impl ControlKeys {
     /// signature still verifies under the old key is signed again with the
     /// new one. A revision edited in the database does not verify, so it is
     /// not laundered by the rotation; it stays refused.
-    pub async fn rotate(&self, org: &OrgId) -> Result<(String, u64), ApiError> {
+    /// Runs in the caller's transaction (which also records the audit entry).
+    /// Returns (previous key, new key, revisions signed again).
+    pub async fn rotate(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        org: &OrgId,
+    ) -> Result<(String, String, u64), ApiError> {
         // The org's first key, if it has none yet.
         self.key(org.as_str()).await?;
-        let mut tx = self.pool.begin().await.map_err(ritma_db::DbError::from)?;
-        let current = control_keys::control_key_lock_active(&mut tx, org.as_str())
+        let current = control_keys::control_key_lock_active(tx, org.as_str())
             .await?
             .ok_or_else(|| internal("the org's control key vanished"))?;
         let old = self.open(&current)?;
@@ -135,7 +140,7 @@ impl ControlKeys {
         let endorsement = trust::sign(&old, &trust::rotation_statement(org, &new.public_key()))
             .map_err(internal)?;
         control_keys::control_key_rotate(
-            &mut tx,
+            tx,
             org.as_str(),
             &current.public_key,
             &new.public_key(),
@@ -144,7 +149,7 @@ impl ControlKeys {
         )
         .await?;
         let mut resigned = 0;
-        for r in policies::rulepack_signed_all(&mut tx, org.as_str()).await? {
+        for r in policies::rulepack_signed_all(tx, org.as_str()).await? {
             let statement = trust::rulepack_statement(
                 org.as_str(),
                 &r.name,
@@ -169,11 +174,10 @@ impl ControlKeys {
                 &r.sha256,
                 &r.frameworks.0,
             )?;
-            policies::rulepack_signature_set(&mut tx, org.as_str(), &r.name, r.revision, &signed)
+            policies::rulepack_signature_set(tx, org.as_str(), &r.name, r.revision, &signed)
                 .await?;
             resigned += 1;
         }
-        tx.commit().await.map_err(ritma_db::DbError::from)?;
-        Ok((new.public_key(), resigned))
+        Ok((current.public_key, new.public_key(), resigned))
     }
 }

@@ -10,6 +10,14 @@ use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
 use crate::error::ApiError;
 
+/// A key is made on first use: never for an org that does not exist.
+async fn org_exists(state: &AppState, org: &ritma_protocol::OrgId) -> Result<(), ApiError> {
+    ritma_db::orgs::org_get(&state.pool, org.as_str())
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::NotFound(format!("org {org}")))
+}
+
 /// `GET /api/orgs/{org}/control-key`: the key nodes pin, and its rotations.
 pub async fn get(
     State(state): State<AppState>,
@@ -17,6 +25,7 @@ pub async fn get(
     PathParams(org): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
+    org_exists(&state, &org).await?;
     let key = state.control.key(org.as_str()).await?;
     let rotations = state.control.chain(org.as_str()).await?;
     Ok(Json(
@@ -32,9 +41,9 @@ pub async fn rotate(
     PathParams(org): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let org = org_authorized(&p, Action::ManageIntegrators, &org)?;
-    let before = state.control.key(org.as_str()).await?.public_key();
-    let (public_key, resigned) = state.control.rotate(&org).await?;
+    org_exists(&state, &org).await?;
     let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    let (before, public_key, resigned) = state.control.rotate(&mut tx, &org).await?;
     audit::record(
         &mut tx,
         audit::entry(&p, Some(org.as_str()), "control_key.rotate", org.as_str()).states(
