@@ -85,7 +85,8 @@ impl PolicyStore {
         if let Some(b) = bundle
             && let Err(e) = check(b)
         {
-            applied.rejected = Some(e.to_string());
+            // Bounded: the heartbeat carries it (at most 512 bytes there).
+            applied.rejected = Some(e.to_string().chars().take(256).collect());
             return Err(ApplyError::Refused(e));
         }
         applied.rejected = None;

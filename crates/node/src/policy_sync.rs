@@ -89,7 +89,7 @@ impl PolicySync {
             Err(ApplyError::Refused(e)) => {
                 let reason = e.to_string();
                 tracing::error!(error = %reason, "policy refused; keeping the current policy");
-                let news = rejected_before.as_deref() != Some(reason.as_str());
+                let news = rejected_before != self.store.applied().rejected;
                 if news {
                     self.compliance.append(
                         self.node.as_str(),
