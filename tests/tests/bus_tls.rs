@@ -181,6 +181,45 @@ async fn a_node_pins_the_bus_ca_at_enrollment_and_refuses_other_certificates() {
     );
     node.stop().await.unwrap();
 
+    // CA rotation, first step: the controller trusts a bundle of the old and
+    // a new CA. Enrolled nodes move to it, signed by their org's control
+    // key, at their next policy sync, without enrolling again.
+    let next_ca = ca(dir, "next-ca");
+    let bundle = dir.join("bundle.pem");
+    std::fs::write(
+        &bundle,
+        std::fs::read_to_string(&ca_pem).unwrap() + &std::fs::read_to_string(&next_ca).unwrap(),
+    )
+    .unwrap();
+    let mut stack = stack;
+    stack.controller.take().unwrap().stop().await;
+    let bundle_for_controller = bundle.clone();
+    stack.controller = Some(
+        stack
+            .start_controller(&move |c| c.nats_ca_file = Some(bundle_for_controller.clone()))
+            .await
+            .unwrap(),
+    );
+    let node = stack
+        .spawn_daemon_with(None, stack.dir.path().join("n1"), 1, 60, |_| {})
+        .await
+        .unwrap();
+    let wanted = std::fs::read_to_string(&bundle).unwrap();
+    stack
+        .eventually("n1 pins the new bundle", WAIT, || async {
+            let id: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(stack.dir.path().join("n1").join("identity.json")).ok()?,
+            )
+            .ok()?;
+            (id["bus_ca_pem"].as_str() == Some(wanted.as_str())).then_some(())
+        })
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(stack.dir.path().join("n1").join("bus-ca.pem")).unwrap(),
+        wanted
+    );
+    node.stop().await.unwrap();
+
     // A node told to trust another CA never gets onto the bus.
     let stray = stack
         .spawn_daemon_with(Some(&token), stack.dir.path().join("n2"), 1, 60, |a| {

@@ -118,6 +118,19 @@ impl ControlKeys {
         Ok(())
     }
 
+    /// Sign the bus CA bundle for nodes (they move to it from the one they pinned).
+    pub fn bus_ca_sign(
+        key: &KeyPair,
+        org: &OrgId,
+        pem: &str,
+    ) -> Result<trust::SignedBusCa, ApiError> {
+        Ok(trust::SignedBusCa {
+            pem: pem.to_owned(),
+            signed_by: key.public_key(),
+            signature: trust::sign(key, &trust::bus_ca_statement(org, pem)).map_err(internal)?,
+        })
+    }
+
     /// Replace the org's key: the new one is endorsed by the old one (nodes
     /// follow that link without enrolling again), and every revision whose
     /// signature still verifies under the old key is signed again with the

@@ -428,6 +428,13 @@ impl Daemon {
                 store: self.policy.clone(),
                 compliance: self.compliance.clone(),
                 hold: self.config.policy_hold,
+                // Follow signed CA bundles only when the bus CA is the one
+                // pinned at enrollment (a configured file wins).
+                bus_ca: self
+                    .config
+                    .ca_file
+                    .is_none()
+                    .then(|| std::sync::Mutex::new(self.identity.bus_ca_pem.clone())),
                 every: Duration::from_secs(u64::from(self.config.policy_sync_secs)),
             };
             let emitter = emitter.clone();

@@ -23,6 +23,9 @@ pub struct PolicySync {
     pub compliance: Arc<ComplianceIndex>,
     pub hold: bool,
     pub every: Duration,
+    /// The bus CA bundle this node pinned (None: none, or RITMA_NODE_CA_FILE
+    /// is configured and wins, so offered bundles are not followed).
+    pub bus_ca: Option<std::sync::Mutex<Option<String>>>,
 }
 
 impl PolicySync {
@@ -63,6 +66,12 @@ impl PolicySync {
             }
         };
         self.pinned.follow(&response.key_rotations);
+        if let (Some(cell), Some(offered)) = (&self.bus_ca, &response.bus_ca) {
+            let mut current = cell.lock().unwrap_or_else(|e| e.into_inner());
+            if self.pinned.bus_ca_follow(offered, current.as_deref()) {
+                *current = Some(offered.pem.clone());
+            }
+        }
         let pinned = self.pinned.get();
         let bundle = response.bundle;
         let rejected_before = self.store.applied().rejected;

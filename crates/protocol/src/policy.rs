@@ -219,6 +219,10 @@ pub struct PolicyFetchResponse {
     /// older key follows the links each signed by the key before.
     #[serde(default)]
     pub key_rotations: Vec<KeyRotation>,
+    /// The bus CA bundle, signed by the org's control key (None: the
+    /// controller has none configured).
+    #[serde(default)]
+    pub bus_ca: Option<trust::SignedBusCa>,
 }
 
 pub fn policy_challenge(node_id: &NodeId, timestamp: i64) -> String {

@@ -23,6 +23,7 @@ const COMMAND_CONTEXT: &str = "ritma command v1\n";
 const RULEPACK_CONTEXT: &str = "ritma rulepack v1\n";
 const ASSIGNMENT_CONTEXT: &str = "ritma policy assignment v1\n";
 const ROTATION_CONTEXT: &str = "ritma control key rotation v1\n";
+const BUS_CA_CONTEXT: &str = "ritma bus ca v1\n";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrustError {
@@ -116,6 +117,25 @@ pub fn assignment_statement(
 /// What an org's outgoing control key signs to hand over to `new_key`.
 pub fn rotation_statement(org: &OrgId, new_key: &str) -> String {
     format!("{ROTATION_CONTEXT}{org}\n{new_key}")
+}
+
+/// What the control key signs to hand nodes a new bus CA bundle: the org
+/// and the bundle's SHA-256.
+pub fn bus_ca_statement(org: &OrgId, pem: &str) -> String {
+    format!(
+        "{BUS_CA_CONTEXT}{org}\n{}",
+        crate::policy::content_sha256(pem)
+    )
+}
+
+/// The bus CA bundle (PEM) the controller trusts now, signed by the org's
+/// control key: a node that pinned an older bundle moves to this one (CA
+/// rotation without enrolling again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SignedBusCa {
+    pub pem: String,
+    pub signed_by: String,
+    pub signature: String,
 }
 
 /// One link of an org's control-key chain: `key` replaced `previous`, which

@@ -328,13 +328,18 @@ pub async fn policy_fetch(
             signed_by: String::new(),
             assignment_signature: String::new(),
         });
+    let key = state.control.key(org.as_str()).await?;
     if let Some(bundle) = bundle.as_mut() {
-        let key = state.control.key(org.as_str()).await?;
         crate::trust::ControlKeys::assignment_sign(&key, &org, bundle)?;
     }
+    let bus_ca = match state.bus_ca_pem.as_deref() {
+        Some(pem) => Some(crate::trust::ControlKeys::bus_ca_sign(&key, &org, pem)?),
+        None => None,
+    };
     Ok(Json(ritma_protocol::policy::PolicyFetchResponse {
         bundle,
         key_rotations: state.control.chain(org.as_str()).await?,
+        bus_ca,
     }))
 }
 
