@@ -14,10 +14,11 @@
 #     compose cross-references, unit hardening, known RITMA_* variables,
 #     the bus key files of crates/bus/src/keys.rs reach the controller
 #   - NATS: every config (repo server.conf, cluster template, compose, host,
-#     Kubernetes ConfigMap) rendered with throw-away operator JWTs and
-#     checked by `nats-server -t`; then 3 servers rendered from the cluster
-#     template by nats/render-cluster.sh, started on loopback, must form
-#     routes and a JetStream meta group with a leader
+#     Kubernetes ConfigMap) rendered with throw-away operator JWTs and a
+#     throw-away CA, each serving clients over TLS, checked by
+#     `nats-server -t`; then 3 servers rendered from the cluster template by
+#     nats/render-cluster.sh --tls-dir, started on loopback, must form
+#     mutual-TLS routes and a JetStream meta group with a leader
 #   - monitoring: promtool check/test rules and check config when promtool
 #     is installed (apt's prometheus package); always a consistency check of
 #     the rules, scrape config and Grafana dashboard against the metric names
@@ -221,8 +222,38 @@ render() {
     fi
 }
 
+# A throw-away CA and one server certificate (SANs: loopback and the names
+# the deploy configs use; serverAuth and clientAuth, as routes need), under
+# the file names the configs expect: server.crt/key (host, compose),
+# tls.crt/key (Kubernetes), ca.crt.
+make_test_tls() {
+    local dir=$WORK/tls
+    [ -f "$dir/ca.crt" ] && return 0
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" -subj "/CN=validate CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null || return 1
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=ritma-nats" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null || return 1
+    printf '%s\n' \
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:nats,DNS:ritma-nats,DNS:*.ritma-nats-headless" \
+        "basicConstraints=CA:FALSE" "keyUsage=digitalSignature" \
+        "extendedKeyUsage=serverAuth,clientAuth" >"$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days 2 -out "$dir/server.crt" -extfile "$dir/server.ext" 2>/dev/null || return 1
+    cp "$dir/server.crt" "$dir/tls.crt"
+    cp "$dir/server.key" "$dir/tls.key"
+}
+
+# A deploy config with its /etc/nats/tls/ paths pointing at the test certificates.
+with_test_tls() {
+    sed "s|/etc/nats/tls/|$WORK/tls/|g" "$1" >"$2"
+}
+
 nats_validate_all() {
     eval "$("$PY" "$DEPLOY/tools/test_bus_jwts.py")" || return 1
+    make_test_tls || return 1
     local common=("OPERATOR_JWT=$OPERATOR_JWT" "SYSTEM_ACCOUNT=$SYSTEM_ACCOUNT" "SYSTEM_ACCOUNT_JWT=$SYSTEM_ACCOUNT_JWT")
 
     # 1. operator-conf.sh reads a server.conf rendered from the repo's template.
@@ -245,13 +276,15 @@ nats_validate_all() {
     # 2. The compose config, including operator/operator.conf.
     mkdir -p "$WORK/compose"
     cp -r "$WORK/single/operator" "$WORK/compose/"
-    cp "$DEPLOY/compose/nats.conf" "$WORK/compose/nats.conf"
+    with_test_tls "$DEPLOY/compose/nats.conf" "$WORK/compose/nats.conf"
+    grep -q '^tls {' "$WORK/compose/nats.conf" || { echo "compose/nats.conf: no client TLS"; return 1; }
     "$NATS_SERVER" -t -c "$WORK/compose/nats.conf" || return 1
 
     # 3. The host config, as /etc/nats-server.conf with nats/operator.conf.
     mkdir -p "$WORK/host/nats"
     cp "$WORK/single/operator/operator.conf" "$WORK/host/nats/operator.conf"
-    cp "$DEPLOY/nats/host.conf" "$WORK/host/nats-server.conf"
+    with_test_tls "$DEPLOY/nats/host.conf" "$WORK/host/nats-server.conf"
+    grep -q '^tls {' "$WORK/host/nats-server.conf" || { echo "nats/host.conf: no client TLS"; return 1; }
     "$NATS_SERVER" -t -c "$WORK/host/nats-server.conf" || return 1
 
     # 4. The Kubernetes ConfigMap's config ($POD_NAME from the environment).
@@ -266,7 +299,9 @@ for doc in yaml.safe_load_all(open(sys.argv[1])):
 else:
     sys.exit("ConfigMap ritma-nats-config not found")
 PYEOF
-    POD_NAME=ritma-nats-0 "$NATS_SERVER" -t -c "$WORK/k8s/nats.conf" || return 1
+    with_test_tls "$WORK/k8s/nats.conf" "$WORK/k8s/nats-test.conf"
+    grep -q 'verify: true' "$WORK/k8s/nats-test.conf" || { echo "k8s: routes are not mutual TLS"; return 1; }
+    POD_NAME=ritma-nats-0 "$NATS_SERVER" -t -c "$WORK/k8s/nats-test.conf" || return 1
     echo "server.conf, compose/nats.conf, nats/host.conf, k8s ConfigMap: valid"
 }
 
@@ -281,6 +316,7 @@ nats_cluster() {
     export OPERATOR_JWT SYSTEM_ACCOUNT SYSTEM_ACCOUNT_JWT
     mkdir -p "$WORK/cluster"
     "$DEPLOY/nats/operator-conf.sh" --out "$WORK/cluster/operator.conf" || return 1
+    make_test_tls || return 1
     local ports
     read -r -a ports <<<"$(free_ports 9)" || return 1
     local routes="" i
@@ -294,7 +330,7 @@ nats_cluster() {
             --operator-conf "$WORK/cluster/operator.conf" --name "ritma-test-$i" \
             --host 127.0.0.1 --port "${ports[$i]}" --monitor-port "${ports[$((3 + i))]}" \
             --cluster-name ritma-test --cluster-host 127.0.0.1 --cluster-port "${ports[$((6 + i))]}" \
-            --routes "$routes" --data-dir "$dir" > "$dir/server.conf" || return 1
+            --routes "$routes" --data-dir "$dir" --tls-dir "$WORK/tls" > "$dir/server.conf" || return 1
         if grep -n '^[^#]*{{' "$dir/server.conf"; then
             echo "unreplaced placeholders in $dir/server.conf"
             return 1
@@ -307,11 +343,13 @@ nats_cluster() {
     done
     # Bounded wait: every server healthy with JetStream, routed to 2 peers, one
     # meta leader over 3 peers.
-    "$PY" - "${ports[3]}" "${ports[4]}" "${ports[5]}" <<'PYEOF'
-import json, sys, time, urllib.request
-ports = sys.argv[1:]
+    # Monitoring is HTTPS, verified against the test CA.
+    "$PY" - "$WORK/tls/ca.crt" "${ports[3]}" "${ports[4]}" "${ports[5]}" <<'PYEOF'
+import json, ssl, sys, time, urllib.request
+context = ssl.create_default_context(cafile=sys.argv[1])
+ports = sys.argv[2:]
 def get(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}{path}", timeout=2, context=context) as r:
         return json.load(r)
 deadline = time.time() + 45
 last = ""
@@ -328,7 +366,7 @@ while time.time() < deadline:
         last = str(states)
         leaders = {s[2] for s in states}
         if all(s[0] == "ok" and s[1] == 2 and s[2] and s[3] == 3 for s in states) and len(leaders) == 1:
-            print(f"3 servers healthy, 2 routed peers each, meta leader {leaders.pop()} of 3")
+            print(f"3 servers healthy over TLS, 2 routed peers each over mutual TLS, meta leader {leaders.pop()} of 3")
             sys.exit(0)
     except Exception as e:  # not up yet
         last = repr(e)

@@ -542,6 +542,7 @@ fn FeedItem(e: LiveEvent, clock: Clock) -> impl IntoView {
         }
         ("policy_drift", _, _) if e.drifted == Some(true) => "policy drifted".to_string(),
         ("policy_drift", _, _) => "policy back in sync".to_string(),
+        ("policy_rejected", _, _) => "policy refused by the node".to_string(),
         ("key_warning", _, _) => match &e.key_status {
             Some(k) => format!("signing key {k}"),
             None => "key warning cleared".to_string(),
@@ -552,6 +553,7 @@ fn FeedItem(e: LiveEvent, clock: Clock) -> impl IntoView {
         (Some(s), _) => s.as_str(),
         (None, "policy_drift") if e.drifted == Some(true) => "degraded",
         (None, "key_warning") if e.key_status.is_some() => "offline",
+        (None, "policy_rejected") => "offline",
         _ => "unknown",
     };
     view! {

@@ -11,6 +11,12 @@
 # server.conf rendered by `ritma bus render-config`; both have the same lines.
 # Defaults: --host 0.0.0.0 --port 4222 --monitor-host 127.0.0.1
 # --monitor-port 8222 --cluster-port 6222 --cluster-name ritma.
+#
+# --tls-dir DIR (server.crt, server.key, ca.crt in DIR) serves clients and
+# monitoring over TLS only and makes routes mutual TLS (each server presents
+# server.crt, so it needs clientAuth as well as serverAuth, and accepts
+# peers signed by ca.crt). Without it the config is plaintext: keep that to
+# loopback and development.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +30,7 @@ done
 usage() {
     echo "usage: $0 --operator-conf FILE --name NAME --cluster-host ADDR --routes URL,URL,... --data-dir DIR" >&2
     echo "          [--host ADDR] [--port N] [--monitor-host ADDR] [--monitor-port N]" >&2
-    echo "          [--cluster-port N] [--cluster-name NAME] [--template FILE]" >&2
+    echo "          [--cluster-port N] [--cluster-name NAME] [--template FILE] [--tls-dir DIR]" >&2
     exit 2
 }
 
@@ -39,6 +45,7 @@ cluster_port=6222
 cluster_name=ritma
 routes=""
 data_dir=""
+tls_dir=""
 while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || usage
     case "$1" in
@@ -54,6 +61,7 @@ while [ $# -gt 0 ]; do
         --routes) routes=$2 ;;
         --data-dir) data_dir=${2%/} ;;
         --template) template=$2 ;;
+        --tls-dir) tls_dir=${2%/} ;;
         *) usage ;;
     esac
     shift 2
@@ -71,7 +79,7 @@ fi
 
 # Values go into a sed replacement: refuse the characters that would break it.
 for value in "$name" "$host" "$port" "$monitor_host" "$monitor_port" "$cluster_host" \
-    "$cluster_port" "$cluster_name" "$routes" "$data_dir"; do
+    "$cluster_port" "$cluster_name" "$routes" "$data_dir" "$tls_dir"; do
     case "$value" in
         *[\|\&\\\"[:space:]]*) echo "$0: bad character in '$value'" >&2; exit 1 ;;
     esac
@@ -79,6 +87,42 @@ done
 
 # nats://a:6222,nats://b:6222 -> "nats://a:6222", "nats://b:6222"
 quoted_routes=$(printf '%s' "$routes" | sed 's/^/"/; s/,/", "/g; s/$/"/')
+
+if [ -n "$tls_dir" ]; then
+    for f in server.crt server.key ca.crt; do
+        [ -f "$tls_dir/$f" ] || { echo "$0: $tls_dir/$f not found" >&2; exit 1; }
+    done
+fi
+
+# With --tls-dir: monitoring on HTTPS, routes mutual TLS (inside `cluster`,
+# after no_advertise), clients TLS only (a top-level `tls` at the end).
+add_tls() {
+    if [ -z "$tls_dir" ]; then
+        cat
+        return
+    fi
+    awk -v d="$tls_dir" '
+        /^[[:space:]]*#/ { print; next }
+        /^http: / { sub(/^http: /, "https: ") }
+        { print }
+        /^[[:space:]]*no_advertise: true/ {
+            print "  tls {"
+            print "    cert_file: \"" d "/server.crt\""
+            print "    key_file: \"" d "/server.key\""
+            print "    ca_file: \"" d "/ca.crt\""
+            print "    verify: true"
+            print "    timeout: 5"
+            print "  }"
+        }
+        END {
+            print ""
+            print "tls {"
+            print "  cert_file: \"" d "/server.crt\""
+            print "  key_file: \"" d "/server.key\""
+            print "  timeout: 5"
+            print "}"
+        }'
+}
 
 # Comment lines are copied as they are.
 sed -e '/^[[:space:]]*#/b' \
@@ -95,4 +139,4 @@ sed -e '/^[[:space:]]*#/b' \
     -e "s|{{CLUSTER_HOST}}|$cluster_host|g" \
     -e "s|{{CLUSTER_PORT}}|$cluster_port|g" \
     -e "s|{{ROUTES}}|$quoted_routes|g" \
-    "$template"
+    "$template" | add_tls

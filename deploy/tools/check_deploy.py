@@ -126,7 +126,7 @@ def check_kubernetes() -> None:
     if not nats or nats["spec"]["replicas"] != 3:
         problem("k8s ritma-nats", "a 3-replica StatefulSet is required")
     else:
-        routes = re.findall(r"nats://(ritma-nats-\d)\.ritma-nats-headless:6222", conf)
+        routes = re.findall(r"(?:nats|tls)://(ritma-nats-\d)\.ritma-nats-headless:6222", conf)
         if sorted(routes) != [f"ritma-nats-{i}" for i in range(3)]:
             problem("k8s ritma-nats-config", f"routes must name the 3 pods, found {routes}")
         for needle in ("jetstream", "type: full", "include \"operator/operator.conf\""):

@@ -147,6 +147,7 @@ impl TestStack {
             port: 0,
             name: "ritma-test",
             cluster: None,
+            tls: None,
         })
         .await?;
         let pool = PgPool::connect(&database_url).await?;

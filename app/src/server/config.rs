@@ -21,6 +21,10 @@ pub struct Config {
     /// NATS URL for live state changes.
     #[arg(long, env = "RITMA_NATS_URL")]
     pub nats_url: Option<String>,
+    /// CA bundle (PEM) of the bus servers: the live feed verifies the bus
+    /// against it alone, and TLS is required.
+    #[arg(long, env = "RITMA_CONSOLE_NATS_CA_FILE")]
+    pub nats_ca_file: Option<PathBuf>,
     /// The console's service token (the controller's `RITMA_CONSOLE_SERVICE_TOKEN`):
     /// with it the console asks the controller for its own bus credential and
     /// receives the state changes of every org.
@@ -122,6 +126,7 @@ pub struct Resolved {
     pub api_url: String,
     pub api_token: Option<String>,
     pub nats_url: Option<String>,
+    pub nats_ca_file: Option<PathBuf>,
     /// The console's service token (its bus credential comes from the controller).
     pub service_token: Option<String>,
     pub role_recheck: std::time::Duration,
@@ -148,6 +153,7 @@ impl Config {
             api_url: None,
             api_token: None,
             nats_url: None,
+            nats_ca_file: None,
             service_token: None,
             service_token_file: None,
             role_recheck_secs: 60,
@@ -246,6 +252,7 @@ impl Config {
             api_url,
             api_token: self.api_token.filter(|t| !t.is_empty()),
             nats_url: self.nats_url.or(s_nats).filter(|u| !u.is_empty()),
+            nats_ca_file: self.nats_ca_file,
             service_token,
             role_recheck: std::time::Duration::from_secs(self.role_recheck_secs.max(1)),
             sso_pending_per_address: self.sso_pending_per_address.max(1),

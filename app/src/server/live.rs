@@ -102,6 +102,10 @@ pub fn to_live_event(sc: &StateChange) -> LiveEvent {
             ev.applied = applied.clone();
             "policy_drift"
         }
+        StateChangeKind::PolicyRejected { reason } => {
+            ev.reason = Some(reason.clone());
+            "policy_rejected"
+        }
         StateChangeKind::KeyWarning { key_id, key_status } => {
             ev.key_id = key_id.clone();
             ev.key_status = key_status.map(|k| k.as_str().to_string());
@@ -150,7 +154,12 @@ impl Hub {
     /// here (its seed never leaves this process), the JWT asked from the
     /// controller with the service token and renewed before it expires.
     /// `nats_url` overrides the URLs the controller hands out.
-    pub fn start_all_orgs(api: Api, service_token: String, nats_url: Option<String>) -> Hub {
+    pub fn start_all_orgs(
+        api: Api,
+        service_token: String,
+        nats_url: Option<String>,
+        nats_ca_file: Option<std::path::PathBuf>,
+    ) -> Hub {
         let (hub, bus_tx) = Self::with_state(BusState {
             feed: Feed::All,
             connected: false,
@@ -160,6 +169,7 @@ impl Hub {
             api,
             service_token,
             nats_url,
+            nats_ca_file,
             hub.tx.clone(),
             bus_tx,
         ));
@@ -214,6 +224,7 @@ async fn run_all_orgs(
     api: Api,
     token: String,
     nats_url: Option<String>,
+    nats_ca_file: Option<std::path::PathBuf>,
     tx: broadcast::Sender<Arc<HubMsg>>,
     bus_tx: Arc<watch::Sender<BusState>>,
 ) {
@@ -260,7 +271,7 @@ async fn run_all_orgs(
         let ev_gen = generation.clone();
         let ev_set = set.clone();
         let ev_tx = tx.clone();
-        let opts = async_nats::ConnectOptions::with_auth_callback(move |nonce| {
+        let mut opts = async_nats::ConnectOptions::with_auth_callback(move |nonce| {
             let jwt = jwt.clone();
             let key = sign_key.clone();
             async move {
@@ -301,6 +312,9 @@ async fn run_all_orgs(
                 }
             }
         });
+        if let Some(ca) = &nats_ca_file {
+            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+        }
         let client = match opts.connect(urls.clone()).await {
             Ok(c) => c,
             Err(e) => {

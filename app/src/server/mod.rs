@@ -116,7 +116,12 @@ pub async fn build(config: Resolved) -> anyhow::Result<Console> {
     let hub = match (&config.service_token, &config.nats_url) {
         (Some(token), url) => {
             tracing::info!("live feed: every org, with the console's own bus credential");
-            Hub::start_all_orgs(api.clone(), token.clone(), url.clone())
+            Hub::start_all_orgs(
+                api.clone(),
+                token.clone(),
+                url.clone(),
+                config.nats_ca_file.clone(),
+            )
         }
         (None, _) => {
             tracing::warn!("RITMA_CONSOLE_SERVICE_TOKEN not set: no live updates");

@@ -97,6 +97,7 @@ impl Stack {
                     port: 0,
                     name: "ritma-bench",
                     cluster: None,
+                    tls: None,
                 })
                 .await?,
             ]

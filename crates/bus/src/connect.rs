@@ -2,6 +2,7 @@
 //! cell at every (re)connect, so a refreshed credential is picked up by the
 //! next reconnect without rebuilding the client.
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -80,9 +81,43 @@ pub fn options(spec: &ConnectSpec) -> ConnectOptions {
     opts
 }
 
+/// TLS towards the bus. With `ca_file`, the server's certificate must chain
+/// to that bundle and to nothing else (the system's roots are not loaded)
+/// and name the host dialled; TLS is then required whatever the URL scheme.
+/// `required` alone: TLS with the system's roots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BusTls {
+    pub ca_file: Option<PathBuf>,
+    pub required: bool,
+}
+
+impl BusTls {
+    /// TLS is on for every connection made with these settings.
+    pub fn enforced(&self) -> bool {
+        self.required || self.ca_file.is_some()
+    }
+
+    pub fn apply(&self, mut opts: ConnectOptions) -> ConnectOptions {
+        if let Some(ca) = &self.ca_file {
+            opts = opts.add_root_certificates(ca.clone());
+        }
+        if self.enforced() {
+            opts = opts.require_tls(true);
+        }
+        opts
+    }
+}
+
 pub async fn connect(spec: ConnectSpec) -> Result<async_nats::Client, BusError> {
+    connect_with_tls(spec, &BusTls::default()).await
+}
+
+pub async fn connect_with_tls(
+    spec: ConnectSpec,
+    tls: &BusTls,
+) -> Result<async_nats::Client, BusError> {
     let url = spec.urls.join(",");
-    options(&spec)
+    tls.apply(options(&spec))
         .connect(spec.urls.clone())
         .await
         .map_err(|e| BusError::Connect {
@@ -98,14 +133,62 @@ pub async fn connect_as(
     jwt: String,
     key: &KeyPair,
 ) -> Result<async_nats::Client, BusError> {
+    connect_as_tls(urls, name, jwt, key, &BusTls::default()).await
+}
+
+/// [`connect_as`] with TLS settings.
+pub async fn connect_as_tls(
+    urls: &[String],
+    name: &str,
+    jwt: String,
+    key: &KeyPair,
+    tls: &BusTls,
+) -> Result<async_nats::Client, BusError> {
     let key = KeyPair::from_seed(&key.seed().map_err(BusError::key)?).map_err(BusError::key)?;
-    connect(ConnectSpec {
-        urls: urls.to_vec(),
-        name: name.to_owned(),
-        jwt: SharedJwt::new(jwt),
-        key: Arc::new(key),
-        inbox_prefix: None,
-        retry_initial: false,
-    })
+    connect_with_tls(
+        ConnectSpec {
+            urls: urls.to_vec(),
+            name: name.to_owned(),
+            jwt: SharedJwt::new(jwt),
+            key: Arc::new(key),
+            inbox_prefix: None,
+            retry_initial: false,
+        },
+        tls,
+    )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ritma_protocol::NodeId;
+
+    #[test]
+    fn the_node_key_signs_nonces_and_nothing_else() {
+        let key = KeyPair::new_user();
+        let nonce = b"kZ3oN1_-abcDEF0";
+        let sig = sign_nonce(&key, nonce).unwrap();
+        assert!(key.verify(nonce, &sig).is_ok());
+        // What a rogue server could ask for instead: a request the
+        // controller would take as the node's (a re-key to the server's key),
+        // or any statement of the control plane.
+        let node = NodeId::new("web-1").unwrap();
+        let asks = [
+            ritma_protocol::enrollment::rekey_challenge(&node, "UROGUE", 1_765_000_000),
+            ritma_protocol::enrollment::credentials_challenge(&node, 1_765_000_000),
+            ritma_protocol::trust::command_statement("{}"),
+            "x".repeat(15) + "\n",
+            String::new(),
+        ];
+        for ask in asks {
+            assert!(
+                matches!(
+                    sign_nonce(&key, ask.as_bytes()),
+                    Err(BusError::NotANonce(_))
+                ),
+                "{ask:?}"
+            );
+        }
+    }
 }

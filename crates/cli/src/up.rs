@@ -194,6 +194,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         port: 0,
         name: "ritma-dev",
         cluster: None,
+        tls: None,
     })
     .await?;
     println!(

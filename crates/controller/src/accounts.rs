@@ -22,6 +22,7 @@ pub struct Accounts {
     master: MasterKey,
     pool: PgPool,
     nats_urls: Vec<String>,
+    tls: connect::BusTls,
     system: async_nats::Client,
     org_clients: Mutex<HashMap<String, async_nats::Client>>,
     /// Serialises account JWT pushes so a newer JWT is never overtaken.
@@ -41,12 +42,14 @@ impl Accounts {
         pool: PgPool,
         nats_urls: Vec<String>,
         system: async_nats::Client,
+        tls: connect::BusTls,
     ) -> Self {
         Self {
             keys,
             master,
             pool,
             nats_urls,
+            tls,
             system,
             org_clients: Mutex::new(HashMap::new()),
             push_lock: Mutex::new(()),
@@ -272,14 +275,17 @@ impl Accounts {
             &UserPermissions::controller_in_org(&org_key),
             None,
         )?;
-        let client = connect::connect(connect::ConnectSpec {
-            urls: self.nats_urls.clone(),
-            name: format!("ritma-controller/{org_id}"),
-            jwt: connect::SharedJwt::new(jwt),
-            key: Arc::new(user),
-            inbox_prefix: Some("_INBOX_ritma_controller".into()),
-            retry_initial: false,
-        })
+        let client = connect::connect_with_tls(
+            connect::ConnectSpec {
+                urls: self.nats_urls.clone(),
+                name: format!("ritma-controller/{org_id}"),
+                jwt: connect::SharedJwt::new(jwt),
+                key: Arc::new(user),
+                inbox_prefix: Some("_INBOX_ritma_controller".into()),
+                retry_initial: false,
+            },
+            &self.tls,
+        )
         .await
         .map_err(|e| ApiError::Bus(e.to_string()))?;
         clients.insert(org_id.to_owned(), client.clone());

@@ -1,15 +1,17 @@
 //! Commands to nodes, sent from the controller's connection in the node's
-//! org account (subjects built by `ritma-protocol`).
+//! org account (subjects built by `ritma-protocol`), each signed by the org's
+//! control key for one node, with an expiry and a unique id.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use nkeys::KeyPair;
 use ritma_db::policies::PolicyReassigned;
 use ritma_protocol::connectors::{ConnectorConfig, DryRunReport};
-use ritma_protocol::{Command, CommandKind, NodeId, NodeSubject, OrgId, SCHEMA_VERSION, TenantId};
+use ritma_protocol::{Command, CommandKind, NodeId, NodeSubject, OrgId, SignedCommand, TenantId};
 
 use crate::accounts::Accounts;
 use crate::error::ApiError;
+use crate::trust::ControlKeys;
 
 fn scope(org: &str, tenant: &str, node: &str) -> Result<NodeSubject, ApiError> {
     let bad = |e: ritma_protocol::IdError| ApiError::Internal(e.to_string());
@@ -20,26 +22,32 @@ fn scope(org: &str, tenant: &str, node: &str) -> Result<NodeSubject, ApiError> {
     ))
 }
 
-fn command(kind: CommandKind) -> Command {
-    Command {
-        v: SCHEMA_VERSION,
-        id: uuid::Uuid::new_v4(),
-        issued_at: Utc::now(),
-        command: kind,
-    }
-}
-
-fn encode(cmd: &Command) -> bytes::Bytes {
-    serde_json::to_vec(cmd).unwrap_or_default().into()
+/// The signed body of `kind` for the node of `scope`.
+fn signed(
+    key: &KeyPair,
+    ttl_secs: i64,
+    scope: &NodeSubject,
+    kind: CommandKind,
+) -> Result<bytes::Bytes, ApiError> {
+    let cmd = Command::new(scope.org.clone(), scope.node.clone(), ttl_secs, kind);
+    let signed = SignedCommand::sign(&cmd, key).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(signed.encode().into())
 }
 
 /// Tell each reassigned node to fetch its policy. Best effort: a node that
 /// misses it (offline) picks the change up at its next periodic sync.
-pub async fn policy_changed_send(accounts: &Accounts, org: &str, reassigned: &[PolicyReassigned]) {
+pub async fn policy_changed_send(
+    accounts: &Accounts,
+    control: &ControlKeys,
+    org: &str,
+    reassigned: &[PolicyReassigned],
+) {
     if reassigned.is_empty() {
         return;
     }
-    let client = match accounts.org_client(org).await {
+    let ready =
+        async { Ok::<_, ApiError>((accounts.org_client(org).await?, control.key(org).await?)) };
+    let (client, key) = match ready.await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, org, "policy change not pushed; nodes will re-sync");
@@ -50,13 +58,18 @@ pub async fn policy_changed_send(accounts: &Accounts, org: &str, reassigned: &[P
         let Ok(scope) = scope(org, &r.tenant_id, &r.node_id) else {
             continue;
         };
-        let cmd = command(CommandKind::PolicyChanged {
+        let kind = CommandKind::PolicyChanged {
             version: r.assigned.clone().unwrap_or_else(|| "none".into()),
-        });
-        if let Err(e) = client
-            .publish(scope.command(cmd.command.token()), encode(&cmd))
-            .await
-        {
+        };
+        let subject = scope.command(kind.token());
+        let body = match signed(&key, control.command_ttl_secs, &scope, kind) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, node = %r.node_id, "policy change not signed");
+                continue;
+            }
+        };
+        if let Err(e) = client.publish(subject, body).await {
             tracing::warn!(error = %e, node = %r.node_id, "policy change not pushed");
         }
     }
@@ -64,8 +77,10 @@ pub async fn policy_changed_send(accounts: &Accounts, org: &str, reassigned: &[P
 }
 
 /// Ask a node to run a connector's checks and wait for its report.
+#[allow(clippy::too_many_arguments)]
 pub async fn connector_dry_run(
     accounts: &Accounts,
+    control: &ControlKeys,
     org: &str,
     tenant: &str,
     node: &str,
@@ -75,14 +90,21 @@ pub async fn connector_dry_run(
 ) -> Result<DryRunReport, ApiError> {
     let scope = scope(org, tenant, node)?;
     let client = accounts.org_client(org).await?;
-    let cmd = command(CommandKind::ConnectorDryRun {
+    let kind = CommandKind::ConnectorDryRun {
         connector_id: connector_id.to_owned(),
         config: config.clone(),
-    });
+    };
+    let subject = scope.command(kind.token());
+    let body = signed(
+        &control.key(org).await?,
+        control.command_ttl_secs,
+        &scope,
+        kind,
+    )?;
     let request = client.send_request(
-        scope.command(cmd.command.token()),
+        subject,
         async_nats::Request::new()
-            .payload(encode(&cmd))
+            .payload(body)
             .timeout(Some(timeout)),
     );
     // The bus's own timeout answers first; this one only guards a stuck call.
@@ -100,6 +122,15 @@ pub async fn connector_dry_run(
         }
         Ok(Ok(msg)) => msg,
     };
+    // A node that refused the command says why (e.g. it pinned another key).
+    if let Ok(refusal) = serde_json::from_slice::<serde_json::Value>(&reply.payload)
+        && refusal["status"] == "refused"
+    {
+        return Err(ApiError::NodeUnreachable(format!(
+            "node {node} refused the dry run: {}",
+            refusal["error"].as_str().unwrap_or("no reason given")
+        )));
+    }
     serde_json::from_slice(&reply.payload).map_err(|e| {
         ApiError::NodeUnreachable(format!(
             "node {node} sent an unreadable dry-run report: {e}"

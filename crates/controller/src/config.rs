@@ -48,6 +48,11 @@ pub struct Config {
     /// NATS URLs handed to nodes at enrollment (default: the controller's own).
     #[arg(long, env = "RITMA_PUBLIC_NATS_URLS", value_delimiter = ',')]
     pub public_nats_urls: Vec<String>,
+    /// CA bundle (PEM) of the bus servers' certificates. The controller
+    /// verifies the bus against it (and only it; TLS is then required), and
+    /// hands it to nodes at enrollment, which pin it for their bus connection.
+    #[arg(long, env = "RITMA_NATS_CA_FILE")]
+    pub nats_ca_file: Option<PathBuf>,
     /// Folder with the operator, system and controller account keys.
     #[arg(long, env = "RITMA_NATS_KEYS_DIR")]
     pub nats_keys_dir: PathBuf,
@@ -189,6 +194,10 @@ pub struct Config {
     /// ... and how many more per minute after that (then 429).
     #[arg(long, env = "RITMA_DRY_RUNS_PER_MIN", default_value_t = 6)]
     pub dry_runs_per_min: u32,
+    /// How long a command to a node stays valid (seconds, at most 600): a
+    /// node refuses it after that, and any copy of it at any time.
+    #[arg(long, env = "RITMA_COMMAND_TTL_SECS", default_value_t = 60)]
+    pub command_ttl_secs: i64,
     /// The `ritma_cloud` key registry; unset: keys are governed here only.
     #[arg(long, env = "RITMA_CLOUD_URL")]
     pub ritma_cloud_url: Option<String>,
@@ -289,6 +298,7 @@ impl Config {
             database_url,
             nats_urls,
             public_nats_urls: vec![],
+            nats_ca_file: None,
             nats_keys_dir,
             master_key: None,
             master_key_file: None,
@@ -333,6 +343,7 @@ impl Config {
             dry_run_timeout_secs: 20,
             dry_runs_burst: 5,
             dry_runs_per_min: 6,
+            command_ttl_secs: 60,
             ritma_cloud_url: None,
             ritma_cloud_token: None,
             ritma_cloud_sync_secs: 60,

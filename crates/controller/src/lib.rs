@@ -19,6 +19,7 @@ pub mod fleet;
 pub mod metrics;
 pub mod tasks;
 pub mod template;
+pub mod trust;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -147,12 +148,24 @@ impl Controller {
         .await?;
 
         let keys = BusKeys::load(&config.nats_keys_dir)?;
+        let bus_tls = connect::BusTls {
+            ca_file: config.nats_ca_file.clone(),
+            required: false,
+        };
+        // Handed to nodes at enrollment: they pin it for the bus.
+        let bus_ca_pem = match &config.nats_ca_file {
+            Some(path) => Some(Arc::<str>::from(std::fs::read_to_string(path).map_err(
+                |e| anyhow::anyhow!("RITMA_NATS_CA_FILE {}: {e}", path.display()),
+            )?)),
+            None => None,
+        };
         let system = retry("NATS (system account)", Duration::from_secs(60), || {
-            connect::connect_as(
+            connect::connect_as_tls(
                 &config.nats_urls,
                 "ritma-controller-system",
                 keys.system_user_jwt().unwrap_or_default(),
                 &keys.system_user,
+                &bus_tls,
             )
         })
         .await?;
@@ -163,21 +176,30 @@ impl Controller {
         } else {
             config.public_nats_urls.clone()
         };
+        let control = Arc::new(trust::ControlKeys::new(
+            master.clone(),
+            pool.clone(),
+            config
+                .command_ttl_secs
+                .clamp(1, ritma_protocol::command::MAX_COMMAND_TTL_SECS),
+        ));
         let accounts = Arc::new(Accounts::new(
             keys,
             master,
             pool.clone(),
             config.nats_urls.clone(),
             system,
+            bus_tls.clone(),
         ));
         accounts.reconcile_all().await?;
 
         let nats = retry("NATS (controller account)", Duration::from_secs(30), || {
-            connect::connect_as(
+            connect::connect_as_tls(
                 &config.nats_urls,
                 "ritma-controller",
                 nats_controller_jwt.clone(),
                 &controller_user,
+                &bus_tls,
             )
         })
         .await?;
@@ -204,6 +226,8 @@ impl Controller {
         let state = AppState {
             pool,
             accounts,
+            control,
+            bus_ca_pem,
             admin_token: admin_token.map(Into::into),
             oidc,
             dev_header_auth: config.dev_header_auth,

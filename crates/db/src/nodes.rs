@@ -43,6 +43,7 @@ pub struct NodeRecord {
     pub drifted: bool,
     pub drift_since: Option<DateTime<Utc>>,
     pub key_warning: Option<String>,
+    pub policy_rejected: Option<String>,
 }
 
 /// `status` is what the API shows: the real liveness, or `flapping` (see the
@@ -53,7 +54,7 @@ const COLUMNS: &str =
     policy_version, last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
     host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs, spool_depth,
     spool_dropped, decommissioned_at, policy_assigned, policy_mode, drifted, drift_since,
-    key_warning";
+    key_warning, policy_rejected";
 
 pub async fn node_get(
     pool: &PgPool,

@@ -20,10 +20,15 @@ pub struct RulepackRecord {
     pub sha256: String,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    /// The org control key's signature, made when the revision was created
+    /// (None for revisions older than signing: nodes refuse those).
+    pub signed_by: Option<String>,
+    pub signature: Option<String>,
 }
 
 const RULEPACK_COLUMNS: &str =
-    "name, revision, description, frameworks, content, sha256, created_by, created_at";
+    "name, revision, description, frameworks, content, sha256, created_by, created_at,
+     signed_by, signature";
 
 pub struct NewRulepack<'a> {
     pub org_id: &'a str,
@@ -35,11 +40,19 @@ pub struct NewRulepack<'a> {
     pub created_by: &'a str,
 }
 
-/// Add the next revision of a rulepack, unless the latest one already has
-/// this content (then that one is returned, `false`).
+/// A control-key signature: who signed, and the signature.
+pub struct Signed {
+    pub signed_by: String,
+    pub signature: String,
+}
+
+/// Add the next revision of a rulepack, signed by `sign(revision)`, unless
+/// the latest one already has this content and is signed (then that one is
+/// returned, `false`).
 pub async fn rulepack_revision_insert(
     tx: &mut Transaction<'_, Postgres>,
     r: &NewRulepack<'_>,
+    sign: impl FnOnce(i32) -> Result<Signed, DbError>,
 ) -> Result<(RulepackRecord, bool), DbError> {
     // Serialise revisions of one rulepack name.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))")
@@ -55,27 +68,70 @@ pub async fn rulepack_revision_insert(
     .bind(r.name)
     .fetch_optional(tx.as_mut())
     .await?;
+    let next = latest.as_ref().map_or(1, |l| l.revision + 1);
     if let Some(latest) = latest.filter(|l| {
-        l.sha256 == r.sha256 && l.frameworks.0 == r.frameworks && l.description == r.description
+        l.sha256 == r.sha256
+            && l.frameworks.0 == r.frameworks
+            && l.description == r.description
+            && l.signature.is_some()
     }) {
         return Ok((latest, false));
     }
+    let signed = sign(next)?;
     let created = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO rulepacks (org_id, name, revision, description, frameworks, content, sha256, created_by)
-         SELECT $1, $2, COALESCE(max(revision), 0) + 1, $3, $4, $5, $6, $7
-         FROM rulepacks WHERE org_id = $1 AND name = $2
+        "INSERT INTO rulepacks (org_id, name, revision, description, frameworks, content, sha256,
+                                created_by, signed_by, signature)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          RETURNING {RULEPACK_COLUMNS}"
     )))
     .bind(r.org_id)
     .bind(r.name)
+    .bind(next)
     .bind(r.description)
     .bind(sqlx::types::Json(r.frameworks))
     .bind(r.content)
     .bind(r.sha256)
     .bind(r.created_by)
+    .bind(signed.signed_by)
+    .bind(signed.signature)
     .fetch_one(tx.as_mut())
     .await?;
     Ok((created, true))
+}
+
+/// Every signed revision of an org's rulepacks (for a key rotation).
+pub async fn rulepack_signed_all(
+    tx: &mut Transaction<'_, Postgres>,
+    org_id: &str,
+) -> Result<Vec<RulepackRecord>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {RULEPACK_COLUMNS} FROM rulepacks WHERE org_id = $1 AND signature IS NOT NULL
+         ORDER BY name, revision FOR UPDATE"
+    )))
+    .bind(org_id)
+    .fetch_all(tx.as_mut())
+    .await?)
+}
+
+pub async fn rulepack_signature_set(
+    tx: &mut Transaction<'_, Postgres>,
+    org_id: &str,
+    name: &str,
+    revision: i32,
+    signed: &Signed,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE rulepacks SET signed_by = $4, signature = $5
+         WHERE org_id = $1 AND name = $2 AND revision = $3",
+    )
+    .bind(org_id)
+    .bind(name)
+    .bind(revision)
+    .bind(&signed.signed_by)
+    .bind(&signed.signature)
+    .execute(tx.as_mut())
+    .await?;
+    Ok(())
 }
 
 /// The latest revision of every rulepack of an org.

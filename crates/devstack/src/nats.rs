@@ -30,6 +30,15 @@ pub struct NatsServerSpec<'a> {
     pub port: u16,
     pub name: &'a str,
     pub cluster: Option<ClusterMembership>,
+    /// Serve clients (and monitoring) over TLS with this certificate.
+    pub tls: Option<NatsTls>,
+}
+
+/// A server certificate and key (PEM files).
+#[derive(Debug, Clone)]
+pub struct NatsTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 pub struct NatsServer {
@@ -83,7 +92,16 @@ impl NatsServer {
                 CLUSTER_CONF_TEMPLATE
             }
         };
-        let config = render_config(template, &values);
+        let mut config = render_config(template, &values);
+        if let Some(tls) = &spec.tls {
+            // Monitoring moves to HTTPS with the same certificate.
+            config = config.replacen("\nhttp: ", "\nhttps: ", 1);
+            config.push_str(&format!(
+                "\ntls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  timeout: 2\n}}\n",
+                tls.cert_file.display(),
+                tls.key_file.display()
+            ));
+        }
         let config_path = spec.data_dir.join("server.conf");
         std::fs::write(&config_path, config)?;
         let mut server = Self {
@@ -155,6 +173,7 @@ pub async fn start_cluster(
                     port: *port,
                     routes: routes.clone(),
                 }),
+                tls: None,
             })
             .await?,
         );

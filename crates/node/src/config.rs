@@ -70,6 +70,15 @@ pub struct Args {
     /// Move this node to a new key (the old one is revoked at the broker), then exit.
     #[arg(long)]
     pub rekey: bool,
+    /// CA bundle (PEM) this node trusts for the controller's HTTPS and the
+    /// bus's TLS, instead of the system's roots (for the bus it wins over the
+    /// CA pinned at enrollment).
+    #[arg(long, env = "RITMA_NODE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Development only: accept plaintext (http://, nats://) controller and
+    /// bus addresses that are not loopback.
+    #[arg(long, env = "RITMA_NODE_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
     /// Demo only: generate synthetic enforcement decisions at this rate per second.
     #[arg(long, env = "RITMA_DEMO_DECISIONS_PER_SEC")]
     pub demo_decisions_per_sec: Option<u32>,
@@ -115,6 +124,8 @@ struct FileConfig {
     policy_hold: Option<bool>,
     compliance_index: Option<PathBuf>,
     metrics_listen: Option<std::net::SocketAddr>,
+    ca_file: Option<PathBuf>,
+    allow_plaintext: Option<bool>,
 }
 
 /// Resolved settings.
@@ -140,6 +151,8 @@ pub struct NodeConfig {
     pub policy_hold: bool,
     pub compliance_index: Option<PathBuf>,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    pub ca_file: Option<PathBuf>,
+    pub allow_plaintext: bool,
 }
 
 impl NodeConfig {
@@ -207,6 +220,8 @@ impl NodeConfig {
             policy_hold: args.policy_hold || file.policy_hold.unwrap_or(false),
             compliance_index: args.compliance_index.or(file.compliance_index),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            ca_file: args.ca_file.or(file.ca_file),
+            allow_plaintext: args.allow_plaintext || file.allow_plaintext.unwrap_or(false),
         })
     }
 }

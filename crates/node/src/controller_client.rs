@@ -35,14 +35,24 @@ pub struct ControllerClient {
 }
 
 impl ControllerClient {
-    pub fn new(base: &str) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(15))
-                .build()
-                .unwrap_or_default(),
+    /// A client of the controller at `base`; with `ca_file`, its HTTPS
+    /// certificate must chain to that bundle alone.
+    pub fn new(base: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(15));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("RITMA_NODE_CA_FILE {}: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| anyhow::anyhow!("RITMA_NODE_CA_FILE {}: {e}", path.display()))?;
+            http = http.tls_built_in_root_certs(false);
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
         }
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: http.build()?,
+        })
     }
 
     async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(

@@ -21,6 +21,15 @@ pub struct Identity {
     pub inbox_prefix: String,
     pub heartbeat_secs: u32,
     pub enrolled_at: DateTime<Utc>,
+    /// The org control key this node pinned (`V...`): the only signer of
+    /// commands and policies it acts on. Empty in identities older than
+    /// control keys (then pinned once from the controller; see trust.rs).
+    #[serde(default)]
+    pub control_key: String,
+    /// The bus CA bundle (PEM) handed out at enrollment, pinned: the bus is
+    /// verified against it alone (unless RITMA_NODE_CA_FILE says otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_ca_pem: Option<String>,
 }
 
 impl Identity {

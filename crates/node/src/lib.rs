@@ -3,6 +3,7 @@
 //! disk spool to its own JetStream subjects, refreshes its bus credential
 //! before it expires, and listens for commands.
 
+pub mod commands;
 pub mod compliance;
 pub mod config;
 pub mod connectors;
@@ -12,10 +13,13 @@ pub mod host;
 pub mod identity;
 pub mod metrics;
 pub mod policy;
+pub mod policy_sync;
 pub mod recorder;
 pub mod sender;
 pub mod seq;
 pub mod spool;
+pub mod transport;
+pub mod trust;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,8 +30,8 @@ use nkeys::KeyPair;
 use ritma_bus::connect::{self, SharedJwt};
 use ritma_protocol::enrollment::RegisterRequest;
 use ritma_protocol::{
-    Command, CommandKind, EnforcementSummary, Heartbeat, NodeHealth, SCHEMA_VERSION, SloSummary,
-    SpoolStats, Telemetry, UsageReport,
+    EnforcementSummary, Heartbeat, NodeHealth, SCHEMA_VERSION, SloSummary, SpoolStats, Telemetry,
+    UsageReport,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -53,6 +57,7 @@ pub struct Daemon {
     pub recorder: Arc<Recorder>,
     policy: Arc<policy::PolicyStore>,
     compliance: Arc<compliance::ComplianceIndex>,
+    pinned: Arc<trust::PinnedKey>,
 }
 
 /// Ask again while the controller is unreachable; give up on a refusal.
@@ -94,7 +99,14 @@ impl Daemon {
     pub async fn build(config: NodeConfig, shutdown: &CancellationToken) -> anyhow::Result<Self> {
         identity::state_dir_prepare(&config.state_dir)?;
         let key = identity::key_load_or_create(&config.keystore_path)?;
-        let client = config.controller_url.as_deref().map(ControllerClient::new);
+        if let Some(url) = &config.controller_url {
+            transport::controller_url_check(url, config.allow_plaintext)?;
+        }
+        let client = config
+            .controller_url
+            .as_deref()
+            .map(|url| ControllerClient::new(url, config.ca_file.as_deref()))
+            .transpose()?;
         let (identity, jwt) = match identity::identity_load(&config.state_dir)? {
             Some(id) => {
                 tracing::info!(node = %id.node_id, "identity loaded; not enrolling again");
@@ -141,6 +153,16 @@ impl Daemon {
                         );
                     }
                 }
+                // Everything the node acts on later is signed by this key.
+                if !ritma_protocol::trust::is_control_key(&reply.control_key) {
+                    anyhow::bail!(
+                        "the controller at {} sent no valid org control key at enrollment \
+                         ({:?}); this daemon acts only on signed commands and policies: \
+                         upgrade the controller",
+                        config.controller_url.as_deref().unwrap_or_default(),
+                        reply.control_key
+                    );
+                }
                 let identity = Identity {
                     node_id: reply.node_id,
                     org_id: reply.org_id,
@@ -151,19 +173,32 @@ impl Daemon {
                     inbox_prefix: reply.inbox_prefix,
                     heartbeat_secs: reply.heartbeat_secs,
                     enrolled_at: Utc::now(),
+                    control_key: reply.control_key,
+                    bus_ca_pem: reply.bus_ca_pem,
                 };
                 identity::identity_save(&config.state_dir, &identity)?;
                 tracing::info!(node = %identity.node_id, org = %identity.org_id, tenant = %identity.tenant_id, "enrolled");
                 (identity, reply.jwt)
             }
         };
-        let client = client
-            .or_else(|| {
-                (!identity.controller_url.is_empty())
-                    .then(|| ControllerClient::new(&identity.controller_url))
-            })
-            .map(Arc::new);
+        let client = match client {
+            Some(c) => Some(c),
+            None if !identity.controller_url.is_empty() => {
+                transport::controller_url_check(&identity.controller_url, config.allow_plaintext)?;
+                Some(ControllerClient::new(
+                    &identity.controller_url,
+                    config.ca_file.as_deref(),
+                )?)
+            }
+            None => None,
+        }
+        .map(Arc::new);
         let mut daemon = Self {
+            pinned: Arc::new(trust::PinnedKey::new(
+                identity.org_id.clone(),
+                identity.control_key.clone(),
+                config.state_dir.clone(),
+            )),
             policy: Arc::new(policy::PolicyStore::open(&config.state_dir)),
             compliance: Arc::new(compliance::ComplianceIndex::new(
                 config.compliance_index.clone(),
@@ -177,7 +212,11 @@ impl Daemon {
             recorder: Arc::new(Recorder::default()),
         };
         daemon.save_jwt();
-        if daemon.jwt_expires_at - Utc::now().timestamp() < 60 {
+        // A node enrolled before control keys existed pins its org's key
+        // from the refresh (it acts on no command or policy until then).
+        if daemon.jwt_expires_at - Utc::now().timestamp() < 60
+            || daemon.identity.control_key.is_empty()
+        {
             daemon.refresh(shutdown).await?;
         }
         Ok(daemon)
@@ -233,6 +272,9 @@ impl Daemon {
         self.jwt.set(reply.jwt);
         self.jwt_expires_at = reply.jwt_expires_at.timestamp();
         self.save_jwt();
+        if self.pinned.adopt_if_unpinned(&reply.control_key) {
+            self.identity.control_key = reply.control_key;
+        }
         Ok(())
     }
 
@@ -244,14 +286,23 @@ impl Daemon {
         } else {
             self.config.nats_urls.clone()
         };
-        let nats = connect::connect(connect::ConnectSpec {
-            urls,
-            name: format!("ritma-node/{}", self.identity.node_id),
-            jwt: self.jwt.clone(),
-            key: self.key.clone(),
-            inbox_prefix: Some(self.identity.inbox_prefix.clone()),
-            retry_initial: true,
-        })
+        let tls = transport::bus_tls(
+            self.config.ca_file.as_deref(),
+            self.identity.bus_ca_pem.as_deref(),
+            &self.config.state_dir,
+        )?;
+        transport::nats_urls_check(&urls, &tls, self.config.allow_plaintext)?;
+        let nats = connect::connect_with_tls(
+            connect::ConnectSpec {
+                urls,
+                name: format!("ritma-node/{}", self.identity.node_id),
+                jwt: self.jwt.clone(),
+                key: self.key.clone(),
+                inbox_prefix: Some(self.identity.inbox_prefix.clone()),
+                retry_initial: true,
+            },
+            &tls,
+        )
         .await?;
         let js = async_nats::jetstream::new(nats.clone());
         let spool = Spool::open(
@@ -293,13 +344,18 @@ impl Daemon {
         let refresh_now = Arc::new(tokio::sync::Notify::new());
         let policy_now = Arc::new(tokio::sync::Notify::new());
         tasks.spawn(
-            CommandHandler {
+            commands::CommandHandler {
                 nats: nats.clone(),
                 refresh_now: refresh_now.clone(),
                 policy_now: policy_now.clone(),
                 recorder: self.recorder.clone(),
                 compliance: self.compliance.clone(),
-                node_id: self.identity.node_id.to_string(),
+                org: self.identity.org_id.clone(),
+                node: self.identity.node_id.clone(),
+                pinned: self.pinned.clone(),
+                replay: commands::ReplayGuard::open(
+                    self.config.state_dir.join("commands_seen.json"),
+                ),
             }
             .run(commands),
         );
@@ -327,6 +383,7 @@ impl Daemon {
                     interval_secs: interval,
                     policy_version: applied.version,
                     last_policy_sync_at: applied.synced_at,
+                    policy_rejected: applied.rejected,
                     last_evidence_batch_at: None,
                     key_id: key_id.clone(),
                     slo_counters: recorder.totals(),
@@ -373,13 +430,22 @@ impl Daemon {
 
         // Policy: at start, when told, and periodically.
         if let Some(client) = self.client.clone() {
-            let sync = PolicySync {
+            let sync = policy_sync::PolicySync {
                 client,
                 key: self.key.clone(),
+                org: self.identity.org_id.clone(),
                 node: self.identity.node_id.clone(),
+                pinned: self.pinned.clone(),
                 store: self.policy.clone(),
                 compliance: self.compliance.clone(),
                 hold: self.config.policy_hold,
+                // Follow signed CA bundles only when the bus CA is the one
+                // pinned at enrollment (a configured file wins).
+                bus_ca: self
+                    .config
+                    .ca_file
+                    .is_none()
+                    .then(|| std::sync::Mutex::new(self.identity.bus_ca_pem.clone())),
                 every: Duration::from_secs(u64::from(self.config.policy_sync_secs)),
             };
             let emitter = emitter.clone();
@@ -543,135 +609,5 @@ impl Emitter {
             isolate: period.isolate,
         }))
         .await;
-    }
-}
-
-/// Answers the controller's commands on this node's command subjects.
-struct CommandHandler {
-    nats: async_nats::Client,
-    refresh_now: Arc<tokio::sync::Notify>,
-    policy_now: Arc<tokio::sync::Notify>,
-    recorder: Arc<Recorder>,
-    compliance: Arc<compliance::ComplianceIndex>,
-    node_id: String,
-}
-
-impl CommandHandler {
-    async fn run(self, mut commands: async_nats::Subscriber) {
-        use futures::StreamExt;
-        while let Some(msg) = commands.next().await {
-            let reply = match serde_json::from_slice::<Command>(&msg.payload) {
-                Ok(cmd) => {
-                    tracing::info!(command = cmd.command.token(), "command received");
-                    self.recorder.slo("daemon", "command", "ok");
-                    self.handle(cmd.command).await
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable command ignored");
-                    self.recorder.slo("daemon", "command", "rejected");
-                    serde_json::json!({ "status": "rejected", "error": e.to_string() })
-                }
-            };
-            if let Some(subject) = msg.reply {
-                let body = serde_json::to_vec(&reply).unwrap_or_default();
-                let _ = self.nats.publish(subject, body.into()).await;
-            }
-        }
-    }
-
-    async fn handle(&self, command: CommandKind) -> serde_json::Value {
-        match command {
-            CommandKind::RefreshCredentials => self.refresh_now.notify_one(),
-            CommandKind::PolicyChanged { .. } => self.policy_now.notify_one(),
-            CommandKind::ConnectorDryRun {
-                connector_id,
-                config,
-            } => {
-                // A dry run changes nothing; its answer is the report itself.
-                let report = connectors::dry_run(&connector_id, &config).await;
-                self.compliance.append(
-                    &self.node_id,
-                    "connector_dry_run",
-                    serde_json::json!({
-                        "connector_id": connector_id, "kind": report.kind,
-                        "outcome": report.outcome, "findings": report.findings.len(),
-                    }),
-                );
-                return serde_json::to_value(&report).unwrap_or_default();
-            }
-        }
-        serde_json::json!({ "status": "ok" })
-    }
-}
-
-/// Keeps the node on the policy the controller assigns.
-struct PolicySync {
-    client: Arc<ControllerClient>,
-    key: Arc<KeyPair>,
-    node: ritma_protocol::NodeId,
-    store: Arc<policy::PolicyStore>,
-    compliance: Arc<compliance::ComplianceIndex>,
-    hold: bool,
-    every: Duration,
-}
-
-impl PolicySync {
-    async fn run<F, Fut>(
-        self,
-        now: Arc<tokio::sync::Notify>,
-        stop: CancellationToken,
-        on_applied: F,
-    ) where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = ()>,
-    {
-        loop {
-            if self.sync_once().await {
-                on_applied().await;
-            }
-            let jitter = 0.9 + rand::random::<f64>() * 0.2;
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = now.notified() => {}
-                _ = tokio::time::sleep(self.every.mul_f64(jitter)) => {}
-            }
-        }
-    }
-
-    /// One sync; true when the applied policy changed.
-    async fn sync_once(&self) -> bool {
-        if self.hold {
-            tracing::info!("policy on hold: keeping the cached policy");
-            return false;
-        }
-        let bundle = match self.client.policy(&self.node, &self.key).await {
-            Ok(r) => r.bundle,
-            Err(e) => {
-                tracing::warn!(error = %e, "policy sync failed; keeping the cached policy");
-                return false;
-            }
-        };
-        match self.store.apply(bundle.as_ref()) {
-            Ok(policy::Outcome::Applied(version)) => {
-                tracing::info!(%version, "policy applied");
-                let mode = bundle.as_ref().map(|b| b.mode);
-                let sha = bundle.as_ref().map(|b| b.sha256.clone());
-                self.compliance.append(
-                    self.node.as_str(),
-                    "policy_applied",
-                    serde_json::json!({ "version": version, "mode": mode, "sha256": sha }),
-                );
-                true
-            }
-            Ok(policy::Outcome::Cleared) => {
-                tracing::info!("no policy assigned any more");
-                true
-            }
-            Ok(policy::Outcome::Unchanged) => false,
-            Err(e) => {
-                tracing::error!(error = %e, "policy refused; keeping the cached policy");
-                false
-            }
-        }
     }
 }

@@ -18,6 +18,9 @@ pub enum AlertEvent {
     KeyWarning,
     /// Fires once per enrollment; never resolves.
     NodeEnrolled,
+    /// A node refused a policy bundle (bad signature, not assigned to it):
+    /// fires once per refusal.
+    PolicyRejected,
     /// Control plane (operators only): the ingest's watermark is more than
     /// `threshold` seconds behind the clock.
     IngestLag,
@@ -27,13 +30,14 @@ pub enum AlertEvent {
 }
 
 impl AlertEvent {
-    pub const ALL: [AlertEvent; 8] = [
+    pub const ALL: [AlertEvent; 9] = [
         Self::NodeOffline,
         Self::NodeDegraded,
         Self::NodeFlapping,
         Self::PolicyDrift,
         Self::KeyWarning,
         Self::NodeEnrolled,
+        Self::PolicyRejected,
         Self::IngestLag,
         Self::DeadLetterSpike,
     ];
@@ -46,6 +50,7 @@ impl AlertEvent {
             Self::PolicyDrift => "policy_drift",
             Self::KeyWarning => "key_warning",
             Self::NodeEnrolled => "node_enrolled",
+            Self::PolicyRejected => "policy_rejected",
             Self::IngestLag => "ingest_lag",
             Self::DeadLetterSpike => "dead_letter_spike",
         }
@@ -59,6 +64,11 @@ impl AlertEvent {
     /// only the platform's operators may watch them.
     pub fn is_control_plane(self) -> bool {
         matches!(self, Self::IngestLag | Self::DeadLetterSpike)
+    }
+
+    /// Events that fire once and never resolve.
+    pub fn is_one_shot(self) -> bool {
+        matches!(self, Self::NodeEnrolled | Self::PolicyRejected)
     }
 
     /// Events that need a `threshold`.
@@ -174,6 +184,10 @@ pub fn conditions_of(change: &crate::StateChangeKind) -> Vec<Condition> {
             detail: format!("enrolled from host {hostname}"),
         }],
         K::PolicyApplied { .. } => Vec::new(),
+        K::PolicyRejected { reason } => vec![Condition::Open {
+            event: AlertEvent::PolicyRejected,
+            detail: format!("refused a policy: {reason}"),
+        }],
         K::PolicyDrift {
             drifted,
             assigned,

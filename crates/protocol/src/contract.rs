@@ -52,7 +52,7 @@ pub const CHANNELS: &[Channel] = &[
         address: "ritma.{org}.{tenant}.node.{node}.cmd.{command}",
         schema: "command",
         direction: "controller to node",
-        description: "A command for one node: policy_changed, connector_dry_run, refresh_credentials. Integrators read it only with `include: commands`.",
+        description: "A command for one node: policy_changed, connector_dry_run, refresh_credentials. Signed by the org's control key, bound to the node, with an expiry and a unique id; the node refuses anything else and answers a request with `{\"status\":\"refused\",\"code\":...,\"error\":...}`. Integrators read it only with `include: commands`.",
     },
     Channel {
         name: "nodeDryRunReply",

@@ -76,6 +76,14 @@ pub struct RegisterResponse {
     /// The reply-inbox prefix the node's connection must use.
     pub inbox_prefix: String,
     pub heartbeat_secs: u32,
+    /// The org's control key (`V...`): the node pins it and acts only on
+    /// commands and policies it signed (or a key it endorsed, in rotation).
+    #[serde(default)]
+    pub control_key: String,
+    /// The CA bundle (PEM) of the bus servers, when the controller has one:
+    /// the node pins it and verifies the bus against it alone.
+    #[serde(default)]
+    pub bus_ca_pem: Option<String>,
 }
 
 /// `POST /api/nodes/{id}/credentials`: proof of possession of the node key.
@@ -93,6 +101,11 @@ pub struct CredentialsResponse {
     pub jwt: String,
     pub jwt_expires_at: DateTime<Utc>,
     pub nats_urls: Vec<String>,
+    /// The org's current control key. A node pins it from here only when it
+    /// has none pinned (enrolled before control keys existed); otherwise it
+    /// moves only along signed rotations.
+    #[serde(default)]
+    pub control_key: String,
 }
 
 /// The first bytes of everything a node signs for the controller. A NATS

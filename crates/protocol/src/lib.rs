@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod broker_events;
+pub mod command;
 pub mod connectors;
 pub mod contract;
 pub mod enrollment;
@@ -16,8 +17,10 @@ pub mod messages;
 pub mod policy;
 pub mod subjects;
 pub mod timestamp;
+pub mod trust;
 pub mod validate;
 
+pub use command::{Command, CommandKind, CommandRefusal, SignedCommand};
 pub use ids::{IdError, NodeId, OrgId, TenantId};
 pub use keys::KeyStatus;
 pub use messages::*;

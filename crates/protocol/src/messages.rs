@@ -16,6 +16,7 @@ use crate::{MAX_MESSAGE_BYTES, SCHEMA_VERSION};
 const MAX_LABEL: usize = 64;
 const MAX_VERSION: usize = 128;
 const MAX_COUNTERS: usize = 64;
+const MAX_REJECTION: usize = 512;
 const MAX_SLO_ROWS: usize = 256;
 /// Periods longer than a day are refused: summaries are meant to be small and frequent.
 const MAX_PERIOD_SECS: i64 = 86_400;
@@ -95,6 +96,11 @@ pub struct Heartbeat {
     pub host: HostFacts,
     #[serde(default)]
     pub spool: SpoolStats,
+    /// Why the node refused the last policy it was served (signature, node,
+    /// content); absent while it applies what it is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub policy_rejected: Option<String>,
 }
 
 impl Validate for Heartbeat {
@@ -108,6 +114,11 @@ impl Validate for Heartbeat {
             MAX_VERSION,
         )?;
         validate::optional_text("key_id", self.key_id.as_deref(), MAX_VERSION)?;
+        validate::optional_text(
+            "policy_rejected",
+            self.policy_rejected.as_deref(),
+            MAX_REJECTION,
+        )?;
         validate::at_most("slo_counters", self.slo_counters.len(), MAX_COUNTERS)?;
         for name in self.slo_counters.keys() {
             validate::non_empty_text("slo_counters", name, MAX_LABEL)?;
@@ -295,6 +306,13 @@ pub enum StateChangeKind {
         key_id: Option<String>,
         key_status: Option<crate::keys::KeyStatus>,
     },
+    /// The node refused the policy it was served and keeps its current one:
+    /// the signature does not verify under the key it pinned, the assignment
+    /// names another node, or the content does not match its hash.
+    PolicyRejected {
+        #[schemars(length(min = 1, max = 512))]
+        reason: String,
+    },
 }
 
 /// `ritma.<org>.<tenant>.state.node.<node>`: published after the database commit.
@@ -310,47 +328,6 @@ pub struct StateChange {
     pub at: DateTime<Utc>,
     #[serde(flatten)]
     pub change: StateChangeKind,
-}
-
-/// What the controller asks a node to do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum CommandKind {
-    /// Fetch the assigned policy; `version` is what the controller now assigns.
-    PolicyChanged {
-        #[schemars(length(min = 1, max = 128))]
-        version: String,
-    },
-    /// Run a connector's checks now and reply (request/reply) with a
-    /// [`crate::connectors::DryRunReport`]; nothing is changed on the node.
-    ConnectorDryRun {
-        #[schemars(length(min = 1, max = 64))]
-        connector_id: String,
-        config: crate::connectors::ConnectorConfig,
-    },
-    /// Fetch a fresh bus credential now (e.g. after a key rotation).
-    RefreshCredentials,
-}
-
-impl CommandKind {
-    /// The last subject token of this command.
-    pub fn token(&self) -> &'static str {
-        match self {
-            Self::PolicyChanged { .. } => "policy_changed",
-            Self::ConnectorDryRun { .. } => "connector_dry_run",
-            Self::RefreshCredentials => "refresh_credentials",
-        }
-    }
-}
-
-/// `ritma.<org>.<tenant>.node.<node>.cmd.<command>`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Command {
-    pub v: u16,
-    pub id: uuid::Uuid,
-    pub issued_at: DateTime<Utc>,
-    #[serde(flatten)]
-    pub command: CommandKind,
 }
 
 /// `ritma.<org>.audit`: one committed audit entry. `hash` chains it to the
@@ -542,7 +519,7 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("usage", schema::<UsageReport>()),
         ("events", schema::<EnforcementSummary>()),
         ("state_change", schema::<StateChange>()),
-        ("command", schema::<Command>()),
+        ("command", schema::<crate::command::SignedCommand>()),
         ("audit", schema::<AuditEvent>()),
         ("alert", schema::<crate::alerts::AlertNotification>()),
         (
@@ -580,6 +557,7 @@ mod tests {
                 uptime_secs: 5,
             },
             spool: SpoolStats::default(),
+            policy_rejected: None,
         }
     }
 
@@ -683,14 +661,14 @@ mod tests {
         let json = serde_json::to_value(&sc).unwrap();
         assert_eq!(json["kind"], "status");
         assert_eq!(json["to"], "offline");
-        let cmd = Command {
-            v: 1,
-            id: uuid::Uuid::nil(),
-            issued_at: Utc::now(),
-            command: CommandKind::PolicyChanged {
+        let cmd = crate::command::Command::new(
+            OrgId::new("acme").unwrap(),
+            NodeId::new("web-1").unwrap(),
+            30,
+            crate::command::CommandKind::PolicyChanged {
                 version: "3".into(),
             },
-        };
+        );
         assert_eq!(
             serde_json::to_value(&cmd).unwrap()["command"],
             "policy_changed"

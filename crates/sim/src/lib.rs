@@ -407,6 +407,7 @@ pub fn message(node: &NodeId, kind: TelemetryKind, seq: u64, interval_secs: u32)
             slo_counters: BTreeMap::from([("decisions".into(), seq)]),
             host: host(node),
             spool: SpoolStats::default(),
+            policy_rejected: None,
         })),
         TelemetryKind::Usage => Telemetry::Usage(UsageReport {
             v: SCHEMA_VERSION,

@@ -178,7 +178,7 @@ impl Evaluator {
             queue(&mut tx, &contexts, AlertStatus::Firing).await?;
             let one_shot: Vec<Uuid> = contexts
                 .iter()
-                .filter(|c| c.event == AlertEvent::NodeEnrolled.as_str())
+                .filter(|c| AlertEvent::parse(&c.event).is_some_and(AlertEvent::is_one_shot))
                 .map(|c| c.id)
                 .collect();
             store::alerts_resolve_quietly(&mut tx, &one_shot).await?;
@@ -334,6 +334,7 @@ pub fn notification(a: &AlertContext, status: AlertStatus) -> Option<AlertNotifi
         }
         (AlertEvent::KeyWarning, _) => format!("{who} signs with a bad key"),
         (AlertEvent::NodeEnrolled, _) => format!("{who} enrolled"),
+        (AlertEvent::PolicyRejected, _) => format!("{who} refused a policy"),
         (AlertEvent::IngestLag, AlertStatus::Resolved) => "the ingest caught up".into(),
         (AlertEvent::IngestLag, _) => "the ingest is behind".into(),
         (AlertEvent::DeadLetterSpike, AlertStatus::Resolved) => {

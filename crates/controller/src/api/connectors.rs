@@ -194,6 +194,7 @@ pub async fn dry_run(
         })?;
     let report = commands::connector_dry_run(
         &state.accounts,
+        &state.control,
         &node.org_id,
         &node.tenant_id,
         &node.id,

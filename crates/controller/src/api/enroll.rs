@@ -46,6 +46,12 @@ fn scope_of(node: &NodeRecord) -> Result<NodeSubject, ApiError> {
     ))
 }
 
+fn node_id_of(node: &NodeRecord) -> NodeId {
+    // Ids in the table passed NodeId's check when they were written.
+    NodeId::new(node.id.clone())
+        .unwrap_or_else(|_| NodeId::derive(&node.hostname, &node.public_key))
+}
+
 /// Mint the node's bus credential.
 async fn node_jwt(
     state: &AppState,
@@ -223,6 +229,8 @@ async fn respond(state: &AppState, node: &NodeRecord) -> Result<Json<RegisterRes
         jwt_expires_at,
         nats_urls: state.public_nats_urls.to_vec(),
         heartbeat_secs: state.default_heartbeat_secs,
+        control_key: state.control.key(&node.org_id).await?.public_key(),
+        bus_ca_pem: state.bus_ca_pem.as_deref().map(str::to_owned),
     }))
 }
 
@@ -293,7 +301,8 @@ pub async fn policy_fetch(
         policy_challenge,
     )
     .await?;
-    let bundle = ritma_db::policies::policy_for_node(&state.pool, &node.id)
+    let org = OrgId::new(node.org_id.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut bundle = ritma_db::policies::policy_for_node(&state.pool, &node.id)
         .await?
         .map(|(pack, mode, assigned_at)| PolicyBundle {
             version: policy_version(&pack.name, pack.revision),
@@ -305,8 +314,27 @@ pub async fn policy_fetch(
             sha256: pack.sha256,
             content: pack.content,
             assigned_at,
+            node_id: Some(node_id_of(&node)),
+            // The revision's signature as made at its creation: never made
+            // again here, so a row edited later does not verify.
+            rulepack_signed_by: pack.signed_by.unwrap_or_default(),
+            rulepack_signature: pack.signature.unwrap_or_default(),
+            signed_by: String::new(),
+            assignment_signature: String::new(),
         });
-    Ok(Json(ritma_protocol::policy::PolicyFetchResponse { bundle }))
+    let key = state.control.key(org.as_str()).await?;
+    if let Some(bundle) = bundle.as_mut() {
+        crate::trust::ControlKeys::assignment_sign(&key, &org, bundle)?;
+    }
+    let bus_ca = match state.bus_ca_pem.as_deref() {
+        Some(pem) => Some(crate::trust::ControlKeys::bus_ca_sign(&key, &org, pem)?),
+        None => None,
+    };
+    Ok(Json(ritma_protocol::policy::PolicyFetchResponse {
+        bundle,
+        key_rotations: state.control.chain(org.as_str()).await?,
+        bus_ca,
+    }))
 }
 
 /// A fresh JWT for a node that proves it holds its key.
@@ -328,6 +356,7 @@ pub async fn credentials(
         jwt,
         jwt_expires_at,
         nats_urls: state.public_nats_urls.to_vec(),
+        control_key: state.control.key(&node.org_id).await?.public_key(),
     }))
 }
 
@@ -417,5 +446,6 @@ pub async fn rekey(
         jwt,
         jwt_expires_at,
         nats_urls: state.public_nats_urls.to_vec(),
+        control_key: state.control.key(&rekeyed.org_id).await?.public_key(),
     }))
 }

@@ -6,6 +6,7 @@ mod access;
 mod alerts;
 mod connectors;
 pub mod console;
+mod control_key;
 mod enroll;
 mod export;
 mod fleet_common;
@@ -37,6 +38,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub pool: PgPool,
     pub accounts: Arc<Accounts>,
+    /// Org control keys: they sign commands, rulepack revisions and assignments.
+    pub control: Arc<crate::trust::ControlKeys>,
+    /// The bus CA bundle nodes pin at enrollment (`RITMA_NATS_CA_FILE`).
+    pub bus_ca_pem: Option<Arc<str>>,
     /// The operator's break-glass token (every org); None disables it.
     pub admin_token: Option<Arc<str>>,
     pub oidc: Option<Arc<OidcVerifier>>,
@@ -254,6 +259,12 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             get(keys::list).post(keys::create),
         ),
         (Admin, "/api/orgs/{org}/keys/summary", get(keys::summary)),
+        (Admin, "/api/orgs/{org}/control-key", get(control_key::get)),
+        (
+            Admin,
+            "/api/orgs/{org}/control-key/rotate",
+            post(control_key::rotate),
+        ),
         (
             Admin,
             "/api/orgs/{org}/keys/{key_id}/governance",

@@ -47,6 +47,9 @@ pub struct NodeView {
     pub drifted: bool,
     pub drift_since: Option<DateTime<Utc>>,
     pub key_warning: Option<String>,
+    /// Why the node refused the policy it was last served (bad signature,
+    /// another node's assignment); it keeps its previous one meanwhile.
+    pub policy_rejected: Option<String>,
 }
 
 impl From<NodeRecord> for NodeView {
@@ -90,6 +93,7 @@ impl From<NodeRecord> for NodeView {
             drifted: n.drifted,
             drift_since: n.drift_since,
             key_warning: n.key_warning,
+            policy_rejected: n.policy_rejected,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
 use crate::commands;
 use crate::error::ApiError;
+use crate::trust::ControlKeys;
 
 const MAX_RULES_BYTES: usize = 48 * 1024;
 
@@ -36,6 +37,9 @@ pub struct RulepackView {
     pub content: Option<String>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    /// The control key that signed this revision (None: made before
+    /// signing existed; nodes refuse it until it is published again).
+    pub signed_by: Option<String>,
 }
 
 impl RulepackView {
@@ -51,6 +55,7 @@ impl RulepackView {
             content: with_content.then_some(r.content),
             created_by: r.created_by,
             created_at: r.created_at,
+            signed_by: r.signed_by,
         }
     }
 }
@@ -138,6 +143,7 @@ pub async fn rulepack_create(
     let sha256 = content_sha256(&content);
     let actor = p.actor();
     let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    let key = state.control.key(org.as_str()).await?;
     let (record, created) = policies::rulepack_revision_insert(
         &mut tx,
         &NewRulepack {
@@ -148,6 +154,18 @@ pub async fn rulepack_create(
             content: &content,
             sha256: &sha256,
             created_by: &actor,
+        },
+        // Signed here, at creation: what is in the row later is checked
+        // against this by every node.
+        |revision| {
+            ControlKeys::rulepack_sign(
+                &key,
+                org.as_str(),
+                &body.name,
+                revision,
+                &sha256,
+                &body.frameworks,
+            )
         },
     )
     .await?;
@@ -167,7 +185,7 @@ pub async fn rulepack_create(
         .await?;
     }
     tx.commit().await.map_err(ritma_db::DbError::from)?;
-    commands::policy_changed_send(&state.accounts, org.as_str(), &reassigned).await;
+    commands::policy_changed_send(&state.accounts, &state.control, org.as_str(), &reassigned).await;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -273,7 +291,7 @@ async fn assignment_add(
     )
     .await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
-    commands::policy_changed_send(&state.accounts, org, &reassigned).await;
+    commands::policy_changed_send(&state.accounts, &state.control, org, &reassigned).await;
     policies::assignment_get(&state.pool, org, id)
         .await?
         .ok_or_else(|| ApiError::Internal("assignment vanished".into()))
@@ -322,7 +340,7 @@ pub async fn assignment_delete(
     )
     .await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
-    commands::policy_changed_send(&state.accounts, org.as_str(), &reassigned).await;
+    commands::policy_changed_send(&state.accounts, &state.control, org.as_str(), &reassigned).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

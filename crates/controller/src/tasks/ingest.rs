@@ -574,5 +574,6 @@ fn heartbeat_row(
         host_uptime_secs: clamp_i64(h.host.uptime_secs),
         spool_depth: clamp_i64(h.spool.depth),
         spool_dropped: clamp_i64(h.spool.dropped),
+        policy_rejected: h.policy_rejected,
     }
 }

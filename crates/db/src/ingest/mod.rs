@@ -58,6 +58,8 @@ pub struct HeartbeatRow {
     pub host_uptime_secs: i64,
     pub spool_depth: i64,
     pub spool_dropped: i64,
+    /// Why the node refused the policy it was served (None: it did not).
+    pub policy_rejected: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -478,7 +480,8 @@ async fn heartbeats_apply(
              host_os = i.host_os, host_kernel = i.host_kernel, host_arch = i.host_arch,
              host_cpus = i.host_cpus, host_memory_bytes = i.host_memory_bytes,
              host_uptime_secs = i.host_uptime_secs,
-             spool_depth = i.spool_depth, spool_dropped = i.spool_dropped
+             spool_depth = i.spool_depth, spool_dropped = i.spool_dropped,
+             policy_rejected = i.policy_rejected
          FROM (
              SELECT u.*, CASE u.health WHEN 'stopping' THEN 'offline'
                                        WHEN 'degraded' THEN 'degraded'
@@ -490,17 +493,18 @@ async fn heartbeats_apply(
                          $6::int[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[],
                          $11::jsonb[], $12::text[], $13::text[], $14::text[], $15::int[],
                          $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[],
-                         $22::timestamptz[])
+                         $22::timestamptz[], $23::text[])
                   AS u(node_id, seq, sent_at, health, agent_version, interval_secs, policy_version,
                        last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
                        host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs,
-                       spool_depth, spool_dropped, received_at)
+                       spool_depth, spool_dropped, received_at, policy_rejected)
          ) i, nodes old
          WHERE n.id = i.node_id AND old.id = n.id AND i.seq > n.last_seq
            AND n.status <> 'decommissioned'
          RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status AS status_new, i.health,
                    old.policy_version, n.policy_version AS policy_version_new,
-                   old.key_warning, n.key_warning AS key_warning_new, n.key_id",
+                   old.key_warning, n.key_warning AS key_warning_new, n.key_id,
+                   old.policy_rejected, n.policy_rejected AS policy_rejected_new",
     )
     .bind(col!(|r| r.origin.node_id.clone()))
     .bind(col!(|r| r.seq))
@@ -524,6 +528,7 @@ async fn heartbeats_apply(
     .bind(policy.intervals)
     .bind(policy.grace_secs)
     .bind(col!(|r| r.received_at))
+    .bind(col!(|r| r.policy_rejected.clone()))
     .fetch_all(tx.as_mut())
     .await?;
     let applied = updated.len() as u64;
@@ -538,6 +543,17 @@ async fn heartbeats_apply(
         if r.old_policy_version != r.policy_version {
             changes.push(change(
                 serde_json::json!({"kind": "policy_applied", "applied": r.policy_version}),
+            ));
+        }
+        // A new refusal is news; the node applying a policy again shows as
+        // policy_applied.
+        if let Some(reason) = r
+            .policy_rejected
+            .as_ref()
+            .filter(|_| r.old_policy_rejected != r.policy_rejected)
+        {
+            changes.push(change(
+                serde_json::json!({"kind": "policy_rejected", "reason": reason}),
             ));
         }
         if r.old_key_warning != r.key_warning {
@@ -585,6 +601,10 @@ struct HeartbeatApplied {
     #[sqlx(rename = "key_warning_new")]
     key_warning: Option<String>,
     key_id: Option<String>,
+    #[sqlx(rename = "policy_rejected")]
+    old_policy_rejected: Option<String>,
+    #[sqlx(rename = "policy_rejected_new")]
+    policy_rejected: Option<String>,
 }
 
 /// Record when each signing key was last reported in use, at most once a
