@@ -25,7 +25,7 @@ pub(crate) mod ctx {
     use crate::server::{AppState, session::Session};
     use leptos::prelude::use_context;
 
-    pub fn current() -> Result<(AppState, Session), AppError> {
+    pub async fn current() -> Result<(AppState, Session), AppError> {
         let state = use_context::<AppState>()
             .ok_or_else(|| AppError::Internal("console state missing".into()))?;
         let parts = use_context::<axum::http::request::Parts>()
@@ -34,6 +34,8 @@ pub(crate) mod ctx {
         let (_, session) = state
             .sessions
             .from_headers(&parts.headers)
+            .await
+            .map_err(|e| AppError::Unavailable(e.to_string()))?
             .ok_or(AppError::Unauthorized)?;
         // Calls made for this browser name its address to the controller.
         let mut state = state;
@@ -46,15 +48,16 @@ pub(crate) mod ctx {
 
 #[server]
 pub async fn get_session() -> Result<SessionInfo, AppError> {
-    let (st, s) = ctx::current()?;
+    let (st, s) = ctx::current().await?;
     // The orgs as the controller lists them now: orgs created and roles
     // granted or removed since sign-in show in the switcher.
     let orgs = match st.api.orgs(&s.token).await {
         Ok(orgs) => {
             if let Some(parts) = use_context::<axum::http::request::Parts>()
-                && let Some((id, _)) = st.sessions.from_headers(&parts.headers)
+                && let Ok(Some((id, _))) = st.sessions.from_headers(&parts.headers).await
+                && let Err(e) = st.sessions.set_orgs(&id, orgs.clone()).await
             {
-                st.sessions.set_orgs(&id, orgs.clone());
+                tracing::warn!(error = %e, "cannot store the person's orgs");
             }
             orgs
         }
@@ -71,7 +74,7 @@ pub async fn get_session() -> Result<SessionInfo, AppError> {
 #[server]
 pub async fn get_dashboard() -> Result<Dashboard, AppError> {
     use crate::model::Status;
-    let (st, s) = ctx::current()?;
+    let (st, s) = ctx::current().await?;
     let summary = st.api.node_counts(&s.token, &s.org).await?;
     let by_status = &summary.by_status;
     let counts: Vec<(Status, i64)> = Status::ALL
@@ -101,7 +104,7 @@ pub async fn list_nodes(
     order: Option<String>,
     cursor: Option<String>,
 ) -> Result<NodePage, AppError> {
-    let (st, s) = ctx::current()?;
+    let (st, s) = ctx::current().await?;
     let mut query = NodeQuery::default();
     for (k, v) in [
         ("tenant", tenant),
@@ -128,7 +131,7 @@ pub async fn list_nodes(
 /// Tenants seen among the org's nodes (suggestions for filters and the wizard).
 #[server]
 pub async fn list_tenants() -> Result<Vec<String>, AppError> {
-    let (st, s) = ctx::current()?;
+    let (st, s) = ctx::current().await?;
     let page = st
         .api
         .nodes(&s.token, &s.org, &NodeQuery::default(), 200)
@@ -141,7 +144,7 @@ pub async fn list_tenants() -> Result<Vec<String>, AppError> {
 
 #[server]
 pub async fn get_node(id: String) -> Result<NodeDetail, AppError> {
-    let (st, s) = ctx::current()?;
+    let (st, s) = ctx::current().await?;
     st.api
         .node(&s.token, &s.org, &id, &st.config.node_controller_url)
         .await
@@ -174,7 +177,7 @@ pub async fn create_token(
     max_uses: i64,
     labels: String,
 ) -> Result<CreatedToken, AppError> {
-    let (st, s) = ctx::current()?;
+    let (st, s) = ctx::current().await?;
     let tenant = tenant.trim().to_string();
     if tenant.is_empty() {
         return Err(AppError::BadRequest("choose a tenant".into()));
@@ -204,7 +207,7 @@ pub async fn create_token(
 
 #[server]
 pub async fn list_tokens() -> Result<Vec<TokenInfo>, AppError> {
-    let (st, s) = ctx::current()?;
+    let (st, s) = ctx::current().await?;
     let mut tokens = st.api.tokens(&s.token, &s.org).await?;
     tokens.sort_by_key(|t| std::cmp::Reverse(t.created.ms));
     Ok(tokens)
@@ -212,7 +215,7 @@ pub async fn list_tokens() -> Result<Vec<TokenInfo>, AppError> {
 
 #[server]
 pub async fn revoke_token(id: String) -> Result<(), AppError> {
-    let (st, s) = ctx::current()?;
+    let (st, s) = ctx::current().await?;
     st.api.revoke_token(&s.token, &s.org, &id).await
 }
 
@@ -231,7 +234,7 @@ pub async fn login_options() -> Result<SignInOptions, AppError> {
 
 #[server]
 pub async fn get_audit(query: AuditQuery) -> Result<AuditPage, AppError> {
-    let (st, s) = ctx::current()?;
+    let (st, s) = ctx::current().await?;
     let (entries, more) = st
         .api
         .audit(&s.token, &s.org, &query, AUDIT_PAGE_SIZE)

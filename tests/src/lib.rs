@@ -7,6 +7,7 @@
 
 pub mod alert_sinks;
 pub mod oidc;
+pub mod replicas;
 pub mod standins;
 
 use std::collections::BTreeMap;
@@ -70,6 +71,16 @@ pub async fn fresh_database() -> anyhow::Result<String> {
     pool.close().await;
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
     Ok(format!("{base}/{name}"))
+}
+
+/// A fresh database with every migration applied (e.g. for a console
+/// without a controller: its sessions live there).
+pub async fn migrated_database() -> anyhow::Result<String> {
+    let url = fresh_database().await?;
+    let pool = PgPool::connect(&url).await?;
+    ritma_db::migrate(&pool).await?;
+    pool.close().await;
+    Ok(url)
 }
 
 async fn drop_stale_test_databases(pool: &PgPool, now: u64) {

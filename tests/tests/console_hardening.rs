@@ -28,6 +28,7 @@ async fn start_console(tune: impl FnOnce(&mut ConsoleConfig)) -> Console {
     let site = tempfile::tempdir().unwrap();
     let mut config = ConsoleConfig::empty();
     config.api_url = Some("http://127.0.0.1:9".into());
+    config.database_url = Some(migrated_database().await.unwrap());
     config.public_url = Some(url.clone());
     config.site_root = Some(site.path().to_path_buf());
     tune(&mut config);

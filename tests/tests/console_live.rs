@@ -314,6 +314,7 @@ async fn each_browser_gets_live_changes_of_the_org_it_shows_and_may_see_only() {
     let site = tempfile::tempdir().unwrap();
     let mut config = ConsoleConfig::empty();
     config.api_url = Some(stack.api_url());
+    config.database_url = Some(stack.database_url.clone());
     config.org = Some("orga".into());
     config.public_url = Some(console.clone());
     config.service_token = Some(CONSOLE_TOKEN.into());
@@ -433,6 +434,7 @@ async fn the_console_renews_its_bus_credential_before_it_expires() {
     let site = tempfile::tempdir().unwrap();
     let mut config = ConsoleConfig::empty();
     config.api_url = Some(stack.api_url());
+    config.database_url = Some(stack.database_url.clone());
     config.service_token = Some(CONSOLE_TOKEN.into());
     config.site_root = Some(site.path().to_path_buf());
     let app = ritma_console::server::build(config.resolve().unwrap())

@@ -59,6 +59,7 @@ async fn setup(access_ttl: Option<u32>) -> Setup {
     let site = tempfile::tempdir().unwrap();
     let mut config = ConsoleConfig::empty();
     config.api_url = Some(stack.api_url());
+    config.database_url = Some(stack.database_url.clone());
     config.org = Some("acme".into());
     config.public_url = Some(console.clone());
     config.oidc_issuer = Some(provider.issuer.clone());
@@ -260,7 +261,7 @@ async fn sessions_outlive_short_access_tokens_by_renewing_them() {
         .and_then(|c| c.split(';').next())
         .unwrap()
         .to_owned();
-    let first = s.sessions.get(&id).unwrap();
+    let first = s.sessions.get(&id).await.unwrap().unwrap();
     assert!(
         first.refresh_token.is_some(),
         "the IdP gave a refresh token"
@@ -268,7 +269,7 @@ async fn sessions_outlive_short_access_tokens_by_renewing_them() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let page = b.get(format!("{}/nodes", s.console)).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200, "still signed in");
-    let renewed = s.sessions.get(&id).unwrap();
+    let renewed = s.sessions.get(&id).await.unwrap().unwrap();
     assert_ne!(renewed.token, first.token, "a new access token");
     assert!(renewed.token_expires > first.token_expires);
     let html = page.text().await.unwrap();

@@ -64,7 +64,7 @@ fn date_time(field: &str, value: &str) -> Result<Option<String>, AppError> {
 #[server]
 pub async fn list_rulepacks() -> Result<Vec<Rulepack>, AppError> {
     use crate::model::fleet::Items;
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let list: Items<Rulepack> = st
         .api
         .get_json(&s.token, &path::org(&s.org, "rulepacks"), &[])
@@ -81,7 +81,7 @@ pub async fn create_rulepack(
     rules: String,
 ) -> Result<RulepackRevision, AppError> {
     use crate::model::fleet::{parse_json_field, parse_list};
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let name = required("name", &name)?;
     let rules = parse_json_field("rules", &rules).map_err(bad)?;
     let mut body = serde_json::json!({
@@ -105,7 +105,7 @@ pub async fn create_rulepack(
 #[server]
 pub async fn list_assignments() -> Result<Vec<Assignment>, AppError> {
     use crate::model::fleet::Items;
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let list: Items<Assignment> = st
         .api
         .get_json(&s.token, &path::org(&s.org, "policy-assignments"), &[])
@@ -140,7 +140,7 @@ pub async fn create_assignment(
     mode: String,
 ) -> Result<Assignment, AppError> {
     use crate::model::fleet::one_of;
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let kind = one_of("scope", &scope_kind, &["org", "tenant", "label", "node"]).map_err(bad)?;
     let value = if kind == "org" {
         String::new()
@@ -166,7 +166,7 @@ pub async fn create_assignment(
 #[server]
 pub async fn delete_assignment(id: String) -> Result<(), AppError> {
     use crate::server::api::seg;
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let p = path::org(&s.org, &format!("policy-assignments/{}", seg(&id)));
     st.api
         .call(reqwest::Method::DELETE, &s.token, &p, None)
@@ -175,7 +175,7 @@ pub async fn delete_assignment(id: String) -> Result<(), AppError> {
 
 #[server]
 pub async fn get_node_policy(id: String) -> Result<NodePolicy, AppError> {
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     st.api
         .get_json(&s.token, &path::node(&id, "policies"), &[])
         .await
@@ -189,7 +189,7 @@ pub async fn assign_node_policy(
     revision: String,
     mode: String,
 ) -> Result<Assignment, AppError> {
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let body = assignment_body(&rulepack, &revision, &mode)?;
     st.api
         .call_json(
@@ -206,7 +206,7 @@ pub async fn assign_node_policy(
 #[server]
 pub async fn list_node_connectors(node_id: String) -> Result<Vec<Connector>, AppError> {
     use crate::model::fleet::Items;
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let list: Items<Connector> = st
         .api
         .get_json(&s.token, &path::node(&node_id, "connectors"), &[])
@@ -236,7 +236,7 @@ pub async fn put_connector(
     config: String,
 ) -> Result<Connector, AppError> {
     use crate::model::fleet::{CONNECTOR_KINDS, one_of, parse_json_field};
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let cid = required("connector id", &connector_id)?;
     let kind = one_of("kind", &kind, &CONNECTOR_KINDS).map_err(bad)?;
     let mut body = parse_json_field("config", &config).map_err(bad)?;
@@ -256,7 +256,7 @@ pub async fn put_connector(
 
 #[server]
 pub async fn delete_connector(node_id: String, connector_id: String) -> Result<(), AppError> {
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     st.api
         .call(
             reqwest::Method::DELETE,
@@ -273,7 +273,7 @@ pub async fn dry_run_connector(
     node_id: String,
     connector_id: String,
 ) -> Result<DryRunReport, AppError> {
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     st.api
         .call_json(
             reqwest::Method::POST,
@@ -291,7 +291,7 @@ pub async fn list_connectors(
     outcome: Option<String>,
 ) -> Result<Vec<Connector>, AppError> {
     use crate::model::fleet::Items;
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let query: Vec<(&str, String)> = [("kind", kind), ("outcome", outcome)]
         .into_iter()
         .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
@@ -312,7 +312,7 @@ const KEY_ADMIN_ROLES: [&str; 2] = ["org_owner", "org_admin"];
 #[server]
 pub async fn get_keys() -> Result<KeysView, AppError> {
     use crate::model::fleet::{KeyList, KeySummary};
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let (list_path, summary_path) = (path::org(&s.org, "keys"), path::org(&s.org, "keys/summary"));
     let (list, summary, roles) = tokio::try_join!(
         st.api.get_json::<KeyList>(&s.token, &list_path, &[]),
@@ -335,7 +335,7 @@ pub async fn register_key(
     rotate_by: String,
     expires_at: String,
 ) -> Result<Key, AppError> {
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let mut body = serde_json::json!({
         "key_id": required("key id", &key_id)?,
         "label": label.trim(),
@@ -359,7 +359,7 @@ pub async fn register_key(
 #[server]
 pub async fn govern_key(key_id: String, status: String, reason: String) -> Result<Key, AppError> {
     use crate::model::fleet::{KEY_STATUSES, one_of};
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let status = one_of("status", &status, &KEY_STATUSES).map_err(bad)?;
     let mut body = serde_json::json!({ "status": status });
     if !reason.trim().is_empty() {
@@ -380,7 +380,7 @@ pub async fn govern_key(key_id: String, status: String, reason: String) -> Resul
 /// The node's last 24 hours: SLO outcomes and enforcement decisions (each may fail alone).
 #[server]
 pub async fn get_node_telemetry(id: String) -> Result<NodeTelemetry, AppError> {
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let hours = [("hours", "24".to_string())];
     let events_path = path::org(
         &s.org,
@@ -400,7 +400,7 @@ pub async fn get_node_telemetry(id: String) -> Result<NodeTelemetry, AppError> {
 /// Metering and the cost estimate of `period` (`YYYY-MM`; None: the current month).
 #[server]
 pub async fn get_usage(period: Option<String>) -> Result<UsageView, AppError> {
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let period = period.filter(|p| !p.is_empty());
     if let Some(p) = &period
         && !crate::model::fleet::is_period(p)
@@ -424,7 +424,7 @@ pub async fn get_usage(period: Option<String>) -> Result<UsageView, AppError> {
 
 #[server]
 pub async fn get_config_template(tenant: String) -> Result<ConfigTemplate, AppError> {
-    let (st, s) = super::ctx::current()?;
+    let (st, s) = super::ctx::current().await?;
     let tenant = required("tenant", &tenant)?;
     st.api
         .get_json(

@@ -55,6 +55,18 @@ pub struct Config {
     /// `X-Forwarded-For` names the browser; otherwise the TCP peer is the browser.
     #[arg(long, env = "RITMA_CONSOLE_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// PostgreSQL URL of the console's sessions and pending sign-ins (the
+    /// controller's database: its migrations create the tables). Every
+    /// replica uses the same one, so any replica serves any browser.
+    #[arg(long, env = "RITMA_CONSOLE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Connections to that database, per replica.
+    #[arg(
+        long,
+        env = "RITMA_CONSOLE_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 8
+    )]
+    pub database_max_connections: u32,
     /// Default org (the one shown after sign-in when the person has a role in it).
     #[arg(long, env = "RITMA_ORG")]
     pub org: Option<String>,
@@ -115,6 +127,7 @@ pub struct Config {
 #[derive(Deserialize)]
 struct StackFile {
     api_url: Option<String>,
+    database_url: Option<String>,
     nats_url: Option<String>,
     org: Option<String>,
 }
@@ -130,6 +143,8 @@ pub struct Resolved {
     /// The console's service token (its bus credential comes from the controller).
     pub service_token: Option<String>,
     pub role_recheck: std::time::Duration,
+    pub database_url: String,
+    pub database_max_connections: u32,
     pub sso_pending_per_address: usize,
     pub sso_pending_total: usize,
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -157,6 +172,8 @@ impl Config {
             service_token: None,
             service_token_file: None,
             role_recheck_secs: 60,
+            database_url: None,
+            database_max_connections: 8,
             sso_pending_per_address: 20,
             sso_pending_total: 10_000,
             trusted_proxies: vec![],
@@ -188,9 +205,14 @@ impl Config {
             }
             None => None,
         };
-        let (s_api, s_nats, s_org) = match stack {
-            Some(s) => (s.api_url, s.nats_url, s.org),
-            None => (None, None, None),
+        let (s_api, s_nats, s_org, s_db) = match stack {
+            Some(s) => (s.api_url, s.nats_url, s.org, s.database_url),
+            None => (None, None, None, None),
+        };
+        let Some(database_url) = self.database_url.or(s_db).filter(|u| !u.trim().is_empty()) else {
+            anyhow::bail!(
+                "RITMA_CONSOLE_DATABASE_URL is required: sessions live in PostgreSQL, shared by every console replica"
+            );
         };
         let api_url = self
             .api_url
@@ -255,6 +277,8 @@ impl Config {
             nats_ca_file: self.nats_ca_file,
             service_token,
             role_recheck: std::time::Duration::from_secs(self.role_recheck_secs.max(1)),
+            database_url,
+            database_max_connections: self.database_max_connections.max(1),
             sso_pending_per_address: self.sso_pending_per_address.max(1),
             sso_pending_total: self.sso_pending_total.max(1),
             trusted_proxies: self.trusted_proxies,
@@ -289,6 +313,7 @@ mod tests {
     #[test]
     fn single_sign_on_settings_follow_the_public_url() {
         let mut c = Config::empty();
+        c.database_url = Some("postgres://db.example/ritma".into());
         c.public_url = Some("https://console.example.com/".into());
         c.oidc_issuer = Some("https://idp.example.com/".into());
         let r = c.resolve().unwrap();
@@ -305,8 +330,15 @@ mod tests {
     }
 
     #[test]
+    fn a_console_without_a_session_store_is_refused() {
+        let err = Config::empty().resolve().unwrap_err().to_string();
+        assert!(err.contains("RITMA_CONSOLE_DATABASE_URL"), "{err}");
+    }
+
+    #[test]
     fn a_console_without_any_sign_in_is_refused() {
         let mut c = Config::empty();
+        c.database_url = Some("postgres://db.example/ritma".into());
         c.token_login = false;
         let err = c.resolve().unwrap_err().to_string();
         assert!(err.contains("no way to sign in"), "{err}");

@@ -12,9 +12,7 @@ use data_encoding::BASE64URL_NOPAD;
 use rand::RngCore as _;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
@@ -31,6 +29,10 @@ pub enum OidcError {
     Refused { status: u16, body: String },
     #[error("identity provider sent an unusable answer: {0}")]
     BadAnswer(String),
+    #[error("too many single sign-on starts pending")]
+    Busy,
+    #[error("sign-in store: {0}")]
+    Store(String),
 }
 
 #[derive(Clone, Debug)]
@@ -66,98 +68,55 @@ pub struct Tokens {
     pub expires_at: Option<Instant>,
 }
 
-/// A sign-in waiting for the IdP's answer.
+/// A sign-in waiting for the IdP's answer (taken from the shared store).
 #[derive(Debug)]
 pub struct Pending {
     pub verifier: String,
     pub next: String,
-    expires: Instant,
-    /// Its place in the per-address and total bounds, freed when it goes.
-    _slot: PendingSlot,
 }
 
-/// Bounds on single sign-on starts pending at once: per client address (an
-/// IPv6 address counts by its /64) and in total. A flood from one address
-/// uses up only its own share.
-#[derive(Debug)]
-pub struct PendingLimits {
-    per_address: usize,
-    total: usize,
-    counts: Mutex<(usize, HashMap<Option<IpAddr>, usize>)>,
+/// Pending single sign-on starts, in PostgreSQL (`console_sso_pending`) so
+/// that the IdP's callback may reach any replica. Bounded per client address
+/// (an IPv6 address counts by its /64) and in total: a flood from one
+/// address uses up only its own share.
+#[derive(Clone)]
+pub struct PendingStarts {
+    pool: sqlx::PgPool,
+    per_address: i64,
+    total: i64,
 }
 
-/// One pending start counted in [`PendingLimits`]; dropping it frees the place.
-#[derive(Debug)]
-pub struct PendingSlot {
-    limits: Option<Arc<PendingLimits>>,
-    key: Option<IpAddr>,
-}
-
-impl PendingSlot {
-    /// A slot outside any bounds (tests).
-    pub fn unbounded() -> Self {
-        PendingSlot {
-            limits: None,
-            key: None,
+impl PendingStarts {
+    pub fn new(pool: sqlx::PgPool, per_address: usize, total: usize) -> Self {
+        PendingStarts {
+            pool,
+            per_address: i64::try_from(per_address.max(1)).unwrap_or(i64::MAX),
+            total: i64::try_from(total.max(1)).unwrap_or(i64::MAX),
         }
+    }
+
+    /// Pending starts counted now (all addresses).
+    pub async fn pending(&self) -> Result<i64, OidcError> {
+        ritma_db::console::console_sso_pending_count(&self.pool)
+            .await
+            .map_err(|e| OidcError::Store(e.to_string()))
     }
 }
 
-impl Drop for PendingSlot {
-    fn drop(&mut self) {
-        if let Some(l) = &self.limits {
-            let mut c = l.counts.lock().unwrap_or_else(|p| p.into_inner());
-            c.0 = c.0.saturating_sub(1);
-            if let Some(n) = c.1.get_mut(&self.key) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    c.1.remove(&self.key);
-                }
-            }
-        }
-    }
+fn state_hash(state: &str) -> Vec<u8> {
+    Sha256::digest(state.as_bytes()).to_vec()
 }
 
 /// The address a bound applies to: IPv4 as is, IPv6 by its /64 (one host
 /// usually has a whole /64 to pick addresses from).
-fn bound_key(ip: Option<IpAddr>) -> Option<IpAddr> {
-    ip.map(|ip| match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => {
+fn bound_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        None => "-".to_string(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
             let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0).to_string()
         }
-    })
-}
-
-impl PendingLimits {
-    pub fn new(per_address: usize, total: usize) -> Self {
-        PendingLimits {
-            per_address: per_address.max(1),
-            total: total.max(1),
-            counts: Mutex::new((0, HashMap::new())),
-        }
-    }
-
-    /// A place for one more pending start from `ip`, if within both bounds.
-    pub fn acquire(self: &Arc<Self>, ip: Option<IpAddr>) -> Option<PendingSlot> {
-        let key = bound_key(ip);
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = c.1.get(&key).copied().unwrap_or(0);
-        if c.0 >= self.total || mine >= self.per_address {
-            return None;
-        }
-        c.0 += 1;
-        c.1.insert(key, mine + 1);
-        Some(PendingSlot {
-            limits: Some(self.clone()),
-            key,
-        })
-    }
-
-    /// Pending starts counted now (all addresses).
-    pub fn pending(&self) -> usize {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).0
     }
 }
 
@@ -165,7 +124,7 @@ pub struct OidcClient {
     settings: OidcSettings,
     http: reqwest::Client,
     discovery: OnceCell<Discovery>,
-    pending: Mutex<HashMap<String, Pending>>,
+    pending: PendingStarts,
 }
 
 fn random_token() -> String {
@@ -180,7 +139,7 @@ pub fn pkce_challenge(verifier: &str) -> String {
 }
 
 impl OidcClient {
-    pub fn new(settings: OidcSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: OidcSettings, pending: PendingStarts) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -189,7 +148,7 @@ impl OidcClient {
             settings,
             http,
             discovery: OnceCell::new(),
-            pending: Mutex::new(HashMap::new()),
+            pending,
         })
     }
 
@@ -225,11 +184,12 @@ impl OidcClient {
     }
 
     /// Start a sign-in: returns the IdP URL to send the browser to, and the
-    /// `state` to put in its cookie.
+    /// `state` to put in its cookie; `Busy` when `ip` (or everyone) has too
+    /// many sign-ins pending.
     pub async fn start(
         &self,
         next: String,
-        slot: PendingSlot,
+        ip: Option<IpAddr>,
     ) -> Result<(String, String), OidcError> {
         let d = self.discovery().await?;
         let state = random_token();
@@ -249,33 +209,36 @@ impl OidcClient {
                 q.append_pair("resource", aud);
             }
         }
-        let now = Instant::now();
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        // Expired starts go, and free their places in the bounds.
-        pending.retain(|_, p| p.expires > now);
-        pending.insert(
-            state.clone(),
-            Pending {
-                verifier,
-                next,
-                expires: now + PENDING_TTL,
-                _slot: slot,
+        let stored = ritma_db::console::console_sso_pending_insert(
+            &self.pending.pool,
+            &ritma_db::console::NewSsoPending {
+                state_hash: &state_hash(&state),
+                verifier: &verifier,
+                next: &next,
+                client_key: &bound_key(ip),
+                expires_at: chrono::Utc::now()
+                    + chrono::Duration::seconds(PENDING_TTL.as_secs() as i64),
             },
-        );
+            self.pending.per_address,
+            self.pending.total,
+        )
+        .await
+        .map_err(|e| OidcError::Store(e.to_string()))?;
+        if !stored {
+            return Err(OidcError::Busy);
+        }
         Ok((url.to_string(), state))
     }
 
-    /// Forget expired sign-ins, freeing their places in the bounds.
-    pub fn sweep(&self) {
-        let now = Instant::now();
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.retain(|_, p| p.expires > now);
-    }
-
-    /// The sign-in started with `state`, if it is still valid. Used once.
-    pub fn take_pending(&self, state: &str) -> Option<Pending> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.remove(state).filter(|p| p.expires > Instant::now())
+    /// The sign-in started with `state`, if it is still valid. Used once,
+    /// on whichever replica the callback reaches.
+    pub async fn take_pending(&self, state: &str) -> Result<Option<Pending>, OidcError> {
+        Ok(
+            ritma_db::console::console_sso_pending_take(&self.pending.pool, &state_hash(state))
+                .await
+                .map_err(|e| OidcError::Store(e.to_string()))?
+                .map(|(verifier, next)| Pending { verifier, next }),
+        )
     }
 
     /// Exchange the authorization code (with the PKCE verifier) for tokens.
@@ -374,56 +337,11 @@ mod tests {
     }
 
     #[test]
-    fn pending_sign_ins_are_used_once() {
-        let c = OidcClient::new(OidcSettings {
-            issuer: "http://127.0.0.1:1".into(),
-            client_id: "c".into(),
-            client_secret: None,
-            audience: None,
-            scopes: "openid".into(),
-            redirect_uri: "http://127.0.0.1:2/auth/callback".into(),
-        })
-        .unwrap();
-        c.pending.lock().unwrap().insert(
-            "s".into(),
-            Pending {
-                verifier: "v".into(),
-                next: "/".into(),
-                expires: Instant::now() + PENDING_TTL,
-                _slot: PendingSlot::unbounded(),
-            },
-        );
-        assert!(c.take_pending("s").is_some());
-        assert!(
-            c.take_pending("s").is_none(),
-            "a state is good for one sign-in"
-        );
-        assert!(c.take_pending("forged").is_none());
-    }
-
-    #[test]
-    fn pending_starts_are_bounded_per_address_and_in_total() {
-        let l = Arc::new(PendingLimits::new(2, 5));
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let a1 = l.acquire(Some(a)).unwrap();
-        let _a2 = l.acquire(Some(a)).unwrap();
-        assert!(l.acquire(Some(a)).is_none(), "a's share is used up");
-        let _b1 = l.acquire(Some(b)).expect("b is not affected");
-        drop(a1);
-        assert!(
-            l.acquire(Some(a)).is_some(),
-            "a finished one, may start one"
-        );
-        assert_eq!(l.pending(), 2, "a dropped slot frees its place");
-        // IPv6: one /64 is one address.
-        let v6a: IpAddr = "2001:db8::1".parse().unwrap();
-        let v6b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
-        let _x = l.acquire(Some(v6a)).unwrap();
-        let _y = l.acquire(Some(v6b)).unwrap();
-        assert!(l.acquire(Some("2001:db8::3".parse().unwrap())).is_none());
-        // The total holds across addresses.
-        let _z = l.acquire(Some("10.0.0.9".parse().unwrap()));
-        assert!(l.acquire(Some("10.0.0.10".parse().unwrap())).is_none());
+    fn bounds_count_an_ipv6_host_by_its_64() {
+        let a = bound_key(Some("2001:db8::1".parse().unwrap()));
+        let b = bound_key(Some("2001:db8::ffff:2".parse().unwrap()));
+        assert_eq!(a, b);
+        assert_ne!(a, bound_key(Some("2001:db8:0:1::1".parse().unwrap())));
+        assert_eq!(bound_key(Some("10.0.0.1".parse().unwrap())), "10.0.0.1");
     }
 }

@@ -311,6 +311,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     } else {
         match start_console(
             &data,
+            &postgres.url,
             &api_url,
             &admin_token,
             &nats.url,
@@ -368,6 +369,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 /// `build` is set (`app/scripts/build.sh` does the same by hand).
 fn start_console(
     data: &Path,
+    database_url: &str,
     api_url: &str,
     admin_token: &str,
     nats_url: &str,
@@ -395,6 +397,8 @@ fn start_console(
         .env("RITMA_CONSOLE_LISTEN", format!("127.0.0.1:{port}"))
         .env("RITMA_CONSOLE_SITE", &site)
         .env("RITMA_API_URL", api_url)
+        // Sessions live in the stack's database (the controller migrated it).
+        .env("RITMA_CONSOLE_DATABASE_URL", database_url)
         .env("RITMA_API_TOKEN", admin_token)
         .env("RITMA_NATS_URL", nats_url)
         .env(

@@ -175,6 +175,11 @@ pub struct Config {
     /// ... with this burst on top.
     #[arg(long, env = "RITMA_API_BURST_PER_ADDRESS", default_value_t = 400)]
     pub api_burst_per_address: u32,
+    /// Controllers serving the API behind one load balancer: each enforces
+    /// this share of every request and failure budget above, so the
+    /// deployment as a whole allows the documented rates.
+    #[arg(long, env = "RITMA_API_REPLICAS", default_value_t = 1)]
+    pub api_replicas: u32,
     /// Proxies (the console, a reverse proxy) whose `X-Forwarded-For` names the
     /// client: comma-separated IP addresses or CIDR ranges.
     #[arg(long, env = "RITMA_API_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -331,6 +336,7 @@ impl Config {
             api_burst_per_credential: 200,
             api_rate_per_address: 100,
             api_burst_per_address: 400,
+            api_replicas: 1,
             api_trusted_proxies: vec![],
             environment: "development".into(),
             dev_header_auth: false,

@@ -246,28 +246,34 @@ impl Controller {
                 ),
             })),
             nats,
-            enroll_limiter: Arc::new(api::ratelimit::FailureLimiter::new(
-                config.enroll_failures_burst,
-                config.enroll_failures_per_min,
-            )),
+            enroll_limiter: Arc::new(
+                api::ratelimit::FailureLimiter::new(
+                    config.enroll_failures_burst,
+                    config.enroll_failures_per_min,
+                )
+                .shared_by(config.api_replicas),
+            ),
             fleet: Arc::new(fleet::Fleet::from_config(&config)?),
-            dry_run_limiter: Arc::new(api::ratelimit::KeyedLimiter::new(
-                config.dry_runs_burst,
-                config.dry_runs_per_min,
-            )),
+            dry_run_limiter: Arc::new(
+                api::ratelimit::KeyedLimiter::new(config.dry_runs_burst, config.dry_runs_per_min)
+                    .shared_by(config.api_replicas),
+            ),
             console_token: console_token.map(Into::into),
             console_bus_ttl_secs: config.console_bus_ttl_secs,
-            request_limiter: Arc::new(api::ratelimit::RequestLimiter::new(
-                api::ratelimit::Budget {
-                    per_sec: config.api_rate_per_credential,
-                    burst: config.api_burst_per_credential,
-                },
-                api::ratelimit::Budget {
-                    per_sec: config.api_rate_per_address,
-                    burst: config.api_burst_per_address,
-                },
-                config.api_trusted_proxies.clone(),
-            )),
+            request_limiter: Arc::new(
+                api::ratelimit::RequestLimiter::new(
+                    api::ratelimit::Budget {
+                        per_sec: config.api_rate_per_credential,
+                        burst: config.api_burst_per_credential,
+                    },
+                    api::ratelimit::Budget {
+                        per_sec: config.api_rate_per_address,
+                        burst: config.api_burst_per_address,
+                    },
+                    config.api_trusted_proxies.clone(),
+                )
+                .shared_by(config.api_replicas),
+            ),
             alerting: Arc::new(api::Alerting {
                 settings: config.alerts.clone(),
                 evaluate: Arc::new(Notify::new()),

@@ -6,6 +6,7 @@ pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod connectors;
+pub mod console;
 pub mod control_keys;
 pub mod error;
 pub mod flapping;

@@ -19,6 +19,16 @@
 //! last in `X-Forwarded-For`.
 //! A client's own `X-Forwarded-For` is ignored: it would let anyone pick a
 //! fresh address per request.
+//!
+//! Replicas: the documented rates are for the whole deployment. Each of
+//! `RITMA_API_REPLICAS` controllers enforces its share (rate and burst
+//! divided by the replica count, see `shared_by`), so N replicas behind a
+//! load balancer allow the documented rate in total, not N times it. This was
+//! chosen over a shared store because it costs nothing per request (no
+//! database round trip on every API call, no limiter outage when the store
+//! is slow) and fails safe: with a replica down the total allowed is lower,
+//! never higher. The price: a client whose requests all land on one replica
+//! (sticky balancing) gets only that replica's share.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -58,6 +68,15 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             per_sec: per_sec.max(1e-6),
             map: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// One replica's share of a budget `replicas` replicas enforce together
+    /// (a burst of at least one, so a tiny budget still lets a request through).
+    fn shared_by(mut self, replicas: u32) -> Self {
+        let n = f64::from(replicas.max(1));
+        self.burst = (self.burst / n).max(1.0);
+        self.per_sec /= n;
+        self
     }
 
     fn refill(&self, b: &mut Bucket, now: Instant) {
@@ -125,6 +144,13 @@ impl KeyedLimiter {
         }
     }
 
+    /// This replica's share when `replicas` controllers serve the API.
+    pub fn shared_by(self, replicas: u32) -> Self {
+        Self {
+            buckets: self.buckets.shared_by(replicas),
+        }
+    }
+
     /// Take one from `key`'s budget; `Err(wait)` when it is spent.
     pub fn take(&self, key: &str) -> Result<(), Duration> {
         self.buckets.take(&key.to_owned())
@@ -171,6 +197,14 @@ impl FailureLimiter {
         Self {
             per_address: Buckets::new(burst, per_sec),
             per_key: Buckets::new(burst, per_sec),
+        }
+    }
+
+    /// This replica's share when `replicas` controllers serve the API.
+    pub fn shared_by(self, replicas: u32) -> Self {
+        Self {
+            per_address: self.per_address.shared_by(replicas),
+            per_key: self.per_key.shared_by(replicas),
         }
     }
 
@@ -284,6 +318,15 @@ impl RequestLimiter {
             per_credential: per_credential.buckets(),
             per_address: per_address.buckets(),
             trusted_proxies,
+        }
+    }
+
+    /// This replica's share when `replicas` controllers serve the API.
+    pub fn shared_by(self, replicas: u32) -> Self {
+        Self {
+            per_credential: self.per_credential.map(|b| b.shared_by(replicas)),
+            per_address: self.per_address.map(|b| b.shared_by(replicas)),
+            trusted_proxies: self.trusted_proxies,
         }
     }
 
@@ -449,6 +492,43 @@ pub async fn limit_failures(State(state): State<AppState>, req: Request, next: N
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_together_allow_the_documented_budget_not_n_times_it() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        for replicas in [1u32, 2, 3, 4] {
+            let budget = Budget {
+                per_sec: 1,
+                burst: 60,
+            };
+            let limiters: Vec<RequestLimiter> = (0..replicas)
+                .map(|_| RequestLimiter::new(budget, budget, vec![]).shared_by(replicas))
+                .collect();
+            // A round-robin balancer: request i goes to replica i mod n.
+            let allowed = (0..600)
+                .filter(|i| limiters[i % limiters.len()].charge(Some("t"), ip).is_ok())
+                .count();
+            assert!(
+                (60..=62).contains(&allowed),
+                "{replicas} replicas allowed {allowed} of a burst of 60"
+            );
+            let failures: Vec<FailureLimiter> = (0..replicas)
+                .map(|_| FailureLimiter::new(10, 1).shared_by(replicas))
+                .collect();
+            let mut refused_attempts = 0;
+            for i in 0..100 {
+                let l = &failures[i % failures.len()];
+                if l.check(ip, None).is_ok() {
+                    l.record_failure(ip, None);
+                    refused_attempts += 1;
+                }
+            }
+            assert_eq!(
+                refused_attempts, 10,
+                "{replicas} replicas: guesses in total"
+            );
+        }
+    }
 
     #[test]
     fn refused_attempts_empty_the_bucket_and_it_refills() {
