@@ -523,9 +523,11 @@ mod tests {
                     refused_attempts += 1;
                 }
             }
-            assert_eq!(
-                refused_attempts, 10,
-                "{replicas} replicas: guesses in total"
+            // Each replica's share is rounded down: never more than the
+            // budget in total, and at most one guess per replica less.
+            assert!(
+                (10 - replicas + 1..=10).contains(&refused_attempts),
+                "{replicas} replicas: {refused_attempts} guesses in total"
             );
         }
     }
