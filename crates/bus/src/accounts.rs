@@ -232,14 +232,16 @@ impl UserPermissions {
         }
     }
 
-    /// The controller inside an org account: it publishes state changes and
-    /// commands of that org, and reads replies on its own inbox.
+    /// The controller inside an org account: it publishes state changes,
+    /// commands, audit entries and alert notifications of that org, and reads
+    /// replies on its own inbox.
     pub fn controller_in_org(org: &OrgId) -> Self {
         Self {
             publish_allow: vec![
                 subjects::state_changes(org, None),
                 subjects::org_commands(org),
                 subjects::audit(org),
+                subjects::alerts(org),
             ],
             publish_deny: vec![],
             subscribe_allow: vec![
