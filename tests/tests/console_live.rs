@@ -34,13 +34,18 @@ async fn ask_credential(stack: &TestStack, bearer: Option<&str>, body: Value) ->
 /// A state change committed for `node` of `org` (the controller's publisher
 /// sends it from the outbox, in the org's account).
 async fn commit_change(stack: &TestStack, org: &str, node: &str, to: &str) {
+    commit_status(stack, org, node, "online", to).await;
+}
+
+/// A status change `from` → `to` committed for `node` of `org`.
+async fn commit_status(stack: &TestStack, org: &str, node: &str, from: &str, to: &str) {
     let mut tx = stack.pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO state_outbox (org_id, tenant_id, node_id, payload) VALUES ($1, 'prod', $2, $3)",
     )
     .bind(org)
     .bind(node)
-    .bind(json!({ "kind": "status", "from": "online", "to": to, "reason": "test" }))
+    .bind(json!({ "kind": "status", "from": from, "to": to, "reason": "test" }))
     .execute(&mut *tx)
     .await
     .unwrap();
@@ -572,8 +577,8 @@ async fn a_browser_gets_the_alerts_of_the_org_it_shows_and_never_another_orgs() 
     );
 
     // A node of org B comes back: its resolution is org B's too.
-    commit_change(&stack, "orgb", "b-0", "online").await;
-    commit_change(&stack, "orga", "a-0", "online").await;
+    commit_status(&stack, "orgb", "b-0", "offline", "online").await;
+    commit_status(&stack, "orga", "a-0", "offline", "online").await;
     let mut got = vec![];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while alert_nodes(&got).is_empty() && tokio::time::Instant::now() < deadline {

@@ -3,8 +3,10 @@
 //! `crate::model::alerts`; the controller's refusals come back as its message.
 
 use crate::model::AppError;
+#[cfg(feature = "ssr")]
+use crate::model::alerts::Channel;
 use crate::model::alerts::{
-    Alert, AlertsView, Channel, ChannelCreated, ChannelWithLog, Delivery, RulesView, Silence,
+    Alert, AlertsView, ChannelCreated, ChannelWithLog, Delivery, RulesView, Silence,
 };
 use leptos::prelude::*;
 
@@ -38,6 +40,7 @@ fn optional(value: &str) -> Option<String> {
 pub const DELIVERY_LOG_SIZE: u32 = 20;
 
 /// How far back the alerts page lists resolved alerts.
+#[cfg(feature = "ssr")]
 const RESOLVED_WINDOW_MS: i64 = 86_400_000;
 
 #[cfg(feature = "ssr")]
