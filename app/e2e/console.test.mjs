@@ -12,7 +12,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -434,6 +436,166 @@ test('policies page lists the baseline and its org assignment, and rejects inval
 });
 
 let stopped;
+
+// ---------------------------------------------------------------- alerting
+// (before the node-stopping test: it needs the demo nodes online, and kills one)
+
+/// A webhook receiver on loopback: every request's headers and raw body.
+function startReceiver() {
+  const got = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      got.push({ headers: req.headers, raw: Buffer.concat(chunks) });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve({ server, got, port: server.address().port }));
+  });
+}
+
+const signed = (secret, raw) => `sha256=${crypto.createHmac('sha256', secret).update(raw).digest('hex')}`;
+
+test('alerting: a webhook channel, a node_offline rule, a killed node: live banner, alert listed, signed webhook, silence', async (t) => {
+  if (stack.fake) {
+    t.skip('needs the real stack of `ritma up`');
+    return;
+  }
+  const victim = stack.nodes.find((n) => nodeId(n) !== HELD && n.pid && alive(n.pid) && nodeId(n) !== applyingNode())
+    || stack.nodes.find((n) => nodeId(n) !== HELD && n.pid && alive(n.pid));
+  assert.ok(victim, 'a running demo node to kill');
+  const victimId = nodeId(victim);
+  const tenant = victim.tenant || 'prod';
+  const receiver = await startReceiver();
+  t.after(() => receiver.server.close());
+
+  // 1. A webhook channel to the receiver; its secret is shown once.
+  await page.goto(`${base}/alerts/channels`);
+  await hydrated();
+  const channelName = `e2e-hook-${Date.now().toString(36)}`;
+  await page.fill('#c-name', channelName);
+  await page.selectOption('#c-kind', 'webhook');
+  await page.fill('#c-target', `http://127.0.0.1:${receiver.port}/hook`);
+  await page.click('[data-testid=channel-create]');
+  await page.waitForSelector('[data-testid=channel-secret]', { timeout: 15000 });
+  const secret = (await page.textContent('[data-testid=channel-secret]')).trim();
+  assert.match(secret, /^rwhs_/, 'a generated webhook secret');
+  const card = `[data-testid=channel][data-channel-name="${channelName}"]`;
+  await page.waitForSelector(card, { timeout: 15000 });
+  assert.ok((await page.textContent(`${card} [data-testid=channel-target]`)).includes('127.0.0.1'));
+  // A refused target shows the API's reason.
+  await page.fill('#c-name', `${channelName}-bad`);
+  await page.fill('#c-target', 'http://10.1.2.3/hook');
+  await page.click('[data-testid=channel-create]');
+  await page.waitForSelector('[data-testid=channel-create-error]', { timeout: 15000 });
+  assert.match(await page.textContent('[data-testid=channel-create-error]'), /Invalid request: url:/);
+
+  // 2. "Send test": delivered, logged, and signed.
+  await page.click(`${card} [data-testid=channel-test]`);
+  await page.waitForSelector('[data-testid=channel-test-result] [data-state=ok]', { timeout: 20000 });
+  assert.match(await page.textContent('[data-testid=channel-test-result]'), /Test delivered \(HTTP 200\)/);
+  await page.waitForSelector(`${card} tr[data-status=test][data-state=delivered]`, { timeout: 15000 });
+  assert.equal((await page.textContent(`${card} tr[data-status=test] [data-testid=delivery-response]`)).trim(), '200');
+  const test = receiver.got.find((r) => JSON.parse(r.raw).status === 'test');
+  assert.ok(test, 'the test notification reached the receiver');
+  assert.equal(test.headers['x-ritma-signature'], signed(secret, test.raw), 'test send signed with the secret');
+  await shot('alert-channels');
+
+  // 3. A node_offline rule for the victim's tenant, notifying the channel. A rule
+  //    without a channel is refused with the API's message first.
+  await page.goto(`${base}/alerts/rules`);
+  await hydrated();
+  const ruleName = `e2e offline ${Date.now().toString(36)}`;
+  await page.fill('#r-name', ruleName);
+  await page.selectOption('#r-event', 'node_offline');
+  await page.fill('#r-tenant', tenant);
+  await page.click('[data-testid=rule-create]');
+  await page.waitForSelector('[data-testid=rule-create-result] [data-state=error]', { timeout: 15000 });
+  assert.match(await page.textContent('[data-testid=rule-create-result]'), /channels/);
+  const box = page.locator('label.check', { hasText: channelName }).locator('input[type=checkbox]');
+  await box.check();
+  await page.fill('#r-for', '0s');
+  await page.fill('#r-repeat', '1h');
+  await page.click('[data-testid=rule-create]');
+  await page.waitForSelector('[data-testid=rule-create-result] [data-state=ok]', { timeout: 15000 });
+  await page.waitForSelector(`tr[data-rule-name="${ruleName}"]`, { timeout: 15000 });
+  assert.ok((await page.textContent(`tr[data-rule-name="${ruleName}"]`)).includes(channelName));
+
+  // 4. Kill the node: the banner appears live (no reload) and the alert is listed.
+  await page.goto(`${base}/alerts`);
+  await hydrated();
+  await liveOpen();
+  assert.equal(await page.$('[data-testid=alerts-open] tr[data-event=node_offline]'), null, 'no offline alert yet');
+  await page.evaluate(() => {
+    window.__ritmaNoReloadAlerts = 'still-here';
+  });
+  const navBefore = await page.evaluate(() => performance.getEntriesByType('navigation').length);
+  const t0 = Date.now();
+  process.kill(victim.pid, 'SIGKILL');
+  await page.waitForFunction(
+    (id) => document.querySelector('[data-testid=alert-banner-headline]')?.textContent.includes(id),
+    victimId,
+    { timeout: LIVE_TIMEOUT },
+  );
+  console.log(`# alert banner for ${victimId} shown ${Date.now() - t0} ms after SIGKILL`);
+  assert.match(await page.textContent('[data-testid=alert-banner-count]'), /^\d+ alerts? firing$/);
+  assert.equal(await page.evaluate(() => window.__ritmaNoReloadAlerts), 'still-here', 'page was not reloaded');
+  assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), navBefore);
+  const row = `[data-testid=alerts-open] tr[data-event=node_offline][data-state=firing]`;
+  await page.waitForSelector(row, { timeout: 15000 });
+  assert.ok((await page.textContent(row)).includes(victimId));
+  await shot('alerts-firing');
+
+  // 5. The webhook: the firing notification, signed with the channel's secret.
+  let firing;
+  await waitFor(
+    () => (firing = receiver.got.find((r) => {
+      const b = JSON.parse(r.raw);
+      return b.status === 'firing' && b.node_id === victimId;
+    })),
+    30000,
+    'the firing webhook',
+  );
+  const body = JSON.parse(firing.raw);
+  assert.equal(body.event, 'node_offline');
+  assert.equal(body.org_id, stack.org);
+  assert.equal(body.tenant_id, tenant);
+  assert.ok(body.at && body.rule_name === ruleName, JSON.stringify(body));
+  assert.equal(firing.headers['x-ritma-signature'], signed(secret, firing.raw), 'valid X-Ritma-Signature');
+  assert.notEqual(firing.headers['x-ritma-signature'], signed(`${secret}x`, firing.raw));
+  assert.ok(Math.abs(Number(firing.headers['x-ritma-timestamp']) - Date.now() / 1000) < 120, 'a current timestamp');
+
+  // The banner is on every page.
+  await page.goto(`${base}/nodes`);
+  await hydrated();
+  await page.waitForSelector('[data-testid=alert-banner]', { timeout: 15000 });
+
+  // 6. A maintenance window for the node, listed as active; then ended.
+  await page.goto(`${base}/alerts/silences`);
+  await hydrated();
+  const comment = `e2e maintenance ${Date.now().toString(36)}`;
+  await page.fill('#s-node', victimId);
+  await page.fill('#s-duration', '1h');
+  await page.fill('#s-comment', comment);
+  await page.click('[data-testid=silence-create]');
+  await page.waitForSelector('[data-testid=silence-create-result] [data-state=ok]', { timeout: 15000 });
+  const srow = page.locator('[data-testid=silences-table] tr', { hasText: comment });
+  await srow.waitFor({ timeout: 15000 });
+  assert.equal(await srow.getAttribute('data-state'), 'active');
+  assert.ok((await srow.locator('[data-testid=silence-matchers]').textContent()).includes(`node=${victimId}`));
+  // A refused duration says why.
+  await page.fill('#s-duration', 'soon');
+  await page.fill('#s-comment', 'bad');
+  await page.click('[data-testid=silence-create]');
+  await page.waitForSelector('[data-testid=silence-create-result] [data-state=error]', { timeout: 15000 });
+  assert.match(await page.textContent('[data-testid=silence-create-result]'), /not a duration/);
+  await shot('alert-silences');
+  await srow.locator('[data-testid=silence-end]').click();
+  await waitFor(async () => (await srow.getAttribute('data-state')) === 'ended', 15000, 'the silence to end');
+});
 
 test('a stopped node turns offline (red) live, without a reload', async () => {
   await page.goto(`${base}/nodes`);

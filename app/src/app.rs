@@ -18,10 +18,14 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use leptos_router::path;
 use std::time::Duration;
 
+mod alert_channels;
+mod alert_rules;
+mod alerts;
 mod connectors;
 mod keys;
 mod node_ops;
 mod policies;
+mod silences;
 mod ui;
 mod usage;
 
@@ -88,6 +92,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/connectors") view=connectors::ConnectorsPage/>
                     <Route path=path!("/keys") view=keys::KeysPage/>
                     <Route path=path!("/usage") view=usage::UsagePage/>
+                    <Route path=path!("/alerts") view=alerts::AlertsPage/>
+                    <Route path=path!("/alerts/rules") view=alert_rules::RulesPage/>
+                    <Route path=path!("/alerts/channels") view=alert_channels::ChannelsPage/>
+                    <Route path=path!("/alerts/silences") view=silences::SilencesPage/>
                 </ParentRoute>
             </Routes>
         </Router>
@@ -214,6 +222,7 @@ fn Shell() -> impl IntoView {
                 <A href="/connectors">"Connectors"</A>
                 <A href="/keys">"Keys"</A>
                 <A href="/usage">"Usage"</A>
+                <A href="/alerts">"Alerts"</A>
                 <A href="/enroll">"Enroll a node"</A>
                 <A href="/audit">"Audit"</A>
             </nav>
@@ -237,6 +246,7 @@ fn Shell() -> impl IntoView {
             </div>
         </header>
         <main id="main" tabindex="-1">
+            <alerts::AlertBanner/>
             <Outlet/>
         </main>
     }

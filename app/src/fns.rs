@@ -13,7 +13,9 @@ use crate::model::{
 };
 use leptos::prelude::*;
 
+mod alerts;
 mod fleet;
+pub use alerts::*;
 pub use fleet::*;
 
 /// Rows per inventory page.

@@ -1,6 +1,8 @@
 //! Browser side of the live feed: one `EventSource` on `/live`, node status overrides
-//! applied in place, a re-sync counter bumped whenever the stream (re)opens.
+//! applied in place, alert notifications kept by alert id, a re-sync counter bumped
+//! whenever the stream (re)opens.
 
+use crate::model::alerts::LiveAlert;
 use crate::model::{LiveEvent, Status};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -55,6 +57,8 @@ pub struct Live {
     pub feed: RwSignal<Vec<LiveEvent>>,
     /// Bumped on every status, policy or key change.
     pub tick: RwSignal<u64>,
+    /// The latest notification per alert id since the last (re-)sync.
+    pub alerts: RwSignal<HashMap<String, LiveAlert>>,
 }
 
 impl Live {
@@ -67,6 +71,7 @@ impl Live {
             facts: RwSignal::new(HashMap::new()),
             feed: RwSignal::new(Vec::new()),
             tick: RwSignal::new(0),
+            alerts: RwSignal::new(HashMap::new()),
         }
     }
 
@@ -96,6 +101,7 @@ impl Live {
     /// Pages re-fetch everything: pushed facts are dropped (the fetch supersedes them).
     pub fn resync(&self) {
         self.facts.update(|m| m.clear());
+        self.alerts.update(|m| m.clear());
         self.sync.update(|n| *n += 1);
     }
 
@@ -127,6 +133,18 @@ impl Live {
         self.feed.update(|f| {
             f.insert(0, ev);
             f.truncate(25);
+        });
+    }
+
+    /// Records an alert's firing or resolution (the newer notification wins).
+    pub fn apply_alert(&self, alert: LiveAlert) {
+        self.alerts.update(|m| {
+            let newer = m
+                .get(&alert.alert_id)
+                .is_none_or(|old| alert.at.ms >= old.at.ms);
+            if newer {
+                m.insert(alert.alert_id.clone(), alert);
+            }
         });
     }
 
@@ -221,6 +239,7 @@ pub fn copy_text(text: &str) -> bool {
 mod client {
     use super::{BusInfo, Clock, Conn, Live};
     use crate::model::LiveEvent;
+    use crate::model::alerts::LiveAlert;
     use leptos::prelude::*;
     use std::time::Duration;
     use wasm_bindgen::JsCast as _;
@@ -279,6 +298,13 @@ mod client {
                 && let Ok(ev) = serde_json::from_str::<LiveEvent>(&text)
             {
                 live.apply(ev);
+            }
+        });
+        listen(&es, "alert", move |m: MessageEvent| {
+            if let Some(text) = m.data().as_string()
+                && let Ok(a) = serde_json::from_str::<LiveAlert>(&text)
+            {
+                live.apply_alert(a);
             }
         });
         listen(&es, "resync", move |_| live.resync());

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub mod alerts;
 pub mod fleet;
 
 /// A node's status as the controller reports it.

@@ -1,8 +1,9 @@
 //! The console's live feed for every org: its own bus credential (minted by
 //! the controller for the console's service principal only, subscribe-only
-//! on state changes, proven against the real nats-server), and the SSE
-//! stream of each browser, which carries the org it shows and only while
-//! the person still has a role there.
+//! on state changes and alert notifications, proven against the real
+//! nats-server), and the SSE stream of each browser, which carries the org it
+//! shows (state changes and alerts) and only while the person still has a
+//! role there.
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed assertion
 
 use std::time::Duration;
@@ -33,13 +34,18 @@ async fn ask_credential(stack: &TestStack, bearer: Option<&str>, body: Value) ->
 /// A state change committed for `node` of `org` (the controller's publisher
 /// sends it from the outbox, in the org's account).
 async fn commit_change(stack: &TestStack, org: &str, node: &str, to: &str) {
+    commit_status(stack, org, node, "online", to).await;
+}
+
+/// A status change `from` → `to` committed for `node` of `org`.
+async fn commit_status(stack: &TestStack, org: &str, node: &str, from: &str, to: &str) {
     let mut tx = stack.pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO state_outbox (org_id, tenant_id, node_id, payload) VALUES ($1, 'prod', $2, $3)",
     )
     .bind(org)
     .bind(node)
-    .bind(json!({ "kind": "status", "from": "online", "to": to, "reason": "test" }))
+    .bind(json!({ "kind": "status", "from": from, "to": to, "reason": "test" }))
     .execute(&mut *tx)
     .await
     .unwrap();
@@ -469,4 +475,141 @@ async fn the_console_renews_its_bus_credential_before_it_expires() {
     }
     assert_eq!(got, vec![("acme".to_string(), "r-1".to_string())]);
     drop(app);
+}
+
+/// A node_offline rule of `org` notifying one webhook (its deliveries fail:
+/// what matters here is the bus notification every alert also gets).
+async fn offline_rule(stack: &TestStack, org: &str) {
+    let (status, channel) = stack
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/orgs/{org}/notification-channels"),
+            Some(json!({ "name": "hook", "kind": "webhook", "url": "https://alerts.example.com/hook" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let (status, rule) = stack
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/orgs/{org}/alert-rules"),
+            Some(json!({ "name": format!("{org} down"), "event": "node_offline", "channels": [channel["id"]] })),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+}
+
+fn alert_nodes(events: &[Sse]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.event == "alert")
+        .map(|e| e.data["node_id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_gets_the_alerts_of_the_org_it_shows_and_never_another_orgs() {
+    let stack = TestStack::start_with(|c| {
+        c.console_service_token = Some(CONSOLE_TOKEN.into());
+    })
+    .await
+    .unwrap();
+    stack.create_org("orga").await;
+    stack.create_org("orgb").await;
+    offline_rule(&stack, "orga").await;
+    offline_rule(&stack, "orgb").await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let console = format!("http://{}", listener.local_addr().unwrap());
+    let site = tempfile::tempdir().unwrap();
+    let mut config = ConsoleConfig::empty();
+    config.api_url = Some(stack.api_url());
+    config.org = Some("orga".into());
+    config.public_url = Some(console.clone());
+    config.service_token = Some(CONSOLE_TOKEN.into());
+    config.site_root = Some(site.path().to_path_buf());
+    let app = ritma_console::server::build(config.resolve().unwrap())
+        .await
+        .unwrap();
+    let hub = app.state().hub.clone();
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
+    tokio::spawn(async move {
+        app.run(listener, async move { shutdown.cancelled().await })
+            .await
+            .unwrap();
+    });
+    stack
+        .eventually("the console's bus feed", Duration::from_secs(20), || {
+            let connected = hub.bus_state().connected;
+            async move { connected.then_some(()) }
+        })
+        .await;
+    let operator = browser();
+    sign_in(&operator, &console, ADMIN_TOKEN).await;
+    let mut live = open_live(&operator, &console).await;
+    assert_eq!(live.recv().await.unwrap().event, "bus");
+
+    // Both orgs' nodes go offline, interleaved: the session shows org A.
+    for i in 0..3 {
+        commit_change(&stack, "orga", &format!("a-{i}"), "offline").await;
+        commit_change(&stack, "orgb", &format!("b-{i}"), "offline").await;
+    }
+    let mut got = vec![];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while alert_nodes(&got).len() < 3 && tokio::time::Instant::now() < deadline {
+        got.extend(drain(&mut live, Duration::from_millis(500)).await);
+    }
+    got.extend(drain(&mut live, Duration::from_secs(3)).await);
+    let mut nodes = alert_nodes(&got);
+    nodes.sort();
+    assert_eq!(
+        nodes,
+        vec!["a-0", "a-1", "a-2"],
+        "org A's alerts only: {got:?}"
+    );
+    let first = got.iter().find(|e| e.event == "alert").unwrap();
+    assert_eq!(first.data["status"], "firing");
+    assert_eq!(first.data["event"], "node_offline");
+    assert!(
+        first.data["headline"]
+            .as_str()
+            .unwrap()
+            .starts_with("orga down: node a-"),
+        "{first:?}"
+    );
+
+    // A node of org B comes back: its resolution is org B's too.
+    commit_status(&stack, "orgb", "b-0", "offline", "online").await;
+    commit_status(&stack, "orga", "a-0", "offline", "online").await;
+    let mut got = vec![];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while alert_nodes(&got).is_empty() && tokio::time::Instant::now() < deadline {
+        got.extend(drain(&mut live, Duration::from_millis(500)).await);
+    }
+    got.extend(drain(&mut live, Duration::from_secs(2)).await);
+    let alerts: Vec<_> = got.iter().filter(|e| e.event == "alert").collect();
+    assert_eq!(alerts.len(), 1, "{got:?}");
+    assert_eq!(alerts[0].data["node_id"], "a-0");
+    assert_eq!(alerts[0].data["status"], "resolved");
+
+    // Switched to org B, the same stream carries B's alerts and no more of A's.
+    let resp = operator
+        .post(format!("{console}/auth/org"))
+        .header("origin", &console)
+        .form(&[("org", "orgb")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let _ = drain(&mut live, Duration::from_secs(2)).await;
+    commit_change(&stack, "orga", "a-9", "offline").await;
+    commit_change(&stack, "orgb", "b-9", "offline").await;
+    let mut got = vec![];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while alert_nodes(&got).is_empty() && tokio::time::Instant::now() < deadline {
+        got.extend(drain(&mut live, Duration::from_millis(500)).await);
+    }
+    got.extend(drain(&mut live, Duration::from_secs(3)).await);
+    assert_eq!(alert_nodes(&got), vec!["b-9".to_string()], "{got:?}");
+    stop.cancel();
 }

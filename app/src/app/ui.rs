@@ -59,10 +59,12 @@ where
 /// The colour of a status word: ok, warn, bad or idle.
 pub fn tone(value: &str) -> &'static str {
     match value {
-        "pass" | "active" | "observe" | "allow" | "info" | "low" => "ok",
+        "pass" | "active" | "observe" | "allow" | "info" | "low" | "resolved" | "delivered" => "ok",
         "incomplete" | "expired" | "unreachable" | "error" | "medium" | "throttle"
-        | "rotation_due" => "warn",
-        "fail" | "revoked" | "compromised" | "high" | "deny" | "isolate" => "bad",
+        | "rotation_due" | "pending" => "warn",
+        "fail" | "revoked" | "compromised" | "high" | "deny" | "isolate" | "firing" | "failed" => {
+            "bad"
+        }
         _ => "idle",
     }
 }

@@ -320,6 +320,18 @@ impl Api {
         self.send(req).await
     }
 
+    /// `method path` with a typed JSON body, JSON (or nothing) back.
+    pub async fn call_typed<B: serde::Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, AppError> {
+        self.send(self.request(method, token, path).json(body))
+            .await
+    }
+
     /// `method path` when only success matters (204 and friends).
     pub async fn call(
         &self,

@@ -1,11 +1,14 @@
-//! Live feed: one NATS subscription on the state changes of every org (with the
-//! console's own bus credential from the controller), fanned out to browsers
-//! over SSE, filtered per browser to the org its session shows and may see.
+//! Live feed: NATS subscriptions on the state changes and the alert notifications
+//! of every org (with the console's own bus credential from the controller), fanned
+//! out to browsers over SSE, filtered per browser to the org its session shows and
+//! may see.
 
 use super::api::Api;
 use super::api::instant;
+use crate::model::alerts::LiveAlert;
 use crate::model::{LiveEvent, Status};
 use futures::StreamExt as _;
+use ritma_protocol::alerts::AlertNotification;
 use ritma_protocol::messages::{StateChange, StateChangeKind};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +21,11 @@ pub enum HubMsg {
     State {
         org: String,
         event: Box<LiveEvent>,
+    },
+    /// An alert of `org` fired or resolved (`ritma.<org>.alerts`).
+    Alert {
+        org: String,
+        alert: Box<LiveAlert>,
     },
     /// Something may have been missed (bus reconnect): browsers re-fetch.
     Resync,
@@ -216,6 +224,45 @@ pub fn decode_state(subject: &str, payload: &[u8]) -> Option<(String, LiveEvent)
     Some((org.as_str().to_string(), to_live_event(&sc)))
 }
 
+/// An alert notification from the bus, as the hub passes it on: the org named by
+/// the subject must be the org of the payload. Test sends are not alerts.
+pub fn decode_alert(subject: &str, payload: &[u8]) -> Option<(String, LiveAlert)> {
+    use ritma_protocol::alerts::AlertStatus;
+    let org = ritma_protocol::subjects::alerts_org(subject)?;
+    let n = serde_json::from_slice::<AlertNotification>(payload).ok()?;
+    if n.org_id != org {
+        tracing::warn!(%subject, "alert whose payload names another org; dropped");
+        return None;
+    }
+    if n.status == AlertStatus::Test {
+        return None;
+    }
+    let alert = LiveAlert {
+        alert_id: n.alert_id.to_string(),
+        status: n.status.as_str().to_string(),
+        event: n.event.as_str().to_string(),
+        node_id: n.node_id.as_ref().map(|n| n.as_str().to_string()),
+        rule_name: n.rule_name.clone(),
+        headline: format!("{}: {}", n.rule_name, n.summary),
+        at: instant(n.at),
+    };
+    Some((org.as_str().to_string(), alert))
+}
+
+/// A bus message as the hub passes it on: a state change or an alert.
+fn decode(subject: &str, payload: &[u8]) -> Option<HubMsg> {
+    if let Some((org, event)) = decode_state(subject, payload) {
+        return Some(HubMsg::State {
+            org,
+            event: Box::new(event),
+        });
+    }
+    decode_alert(subject, payload).map(|(org, alert)| HubMsg::Alert {
+        org,
+        alert: Box::new(alert),
+    })
+}
+
 fn backoff_next(b: Duration) -> Duration {
     (b * 2).min(Duration::from_secs(10))
 }
@@ -327,7 +374,13 @@ async fn run_all_orgs(
             }
         };
         let subject = ritma_protocol::subjects::all_state_changes();
-        let mut sub = match client.subscribe(subject.clone()).await {
+        let alerts_subject = ritma_protocol::subjects::all_alerts();
+        let subscribed = async {
+            let states = client.subscribe(subject.clone()).await?;
+            let alerts = client.subscribe(alerts_subject.clone()).await?;
+            Ok::<_, async_nats::SubscribeError>(futures::stream::select(states, alerts))
+        };
+        let mut sub = match subscribed.await {
             Ok(s) => s,
             Err(e) => {
                 if current.is_none() {
@@ -338,27 +391,29 @@ async fn run_all_orgs(
                 continue;
             }
         };
-        // The subscription is registered at the server before the old one goes.
+        // The subscriptions are registered at the server before the old ones go.
         let _ = client.flush().await;
         backoff = Duration::from_millis(500);
-        tracing::info!(%subject, expires_at = %cred.expires_at, "live feed: subscribed for every org");
+        tracing::info!(%subject, %alerts_subject, expires_at = %cred.expires_at, "live feed: subscribed for every org");
         let fwd_tx = tx.clone();
         let fwd_seen = seen.clone();
         let task = tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
-                let Some((org, event)) = decode_state(msg.subject.as_str(), &msg.payload) else {
+                let Some(hub_msg) = decode(msg.subject.as_str(), &msg.payload) else {
                     tracing::debug!(subject = %msg.subject, "ignoring a bus message");
                     continue;
                 };
-                let first = fwd_seen
-                    .lock()
-                    .map(|mut s| s.first(&org, event.event_id))
-                    .unwrap_or(true);
+                // State changes pass once across a renewal's overlap; an alert
+                // repeated is harmless (browsers key alerts by id).
+                let first = match &hub_msg {
+                    HubMsg::State { org, event } => fwd_seen
+                        .lock()
+                        .map(|mut s| s.first(org, event.event_id))
+                        .unwrap_or(true),
+                    _ => true,
+                };
                 if first {
-                    let _ = fwd_tx.send(Arc::new(HubMsg::State {
-                        org,
-                        event: Box::new(event),
-                    }));
+                    let _ = fwd_tx.send(Arc::new(hub_msg));
                 }
             }
         });
@@ -446,5 +501,42 @@ mod tests {
         assert_eq!((org.as_str(), ev.event_id), ("acme", 7));
         assert!(decode_state("ritma.globex.prod.state.node.n1", &body).is_none());
         assert!(decode_state("ritma.acme.prod.node.n1.heartbeat", &body).is_none());
+    }
+
+    #[test]
+    fn an_alert_whose_subject_and_payload_name_different_orgs_is_dropped() {
+        use ritma_protocol::alerts::AlertStatus;
+        let mut n: AlertNotification = serde_json::from_value(serde_json::json!({
+            "v": 1,
+            "alert_id": "00000000-0000-0000-0000-000000000001",
+            "org_id": "acme",
+            "tenant_id": null,
+            "node_id": "n1",
+            "event": "node_offline",
+            "status": "firing",
+            "at": "2026-12-06T06:00:00Z",
+            "rule_id": "00000000-0000-0000-0000-000000000002",
+            "rule_name": "down",
+            "summary": "node n1 is offline",
+            "detail": "connection closed",
+        }))
+        .unwrap();
+        let body = serde_json::to_vec(&n).unwrap();
+        let (org, a) = decode_alert("ritma.acme.alerts", &body).unwrap();
+        assert_eq!(org, "acme");
+        assert_eq!(a.headline, "down: node n1 is offline");
+        assert_eq!(a.status, "firing");
+        assert!(decode_alert("ritma.globex.alerts", &body).is_none());
+        assert!(decode_alert("ritma.acme.audit", &body).is_none());
+        assert!(matches!(
+            decode("ritma.acme.alerts", &body),
+            Some(HubMsg::Alert { .. })
+        ));
+        n.status = AlertStatus::Test;
+        let body = serde_json::to_vec(&n).unwrap();
+        assert!(
+            decode_alert("ritma.acme.alerts", &body).is_none(),
+            "tests are not alerts"
+        );
     }
 }

@@ -485,6 +485,12 @@ fn state_event(ev: &LiveEvent) -> SseEvent {
         .data(serde_json::to_string(ev).unwrap_or_default())
 }
 
+fn alert_event(alert: &crate::model::alerts::LiveAlert) -> SseEvent {
+    SseEvent::default()
+        .event("alert")
+        .data(serde_json::to_string(alert).unwrap_or_default())
+}
+
 fn resync_event() -> SseEvent {
     SseEvent::default().event("resync").data("{}")
 }
@@ -701,6 +707,11 @@ impl LiveCtx {
                                 {
                                     self.metrics.live_events.inc();
                                     self.out.push_back(state_event(event));
+                                }
+                            }
+                            HubMsg::Alert { org, alert } => {
+                                if *org == self.org && self.access.allows(org) {
+                                    self.out.push_back(alert_event(alert));
                                 }
                             }
                             HubMsg::Resync => self.out.push_back(resync_event()),

@@ -228,6 +228,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         // Short, so the demo's held node shows as drifted soon after start.
         .env("RITMA_POLICY_DRIFT_GRACE_SECS", "20")
         .env("RITMA_PUBLIC_URL", &api_url)
+        // Alert webhooks to this machine (a local receiver, the browser tests').
+        .env("RITMA_ALERT_ALLOWED_NETWORKS", "127.0.0.0/8,::1")
         .env(
             "RITMA_DEFAULT_HEARTBEAT_SECS",
             args.heartbeat_secs.to_string(),
