@@ -36,7 +36,7 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
 fi
 
 # A third-party NATS client (nats-py) for the integrator contract test.
-if [ ! -x target/pyenv/bin/python ] || ! target/pyenv/bin/python -c 'import nats, nkeys' 2>/dev/null; then
+if [ ! -x target/pyenv/bin/python ] || ! target/pyenv/bin/python -c 'import nats, nkeys, aiosmtpd' 2>/dev/null; then
   say "preparing nats-py"
   command -v python3 >/dev/null || apt_install python3 python3-venv
   python3 -m venv target/pyenv

@@ -384,6 +384,9 @@ async fn each_browser_gets_live_changes_of_the_org_it_shows_and_may_see_only() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 303);
+    // A stream reads its session from the shared store at most once a second
+    // (the switch may have happened on another replica): it follows within that.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     commit_change(&stack, "orgb", "b-9", "offline").await;
     commit_change(&stack, "orga", "a-9", "offline").await;
     let got = drain(&mut op_live, Duration::from_secs(4)).await;
@@ -527,6 +530,7 @@ async fn a_browser_gets_the_alerts_of_the_org_it_shows_and_never_another_orgs() 
     config.public_url = Some(console.clone());
     config.service_token = Some(CONSOLE_TOKEN.into());
     config.site_root = Some(site.path().to_path_buf());
+    config.database_url = Some(stack.database_url.clone());
     let app = ritma_console::server::build(config.resolve().unwrap())
         .await
         .unwrap();

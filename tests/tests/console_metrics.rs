@@ -37,6 +37,7 @@ async fn start_console(stack: &TestStack, token: Option<&str>) -> Console {
     config.public_url = Some(url.clone());
     config.service_token = Some(CONSOLE_TOKEN.into());
     config.site_root = Some(site.path().to_path_buf());
+    config.database_url = Some(stack.database_url.clone());
     config.metrics_token = token.map(str::to_owned);
     config.metrics_listen = Some(([127, 0, 0, 1], metrics_port).into());
     let app = ritma_console::server::build(config.resolve().unwrap())
