@@ -64,7 +64,9 @@ fn mixed(node: &str, i: u64) -> (&'static str, Vec<u8>) {
 
 /// Publish messages `range` of `node`'s mixed stream through JetStream, each
 /// acked. `msg_id` prefixes a `Nats-Msg-Id` (None: none, as the node daemon
-/// publishes).
+/// publishes). A message whose ack does not come is sent again, as the daemon
+/// re-sends after a lost ack: a loaded machine can hold an ack past the
+/// client's timeout, and a second copy is what the ingest must absorb anyway.
 async fn publish_mixed(
     js: &jetstream::Context,
     org_tenant: &str,
@@ -72,28 +74,36 @@ async fn publish_mixed(
     range: RangeInclusive<u64>,
     msg_id: Option<&str>,
 ) {
-    let mut acks = Vec::new();
-    for i in range {
+    let publish = |i: u64| {
         let (kind, body) = mixed(node, i);
         let mut headers = async_nats::HeaderMap::new();
         if let Some(prefix) = msg_id {
             headers.insert("Nats-Msg-Id", format!("{prefix}:{node}:{i}").as_str());
         }
         let subject = format!("ritma.{org_tenant}.node.{node}.{kind}");
-        acks.push(
-            js.publish_with_headers(subject, headers, body.into())
-                .await
-                .unwrap(),
-        );
-        if acks.len() >= 256 {
-            for a in acks.drain(..) {
-                a.await.unwrap();
+        js.publish_with_headers(subject, headers, body.into())
+    };
+    let mut pending: Vec<u64> = range.collect();
+    for attempt in 1..=5 {
+        let mut unacked = Vec::new();
+        for window in pending.chunks(256) {
+            let mut acks = Vec::with_capacity(window.len());
+            for &i in window {
+                acks.push((i, publish(i).await.unwrap()));
+            }
+            for (i, ack) in acks {
+                if let Err(e) = ack.await {
+                    eprintln!("publish {node}:{i}: {e} (attempt {attempt}); sending again");
+                    unacked.push(i);
+                }
             }
         }
+        if unacked.is_empty() {
+            return;
+        }
+        pending = unacked;
     }
-    for a in acks {
-        a.await.unwrap();
-    }
+    panic!("{} messages of {node} never acked", pending.len());
 }
 
 /// Rows and counter sums of the three summary tables for `node`.
