@@ -81,6 +81,9 @@ async function shot(name) {
   await page.screenshot({ path: path.join(OUT, `console-${name}.png`), fullPage: true });
 }
 
+// A figure as the console prints it (`26,920`) as a number.
+const countOf = (text) => Number(text.trim().replace(/,/g, ''));
+
 async function hydrated() {
   await page.waitForSelector('body[data-hydrated="true"]', { timeout: 30000 });
 }
@@ -377,7 +380,7 @@ test('usage page shows metered numbers and an estimate that is not an invoice', 
       await page.goto(`${base}/usage`);
       await hydrated();
       await page.waitForSelector('[data-testid=usage-total-decisions] .stat-value', { timeout: 15000 });
-      decisions = Number((await page.textContent('[data-testid=usage-total-decisions] .stat-value')).trim());
+      decisions = countOf(await page.textContent('[data-testid=usage-total-decisions] .stat-value'));
       if (decisions > 0) return true;
       await new Promise((r) => setTimeout(r, 5000));
       return false;
@@ -391,7 +394,37 @@ test('usage page shows metered numbers and an estimate that is not an invoice', 
   const total = (await page.textContent('[data-testid=billing-total]')).trim();
   assert.match(total, /^Total\s+\S+\s+\S+/, total);
   await page.waitForSelector('[data-testid=usage-tenants] tbody tr');
-  assert.match(await page.textContent('[data-testid=usage-period-shown]'), /\d{4}-\d{2}/);
+  const shownPeriod = (await page.textContent('[data-testid=usage-period-shown] strong')).trim();
+  assert.match(shownPeriod, /^\d{4}-\d{2}$/);
+  assert.equal(await page.inputValue('[data-testid=usage-period]'), shownPeriod, 'the month picker shows the month');
+
+  // Figures as people read them, and the same as the API's.
+  const shownText = (await page.textContent('[data-testid=usage-total-decisions] .stat-value')).trim();
+  if (decisions >= 1000) assert.match(shownText, /^\d{1,3}(,\d{3})+$/, `separators in ${shownText}`);
+  const r = await api(`/api/orgs/${stack.org}/usage/summary?period=${shownPeriod}`);
+  assert.equal(r.status, 200);
+  const summary = await r.json();
+  assert.ok(summary.totals.decisions >= decisions, `API ${summary.totals.decisions} >= page ${decisions}`);
+  const storageText = (await page.textContent('[data-testid=usage-total-storage] .stat-value')).trim();
+  assert.match(storageText, /^\d+(\.\d)? (B|KiB|MiB|GiB|TiB)$/, `storage in a byte unit: ${storageText}`);
+  for (const day of await page.$$eval('[data-testid=usage-daily] tbody time', (ts) => ts.map((t) => t.textContent))) {
+    assert.match(day, /^\d{4}-\d{2}-\d{2}$/, `a day is a date: ${day}`);
+  }
+  // Priced quantities in the unit they are priced in: decisions per million.
+  const priced = await page.$$eval('tr[data-metric=decisions] [data-testid=billing-quantity]', (cells) =>
+    cells.map((c) => c.textContent.trim()),
+  );
+  assert.ok(priced.length >= 1, 'a decisions line per tenant');
+  let millions = 0;
+  for (const text of priced) {
+    const m = /^([\d.]+) × 1M decisions$/.exec(text);
+    assert.ok(m, `decisions priced per million: ${text}`);
+    millions += Number(m[1]);
+  }
+  assert.ok(
+    Math.abs(millions * 1e6 - decisions) <= 100 * priced.length + 1000,
+    `${millions} M decisions billed against ${decisions} metered`,
+  );
   await shot('usage');
 });
 

@@ -577,6 +577,39 @@ pub fn relative(now_ms: i64, then_ms: i64) -> String {
     }
 }
 
+/// A count with thousands separators: `1,234,567`.
+pub fn human_count(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A quantity with its unit; a unit that starts with a multiple (`1M decisions`,
+/// `1k files`) reads as a factor: `0.0269 × 1M decisions`.
+pub fn quantity_in(quantity: &str, unit: &str) -> String {
+    if unit.is_empty() {
+        quantity.to_owned()
+    } else if unit.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("{quantity} × {unit}")
+    } else {
+        format!("{quantity} {unit}")
+    }
+}
+
+/// The date of an RFC 3339 timestamp (`2026-12-06T00:00:00Z` → `2026-12-06`).
+pub fn date_of(timestamp: &str) -> &str {
+    timestamp.get(..10).unwrap_or(timestamp)
+}
+
 pub fn human_bytes(n: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     // tenths, in integers (keeps float formatting out of the WASM bundle)
@@ -641,5 +674,23 @@ mod tests {
         assert_eq!(relative(70_000, 0), "1 min ago");
         assert_eq!(relative(0, 10_000), "just now");
         assert_eq!(human_bytes(2048), "2.0 KiB");
+    }
+
+    #[test]
+    fn figures_read_as_people_write_them() {
+        assert_eq!(human_count(0), "0");
+        assert_eq!(human_count(999), "999");
+        assert_eq!(human_count(26_920), "26,920");
+        assert_eq!(human_count(1_234_567), "1,234,567");
+        assert_eq!(human_count(-1_000), "-1,000");
+        assert_eq!(human_bytes(47_377_864), "45.1 MiB");
+        assert_eq!(
+            quantity_in("0.0269", "1M decisions"),
+            "0.0269 × 1M decisions"
+        );
+        assert_eq!(quantity_in("0.0441", "GiB"), "0.0441 GiB");
+        assert_eq!(quantity_in("3", ""), "3");
+        assert_eq!(date_of("2026-12-06T00:00:00Z"), "2026-12-06");
+        assert_eq!(date_of("bad"), "bad");
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod alert_sinks;
 pub mod oidc;
+pub mod prom;
 pub mod replicas;
 pub mod standins;
 

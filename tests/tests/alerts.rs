@@ -17,11 +17,13 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 const SECRET: &str = "whsec-test-0123456789abcdef";
+const METRICS_TOKEN: &str = "alerts-metrics-token-0123456789";
 
 fn allow_loopback(c: &mut ritma_controller::config::Config) {
     c.alerts.allowed_networks = vec!["127.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
     c.alerts.retry_base_ms = 200;
     c.alerts.eval_ms = 200;
+    c.metrics_token = Some(METRICS_TOKEN.into());
 }
 
 async fn webhook_channel(stack: &TestStack, org: &str, url: &str) -> String {
@@ -231,6 +233,29 @@ async fn a_failing_receiver_gets_retries_and_a_restarted_controller_still_delive
             .all(|r| signed_by(r, SECRET) && r.json()["node_id"] == id.as_str())
     );
     assert_eq!(deliveries(&stack, "acme", &channel).await.len(), 1);
+    // The restarted controller counted its attempts, and its outbox drains.
+    let url = format!("{}/metrics", stack.api_url());
+    let series = |outcome: &str| format!("ritma_alert_deliveries_total{{outcome=\"{outcome}\"}}");
+    stack
+        .eventually(
+            "the backlog sampled empty",
+            Duration::from_secs(15),
+            || async {
+                let (_, text) = prom::scrape(&url, Some(METRICS_TOKEN)).await;
+                (prom::series_value(
+                    &text,
+                    "ritma_outbox_backlog_rows{outbox=\"alert_deliveries\"}",
+                ) == Some(0.0))
+                .then_some(text)
+            },
+        )
+        .await;
+    let (_, text) = prom::scrape(&url, Some(METRICS_TOKEN)).await;
+    assert!(
+        prom::series_value(&text, &series("retry")) >= Some(2.0),
+        "two 500s counted as retries: {text}"
+    );
+    assert_eq!(prom::series_value(&text, &series("delivered")), Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

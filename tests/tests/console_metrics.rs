@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use ritma_console::server::config::Config as ConsoleConfig;
+use ritma_tests::prom::scrape;
 use ritma_tests::*;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -67,20 +68,7 @@ fn browser() -> reqwest::Client {
 }
 
 fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
-async fn scrape(url: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = reqwest::Client::new().get(url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    prom::series_value(text, series).unwrap_or(f64::NAN)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -361,6 +361,15 @@ async fn connector_dry_runs_return_real_findings_from_the_node() {
         .api(Method::GET, "/api/orgs/acme/connectors", None)
         .await;
     assert_eq!(all["items"].as_array().unwrap().len(), 3, "{all}");
+    // The inventory and the node page count them (the refused one is not there).
+    let (_, node_view) = stack
+        .api(Method::GET, "/api/orgs/acme/nodes/web-1", None)
+        .await;
+    assert_eq!(node_view["connector_count"], 3, "{node_view}");
+    let (_, list) = stack
+        .api(Method::GET, "/api/orgs/acme/nodes?q=web-1", None)
+        .await;
+    assert_eq!(list["items"][0]["connector_count"], 3, "{list}");
     let (_, failing) = stack
         .api(
             Method::GET,

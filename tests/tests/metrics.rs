@@ -11,22 +11,12 @@ use ritma_tests::*;
 
 const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
-/// The value of the series whose line starts with `series` (name and labels), or 0.
 fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    ritma_tests::prom::series_value(text, series).unwrap_or(0.0)
 }
 
-async fn scrape(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = http.get(url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+async fn scrape(_http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, String) {
+    ritma_tests::prom::scrape(url, token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 use super::ui::{Badge, Stat, fetched, section_or_error};
 use crate::fns::get_usage;
 use crate::model::fleet::{BillingEstimate, TenantBill, UsageMetrics, UsageSummary, UsageView};
-use crate::model::human_bytes;
+use crate::model::{date_of, human_bytes, human_count, quantity_in};
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -18,18 +18,26 @@ pub fn UsagePage() -> impl IntoView {
     view! {
         <Title text="Usage · Ritma"/>
         <div class="page-head"><h1>"Usage and cost"</h1></div>
+        {fetched(data, |v| view! { <UsageBody v=v/> })}
+    }
+}
+
+/// The month picker, showing the month on screen (the current one when the
+/// URL names none).
+#[component]
+fn PeriodPicker(shown: String) -> impl IntoView {
+    view! {
         <Form method="GET" action="/usage" attr:class="filters card" attr:aria-label="Choose the period">
             <div class="field">
                 <label for="u-period">"Month"</label>
                 <input id="u-period" name="period" type="month" pattern="[0-9]{4}-[0-9]{2}" placeholder="YYYY-MM"
-                    data-testid="usage-period" value=move || period.get().unwrap_or_default()/>
+                    data-testid="usage-period" value=shown/>
             </div>
             <div class="field actions">
                 <button type="submit" class="primary">"Show"</button>
                 <a href="/usage" class="button">"Current month"</a>
             </div>
         </Form>
-        {fetched(data, |v| view! { <UsageBody v=v/> })}
     }
 }
 
@@ -37,6 +45,7 @@ pub fn UsagePage() -> impl IntoView {
 fn UsageBody(v: UsageView) -> impl IntoView {
     let u = v.usage;
     view! {
+        <PeriodPicker shown=u.period.clone()/>
         <p class="muted" data-testid="usage-period-shown">"Period " <strong>{u.period.clone()}</strong></p>
         <Totals m=u.totals.clone()/>
         <section class="card" aria-labelledby="billing-h">
@@ -60,10 +69,10 @@ fn UsageBody(v: UsageView) -> impl IntoView {
 fn Totals(m: UsageMetrics) -> impl IntoView {
     view! {
         <section class="cards" aria-label="Totals">
-            <Stat label="Decisions" value=m.decisions.to_string() sub="enforcement decisions" testid="usage-total-decisions"/>
-            <Stat label="DIG files" value=m.dig_files.to_string() sub="evidence files sealed" testid="usage-total-dig-files"/>
+            <Stat label="Decisions" value=human_count(m.decisions) sub="enforcement decisions" testid="usage-total-decisions"/>
+            <Stat label="DIG files" value=human_count(m.dig_files) sub="evidence files sealed" testid="usage-total-dig-files"/>
             <Stat label="Storage" value=human_bytes(m.storage_bytes) sub="evidence stored" testid="usage-total-storage"/>
-            <Stat label="Snapshot exports" value=m.snapshot_exports.to_string() testid="usage-total-snapshot-exports"/>
+            <Stat label="Snapshot exports" value=human_count(m.snapshot_exports) testid="usage-total-snapshot-exports"/>
         </section>
     }
 }
@@ -79,10 +88,10 @@ fn metric_headers() -> impl IntoView {
 
 fn metric_cells(m: &UsageMetrics) -> impl IntoView + use<> {
     view! {
-        <td class="num">{m.decisions}</td>
-        <td class="num">{m.dig_files}</td>
+        <td class="num">{human_count(m.decisions)}</td>
+        <td class="num">{human_count(m.dig_files)}</td>
         <td class="num" title=format!("{} bytes", m.storage_bytes)>{human_bytes(m.storage_bytes)}</td>
-        <td class="num">{m.snapshot_exports}</td>
+        <td class="num">{human_count(m.snapshot_exports)}</td>
     }
 }
 
@@ -99,7 +108,7 @@ fn TenantTable(u: UsageSummary) -> impl IntoView {
                     {u.tenants.iter().map(|t| view! {
                         <tr data-tenant=t.tenant_id.clone()>
                             <td>{t.tenant_id.clone()}</td>
-                            <td class="num">{t.nodes}</td>
+                            <td class="num">{human_count(t.nodes)}</td>
                             {metric_cells(&t.m)}
                         </tr>
                     }).collect_view()}
@@ -120,12 +129,20 @@ fn DailyTable(u: UsageSummary) -> impl IntoView {
                 <thead><tr><th scope="col">"Day"</th>{metric_headers()}</tr></thead>
                 <tbody>
                     {u.daily.iter().map(|d| view! {
-                        <tr><td class="nowrap">{d.day.clone()}</td>{metric_cells(&d.m)}</tr>
+                        <tr><td class="nowrap"><time datetime=d.day.clone()>{date_of(&d.day).to_owned()}</time></td>{metric_cells(&d.m)}</tr>
                     }).collect_view()}
                 </tbody>
             </table>
         </div>
     })
+}
+
+fn unit_price(price: &str, currency: &str, unit: &str) -> String {
+    if unit.is_empty() {
+        format!("{price} {currency}")
+    } else {
+        format!("{price} {currency} per {unit}")
+    }
 }
 
 fn source_text(source: &str) -> &'static str {
@@ -166,10 +183,12 @@ fn TenantBillView(t: TenantBill, currency: String) -> impl IntoView {
                 </thead>
                 <tbody>
                     {t.lines.into_iter().map(|l| view! {
-                        <tr>
+                        <tr data-metric=l.metric.clone()>
                             <td>{l.metric.replace('_', " ")}</td>
-                            <td class="num">{format!("{} {}", l.quantity, l.unit)}</td>
-                            <td class="num">{format!("{} {}", l.unit_price, currency)}</td>
+                            <td class="num" data-testid="billing-quantity" title=format!("{} measured", l.quantity)>
+                                {quantity_in(&l.priced_quantity.as_ref().unwrap_or(&l.quantity).0, &l.unit)}
+                            </td>
+                            <td class="num">{unit_price(&l.unit_price.0, &currency, &l.unit)}</td>
                             <td class="num">{format!("{} {}", l.amount, currency)}</td>
                         </tr>
                     }).collect_view()}

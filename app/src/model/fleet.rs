@@ -376,7 +376,12 @@ pub struct UsageSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BillingLine {
     pub metric: String,
+    /// In the metric's own unit (decisions, bytes).
     pub quantity: Amount,
+    /// In the unit it is priced in (`unit`: millions of decisions, GiB);
+    /// absent where the source already states it so (the billing service).
+    #[serde(default)]
+    pub priced_quantity: Option<Amount>,
     #[serde(default)]
     pub unit: String,
     pub unit_price: Amount,

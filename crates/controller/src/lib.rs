@@ -347,6 +347,11 @@ impl Controller {
             self.state.metrics.clone(),
             shutdown.clone(),
         ));
+        tasks.spawn(metrics::sample_backlogs(
+            self.state.pool.clone(),
+            self.state.metrics.clone(),
+            shutdown.clone(),
+        ));
         if let Some(addr) = self.config.metrics_listen {
             let listener = TcpListener::bind(addr)
                 .await
@@ -405,6 +410,7 @@ impl Controller {
                 accounts: self.state.accounts.clone(),
                 settings: self.config.alerts.clone(),
                 wake: self.state.alerting.deliver.clone(),
+                metrics: self.state.metrics.clone(),
             }
             .run(shutdown.clone()),
         );

@@ -50,6 +50,36 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboxLabel {
+    pub outbox: String,
+}
+
+/// What became of one attempt to deliver an alert notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Failed; tried again later.
+    Retry,
+    /// Failed for good (permanent error or out of attempts).
+    Failed,
+}
+
+impl DeliveryOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retry => "retry",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
     pub method: String,
     pub route: String,
@@ -110,6 +140,10 @@ pub struct Metrics {
     pub api_requests: Family<RouteStatusLabel, Counter>,
     /// API request latency by method and route template.
     pub api_request_seconds: Family<RouteLabel, Histogram>,
+    /// Alert delivery attempts by outcome.
+    pub alert_deliveries: Family<OutcomeLabel, Counter>,
+    /// Rows waiting in each outbox (sampled).
+    pub outbox_backlog: Family<OutboxLabel, Gauge>,
 }
 
 impl Metrics {
@@ -133,6 +167,8 @@ impl Metrics {
             api_request_seconds: Family::new_with_constructor(|| {
                 histogram(exponential_buckets(0.0005, 2.0, 14))
             }),
+            alert_deliveries: Family::default(),
+            outbox_backlog: Family::default(),
         };
         let r = &mut registry;
         r.register(
@@ -208,6 +244,16 @@ impl Metrics {
             Unit::Seconds,
             m.api_request_seconds.clone(),
         );
+        r.register(
+            "ritma_alert_deliveries",
+            "Alert delivery attempts by outcome (delivered, retry, failed)",
+            m.alert_deliveries.clone(),
+        );
+        r.register(
+            "ritma_outbox_backlog_rows",
+            "Rows waiting in each outbox (state_changes, audit, alert_inbox, alert_deliveries)",
+            m.outbox_backlog.clone(),
+        );
         let info: prometheus_client::metrics::info::Info<Vec<(String, String)>> =
             prometheus_client::metrics::info::Info::new(vec![(
                 "version".to_owned(),
@@ -242,6 +288,15 @@ impl Metrics {
         self.dead_letters
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// One alert delivery attempt.
+    pub fn alert_delivery(&self, outcome: DeliveryOutcome) {
+        self.alert_deliveries
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str().into(),
             })
             .inc();
     }
@@ -332,6 +387,43 @@ pub async fn sample_consumer(
     }
 }
 
+/// How often the outbox backlogs are sampled.
+pub const BACKLOG_SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Sample the rows waiting in each outbox until `shutdown`.
+pub async fn sample_backlogs(
+    pool: sqlx::PgPool,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(BACKLOG_SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match ritma_db::outbox::outbox_backlogs(&pool).await {
+            Ok(b) => {
+                for (outbox, rows) in [
+                    ("state_changes", b.state_changes),
+                    ("audit", b.audit),
+                    ("alert_inbox", b.alert_inbox),
+                    ("alert_deliveries", b.alert_deliveries),
+                ] {
+                    metrics
+                        .outbox_backlog
+                        .get_or_create(&OutboxLabel {
+                            outbox: outbox.into(),
+                        })
+                        .set(rows);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "outbox backlogs unreadable; sampled again"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +436,7 @@ mod tests {
         m.transition("something-new");
         m.dead_letter("schema_invalid");
         m.dead_letter("Not A Reason {}");
+        m.alert_delivery(DeliveryOutcome::Retry);
         for i in 0..50 {
             m.api_request("BREW", "unmatched", 404, Duration::from_millis(i));
         }
@@ -356,6 +449,7 @@ mod tests {
             "ritma_api_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 50"
         ));
         assert!(text.contains("ritma_ingest_commit_duration_seconds_bucket"));
+        assert!(text.contains("ritma_alert_deliveries_total{outcome=\"retry\"} 1"));
         assert!(text.contains("ritma_reconciler_lag_seconds "));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("ritma_"), "{line}");

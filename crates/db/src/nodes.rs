@@ -44,6 +44,8 @@ pub struct NodeRecord {
     pub drift_since: Option<DateTime<Utc>>,
     pub key_warning: Option<String>,
     pub policy_rejected: Option<String>,
+    /// Connectors configured on the node.
+    pub connector_count: i64,
 }
 
 /// `status` is what the API shows: the real liveness, or `flapping` (see the
@@ -54,7 +56,8 @@ const COLUMNS: &str =
     policy_version, last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
     host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs, spool_depth,
     spool_dropped, decommissioned_at, policy_assigned, policy_mode, drifted, drift_since,
-    key_warning, policy_rejected";
+    key_warning, policy_rejected,
+    (SELECT count(*) FROM node_connectors c WHERE c.node_id = nodes.id) AS connector_count";
 
 pub async fn node_get(
     pool: &PgPool,

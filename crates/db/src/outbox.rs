@@ -3,7 +3,7 @@
 //! commit and then deletes (at least once; subscribers dedupe by event id).
 
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::DbError;
 
@@ -189,4 +189,26 @@ pub async fn outbox_delete(
     .execute(tx.as_mut())
     .await?
     .rows_affected())
+}
+
+/// Rows waiting in each outbox.
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub struct OutboxBacklogs {
+    pub state_changes: i64,
+    pub audit: i64,
+    pub alert_inbox: i64,
+    /// Alert deliveries still pending (due or backing off).
+    pub alert_deliveries: i64,
+}
+
+/// The rows waiting in each outbox (each is small while its publisher keeps up).
+pub async fn outbox_backlogs(pool: &PgPool) -> Result<OutboxBacklogs, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT count(*) FROM state_outbox) AS state_changes,
+                (SELECT count(*) FROM audit_outbox) AS audit,
+                (SELECT count(*) FROM alert_inbox) AS alert_inbox,
+                (SELECT count(*) FROM alert_deliveries WHERE state = 'pending') AS alert_deliveries",
+    )
+    .fetch_one(pool)
+    .await?)
 }

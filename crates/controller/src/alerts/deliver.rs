@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::send::{ChannelSecret, SendError, Sender, seal_context};
 use super::settings::AlertSettings;
 use crate::accounts::Accounts;
+use crate::metrics::{DeliveryOutcome, Metrics};
 
 const CLAIM: i64 = 32;
 const CONCURRENCY: usize = 8;
@@ -26,6 +27,7 @@ pub struct Deliverer {
     pub accounts: Arc<Accounts>,
     pub settings: AlertSettings,
     pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The wait before attempt `attempts + 1`: base x 2^(attempts - 1), at most
@@ -90,6 +92,11 @@ impl Deliverer {
             tracing::warn!(delivery = claim.id, attempts = claim.attempts, error = %e,
                 retry = retry_at.is_some(), "alert delivery failed");
         }
+        self.metrics.alert_delivery(match (&error, retry_at) {
+            (None, _) => DeliveryOutcome::Delivered,
+            (Some(_), Some(_)) => DeliveryOutcome::Retry,
+            (Some(_), None) => DeliveryOutcome::Failed,
+        });
         let status = status.map(i32::from);
         if let Err(e) =
             store::delivery_record(&self.pool, claim.id, status, error.as_deref(), retry_at).await

@@ -25,6 +25,7 @@ use crate::alerts::target;
 use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
 use crate::error::ApiError;
+use crate::metrics::DeliveryOutcome;
 
 /// Per org: enough for any team, small enough that nobody fills the tables.
 const MAX_CHANNELS: i64 = 50;
@@ -312,6 +313,12 @@ pub async fn channel_test(
             (e.status(), Some(e.to_string()))
         }
     };
+    // A test send is tried once: a failure is final.
+    state.metrics.alert_delivery(if error.is_none() {
+        DeliveryOutcome::Delivered
+    } else {
+        DeliveryOutcome::Failed
+    });
     store::delivery_record(
         &state.pool,
         delivery_id,

@@ -83,7 +83,7 @@ impl From<NodeRecord> for NodeView {
             last_seen_at: n.last_seen_at,
             last_sent_at: n.last_sent_at,
             last_seq: n.last_seq,
-            connector_count: 0,
+            connector_count: n.connector_count,
             slo_counters: n.slo_counters.map(|j| j.0),
             host,
             spool,

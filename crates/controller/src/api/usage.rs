@@ -228,9 +228,12 @@ fn estimate_lines(prices: &PriceTable, u: &UsageTotals) -> (Vec<Value>, f64) {
         .map(|((metric, price), quantity)| {
             let amount = money(quantity as f64 / price.per * price.price);
             total += amount;
+            // `priced_quantity` is the quantity in the unit it is priced in
+            // (bytes as GiB, decisions as millions), as an invoice shows it.
+            let priced = (quantity as f64 / price.per * 10_000.0).round() / 10_000.0;
             json!({
-                "metric": metric, "quantity": quantity, "unit": price.unit,
-                "unit_price": price.price, "amount": amount,
+                "metric": metric, "quantity": quantity, "unit": price.unit, "per": price.per,
+                "priced_quantity": priced, "unit_price": price.price, "amount": amount,
             })
         })
         .collect();
