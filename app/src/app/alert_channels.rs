@@ -2,9 +2,7 @@
 //! delivery log and a test send; a form to add one that shows a webhook's signing
 //! secret once.
 
-use super::CopyBlock;
-use super::alerts::{AlertsNav, alerts_version};
-use super::ui::{Badge, fetched, outcome, when};
+use super::ui::{AlertsNav, Badge, CopyBlock, alerts_version, fetched, outcome, when};
 use crate::fns::{CreateChannel, DeleteChannel, TestChannel, get_channels};
 use crate::live::{Clock, Live};
 use crate::model::alerts::{CHANNEL_KINDS, ChannelCreated, ChannelWithLog, Delivery};

@@ -1,7 +1,6 @@
 //! `/alerts/rules`: alert rules of the org, a form to add one, and deletion.
 
-use super::alerts::AlertsNav;
-use super::ui::{fetched, outcome, when};
+use super::ui::{AlertsNav, fetched, outcome, when};
 use crate::fns::{CreateRule, DeleteRule, get_rules};
 use crate::live::Clock;
 use crate::model::alerts::{ALERT_EVENTS, Channel, Rule, RulesView, short_duration};

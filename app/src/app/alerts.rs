@@ -1,38 +1,13 @@
-//! `/alerts`: open and recently resolved alerts with a silence shortcut, the section's
-//! navigation, and the live banner of firing alerts shown on every page.
+//! `/alerts`: open and recently resolved alerts with a silence shortcut, and the live
+//! banner of firing alerts shown on every page (the section's navigation is in `ui`).
 
-use super::ui::{Badge, fetched, outcome, when};
+use super::ui::{AlertsNav, Badge, alerts_version, fetched, outcome, when};
 use crate::fns::{CreateSilence, get_alerts, get_firing_alerts};
 use crate::live::{Clock, Live};
 use crate::model::alerts::{Alert, AlertsView};
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
-
-/// The alerts section's own navigation.
-#[component]
-pub fn AlertsNav() -> impl IntoView {
-    view! {
-        <nav class="subnav row-inline" aria-label="Alerts">
-            <A href="/alerts" exact=true>"Alerts"</A>
-            <A href="/alerts/rules">"Rules"</A>
-            <A href="/alerts/channels">"Channels"</A>
-            <A href="/alerts/silences">"Silences"</A>
-        </nav>
-    }
-}
-
-/// Changes whenever a pushed alert fires or resolves (pages re-fetch on it).
-pub fn alerts_version(live: Live) -> Memo<i64> {
-    Memo::new(move |_| {
-        live.alerts.with(|m| {
-            m.values()
-                .map(|a| a.at.ms.wrapping_add(a.status.len() as i64))
-                .fold(m.len() as i64, i64::wrapping_add)
-        })
-    })
-}
 
 /// One firing alert as the banner counts it: id, headline, since (ms).
 #[derive(Clone, Debug, PartialEq)]

@@ -1,8 +1,7 @@
 //! `/connectors`: every node's connectors and their last dry run, filtered by kind and
 //! outcome in the URL.
 
-use super::StatusBadge;
-use super::ui::{fetched, last_outcome, when};
+use super::ui::{StatusBadge, fetched, last_outcome, when};
 use crate::fns::list_connectors;
 use crate::live::{Clock, Live};
 use crate::model::fleet::{CONNECTOR_KINDS, Connector, OUTCOMES};

@@ -1,19 +1,18 @@
 //! Node page panels of fleet operations: policy, connectors, telemetry.
 
-use super::ErrorBox;
 use super::ui::{
-    Badge, DriftBadge, JsonArea, NodeFactsView, fetched, last_outcome, outcome, section_or_error,
-    when,
+    AssignmentRows, Badge, DriftBadge, ErrorBox, JsonArea, NodeFactsView, RulepackFields, fetched,
+    last_outcome, outcome, section_or_error, when,
 };
 use crate::fns::{
     AssignNodePolicy, DeleteConnector, DryRunConnector, PutConnector, get_node_policy,
-    get_node_telemetry, list_node_connectors, list_rulepacks,
+    get_node_telemetry, list_node_connectors,
 };
 use crate::live::{Clock, Live};
 use crate::model::AppError;
 use crate::model::fleet::{
-    Assignment, CONNECTOR_KINDS, Connector, DryRunReport, EnforcementSummary, NodePolicy,
-    NodeTelemetry, SloSummary, connector_template,
+    CONNECTOR_KINDS, Connector, DryRunReport, EnforcementSummary, NodePolicy, NodeTelemetry,
+    SloSummary, connector_template,
 };
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
@@ -94,92 +93,6 @@ fn PolicyState(p: NodePolicy) -> impl IntoView {
         </dl>
         <h3>"Matching assignments"</h3>
         <AssignmentRows list=p.assignments show_delete=false/>
-    }
-}
-
-/// Assignments as a table (the first one wins on a node page).
-#[component]
-pub fn AssignmentRows(
-    list: Vec<Assignment>,
-    show_delete: bool,
-    #[prop(optional)] delete: Option<ServerAction<crate::fns::DeleteAssignment>>,
-) -> impl IntoView {
-    if list.is_empty() {
-        return Either::Left(
-            view! { <p class="muted" data-testid="assignments-empty">"No assignments."</p> },
-        );
-    }
-    Either::Right(view! {
-        <div class="table-wrap">
-            <table data-testid="assignments-table">
-                <thead>
-                    <tr>
-                        <th scope="col">"Scope"</th>
-                        <th scope="col">"Rulepack"</th>
-                        <th scope="col">"Revision"</th>
-                        <th scope="col">"Mode"</th>
-                        <th scope="col" class="num">"Nodes"</th>
-                        <th scope="col">"Created"</th>
-                        {show_delete.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
-                    </tr>
-                </thead>
-                <tbody>
-                    {list.into_iter().map(|a| {
-                        let (aid, aria) = (a.id.clone(), format!("Delete assignment {} of {}", a.scope_text(), a.rulepack));
-                        let del = delete.filter(|_| show_delete).map(|d| view! {
-                            <td>
-                                <ActionForm action=d attr:class="inline">
-                                    <input type="hidden" name="id" value=aid/>
-                                    <button type="submit" class="small danger" aria-label=aria>"Delete"</button>
-                                </ActionForm>
-                            </td>
-                        });
-                        view! {
-                            <tr data-assignment-id=a.id.clone()>
-                                <td>{a.scope_text()}</td>
-                                <td class="mono">{a.rulepack.clone()}</td>
-                                <td>{a.revision_text()}</td>
-                                <td><Badge value=a.mode.clone()/></td>
-                                <td class="num">{a.nodes}</td>
-                                <td class="small">{a.created_at.text.clone()} <span class="muted">{a.created_by.clone().map(|b| format!(" by {b}"))}</span></td>
-                                {del}
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
-    })
-}
-
-/// Rulepack, revision and mode fields (shared by the node and the org assignment forms).
-#[component]
-pub fn RulepackFields(prefix: &'static str) -> impl IntoView {
-    let packs = Resource::new(|| (), |_| list_rulepacks());
-    let list_id = format!("{prefix}-rulepacks");
-    view! {
-        <div class="row">
-            <div class="field">
-                <label for=format!("{prefix}-rulepack")>"Rulepack"</label>
-                <input id=format!("{prefix}-rulepack") name="rulepack" list=list_id.clone() required placeholder="baseline"/>
-                <Suspense fallback=|| ()>
-                    <datalist id=list_id.clone()>
-                        {move || packs.get().and_then(Result::ok).map(|ps| ps.into_iter().map(|p| view! { <option value=p.name.clone()>{p.version}</option> }).collect_view())}
-                    </datalist>
-                </Suspense>
-            </div>
-            <div class="field">
-                <label for=format!("{prefix}-revision")>"Revision (empty: latest)"</label>
-                <input id=format!("{prefix}-revision") name="revision" type="number" min="1" inputmode="numeric"/>
-            </div>
-        </div>
-        <div class="field">
-            <label for=format!("{prefix}-mode")>"Mode"</label>
-            <select id=format!("{prefix}-mode") name="mode">
-                <option value="observe" selected>"observe (report only)"</option>
-                <option value="enforce">"enforce"</option>
-            </select>
-        </div>
     }
 }
 

@@ -1,7 +1,6 @@
 //! `/policies`: rulepacks and their revisions, and policy assignments.
 
-use super::node_ops::{AssignmentRows, RulepackFields};
-use super::ui::{JsonArea, fetched, outcome, when};
+use super::ui::{AssignmentRows, JsonArea, RulepackFields, fetched, outcome, when};
 use crate::fns::{
     CreateAssignment, CreateRulepack, DeleteAssignment, list_assignments, list_rulepacks,
 };

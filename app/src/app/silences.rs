@@ -1,8 +1,7 @@
 //! `/alerts/silences`: maintenance windows. Active and recently ended silences, a form
 //! for a new one (matchers, duration, comment) and "end now".
 
-use super::alerts::AlertsNav;
-use super::ui::{fetched, outcome, when};
+use super::ui::{AlertsNav, fetched, outcome, when};
 use crate::fns::{CreateSilence, EndSilence, get_silences};
 use crate::live::Clock;
 use crate::model::alerts::{ALERT_EVENTS, Silence};

@@ -1,13 +1,109 @@
-//! Small pieces shared by the fleet-operations pages: loading a resource, an action's
-//! outcome, status badges, live policy/key facts of a node, JSON text areas.
+//! Widgets shared by the console's pages: error box, status badge, copy buttons,
+//! relative times, loading a resource, an action's outcome, badges, live policy/key
+//! facts of a node, JSON text areas, policy assignment pieces and the alerts section's
+//! navigation. Pages import from here, never from each other.
 
-use super::ErrorBox;
-use crate::live::{Clock, Live};
-use crate::model::{AppError, Instant, NodeRow};
+use crate::fns::list_rulepacks;
+use crate::live::{self, Clock, Live};
+use crate::model::fleet::Assignment;
+use crate::model::{AppError, Instant, NodeRow, Status, relative};
 use leptos::either::Either;
 use leptos::prelude::*;
+use leptos_router::components::A;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+// ---------------------------------------------------------------- page basics
+
+#[component]
+pub fn StatusBadge(#[prop(into)] status: Signal<Status>) -> impl IntoView {
+    view! {
+        <span class=move || format!("badge status-{}", status.get().as_str())>
+            <span class="dot" aria-hidden="true"></span>
+            {move || status.get().label()}
+        </span>
+    }
+}
+
+#[component]
+pub fn ErrorBox(err: AppError, #[prop(optional)] retry: Option<Callback<()>>) -> impl IntoView {
+    let (title, hint) = match &err {
+        AppError::Unauthorized => (
+            "Signed out",
+            "Your session has ended or the token was revoked.",
+        ),
+        AppError::Unavailable(_) => (
+            "Controller unreachable",
+            "The console cannot reach the controller API. This page re-syncs when the connection is back.",
+        ),
+        AppError::NodeUnreachable(_) => (
+            "Node did not answer",
+            "The controller asked the node, which did not reply in time (HTTP 504). It may be offline or busy; try again.",
+        ),
+        AppError::Forbidden(_) => ("No permission", "Your token may not see this."),
+        AppError::NotFound(_) => ("Not found", ""),
+        AppError::BadRequest(_) => ("Invalid request", ""),
+        AppError::Internal(_) => ("Error", ""),
+    };
+    let unauthorized = matches!(err, AppError::Unauthorized);
+    view! {
+        <div class="card error-box" role="alert" data-testid="error">
+            <h2>{title}</h2>
+            <p>{err.to_string()}</p>
+            {(!hint.is_empty()).then(|| view! { <p class="muted">{hint}</p> })}
+            {unauthorized.then(|| view! { <p><a href="/login" rel="external" class="button primary">"Sign in"</a></p> })}
+            {retry.map(|cb| view! { <button type="button" on:click=move |_| cb.run(())>"Retry"</button> })}
+        </div>
+    }
+}
+
+#[component]
+pub fn CopyButton(
+    #[prop(into)] text: Signal<String>,
+    #[prop(optional, into)] label: Option<String>,
+) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let label = label.unwrap_or_else(|| "Copy".to_string());
+    view! {
+        <button
+            type="button"
+            class="small copy"
+            on:click=move |_| {
+                if live::copy_text(&text.get_untracked()) {
+                    copied.set(true);
+                    set_timeout(move || copied.set(false), Duration::from_secs(2));
+                }
+            }
+        >
+            {move || if copied.get() { "Copied".to_string() } else { label.clone() }}
+        </button>
+    }
+}
+
+pub fn rel_time(clock: Clock, fallback_ms: i64, then_ms: i64) -> String {
+    relative(clock.now_or(fallback_ms), then_ms)
+}
+
+/// A titled `<pre>` with a copy button.
+#[component]
+pub fn CopyBlock(
+    title: &'static str,
+    text: String,
+    #[prop(optional)] class: &'static str,
+    testid: &'static str,
+) -> impl IntoView {
+    let copy = text.clone();
+    view! {
+        <div class="section-head">
+            <h3>{title}</h3>
+            <CopyButton text=Signal::derive(move || copy.clone()) label=format!("Copy {}", title.to_lowercase())/>
+        </div>
+        <pre class=format!("snippet {class}") data-testid=testid tabindex="0">{text}</pre>
+    }
+}
+
+// ---------------------------------------------------------------- loading and outcomes
 
 /// A resource's value rendered by `render`, or its error; keeps the old content while
 /// re-fetching.
@@ -289,4 +385,118 @@ pub fn JsonArea(
             </p>
         </div>
     }
+}
+
+// ---------------------------------------------------------------- policy assignments
+
+/// Assignments as a table (the first one wins on a node page).
+#[component]
+pub fn AssignmentRows(
+    list: Vec<Assignment>,
+    show_delete: bool,
+    #[prop(optional)] delete: Option<ServerAction<crate::fns::DeleteAssignment>>,
+) -> impl IntoView {
+    if list.is_empty() {
+        return Either::Left(
+            view! { <p class="muted" data-testid="assignments-empty">"No assignments."</p> },
+        );
+    }
+    Either::Right(view! {
+        <div class="table-wrap">
+            <table data-testid="assignments-table">
+                <thead>
+                    <tr>
+                        <th scope="col">"Scope"</th>
+                        <th scope="col">"Rulepack"</th>
+                        <th scope="col">"Revision"</th>
+                        <th scope="col">"Mode"</th>
+                        <th scope="col" class="num">"Nodes"</th>
+                        <th scope="col">"Created"</th>
+                        {show_delete.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
+                    </tr>
+                </thead>
+                <tbody>
+                    {list.into_iter().map(|a| {
+                        let (aid, aria) = (a.id.clone(), format!("Delete assignment {} of {}", a.scope_text(), a.rulepack));
+                        let del = delete.filter(|_| show_delete).map(|d| view! {
+                            <td>
+                                <ActionForm action=d attr:class="inline">
+                                    <input type="hidden" name="id" value=aid/>
+                                    <button type="submit" class="small danger" aria-label=aria>"Delete"</button>
+                                </ActionForm>
+                            </td>
+                        });
+                        view! {
+                            <tr data-assignment-id=a.id.clone()>
+                                <td>{a.scope_text()}</td>
+                                <td class="mono">{a.rulepack.clone()}</td>
+                                <td>{a.revision_text()}</td>
+                                <td><Badge value=a.mode.clone()/></td>
+                                <td class="num">{a.nodes}</td>
+                                <td class="small">{a.created_at.text.clone()} <span class="muted">{a.created_by.clone().map(|b| format!(" by {b}"))}</span></td>
+                                {del}
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    })
+}
+
+/// Rulepack, revision and mode fields (shared by the node and the org assignment forms).
+#[component]
+pub fn RulepackFields(prefix: &'static str) -> impl IntoView {
+    let packs = Resource::new(|| (), |_| list_rulepacks());
+    let list_id = format!("{prefix}-rulepacks");
+    view! {
+        <div class="row">
+            <div class="field">
+                <label for=format!("{prefix}-rulepack")>"Rulepack"</label>
+                <input id=format!("{prefix}-rulepack") name="rulepack" list=list_id.clone() required placeholder="baseline"/>
+                <Suspense fallback=|| ()>
+                    <datalist id=list_id.clone()>
+                        {move || packs.get().and_then(Result::ok).map(|ps| ps.into_iter().map(|p| view! { <option value=p.name.clone()>{p.version}</option> }).collect_view())}
+                    </datalist>
+                </Suspense>
+            </div>
+            <div class="field">
+                <label for=format!("{prefix}-revision")>"Revision (empty: latest)"</label>
+                <input id=format!("{prefix}-revision") name="revision" type="number" min="1" inputmode="numeric"/>
+            </div>
+        </div>
+        <div class="field">
+            <label for=format!("{prefix}-mode")>"Mode"</label>
+            <select id=format!("{prefix}-mode") name="mode">
+                <option value="observe" selected>"observe (report only)"</option>
+                <option value="enforce">"enforce"</option>
+            </select>
+        </div>
+    }
+}
+
+// ---------------------------------------------------------------- alerts section
+
+/// The alerts section's own navigation.
+#[component]
+pub fn AlertsNav() -> impl IntoView {
+    view! {
+        <nav class="subnav row-inline" aria-label="Alerts">
+            <A href="/alerts" exact=true>"Alerts"</A>
+            <A href="/alerts/rules">"Rules"</A>
+            <A href="/alerts/channels">"Channels"</A>
+            <A href="/alerts/silences">"Silences"</A>
+        </nav>
+    }
+}
+
+/// Changes whenever a pushed alert fires or resolves (pages re-fetch on it).
+pub fn alerts_version(live: Live) -> Memo<i64> {
+    Memo::new(move |_| {
+        live.alerts.with(|m| {
+            m.values()
+                .map(|a| a.at.ms.wrapping_add(a.status.len() as i64))
+                .fold(m.len() as i64, i64::wrapping_add)
+        })
+    })
 }

@@ -3,7 +3,8 @@
 //! sign-ins are in the shared store (`session`, `oidc`), so each step may
 //! run on any replica.
 
-use super::{AppState, ClientIp, oidc, session, store_down};
+use super::guard::{ClientIp, store_down};
+use super::{AppState, oidc, session};
 use crate::model::OrgInfo;
 use axum::Form;
 use axum::extract::State;
