@@ -192,6 +192,18 @@ test('inventory renders, hydrates and lists the demo nodes', async () => {
   for (const col of ['Node', 'Tenant', 'Status', 'Agent', 'Last heartbeat', 'Policy', 'Connectors', 'Labels']) {
     assert.ok(text.includes(col), `column ${col}`);
   }
+  // Connector counts are the controller's (each demo node has a posture connector).
+  let withConnectors = 0;
+  for (const n of stack.nodes) {
+    const r = await fetch(`${stack.api_url}/api/orgs/${stack.org}/nodes/${nodeId(n)}`, {
+      headers: { authorization: `Bearer ${stack.admin_token}` },
+    });
+    const want = (await r.json()).connector_count;
+    const shown = countOf(await page.textContent(`tr[data-node-id="${nodeId(n)}"] [data-testid=node-connectors]`));
+    assert.equal(shown, want, `${nodeId(n)} shows ${shown} connectors, the API says ${want}`);
+    if (want > 0) withConnectors += 1;
+  }
+  if (!stack.fake) assert.ok(withConnectors >= 1, 'the demo nodes have connectors');
   await shot('nodes');
 });
 
@@ -750,6 +762,9 @@ test('node detail opens with metadata, timeline and config snippet', async () =>
     await page.waitForSelector('[data-testid=node-status][data-status=offline]');
     await page.waitForSelector('[data-testid=timeline] li.status-offline');
   }
+  const titles = await page.$$eval('[data-testid=timeline-title]', (ts) => ts.map((t) => t.textContent.trim()));
+  assert.ok(!titles.includes('Unseen → Unseen'), `no unseen-to-unseen entry: ${titles}`);
+  if (titles.length && !stack.fake) assert.equal(titles[titles.length - 1], 'Enrolled', `the oldest entry is the enrollment: ${titles}`);
   await shot('node-detail');
 });
 

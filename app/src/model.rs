@@ -191,6 +191,18 @@ pub struct HistoryEntry {
     pub at: Instant,
 }
 
+impl HistoryEntry {
+    /// What the entry says happened: a transition, or the enrollment (the
+    /// first entry, which the controller records as unseen to unseen).
+    pub fn title(&self) -> String {
+        if self.from == Status::Unseen && self.to == Status::Unseen {
+            "Enrolled".to_owned()
+        } else {
+            format!("{} → {}", self.from.label(), self.to.label())
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeDetail {
     pub node: NodeRow,
@@ -585,7 +597,7 @@ pub fn human_count(n: i64) -> String {
         out.push('-');
     }
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -692,5 +704,19 @@ mod tests {
         assert_eq!(quantity_in("3", ""), "3");
         assert_eq!(date_of("2026-12-06T00:00:00Z"), "2026-12-06");
         assert_eq!(date_of("bad"), "bad");
+        let entry = |from, to| HistoryEntry {
+            from,
+            to,
+            reason: String::new(),
+            at: Instant {
+                ms: 0,
+                text: String::new(),
+            },
+        };
+        assert_eq!(entry(Status::Unseen, Status::Unseen).title(), "Enrolled");
+        assert_eq!(
+            entry(Status::Unseen, Status::Online).title(),
+            "Unseen → Online"
+        );
     }
 }

@@ -163,7 +163,7 @@ fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
                                 <li class=format!("status-{}", h.to.as_str())>
                                     <span class="dot" aria-hidden="true"></span>
                                     <div>
-                                        <strong>{h.from.label()} " → " {h.to.label()}</strong>
+                                        <strong data-testid="timeline-title">{h.title()}</strong>
                                         {(!h.reason.is_empty()).then(|| view! { <span class="muted">" · " {h.reason.clone()}</span> })}
                                         <div class="muted small"><time title=h.at.text.clone()>{h.at.text.clone()}</time> " · " {move || rel_time(clock, fetched, ms)}</div>
                                     </div>

@@ -267,7 +267,7 @@ fn NodeRowView(n: NodeRow, fetched: i64) -> impl IntoView {
                 }}
             </td>
             <td class="policy-cell"><ui::PolicyCell facts=facts/></td>
-            <td class="num">{n.connector_count}</td>
+            <td class="num" data-testid="node-connectors">{n.connector_count}</td>
             <td class="labels">{labels}</td>
         </tr>
     }
