@@ -768,6 +768,29 @@ test('node detail opens with metadata, timeline and config snippet', async () =>
   await shot('node-detail');
 });
 
+test('a running node answers a diagnose request from its page, without secrets', async (t) => {
+  if (stack.fake) {
+    t.skip('needs the real demo fleet of `ritma up`');
+    return;
+  }
+  const r = await api(`/api/orgs/${stack.org}/nodes?status=online&limit=10`);
+  const online = (await r.json()).items.map((n) => n.id).filter((id) => demoIds().includes(id));
+  assert.ok(online.length >= 1, 'a demo node is still online');
+  const id = online[0];
+  await page.goto(`${base}/nodes/${id}`);
+  await hydrated();
+  await page.click('[data-testid=diagnose]');
+  await page.waitForSelector('[data-testid=diagnose-bundle]', { timeout: 30000 });
+  const bundle = JSON.parse(await page.textContent('[data-testid=diagnose-bundle]'));
+  assert.equal(bundle.bundle, 'ritma-node diagnose');
+  assert.equal(bundle.identity.node_id, id);
+  assert.equal(bundle.config.key_seed, 'present (not included)');
+  assert.ok(!JSON.stringify(bundle).includes(stack.admin_token), 'no token in the bundle');
+  const href = await page.getAttribute('[data-testid=diagnose-download]', 'href');
+  assert.ok(href.startsWith('data:application/json'), 'offered as a file');
+  await shot('node-diagnose');
+});
+
 test('enrollment wizard creates a token and shows the install command once', async () => {
   await page.goto(`${base}/enroll`);
   await hydrated();

@@ -18,6 +18,7 @@ mod alerts;
 mod audit;
 mod connectors;
 mod dashboard;
+mod diagnostics;
 mod enroll;
 mod keys;
 mod login;

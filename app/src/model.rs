@@ -617,6 +617,28 @@ pub fn quantity_in(quantity: &str, unit: &str) -> String {
     }
 }
 
+/// A decimal as text without trailing zeros: `0.0290` → `0.029`, `3.0` → `3`.
+pub fn decimal_text(n: &str) -> String {
+    if n.contains('.') && !n.contains(['e', 'E']) {
+        n.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        n.to_owned()
+    }
+}
+
+/// An amount of money with at least two decimals: `2.0` → `2.00`,
+/// `0.0005` stays.
+pub fn money_text(n: &str) -> String {
+    if n.contains(['e', 'E']) {
+        return n.to_owned();
+    }
+    match n.split_once('.') {
+        None => format!("{n}.00"),
+        Some((whole, frac)) if frac.len() < 2 => format!("{whole}.{frac:0<2}"),
+        Some(_) => n.to_owned(),
+    }
+}
+
 /// The date of an RFC 3339 timestamp (`2026-12-06T00:00:00Z` → `2026-12-06`).
 pub fn date_of(timestamp: &str) -> &str {
     timestamp.get(..10).unwrap_or(timestamp)
@@ -704,6 +726,13 @@ mod tests {
         assert_eq!(quantity_in("3", ""), "3");
         assert_eq!(date_of("2026-12-06T00:00:00Z"), "2026-12-06");
         assert_eq!(date_of("bad"), "bad");
+        assert_eq!(decimal_text("0.0290"), "0.029");
+        assert_eq!(decimal_text("3.0"), "3");
+        assert_eq!(decimal_text("120"), "120");
+        assert_eq!(money_text("2.0"), "2.00");
+        assert_eq!(money_text("0.01"), "0.01");
+        assert_eq!(money_text("12"), "12.00");
+        assert_eq!(money_text("0.0005"), "0.0005");
         let entry = |from, to| HistoryEntry {
             from,
             to,

@@ -185,3 +185,95 @@ async fn the_daemon_serves_local_metrics_only_when_asked() {
     let args = ritma_node::Args::default();
     assert!(args.metrics_listen.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_node_answers_a_diagnose_request_over_the_bus_without_secrets() {
+    let stack = TestStack::start_with(|c| {
+        c.dry_run_timeout_secs = 2;
+        c.dry_runs_burst = 3;
+        c.dry_runs_per_min = 1;
+    })
+    .await
+    .unwrap();
+    stack.create_org("acme").await;
+    stack.create_org("other").await;
+    let token = stack.create_token("acme", "prod", 1).await;
+    let state_dir = stack.dir.path().join("node-r");
+    let daemon = stack
+        .spawn_daemon(Some(&token), state_dir.clone(), 1, 60)
+        .await
+        .unwrap();
+    let node = daemon.node_id.clone();
+    stack
+        .eventually("node online", Duration::from_secs(15), || async {
+            (stack.node_status(&node).await.as_deref() == Some("online")).then_some(())
+        })
+        .await;
+    let seed = std::fs::read_to_string(state_dir.join("node.nk")).unwrap();
+    // A careless warning in the daemon's own log, as its log tap keeps it.
+    ritma_node::diagnose::log_tap(
+        format!(
+            "2026-12-06T00:00:01Z  WARN sender: publish failed; key {} token={token}\n",
+            seed.trim()
+        )
+        .as_bytes(),
+    );
+
+    let path = format!("/api/orgs/acme/nodes/{node}/diagnose");
+    let (status, bundle) = stack.api(reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{bundle}");
+    assert_eq!(bundle["bundle"], "ritma-node diagnose");
+    assert_eq!(bundle["identity"]["node_id"], node.as_str());
+    assert_eq!(bundle["identity"]["org_id"], "acme");
+    assert_eq!(bundle["config"]["key_seed"], "present (not included)");
+    assert!(bundle["credential"]["seconds_left"].as_i64().unwrap() > 0);
+    let text = bundle.to_string();
+    assert!(
+        !text.contains(seed.trim()) && !text.contains(&token),
+        "no secret: {text}"
+    );
+    let lines = bundle["recent_problems"]["lines"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|l| {
+            let l = l.as_str().unwrap_or_default();
+            l.contains("publish failed") && l.contains("[redacted]")
+        }),
+        "the warning, redacted: {lines:?}"
+    );
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM audit_log WHERE action = 'node.diagnose'")
+            .await,
+        1,
+        "the request is audited"
+    );
+
+    // Another org's path reaches nothing; a malformed id is refused.
+    let (status, _) = stack
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/orgs/other/nodes/{node}/diagnose"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = stack
+        .api(
+            reqwest::Method::POST,
+            "/api/orgs/acme/nodes/..%2F..%2Fetc/diagnose",
+            None,
+        )
+        .await;
+    assert!(status == 400 || status == 404, "{status}");
+
+    // A stopped node: a clear answer within the timeout, not a hang.
+    daemon.stop().await.unwrap();
+    let (status, err) = stack.api(reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 504, "{err}");
+    assert_eq!(err["error"], "node_unreachable", "{err}");
+    // The budget per node holds (3 at once, then one a minute).
+    let (status, err) = stack.api(reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 504, "{err}");
+    let (status, err) = stack.api(reqwest::Method::POST, &path, None).await;
+    assert_eq!(status, 429, "{err}");
+}

@@ -23,7 +23,8 @@ pub fn NodeOps(id: String, refresh: RwSignal<u64>) -> impl IntoView {
     view! {
         <PolicyPanel id=id.clone() refresh=refresh/>
         <ConnectorsPanel id=id.clone() refresh=refresh/>
-        <TelemetryPanel id=id/>
+        <TelemetryPanel id=id.clone()/>
+        <super::diagnostics::DiagnosticsPanel id=id/>
     }
 }
 

@@ -3,7 +3,7 @@
 use super::ui::{Badge, Stat, fetched, section_or_error};
 use crate::fns::get_usage;
 use crate::model::fleet::{BillingEstimate, TenantBill, UsageMetrics, UsageSummary, UsageView};
-use crate::model::{date_of, human_bytes, human_count, quantity_in};
+use crate::model::{date_of, decimal_text, human_bytes, human_count, money_text, quantity_in};
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -139,9 +139,9 @@ fn DailyTable(u: UsageSummary) -> impl IntoView {
 
 fn unit_price(price: &str, currency: &str, unit: &str) -> String {
     if unit.is_empty() {
-        format!("{price} {currency}")
+        format!("{} {currency}", money_text(price))
     } else {
-        format!("{price} {currency} per {unit}")
+        format!("{} {currency} per {unit}", money_text(price))
     }
 }
 
@@ -161,7 +161,7 @@ fn Billing(b: BillingEstimate) -> impl IntoView {
         <p class="muted small" data-testid="billing-source" data-source=b.source.clone()>
             "Source: " <Badge value=b.source.clone()/> " " {source_text(&b.source)}
         </p>
-        <p class="big" data-testid="billing-total">"Total " <strong>{format!("{} {}", b.total, currency)}</strong></p>
+        <p class="big" data-testid="billing-total">"Total " <strong>{format!("{} {}", money_text(&b.total.0), currency)}</strong></p>
         {b.tenants.into_iter().map(|t| view! { <TenantBillView t=t currency=currency.clone()/> }).collect_view()}
     }
 }
@@ -186,15 +186,15 @@ fn TenantBillView(t: TenantBill, currency: String) -> impl IntoView {
                         <tr data-metric=l.metric.clone()>
                             <td>{l.metric.replace('_', " ")}</td>
                             <td class="num" data-testid="billing-quantity" title=format!("{} measured", l.quantity)>
-                                {quantity_in(&l.priced_quantity.as_ref().unwrap_or(&l.quantity).0, &l.unit)}
+                                {quantity_in(&decimal_text(&l.priced_quantity.as_ref().unwrap_or(&l.quantity).0), &l.unit)}
                             </td>
                             <td class="num">{unit_price(&l.unit_price.0, &currency, &l.unit)}</td>
-                            <td class="num">{format!("{} {}", l.amount, currency)}</td>
+                            <td class="num">{format!("{} {}", money_text(&l.amount.0), currency)}</td>
                         </tr>
                     }).collect_view()}
                 </tbody>
                 <tfoot>
-                    <tr><th scope="row" colspan="3">"Tenant total"</th><td class="num"><strong>{format!("{} {}", t.total, currency)}</strong></td></tr>
+                    <tr><th scope="row" colspan="3">"Tenant total"</th><td class="num"><strong>{format!("{} {}", money_text(&t.total.0), currency)}</strong></td></tr>
                 </tfoot>
             </table>
         </div>

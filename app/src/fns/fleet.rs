@@ -284,6 +284,21 @@ pub async fn dry_run_connector(
         .await
 }
 
+/// Asks the node for its diagnostic bundle over the bus (pretty JSON).
+#[server]
+pub async fn diagnose_node(node_id: String) -> Result<String, AppError> {
+    let (st, s) = super::ctx::current().await?;
+    let p = path::org(
+        &s.org,
+        &format!("nodes/{}/diagnose", crate::server::api::seg(&node_id)),
+    );
+    let bundle: serde_json::Value = st
+        .api
+        .call_json(reqwest::Method::POST, &s.token, &p, None)
+        .await?;
+    serde_json::to_string_pretty(&bundle).map_err(|e| AppError::Internal(e.to_string()))
+}
+
 /// The org's connectors across nodes, optionally by kind and last outcome.
 #[server]
 pub async fn list_connectors(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use nkeys::KeyPair;
 use ritma_db::policies::PolicyReassigned;
 use ritma_protocol::connectors::{ConnectorConfig, DryRunReport};
+use ritma_protocol::diagnostics::DiagnosticBundle;
 use ritma_protocol::{Command, CommandKind, NodeId, NodeSubject, OrgId, SignedCommand, TenantId};
 
 use crate::accounts::Accounts;
@@ -76,64 +77,88 @@ pub async fn policy_changed_send(
     let _ = client.flush().await;
 }
 
-/// Ask a node to run a connector's checks and wait for its report.
-#[allow(clippy::too_many_arguments)]
-pub async fn connector_dry_run(
-    accounts: &Accounts,
-    control: &ControlKeys,
-    org: &str,
-    tenant: &str,
-    node: &str,
-    connector_id: &str,
-    config: &ConnectorConfig,
-    timeout: Duration,
-) -> Result<DryRunReport, ApiError> {
-    let scope = scope(org, tenant, node)?;
-    let client = accounts.org_client(org).await?;
-    let kind = CommandKind::ConnectorDryRun {
-        connector_id: connector_id.to_owned(),
-        config: config.clone(),
-    };
-    let subject = scope.command(kind.token());
-    let body = signed(
-        &control.key(org).await?,
-        control.command_ttl_secs,
-        &scope,
-        kind,
-    )?;
-    let request = client.send_request(
-        subject,
-        async_nats::Request::new()
-            .payload(body)
-            .timeout(Some(timeout)),
-    );
-    // The bus's own timeout answers first; this one only guards a stuck call.
-    let reply = match tokio::time::timeout(timeout + Duration::from_secs(1), request).await {
-        Err(_) => {
+/// The node a request goes to, and how long to wait for its answer.
+pub struct NodeRequest<'a> {
+    pub accounts: &'a Accounts,
+    pub control: &'a ControlKeys,
+    pub org: &'a str,
+    pub tenant: &'a str,
+    pub node: &'a str,
+    pub timeout: Duration,
+}
+
+impl NodeRequest<'_> {
+    /// Send `kind` and read the node's answer as `T`; `what` names the
+    /// request in errors ("the dry run").
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: CommandKind,
+        what: &str,
+    ) -> Result<T, ApiError> {
+        let node = self.node;
+        let scope = scope(self.org, self.tenant, node)?;
+        let client = self.accounts.org_client(self.org).await?;
+        let subject = scope.command(kind.token());
+        let body = signed(
+            &self.control.key(self.org).await?,
+            self.control.command_ttl_secs,
+            &scope,
+            kind,
+        )?;
+        let request = client.send_request(
+            subject,
+            async_nats::Request::new()
+                .payload(body)
+                .timeout(Some(self.timeout)),
+        );
+        // The bus's own timeout answers first; this one only guards a stuck call.
+        let reply = match tokio::time::timeout(self.timeout + Duration::from_secs(1), request).await
+        {
+            Err(_) => {
+                return Err(ApiError::NodeUnreachable(format!(
+                    "node {node} did not answer {what} within {}s",
+                    self.timeout.as_secs()
+                )));
+            }
+            Ok(Err(e)) => {
+                return Err(ApiError::NodeUnreachable(format!(
+                    "node {node} is not reachable on the bus: {e}"
+                )));
+            }
+            Ok(Ok(msg)) => msg,
+        };
+        // A node that refused the command says why (e.g. it pinned another key).
+        if let Ok(refusal) = serde_json::from_slice::<serde_json::Value>(&reply.payload)
+            && refusal["status"] == "refused"
+        {
             return Err(ApiError::NodeUnreachable(format!(
-                "node {node} did not answer the dry run within {}s",
-                timeout.as_secs()
+                "node {node} refused {what}: {}",
+                refusal["error"].as_str().unwrap_or("no reason given")
             )));
         }
-        Ok(Err(e)) => {
-            return Err(ApiError::NodeUnreachable(format!(
-                "node {node} is not reachable on the bus: {e}"
-            )));
-        }
-        Ok(Ok(msg)) => msg,
-    };
-    // A node that refused the command says why (e.g. it pinned another key).
-    if let Ok(refusal) = serde_json::from_slice::<serde_json::Value>(&reply.payload)
-        && refusal["status"] == "refused"
-    {
-        return Err(ApiError::NodeUnreachable(format!(
-            "node {node} refused the dry run: {}",
-            refusal["error"].as_str().unwrap_or("no reason given")
-        )));
+        serde_json::from_slice(&reply.payload).map_err(|e| {
+            ApiError::NodeUnreachable(format!(
+                "node {node} sent an unreadable answer to {what}: {e}"
+            ))
+        })
     }
-    serde_json::from_slice(&reply.payload).map_err(|e| {
-        ApiError::NodeUnreachable(format!(
-            "node {node} sent an unreadable dry-run report: {e}"
-        ))
-    })
+
+    /// Ask the node to run a connector's checks and wait for its report.
+    pub async fn connector_dry_run(
+        &self,
+        connector_id: &str,
+        config: &ConnectorConfig,
+    ) -> Result<DryRunReport, ApiError> {
+        let kind = CommandKind::ConnectorDryRun {
+            connector_id: connector_id.to_owned(),
+            config: config.clone(),
+        };
+        self.ask(kind, "the dry run").await
+    }
+
+    /// Ask the node for its diagnostic bundle.
+    pub async fn diagnose(&self) -> Result<DiagnosticBundle, ApiError> {
+        self.ask(CommandKind::Diagnose, "the diagnose request")
+            .await
+    }
 }

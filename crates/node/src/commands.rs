@@ -91,6 +91,8 @@ pub struct CommandHandler {
     pub node: NodeId,
     pub pinned: Arc<PinnedKey>,
     pub replay: ReplayGuard,
+    /// For the diagnostic bundle.
+    pub config: Arc<crate::config::NodeConfig>,
 }
 
 impl CommandHandler {
@@ -142,6 +144,14 @@ impl CommandHandler {
         match command {
             CommandKind::RefreshCredentials => self.refresh_now.notify_one(),
             CommandKind::PolicyChanged { .. } => self.policy_now.notify_one(),
+            CommandKind::Diagnose => {
+                self.compliance.append(
+                    self.node.as_str(),
+                    "diagnose",
+                    serde_json::json!({ "requested_by": "controller" }),
+                );
+                return self.diagnose().await;
+            }
             CommandKind::ConnectorDryRun {
                 connector_id,
                 config,
@@ -160,6 +170,14 @@ impl CommandHandler {
             }
         }
         serde_json::json!({ "status": "ok" })
+    }
+
+    /// The bundle, made off the runtime's thread (it reads the state folder).
+    async fn diagnose(&self) -> serde_json::Value {
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || crate::diagnose::bundle_running(&config))
+            .await
+            .unwrap_or_else(|e| serde_json::json!({ "status": "failed", "error": e.to_string() }))
     }
 }
 

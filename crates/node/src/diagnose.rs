@@ -6,8 +6,10 @@
 //! line is passed through [`redact`] (which also removes the node's own
 //! seed and token should they appear anywhere).
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -59,40 +61,98 @@ pub fn redact(line: &str, known: &[String]) -> String {
         .collect()
 }
 
+/// A warning or an error (text or JSON log format).
+fn is_problem(line: &str) -> bool {
+    line.contains("ERROR")
+        || line.contains("WARN")
+        || line.contains("\"level\":\"error\"")
+        || line.contains("\"level\":\"warn\"")
+}
+
+/// `line` cut to [`LINE_MAX`] bytes.
+fn cut(mut line: String) -> String {
+    if line.len() > LINE_MAX {
+        let mut end = LINE_MAX;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+    }
+    line
+}
+
+/// Keep the newest [`RECENT_LINES`].
+fn keep(kept: &mut VecDeque<String>, line: String) {
+    if kept.len() == RECENT_LINES {
+        kept.pop_front();
+    }
+    kept.push_back(line);
+}
+
 fn recent_problems(log: &Path, known: &[String]) -> Value {
     let Ok(file) = std::fs::File::open(log) else {
         return json!({ "file": log.display().to_string(), "error": "not readable" });
     };
-    let mut kept = std::collections::VecDeque::with_capacity(RECENT_LINES);
+    let mut kept = VecDeque::with_capacity(RECENT_LINES);
     for line in BufReader::new(file).lines().map_while(Result::ok) {
-        if line.contains("ERROR") || line.contains("WARN") || line.contains("\"level\":\"error\"") {
-            if kept.len() == RECENT_LINES {
-                kept.pop_front();
-            }
-            let mut cut = line;
-            if cut.len() > LINE_MAX {
-                let mut end = LINE_MAX;
-                while !cut.is_char_boundary(end) {
-                    end -= 1;
-                }
-                cut.truncate(end);
-            }
-            kept.push_back(redact(&cut, known));
+        if is_problem(&line) {
+            keep(&mut kept, redact(&cut(line), known));
         }
     }
     json!({ "file": log.display().to_string(), "lines": Vec::from(kept) })
 }
 
+/// The running daemon's recent warnings and errors, fed by [`log_tap`]
+/// (unredacted here: redacted when a bundle is made).
+static RECENT: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
+
+/// The daemon's log tap (`ritma_runtime::init_logging_with_tap`): keeps the
+/// recent problem lines in memory for a bundle asked for over the bus.
+pub fn log_tap(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+    for line in text.lines().filter(|l| is_problem(l)) {
+        keep(&mut recent, cut(line.to_owned()));
+    }
+}
+
+/// The secrets a bundle must not contain, whatever their context.
+fn known_secrets(config: &NodeConfig) -> Vec<String> {
+    std::fs::read_to_string(&config.keystore_path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .into_iter()
+        .chain(config.enroll_token.clone())
+        .chain(std::fs::read_to_string(config.state_dir.join("credentials.jwt")).ok())
+        .collect()
+}
+
 /// The bundle for `config`; `log` is the daemon's log file, if it has one.
 pub fn bundle(config: &NodeConfig, log: Option<&Path>) -> Value {
+    let known = known_secrets(config);
+    let problems = log.map(|l| recent_problems(l, &known));
+    bundle_with(config, problems)
+}
+
+/// The bundle of the running daemon (the `diagnose` command): its recent
+/// problems come from its own log lines, kept in memory.
+pub fn bundle_running(config: &NodeConfig) -> Value {
+    let known = known_secrets(config);
+    let lines: Vec<String> = RECENT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|l| redact(l, &known))
+        .collect();
+    bundle_with(
+        config,
+        Some(json!({ "source": "the running daemon's log", "lines": lines })),
+    )
+}
+
+fn bundle_with(config: &NodeConfig, problems: Option<Value>) -> Value {
     let state = &config.state_dir;
     let seed = std::fs::read_to_string(&config.keystore_path).ok();
-    let known: Vec<String> = seed
-        .iter()
-        .map(|s| s.trim().to_owned())
-        .chain(config.enroll_token.clone())
-        .chain(std::fs::read_to_string(state.join("credentials.jwt")).ok())
-        .collect();
     let identity = match crate::identity::identity_load(state) {
         Ok(Some(id)) => json!({
             "node_id": id.node_id.to_string(), "org_id": id.org_id.to_string(),
@@ -129,7 +189,7 @@ pub fn bundle(config: &NodeConfig, log: Option<&Path>) -> Value {
     };
     let host = crate::host::host_facts(&crate::host::hostname());
     json!({
-        "bundle": "ritma-node diagnose",
+        "bundle": ritma_protocol::diagnostics::DIAGNOSTIC_BUNDLE_KIND,
         "v": 1,
         "made_at": Utc::now(),
         "versions": {
@@ -153,7 +213,7 @@ pub fn bundle(config: &NodeConfig, log: Option<&Path>) -> Value {
         "identity": identity,
         "credential": credential,
         "spool": spool,
-        "recent_problems": log.map(|l| recent_problems(l, &known)),
+        "recent_problems": problems,
     })
 }
 

@@ -356,6 +356,7 @@ impl Daemon {
                 replay: commands::ReplayGuard::open(
                     self.config.state_dir.join("commands_seen.json"),
                 ),
+                config: Arc::new(self.config.clone()),
             }
             .run(commands),
         );

@@ -4,7 +4,11 @@ use ritma_node::{Args, Daemon, NodeConfig};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    ritma_runtime::init_logging("info");
+    // The daemon keeps its recent warnings for a bundle asked for over the bus.
+    ritma_runtime::init_logging_with_tap(
+        "info",
+        Some(std::sync::Arc::new(ritma_node::diagnose::log_tap)),
+    );
     let args = Args::parse();
     let command = args.command.clone();
     let config = NodeConfig::resolve(args)?;

@@ -36,6 +36,8 @@ pub enum CommandKind {
     },
     /// Fetch a fresh bus credential now (e.g. after a key rotation).
     RefreshCredentials,
+    /// Reply (request/reply) with a [`crate::diagnostics::DiagnosticBundle`].
+    Diagnose,
 }
 
 impl CommandKind {
@@ -45,6 +47,7 @@ impl CommandKind {
             Self::PolicyChanged { .. } => "policy_changed",
             Self::ConnectorDryRun { .. } => "connector_dry_run",
             Self::RefreshCredentials => "refresh_credentials",
+            Self::Diagnose => "diagnose",
         }
     }
 }

@@ -52,7 +52,7 @@ pub const CHANNELS: &[Channel] = &[
         address: "ritma.{org}.{tenant}.node.{node}.cmd.{command}",
         schema: "command",
         direction: "controller to node",
-        description: "A command for one node: policy_changed, connector_dry_run, refresh_credentials. Signed by the org's control key, bound to the node, with an expiry and a unique id; the node refuses anything else and answers a request with `{\"status\":\"refused\",\"code\":...,\"error\":...}`. Integrators read it only with `include: commands`.",
+        description: "A command for one node: policy_changed, connector_dry_run, refresh_credentials, diagnose. Signed by the org's control key, bound to the node, with an expiry and a unique id; the node refuses anything else and answers a request with `{\"status\":\"refused\",\"code\":...,\"error\":...}`. Integrators read it only with `include: commands`.",
     },
     Channel {
         name: "nodeDryRunReply",
@@ -60,6 +60,13 @@ pub const CHANNELS: &[Channel] = &[
         schema: "dry_run_report",
         direction: "node to controller (the reply to a connector_dry_run request)",
         description: "The findings of a connector dry run; nothing is changed on the node.",
+    },
+    Channel {
+        name: "nodeDiagnoseReply",
+        address: "ritma.{org}.{tenant}.node.{node}.cmd.diagnose",
+        schema: "diagnostic_bundle",
+        direction: "node to controller (the reply to a diagnose request)",
+        description: "The node's diagnostic bundle: versions, configuration and identity without secrets, credential expiry, spool state, recent warnings and errors (redacted).",
     },
     Channel {
         name: "nodeState",
@@ -207,6 +214,7 @@ mod tests {
             scope.telemetry(TelemetryKind::Events),
             scope.command("policy_changed"),
             scope.command("connector_dry_run"),
+            scope.command("diagnose"),
             scope.state(),
             crate::subjects::audit(&scope.org),
             crate::subjects::alerts(&scope.org),

@@ -10,6 +10,7 @@ pub mod broker_events;
 pub mod command;
 pub mod connectors;
 pub mod contract;
+pub mod diagnostics;
 pub mod enrollment;
 pub mod ids;
 pub mod keys;

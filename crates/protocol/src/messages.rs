@@ -526,6 +526,10 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
             "dry_run_report",
             schema::<crate::connectors::DryRunReport>(),
         ),
+        (
+            "diagnostic_bundle",
+            schema::<crate::diagnostics::DiagnosticBundle>(),
+        ),
     ]
 }
 

@@ -7,17 +7,45 @@ use tokio_util::sync::CancellationToken;
 /// Logging to stderr: `RITMA_LOG` filters (default `default_filter`),
 /// `RITMA_LOG_FORMAT=json` writes JSON lines.
 pub fn init_logging(default_filter: &str) {
+    init_logging_with_tap(default_filter, None);
+}
+
+/// Receives every formatted log line as written (e.g. to keep the recent
+/// warnings in memory).
+pub type LogTap = std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// [`init_logging`], also handing each formatted line to `tap`.
+pub fn init_logging_with_tap(default_filter: &str, tap: Option<LogTap>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RITMA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_ansi(tap.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(move || TapWriter { tap: tap.clone() });
     let _ = if std::env::var("RITMA_LOG_FORMAT").is_ok_and(|v| v == "json") {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// Stderr, and the tap if there is one.
+struct TapWriter {
+    tap: Option<LogTap>,
+}
+
+impl std::io::Write for TapWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(tap) = &self.tap {
+            tap(buf);
+        }
+        std::io::stderr().write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// A token cancelled on SIGINT or SIGTERM (graceful shutdown).

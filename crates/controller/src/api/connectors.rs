@@ -192,16 +192,15 @@ pub async fn dry_run(
             ),
             retry_after_secs: wait.as_secs_f64().ceil() as u64,
         })?;
-    let report = commands::connector_dry_run(
-        &state.accounts,
-        &state.control,
-        &node.org_id,
-        &node.tenant_id,
-        &node.id,
-        &cid,
-        &config,
-        state.fleet.dry_run_timeout,
-    )
+    let report = commands::NodeRequest {
+        accounts: &state.accounts,
+        control: &state.control,
+        org: &node.org_id,
+        tenant: &node.tenant_id,
+        node: &node.id,
+        timeout: state.fleet.dry_run_timeout,
+    }
+    .connector_dry_run(&cid, &config)
     .await?;
     let value = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
     connectors::connector_record_run(

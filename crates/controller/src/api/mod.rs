@@ -287,6 +287,11 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
         ),
         (
             Admin,
+            "/api/orgs/{org}/nodes/{id}/diagnose",
+            post(nodes::diagnose),
+        ),
+        (
+            Admin,
             "/api/orgs/{org}/enrollment-tokens",
             get(tokens::list).post(tokens::create),
         ),

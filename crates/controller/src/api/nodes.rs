@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use data_encoding::BASE64URL_NOPAD;
 use ritma_db::nodes::{self, NodeFilter, NodeRecord, NodeSort, StatusHistoryEntry};
 use ritma_db::outbox::{StatusTransition, transitions_record};
+use ritma_protocol::diagnostics::DiagnosticBundle;
 use ritma_protocol::{NodeId, NodeStatus, OrgId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -301,4 +302,50 @@ pub async fn decommission(
     tracing::info!(node = %node.id, org = %node.org_id, "node decommissioned and its key revoked");
     let node = load(&state, &p, Action::ManageNodes, &node.org_id, &node.id).await?;
     Ok(Json(node.into()))
+}
+
+/// Ask a node for its diagnostic bundle over its command subject (signed
+/// by the org's control key). Audited; a budget per node, shared with
+/// connector dry runs, since each makes the node read its state folder.
+pub async fn diagnose(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    PathParams((org, id)): PathParams<(String, String)>,
+) -> Result<Json<DiagnosticBundle>, ApiError> {
+    let node = load(&state, &p, Action::ManageNodes, &org, &id).await?;
+    if node.status == NodeStatus::Decommissioned.as_str() {
+        return Err(ApiError::Conflict(format!(
+            "node {} is decommissioned: it has no connection to ask",
+            node.id
+        )));
+    }
+    state
+        .dry_run_limiter
+        .take(&format!("diagnose:{}", node.id))
+        .map_err(|wait| ApiError::RateLimited {
+            code: "rate_limited",
+            message: format!(
+                "too many diagnose requests for node {}; retry after the Retry-After delay",
+                node.id
+            ),
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        })?;
+    let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
+    audit::record(
+        &mut tx,
+        audit::entry(&p, Some(&node.org_id), "node.diagnose", &node.id),
+    )
+    .await?;
+    tx.commit().await.map_err(ritma_db::DbError::from)?;
+    let bundle = crate::commands::NodeRequest {
+        accounts: &state.accounts,
+        control: &state.control,
+        org: &node.org_id,
+        tenant: &node.tenant_id,
+        node: &node.id,
+        timeout: state.fleet.dry_run_timeout,
+    }
+    .diagnose()
+    .await?;
+    Ok(Json(bundle))
 }
