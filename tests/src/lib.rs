@@ -414,6 +414,14 @@ impl TestStack {
             .flatten()
     }
 
+    /// Wait (up to `timeout`) until `node`'s stored status is `status`.
+    pub async fn wait_status(&self, node: &str, status: &str, timeout: Duration) {
+        self.eventually(&format!("{node} {status}"), timeout, || async {
+            (self.node_status(node).await.as_deref() == Some(status)).then_some(())
+        })
+        .await;
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&self.pool)

@@ -92,9 +92,7 @@ async fn an_offline_node_fires_a_signed_webhook_and_its_return_resolves_it() {
         .unwrap();
     let id = node.node_id.clone();
     stack
-        .eventually("online", Duration::from_secs(15), || async {
-            (stack.node_status(&id).await.as_deref() == Some("online")).then_some(())
-        })
+        .wait_status(&id, "online", Duration::from_secs(15))
         .await;
     node.stop().await.unwrap();
 
@@ -173,15 +171,11 @@ async fn a_failing_receiver_gets_retries_and_a_restarted_controller_still_delive
         .unwrap();
     let id = node.node_id.clone();
     stack
-        .eventually("online", Duration::from_secs(15), || async {
-            (stack.node_status(&id).await.as_deref() == Some("online")).then_some(())
-        })
+        .wait_status(&id, "online", Duration::from_secs(15))
         .await;
     node.stop().await.unwrap();
     stack
-        .eventually("offline", Duration::from_secs(15), || async {
-            (stack.node_status(&id).await.as_deref() == Some("offline")).then_some(())
-        })
+        .wait_status(&id, "offline", Duration::from_secs(15))
         .await;
     // A rule made while the node is down still tells about it.
     rule(
@@ -285,9 +279,7 @@ async fn a_silence_holds_notifications_back_until_it_ends_and_for_waits() {
     let ids: Vec<String> = nodes.iter().map(|n| n.node_id.clone()).collect();
     for id in &ids {
         stack
-            .eventually("online", Duration::from_secs(15), || async {
-                (stack.node_status(id).await.as_deref() == Some("online")).then_some(())
-            })
+            .wait_status(id, "online", Duration::from_secs(15))
             .await;
     }
     // Maintenance on node a.

@@ -166,11 +166,7 @@ async fn a_node_pins_the_bus_ca_at_enrollment_and_refuses_other_certificates() {
         })
         .await
         .unwrap();
-    stack
-        .eventually("n1 online over TLS", WAIT, || async {
-            (stack.node_status("n1").await.as_deref() == Some("online")).then_some(())
-        })
-        .await;
+    stack.wait_status("n1", "online", WAIT).await;
     let identity: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(stack.dir.path().join("n1").join("identity.json")).unwrap(),
     )

@@ -113,9 +113,7 @@ async fn daemon_spools_while_the_bus_is_down_and_delivers_in_order() {
         .unwrap();
     let node = daemon.node_id.clone();
     stack
-        .eventually("online", Duration::from_secs(15), || async {
-            (stack.node_status(&node).await.as_deref() == Some("online")).then_some(())
-        })
+        .wait_status(&node, "online", Duration::from_secs(15))
         .await;
 
     stack.nats.stop();

@@ -87,9 +87,7 @@ async fn diagnose_bundle_describes_the_node_and_holds_no_secret() {
         .unwrap();
     let node = daemon.node_id.clone();
     stack
-        .eventually("node online", Duration::from_secs(15), || async {
-            (stack.node_status(&node).await.as_deref() == Some("online")).then_some(())
-        })
+        .wait_status(&node, "online", Duration::from_secs(15))
         .await;
     daemon.stop().await.unwrap();
 
@@ -205,9 +203,7 @@ async fn a_running_node_answers_a_diagnose_request_over_the_bus_without_secrets(
         .unwrap();
     let node = daemon.node_id.clone();
     stack
-        .eventually("node online", Duration::from_secs(15), || async {
-            (stack.node_status(&node).await.as_deref() == Some("online")).then_some(())
-        })
+        .wait_status(&node, "online", Duration::from_secs(15))
         .await;
     let seed = std::fs::read_to_string(state_dir.join("node.nk")).unwrap();
     // A careless warning in the daemon's own log, as its log tap keeps it.

@@ -341,9 +341,7 @@ async fn bus_down_for_a_minute_daemons_spool_and_everything_arrives_in_order() {
         .unwrap();
     for d in [&roomy, &tiny] {
         stack
-            .eventually("online", Duration::from_secs(15), || async {
-                (stack.node_status(&d.node_id).await.as_deref() == Some("online")).then_some(())
-            })
+            .wait_status(&d.node_id, "online", Duration::from_secs(15))
             .await;
     }
 
@@ -653,9 +651,7 @@ async fn duplicates_are_harmless_and_node_clocks_are_not_trusted() {
     .await
     .unwrap();
     stack
-        .eventually("online", Duration::from_secs(10), || async {
-            (stack.node_status("skewed-1").await.as_deref() == Some("online")).then_some(())
-        })
+        .wait_status("skewed-1", "online", Duration::from_secs(10))
         .await;
     let (seen, sent): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
         sqlx::query_as("SELECT last_seen_at, last_sent_at FROM nodes WHERE id = 'skewed-1'")

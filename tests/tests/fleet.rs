@@ -245,11 +245,7 @@ async fn connector_dry_runs_return_real_findings_from_the_node() {
         })
         .await
         .unwrap();
-    stack
-        .eventually("node online", WAIT, || async {
-            (stack.node_status("web-1").await.as_deref() == Some("online")).then_some(())
-        })
-        .await;
+    stack.wait_status("web-1", "online", WAIT).await;
 
     let writable = stack.dir.path().join("data");
     std::fs::create_dir_all(&writable).unwrap();

@@ -77,16 +77,12 @@ async fn a_silent_node_goes_offline_within_its_deadline_and_back_online() {
         .await
         .unwrap();
     stack
-        .eventually("online", Duration::from_secs(10), || async {
-            (stack.node_status("quiet-1").await.as_deref() == Some("online")).then_some(())
-        })
+        .wait_status("quiet-1", "online", Duration::from_secs(10))
         .await;
     // Interval 1 s: offline after 3 x 1 s + 1 s grace (plus one reconcile tick).
     let silent_since = std::time::Instant::now();
     stack
-        .eventually("offline", Duration::from_secs(10), || async {
-            (stack.node_status("quiet-1").await.as_deref() == Some("offline")).then_some(())
-        })
+        .wait_status("quiet-1", "offline", Duration::from_secs(10))
         .await;
     let took = silent_since.elapsed();
     assert!(
@@ -114,9 +110,7 @@ async fn a_silent_node_goes_offline_within_its_deadline_and_back_online() {
         .await
         .unwrap();
     stack
-        .eventually("online again", Duration::from_secs(10), || async {
-            (stack.node_status("quiet-1").await.as_deref() == Some("online")).then_some(())
-        })
+        .wait_status("quiet-1", "online", Duration::from_secs(10))
         .await;
     // An old, replayed heartbeat changes nothing.
     js.publish(subject, heartbeat_body("quiet-1", 1, 1).into())

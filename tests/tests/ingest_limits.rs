@@ -227,9 +227,7 @@ async fn a_lagging_ingest_never_marks_a_node_offline_and_a_silent_one_is_once_it
     let silent = heartbeating(js.clone(), "acme", vec!["silent-1"], silent_stop.clone());
     for node in ["alive-1", "silent-1"] {
         stack
-            .eventually("online", Duration::from_secs(15), || async {
-                (stack.node_status(node).await.as_deref() == Some("online")).then_some(())
-            })
+            .wait_status(node, "online", Duration::from_secs(15))
             .await;
     }
 
@@ -266,9 +264,7 @@ async fn a_lagging_ingest_never_marks_a_node_offline_and_a_silent_one_is_once_it
     // offline, the one that kept heartbeating never did.
     lock.rollback().await.unwrap();
     stack
-        .eventually("silent node offline", Duration::from_secs(20), || async {
-            (stack.node_status("silent-1").await.as_deref() == Some("offline")).then_some(())
-        })
+        .wait_status("silent-1", "offline", Duration::from_secs(20))
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let alive_marked: i64 = sqlx::query_scalar(

@@ -46,9 +46,7 @@ async fn secrets_stay_out_of_logs_and_responses() {
         .unwrap();
     let node = daemon.node_id.clone();
     stack
-        .eventually("online", Duration::from_secs(15), || async {
-            (stack.node_status(&node).await.as_deref() == Some("online")).then_some(())
-        })
+        .wait_status(&node, "online", Duration::from_secs(15))
         .await;
     let integrator_key = nkeys::KeyPair::new_user();
     let (_, creds) = stack

@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod error;
 pub mod fleet;
 pub mod metrics;
+pub mod state;
 pub mod tasks;
 pub mod template;
 pub mod trust;
@@ -35,9 +36,9 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 
 use crate::accounts::Accounts;
-use crate::api::AppState;
 use crate::config::read_secret;
 use crate::crypto::MasterKey;
+use crate::state::AppState;
 use crate::tasks::ingest::{IngestStats, IngestWorker};
 
 pub struct Controller {
@@ -274,7 +275,7 @@ impl Controller {
                 )
                 .shared_by(config.api_replicas),
             ),
-            alerting: Arc::new(api::Alerting {
+            alerting: Arc::new(state::Alerting {
                 settings: config.alerts.clone(),
                 evaluate: Arc::new(Notify::new()),
                 deliver: Arc::new(Notify::new()),

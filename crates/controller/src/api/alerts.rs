@@ -263,15 +263,11 @@ pub async fn channel_test(
 ) -> Result<Json<DeliveryRecord>, ApiError> {
     let org = org_authorized(&p, Action::ManageAlerts, &org)?;
     let channel = channel_of(&state, &org, &id).await?;
-    let key = format!("alert-test:{}", channel.id);
-    state
-        .dry_run_limiter
-        .take(&key)
-        .map_err(|wait| ApiError::RateLimited {
-            code: "rate_limited",
-            message: "too many test notifications for this channel; wait a little".into(),
-            retry_after_secs: wait.as_secs_f64().ceil() as u64,
-        })?;
+    super::fleet_common::work_budget(
+        &state,
+        &format!("alert-test:{}", channel.id),
+        "test notifications for this channel",
+    )?;
     let n = AlertNotification {
         v: SCHEMA_VERSION,
         alert_id: Uuid::nil(),

@@ -179,19 +179,8 @@ pub async fn dry_run(
         .map_err(|e| ApiError::Internal(format!("stored connector config: {e}")))?;
     // The list may have narrowed since the connector was saved.
     permitted(&allow_list_of(&state, &node.org_id).await?, &config)?;
-    // Each dry run makes the node open files and connections: a budget per
-    // node, so no one (or no script) turns nodes into scanners.
-    state
-        .dry_run_limiter
-        .take(&node.id)
-        .map_err(|wait| ApiError::RateLimited {
-            code: "rate_limited",
-            message: format!(
-                "too many dry runs for node {}; retry after the Retry-After delay",
-                node.id
-            ),
-            retry_after_secs: wait.as_secs_f64().ceil() as u64,
-        })?;
+    // Each dry run makes the node open files and connections.
+    super::fleet_common::work_budget(&state, &node.id, &format!("dry runs for node {}", node.id))?;
     let report = commands::NodeRequest {
         accounts: &state.accounts,
         control: &state.control,

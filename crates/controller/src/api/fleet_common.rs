@@ -33,3 +33,18 @@ pub fn org_authorized(p: &Principal, action: Action, raw: &str) -> Result<OrgId,
     p.authorize(&org, action)?;
     Ok(org)
 }
+
+/// Take one unit of `key`'s budget of requests that make someone else work
+/// (a node's dry runs and diagnostic bundles, a channel's test sends), so no
+/// one (or no script) turns nodes into scanners or receivers into targets;
+/// `what` names the requests in the refusal.
+pub fn work_budget(state: &AppState, key: &str, what: &str) -> Result<(), ApiError> {
+    state
+        .dry_run_limiter
+        .take(key)
+        .map_err(|wait| ApiError::RateLimited {
+            code: "rate_limited",
+            message: format!("too many {what}; retry after the Retry-After delay"),
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        })
+}

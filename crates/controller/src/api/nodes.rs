@@ -319,17 +319,11 @@ pub async fn diagnose(
             node.id
         )));
     }
-    state
-        .dry_run_limiter
-        .take(&format!("diagnose:{}", node.id))
-        .map_err(|wait| ApiError::RateLimited {
-            code: "rate_limited",
-            message: format!(
-                "too many diagnose requests for node {}; retry after the Retry-After delay",
-                node.id
-            ),
-            retry_after_secs: wait.as_secs_f64().ceil() as u64,
-        })?;
+    super::fleet_common::work_budget(
+        &state,
+        &format!("diagnose:{}", node.id),
+        &format!("diagnose requests for node {}", node.id),
+    )?;
     let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
     audit::record(
         &mut tx,

@@ -8,9 +8,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::{Principal, PrincipalKind, Role, roles_from_claim};
-use crate::api::AppState;
 use crate::crypto::secrets_equal;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The client's address for the audit trail (a trusted proxy's
 /// `X-Forwarded-For`, else the TCP peer); none for in-process calls.

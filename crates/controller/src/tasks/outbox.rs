@@ -15,6 +15,26 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::Accounts;
 
 const BATCH: i64 = 500;
+
+/// Why a publishing round stopped; the rows stay in the outbox and the next
+/// round takes them again.
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database: {0}")]
+    Store(#[from] ritma_db::DbError),
+    #[error("org account: {0}")]
+    Account(#[from] crate::error::ApiError),
+    #[error("encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("bus: {0}")]
+    Bus(String),
+}
+
+fn bus(e: impl std::fmt::Display) -> PublishError {
+    PublishError::Bus(e.to_string())
+}
 /// Fallback poll, should a notification be lost (the listener reconnecting).
 const POLL: Duration = Duration::from_millis(250);
 
@@ -43,11 +63,9 @@ async fn publish_once(
     pool: &PgPool,
     accounts: &Accounts,
     alerts_wake: &Notify,
-) -> Result<usize, String> {
-    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-    let rows = outbox_lock_batch(&mut tx, BATCH)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<usize, PublishError> {
+    let mut tx = pool.begin().await?;
+    let rows = outbox_lock_batch(&mut tx, BATCH).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -57,25 +75,17 @@ async fn publish_once(
             tracing::error!(id = row.id, "unreadable outbox row dropped");
             continue;
         };
-        let client = accounts
-            .org_client(&row.org_id)
-            .await
-            .map_err(|e| e.to_string())?;
-        let body = serde_json::to_vec(&change).map_err(|e| e.to_string())?;
-        client
-            .publish(subject, body.into())
-            .await
-            .map_err(|e| e.to_string())?;
+        let client = accounts.org_client(&row.org_id).await?;
+        let body = serde_json::to_vec(&change)?;
+        client.publish(subject, body.into()).await.map_err(bus)?;
         touched.insert(row.org_id.clone(), client);
     }
     for client in touched.values() {
-        client.flush().await.map_err(|e| e.to_string())?;
+        client.flush().await.map_err(bus)?;
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let for_alerts = outbox_delete(&mut tx, &ids)
-        .await
-        .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
+    let for_alerts = outbox_delete(&mut tx, &ids).await?;
+    tx.commit().await?;
     if for_alerts > 0 {
         alerts_wake.notify_one();
     }
@@ -83,12 +93,10 @@ async fn publish_once(
 }
 
 /// Publish committed audit entries on their org's audit subject.
-async fn publish_audit_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, String> {
+async fn publish_audit_once(pool: &PgPool, accounts: &Accounts) -> Result<usize, PublishError> {
     use ritma_db::audit::{audit_outbox_delete, audit_outbox_lock, hex};
-    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
-    let rows = audit_outbox_lock(&mut tx, BATCH)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut tx = pool.begin().await?;
+    let rows = audit_outbox_lock(&mut tx, BATCH).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -110,22 +118,17 @@ async fn publish_audit_once(pool: &PgPool, accounts: &Accounts) -> Result<usize,
             prev_hash: hex(&r.prev_hash),
             hash: hex(&r.hash),
         };
-        let client = accounts
-            .org_client(org.as_str())
-            .await
-            .map_err(|e| e.to_string())?;
-        let body = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+        let client = accounts.org_client(org.as_str()).await?;
+        let body = serde_json::to_vec(&event)?;
         client
             .publish(ritma_protocol::subjects::audit(&org), body.into())
             .await
-            .map_err(|e| e.to_string())?;
-        client.flush().await.map_err(|e| e.to_string())?;
+            .map_err(bus)?;
+        client.flush().await.map_err(bus)?;
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    audit_outbox_delete(&mut tx, &ids)
-        .await
-        .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
+    audit_outbox_delete(&mut tx, &ids).await?;
+    tx.commit().await?;
     Ok(rows.len())
 }
 
