@@ -19,8 +19,6 @@ pub mod ratelimit;
 mod tokens;
 mod usage;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
