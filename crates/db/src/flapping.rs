@@ -136,10 +136,12 @@ pub async fn transitions_gate(
             out.push(t);
         }
     }
+    // Rows whose flip time the caller set in this transaction (now() is the
+    // transaction's start) are left alone unless they start flapping.
     sqlx::query(
         "UPDATE nodes SET last_flip_at = now(),
                 flapping_since = CASE WHEN id = ANY($2) THEN now() ELSE flapping_since END
-         WHERE id = ANY($1)",
+         WHERE id = ANY($1) AND (last_flip_at IS DISTINCT FROM now() OR id = ANY($2))",
     )
     .bind(&ids)
     .bind(&entering)

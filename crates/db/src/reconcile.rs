@@ -41,7 +41,11 @@ async fn overdue_claim(
     watermark: DateTime<Utc>,
 ) -> Result<Vec<Claimed>, DbError> {
     // The CTE reads each row's status under its row lock, so it is the
-    // status this transaction replaces.
+    // status this transaction replaces. Every claimed row changes liveness,
+    // so its flip time is set here, in the same row version: the flapping
+    // gate then leaves these rows alone (a second update of each row, with
+    // every index of `nodes`, made offline marking at 100,000 nodes fall
+    // seconds behind its deadlines).
     let sql = match deadline {
         Deadline::Offline => {
             "WITH due AS (
@@ -51,7 +55,7 @@ async fn overdue_claim(
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED
              )
-             UPDATE nodes n SET status = 'offline', status_changed_at = now()
+             UPDATE nodes n SET status = 'offline', status_changed_at = now(), last_flip_at = now()
              FROM due WHERE n.id = due.id
              RETURNING n.id, n.org_id, n.tenant_id, due.status, n.status, n.interval_secs"
         }
@@ -65,7 +69,7 @@ async fn overdue_claim(
              )
              UPDATE nodes n
              SET status = CASE WHEN n.offline_after <= LEAST(now(), $2) THEN 'offline' ELSE 'stale' END,
-                 status_changed_at = now()
+                 status_changed_at = now(), last_flip_at = now()
              FROM due WHERE n.id = due.id
              RETURNING n.id, n.org_id, n.tenant_id, due.status, n.status, n.interval_secs"
         }
