@@ -62,7 +62,10 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    ritma_runtime::init_logging("info");
+    ritma_runtime::init_logging(match cli.command {
+        Command::Node => ritma_node::DEFAULT_LOG_FILTER,
+        _ => "info",
+    });
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Doctor(a) => doctor::run(a).await,

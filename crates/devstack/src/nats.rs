@@ -143,6 +143,28 @@ impl NatsServer {
         self.spawn().await
     }
 
+    /// Stop, then start again with the same data on another free port (a
+    /// bus that moved, as a restarted `ritma up` does).
+    pub async fn move_to_new_port(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let port = free_port()?;
+        let config = std::fs::read_to_string(&self.config_path)?;
+        let old = format!(":{}\"\n", self.port);
+        anyhow::ensure!(
+            config.contains(&old),
+            "{} does not listen on port {}",
+            self.config_path.display(),
+            self.port
+        );
+        std::fs::write(
+            &self.config_path,
+            config.replacen(&old, &format!(":{port}\"\n"), 1),
+        )?;
+        self.port = port;
+        self.url = format!("nats://127.0.0.1:{port}");
+        self.spawn().await
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

@@ -82,7 +82,10 @@ pub fn command_accept(
 
 /// Answers the controller's commands on this node's command subjects.
 pub struct CommandHandler {
-    pub nats: async_nats::Client,
+    /// The bus client in use (replaced when the bus moves).
+    pub bus: tokio::sync::watch::Receiver<async_nats::Client>,
+    /// This node's command subjects.
+    pub subject: String,
     pub refresh_now: Arc<tokio::sync::Notify>,
     pub policy_now: Arc<tokio::sync::Notify>,
     pub recorder: Arc<Recorder>,
@@ -96,7 +99,34 @@ pub struct CommandHandler {
 }
 
 impl CommandHandler {
-    pub async fn run(self, mut commands: async_nats::Subscriber) {
+    /// Answer commands until the bus client is gone, subscribing again on
+    /// each new client (a moved bus).
+    pub async fn run(self) {
+        let mut bus = self.bus.clone();
+        loop {
+            let client = bus.borrow_and_update().clone();
+            match client.subscribe(self.subject.clone()).await {
+                Ok(commands) => {
+                    let moved = tokio::select! {
+                        _ = self.answer(commands, &client) => false,
+                        changed = bus.changed() => changed.is_ok(),
+                    };
+                    // A subscription that ended with its client: wait for the next one.
+                    if !moved && bus.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not subscribe to commands; waiting for the next bus client");
+                    if bus.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn answer(&self, mut commands: async_nats::Subscriber, nats: &async_nats::Client) {
         use futures::StreamExt;
         while let Some(msg) = commands.next().await {
             let accepted = command_accept(
@@ -135,7 +165,7 @@ impl CommandHandler {
             };
             if let Some(subject) = msg.reply {
                 let body = serde_json::to_vec(&reply).unwrap_or_default();
-                let _ = self.nats.publish(subject, body.into()).await;
+                let _ = nats.publish(subject, body.into()).await;
             }
         }
     }

@@ -3,12 +3,14 @@
 //! disk spool to its own JetStream subjects, refreshes its bus credential
 //! before it expires, and listens for commands.
 
+pub mod bus_link;
 pub mod commands;
 pub mod compliance;
 pub mod config;
 pub mod connectors;
 pub mod controller_client;
 pub mod diagnose;
+pub mod emitter;
 pub mod host;
 pub mod identity;
 pub mod metrics;
@@ -22,30 +24,33 @@ pub mod transport;
 pub mod trust;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
 use nkeys::KeyPair;
-use ritma_bus::connect::{self, SharedJwt};
+use ritma_bus::connect::SharedJwt;
+use ritma_protocol::NodeHealth;
 use ritma_protocol::enrollment::RegisterRequest;
-use ritma_protocol::{
-    EnforcementSummary, Heartbeat, NodeHealth, SCHEMA_VERSION, SloSummary, SpoolStats, Telemetry,
-    UsageReport,
-};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Args, NodeConfig};
 
+use crate::bus_link::BusLink;
 use crate::controller_client::ControllerClient;
+use crate::emitter::Emitter;
 use crate::identity::Identity;
-use crate::recorder::{Decision, Recorder};
+use crate::recorder::Recorder;
 use crate::sender::{Sender, SpoolGauge};
 use crate::seq::SeqCounter;
 use crate::spool::{Spool, SpoolEntry};
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The daemon's default log filter: the bus client's own lines (one per
+/// reconnect attempt, at INFO) are left out; [`bus_link`] says at WARN,
+/// naming the address, when the bus cannot be reached.
+pub const DEFAULT_LOG_FILTER: &str = "info,async_nats=warn";
 
 pub struct Daemon {
     config: NodeConfig,
@@ -260,7 +265,9 @@ impl Daemon {
         }
     }
 
-    async fn refresh(&mut self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    /// A new bus credential from the controller (pinning its control key
+    /// if none is pinned yet); returns the bus addresses it handed out.
+    async fn refresh(&mut self, shutdown: &CancellationToken) -> anyhow::Result<Vec<String>> {
         let client = self
             .client
             .as_ref()
@@ -275,193 +282,128 @@ impl Daemon {
         if self.pinned.adopt_if_unpinned(&reply.control_key) {
             self.identity.control_key = reply.control_key;
         }
-        Ok(())
+        Ok(reply.nats_urls)
     }
 
-    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let scope = self.identity.scope();
-        // The configuration wins over what enrollment handed out.
-        let urls = if self.config.nats_urls.is_empty() {
+    /// The bus addresses: the configuration's first, else the latest the
+    /// controller handed out.
+    fn bus_urls(&self) -> Vec<String> {
+        if self.config.nats_urls.is_empty() {
             self.identity.nats_urls.clone()
         } else {
             self.config.nats_urls.clone()
-        };
+        }
+    }
+
+    async fn bus_connect(&self) -> anyhow::Result<BusLink> {
+        let urls = self.bus_urls();
         let tls = transport::bus_tls(
             self.config.ca_file.as_deref(),
             self.identity.bus_ca_pem.as_deref(),
             &self.config.state_dir,
         )?;
         transport::nats_urls_check(&urls, &tls, self.config.allow_plaintext)?;
-        let nats = connect::connect_with_tls(
-            connect::ConnectSpec {
-                urls,
-                name: format!("ritma-node/{}", self.identity.node_id),
-                jwt: self.jwt.clone(),
-                key: self.key.clone(),
-                inbox_prefix: Some(self.identity.inbox_prefix.clone()),
-                retry_initial: true,
-            },
-            &tls,
-        )
-        .await?;
-        let js = async_nats::jetstream::new(nats.clone());
-        let spool = Spool::open(
-            &self.config.state_dir.join("spool"),
-            self.config.spool_max_bytes,
-        )?;
-        let seq = SeqCounter::open(&self.config.state_dir.join("seq"))?;
-        let (tx, rx) = mpsc::channel::<SpoolEntry>(1024);
-        let gauge = Arc::new(SpoolGauge::default());
-        let interval = self
-            .config
+        let spec = bus_link::LinkSpec {
+            name: format!("ritma-node/{}", self.identity.node_id),
+            jwt: self.jwt.clone(),
+            key: self.key.clone(),
+            inbox_prefix: self.identity.inbox_prefix.clone(),
+            tls,
+        };
+        Ok(BusLink::connect(spec, urls).await?)
+    }
+
+    /// Keep the addresses the controller hands out, and move to them when
+    /// the bus is lost and the configuration names none.
+    async fn bus_follow(&mut self, link: &mut BusLink, handed_out: Vec<String>) {
+        if handed_out.is_empty() || !self.config.nats_urls.is_empty() {
+            return;
+        }
+        if handed_out != self.identity.nats_urls {
+            self.identity.nats_urls = handed_out.clone();
+            if let Err(e) = identity::identity_save(&self.config.state_dir, &self.identity) {
+                tracing::warn!(error = %e, "could not keep the bus's new addresses");
+            }
+        }
+        if link.urls() == handed_out.as_slice() || link.down_for().is_none() {
+            return;
+        }
+        let tls = transport::bus_tls(
+            self.config.ca_file.as_deref(),
+            self.identity.bus_ca_pem.as_deref(),
+            &self.config.state_dir,
+        );
+        let checked = tls.map_err(anyhow::Error::from).and_then(|tls| {
+            transport::nats_urls_check(&handed_out, &tls, self.config.allow_plaintext)
+                .map_err(anyhow::Error::from)
+        });
+        if let Err(e) = checked {
+            tracing::error!(error = %e, "the controller's bus addresses are refused here");
+            return;
+        }
+        if let Err(e) = link.move_to(handed_out).await {
+            tracing::error!(error = %e, "could not connect to the bus's new addresses");
+        }
+    }
+
+    fn heartbeat_secs(&self) -> u32 {
+        self.config
             .heartbeat_secs
             .unwrap_or(self.identity.heartbeat_secs)
-            .clamp(1, 3600);
+            .clamp(1, 3600)
+    }
 
-        let sender_stop = CancellationToken::new();
-        let sender = tokio::spawn(
-            Sender::new(spool, js, scope.clone(), rx, gauge.clone())
-                .run(sender_stop.clone(), Duration::from_secs(3)),
-        );
-        let emitter = Emitter {
-            tx,
-            seq,
+    fn command_handler(
+        &self,
+        link: &BusLink,
+        refresh_now: Arc<Notify>,
+        policy_now: Arc<Notify>,
+    ) -> commands::CommandHandler {
+        commands::CommandHandler {
+            bus: link.watch(),
+            subject: self.identity.scope().commands_wildcard(),
+            refresh_now,
+            policy_now,
+            recorder: self.recorder.clone(),
+            compliance: self.compliance.clone(),
+            org: self.identity.org_id.clone(),
             node: self.identity.node_id.clone(),
-        };
-        let mut tasks = tokio::task::JoinSet::new();
-        if let Some(addr) = self.config.metrics_listen {
-            tasks.spawn(metrics::serve(
-                addr,
-                gauge.clone(),
-                nats.clone(),
-                self.jwt.clone(),
-                shutdown.clone(),
-            ));
+            pinned: self.pinned.clone(),
+            replay: commands::ReplayGuard::open(self.config.state_dir.join("commands_seen.json")),
+            config: Arc::new(self.config.clone()),
         }
+    }
 
-        // Commands for this node.
-        let commands = nats.subscribe(scope.commands_wildcard()).await?;
-        let refresh_now = Arc::new(tokio::sync::Notify::new());
-        let policy_now = Arc::new(tokio::sync::Notify::new());
-        tasks.spawn(
-            commands::CommandHandler {
-                nats: nats.clone(),
-                refresh_now: refresh_now.clone(),
-                policy_now: policy_now.clone(),
-                recorder: self.recorder.clone(),
-                compliance: self.compliance.clone(),
-                org: self.identity.org_id.clone(),
-                node: self.identity.node_id.clone(),
-                pinned: self.pinned.clone(),
-                replay: commands::ReplayGuard::open(
-                    self.config.state_dir.join("commands_seen.json"),
-                ),
-                config: Arc::new(self.config.clone()),
-            }
-            .run(commands),
-        );
+    fn policy_sync(&self) -> Option<policy_sync::PolicySync> {
+        Some(policy_sync::PolicySync {
+            client: self.client.clone()?,
+            key: self.key.clone(),
+            org: self.identity.org_id.clone(),
+            node: self.identity.node_id.clone(),
+            pinned: self.pinned.clone(),
+            store: self.policy.clone(),
+            compliance: self.compliance.clone(),
+            hold: self.config.policy_hold,
+            // Follow signed CA bundles only when the bus CA is the one
+            // pinned at enrollment (a configured file wins).
+            bus_ca: self
+                .config
+                .ca_file
+                .is_none()
+                .then(|| std::sync::Mutex::new(self.identity.bus_ca_pem.clone())),
+            every: Duration::from_secs(u64::from(self.config.policy_sync_secs)),
+        })
+    }
 
-        // Heartbeats and summaries.
-        let loop_stop = shutdown.clone();
-        let recorder = self.recorder.clone();
-        let key_id = self.config.key_id.clone();
-        let summary_every = Duration::from_secs(u64::from(self.config.summary_secs));
-        let demo_rate = self.config.demo_decisions_per_sec;
-        let hostname = host::hostname();
-        let node_id = self.identity.node_id.clone();
-        let heartbeat = {
-            let gauge = gauge.clone();
-            let policy = self.policy.clone();
-            move |status: NodeHealth, seq: u64| {
-                let applied = policy.applied();
-                Heartbeat {
-                    v: SCHEMA_VERSION,
-                    node_id: node_id.clone(),
-                    seq,
-                    sent_at: Utc::now(),
-                    status,
-                    agent_version: AGENT_VERSION.into(),
-                    interval_secs: interval,
-                    policy_version: applied.version,
-                    last_policy_sync_at: applied.synced_at,
-                    policy_rejected: applied.rejected,
-                    last_evidence_batch_at: None,
-                    key_id: key_id.clone(),
-                    slo_counters: recorder.totals(),
-                    host: host::host_facts(&hostname),
-                    spool: SpoolStats {
-                        depth: gauge.depth.load(Ordering::Relaxed),
-                        dropped: gauge.dropped.load(Ordering::Relaxed),
-                    },
-                }
-            }
-        };
-        let heartbeat_loop = {
-            let emitter = emitter.clone();
-            let heartbeat = heartbeat.clone();
-            let recorder = self.recorder.clone();
-            let compliance = self.compliance.clone();
-            async move {
-                let mut next_summary = tokio::time::Instant::now() + summary_every;
-                let mut demo_tick = tokio::time::interval(Duration::from_millis(
-                    1000 / u64::from(demo_rate.max(1)),
-                ));
-                loop {
-                    emitter.emit_heartbeat(&heartbeat, NodeHealth::Ok).await;
-                    recorder.slo("daemon", "heartbeat", "emitted");
-                    // Jitter of ±10% spreads a fleet's heartbeats over time.
-                    let jitter = 0.9 + rand::random::<f64>() * 0.2;
-                    let wait = Duration::from_secs_f64(f64::from(interval) * jitter);
-                    let until = tokio::time::Instant::now() + wait;
-                    loop {
-                        tokio::select! {
-                            _ = loop_stop.cancelled() => return,
-                            _ = tokio::time::sleep_until(until) => break,
-                            _ = tokio::time::sleep_until(next_summary) => {
-                                emitter.emit_summaries(&recorder, &compliance).await;
-                                next_summary += summary_every;
-                            }
-                            _ = demo_tick.tick(), if demo_rate > 0 => demo_decision(&recorder),
-                        }
-                    }
-                }
-            }
-        };
-        tasks.spawn(heartbeat_loop);
-
-        // Policy: at start, when told, and periodically.
-        if let Some(client) = self.client.clone() {
-            let sync = policy_sync::PolicySync {
-                client,
-                key: self.key.clone(),
-                org: self.identity.org_id.clone(),
-                node: self.identity.node_id.clone(),
-                pinned: self.pinned.clone(),
-                store: self.policy.clone(),
-                compliance: self.compliance.clone(),
-                hold: self.config.policy_hold,
-                // Follow signed CA bundles only when the bus CA is the one
-                // pinned at enrollment (a configured file wins).
-                bus_ca: self
-                    .config
-                    .ca_file
-                    .is_none()
-                    .then(|| std::sync::Mutex::new(self.identity.bus_ca_pem.clone())),
-                every: Duration::from_secs(u64::from(self.config.policy_sync_secs)),
-            };
-            let emitter = emitter.clone();
-            let heartbeat = heartbeat.clone();
-            let stop = shutdown.clone();
-            tasks.spawn(async move {
-                sync.run(policy_now, stop, || async {
-                    // Report the new version at once, not at the next beat.
-                    emitter.emit_heartbeat(&heartbeat, NodeHealth::Ok).await;
-                })
-                .await;
-            });
-        }
-
-        // Credential refresh: at two thirds of the lifetime, or when asked.
+    /// Refresh the bus credential at two thirds of its lifetime or when
+    /// asked, and ask the controller where the bus is when it is lost.
+    async fn keep_credential_and_bus(
+        &mut self,
+        link: &mut BusLink,
+        refresh_now: Arc<Notify>,
+        shutdown: &CancellationToken,
+    ) {
+        let mut lost = LostBus::new(self.heartbeat_secs());
         loop {
             let left = (self.jwt_expires_at - Utc::now().timestamp()).max(0) as u64;
             let wait = Duration::from_secs((left * 2 / 3).max(5));
@@ -469,146 +411,174 @@ impl Daemon {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
                 _ = refresh_now.notified() => {}
-            }
-            if let Err(e) = self.refresh(&shutdown).await {
-                if shutdown.is_cancelled() {
-                    break;
+                _ = tokio::time::sleep(LostBus::CHECK_EVERY) => {
+                    if !lost.ask_controller(link.down_for()) {
+                        continue;
+                    }
+                    tracing::warn!(bus = %link.urls().join(", "), "the bus is unreachable; asking the controller for its current addresses");
                 }
-                tracing::error!(error = %e, "credential refresh refused; the node cannot stay on the bus");
-                tokio::time::sleep(Duration::from_secs(30)).await;
-            } else {
-                tracing::info!("bus credential refreshed");
+            }
+            match self.refresh(shutdown).await {
+                Ok(urls) => {
+                    tracing::info!("bus credential refreshed");
+                    self.bus_follow(link, urls).await;
+                }
+                Err(_) if shutdown.is_cancelled() => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "credential refresh refused; the node cannot stay on the bus");
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
             }
         }
+    }
 
-        // Graceful stop: a last heartbeat that says so, then flush.
+    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut link = self.bus_connect().await?;
+        let spool = Spool::open(
+            &self.config.state_dir.join("spool"),
+            self.config.spool_max_bytes,
+        )?;
+        let (tx, rx) = mpsc::channel::<SpoolEntry>(1024);
+        let gauge = Arc::new(SpoolGauge::default());
+        let sender_stop = CancellationToken::new();
+        let sender = tokio::spawn(
+            Sender::new(
+                spool,
+                link.watch(),
+                self.identity.scope(),
+                rx,
+                gauge.clone(),
+            )
+            .run(sender_stop.clone(), Duration::from_secs(3)),
+        );
+        let emitter = Emitter {
+            tx,
+            seq: SeqCounter::open(&self.config.state_dir.join("seq"))?,
+            facts: emitter::HeartbeatFacts {
+                node_id: self.identity.node_id.clone(),
+                interval_secs: self.heartbeat_secs(),
+                key_id: self.config.key_id.clone(),
+                hostname: host::hostname(),
+                recorder: self.recorder.clone(),
+                policy: self.policy.clone(),
+                gauge: gauge.clone(),
+            },
+            compliance: self.compliance.clone(),
+        };
+
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(addr) = self.config.metrics_listen {
+            let m = metrics::serve(
+                addr,
+                gauge,
+                link.watch(),
+                self.jwt.clone(),
+                shutdown.clone(),
+            );
+            tasks.spawn(m);
+        }
+        let (refresh_now, policy_now) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        tasks.spawn(
+            self.command_handler(&link, refresh_now.clone(), policy_now.clone())
+                .run(),
+        );
+        tasks.spawn(emitter.clone().run(
+            Duration::from_secs(u64::from(self.config.summary_secs)),
+            self.config.demo_decisions_per_sec,
+            shutdown.clone(),
+        ));
+        if let Some(sync) = self.policy_sync() {
+            // A new policy version is reported at once, not at the next beat.
+            let (emitter, stop) = (emitter.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                let beat = || {
+                    let emitter = emitter.clone();
+                    async move { emitter.emit_heartbeat(NodeHealth::Ok).await }
+                };
+                sync.run(policy_now, stop, beat).await
+            });
+        }
+
+        self.keep_credential_and_bus(&mut link, refresh_now, &shutdown)
+            .await;
+
+        // Graceful stop: last summaries and a heartbeat that says so, then flush.
         tasks.abort_all();
-        emitter
-            .emit_summaries(&self.recorder, &self.compliance)
-            .await;
-        emitter
-            .emit_heartbeat(&heartbeat, NodeHealth::Stopping)
-            .await;
+        emitter.emit_summaries().await;
+        emitter.emit_heartbeat(NodeHealth::Stopping).await;
         drop(emitter);
         sender_stop.cancel();
         let _ = sender.await;
-        let _ = nats.flush().await;
+        let _ = link.client_now().flush().await;
         Ok(())
     }
 }
 
-fn demo_decision(recorder: &Recorder) {
-    let r: f64 = rand::random();
-    let d = if r < 0.90 {
-        Decision::Allow
-    } else if r < 0.97 {
-        Decision::Deny
-    } else if r < 0.99 {
-        Decision::Throttle
-    } else {
-        Decision::Isolate
-    };
-    recorder.decision(d);
-    recorder.slo(
-        "enforcer",
-        "decide",
-        if d == Decision::Allow {
-            "allow"
-        } else {
-            "restrict"
-        },
-    );
-    if rand::random::<f64>() < 0.05 {
-        recorder.dig_files(1, 4096 + (rand::random::<u64>() % 65_536));
-    }
+/// When to ask the controller where the bus is: once no server has
+/// answered for about an interval (jittered, so a fleet does not ask at
+/// once after a bus restart), then with a back-off while that changes nothing.
+struct LostBus {
+    first_after: Duration,
+    next_after: Duration,
 }
 
-/// Builds messages with the next sequence numbers and queues them for the sender.
-#[derive(Clone)]
-struct Emitter {
-    tx: mpsc::Sender<SpoolEntry>,
-    seq: SeqCounter,
-    node: ritma_protocol::NodeId,
-}
+impl LostBus {
+    const CHECK_EVERY: Duration = Duration::from_secs(2);
+    const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-impl Emitter {
-    async fn emit(&self, message: Telemetry) {
-        let entry = SpoolEntry {
-            kind: message.kind(),
-            seq: message.seq(),
-            body: String::from_utf8(message.encode()).unwrap_or_default(),
-        };
-        if self.tx.send(entry).await.is_err() {
-            tracing::warn!("sender stopped; message not queued");
+    fn new(heartbeat_secs: u32) -> Self {
+        let jitter = 1.0 + rand::random::<f64>() * 0.5;
+        let first = Duration::from_secs_f64(f64::from(heartbeat_secs.max(4)) * jitter);
+        Self {
+            first_after: first,
+            next_after: first,
         }
     }
 
-    async fn emit_heartbeat(
-        &self,
-        build: &impl Fn(NodeHealth, u64) -> Heartbeat,
-        status: NodeHealth,
-    ) {
-        match self.seq.next() {
-            Ok(seq) => {
-                self.emit(Telemetry::Heartbeat(Box::new(build(status, seq))))
-                    .await
+    /// Whether to ask now, given how long the bus has been unreachable.
+    fn ask_controller(&mut self, down_for: Option<Duration>) -> bool {
+        match down_for {
+            None => {
+                self.next_after = self.first_after;
+                false
             }
-            Err(e) => tracing::error!(error = %e, "sequence counter unavailable"),
+            Some(down) if down >= self.next_after => {
+                self.next_after = (down + self.next_after).min(down + Self::MAX_BACKOFF);
+                true
+            }
+            Some(_) => false,
         }
     }
+}
 
-    async fn emit_summaries(&self, recorder: &Recorder, compliance: &compliance::ComplianceIndex) {
-        let period = recorder.take_period();
-        let start = period.start.unwrap_or_else(Utc::now);
-        let end = Utc::now();
-        let (Ok(s1), Ok(s2), Ok(s3)) = (self.seq.next(), self.seq.next(), self.seq.next()) else {
-            tracing::error!("sequence counter unavailable");
-            return;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_bus_is_asked_about_after_an_interval_then_with_back_off() {
+        let mut lost = LostBus {
+            first_after: Duration::from_secs(5),
+            next_after: Duration::from_secs(5),
         };
-        let now = Utc::now();
-        self.emit(Telemetry::Slo(SloSummary {
-            v: SCHEMA_VERSION,
-            node_id: self.node.clone(),
-            seq: s1,
-            sent_at: now,
-            period_start: start,
-            period_end: end,
-            counts: period.slo_counts(),
-        }))
-        .await;
-        self.emit(Telemetry::Usage(UsageReport {
-            v: SCHEMA_VERSION,
-            node_id: self.node.clone(),
-            seq: s2,
-            sent_at: now,
-            period_start: start,
-            period_end: end,
-            decisions: period.decisions(),
-            dig_files: period.dig_files,
-            storage_bytes: period.storage_bytes,
-            snapshot_exports: period.snapshot_exports,
-        }))
-        .await;
-        compliance.append(
-            self.node.as_str(),
-            "enforcement_summary",
-            serde_json::json!({
-                "period_start": start, "period_end": end, "allow": period.allow,
-                "deny": period.deny, "throttle": period.throttle, "isolate": period.isolate,
-            }),
-        );
-        self.emit(Telemetry::Events(EnforcementSummary {
-            v: SCHEMA_VERSION,
-            node_id: self.node.clone(),
-            seq: s3,
-            sent_at: now,
-            period_start: start,
-            period_end: end,
-            allow: period.allow,
-            deny: period.deny,
-            throttle: period.throttle,
-            isolate: period.isolate,
-        }))
-        .await;
+        let s = Duration::from_secs;
+        assert!(!lost.ask_controller(None));
+        assert!(!lost.ask_controller(Some(s(4))));
+        assert!(lost.ask_controller(Some(s(5))));
+        // Not again until the back-off (twice as long) has passed.
+        assert!(!lost.ask_controller(Some(s(7))));
+        assert!(lost.ask_controller(Some(s(10))));
+        assert!(!lost.ask_controller(Some(s(19))));
+        assert!(lost.ask_controller(Some(s(20))));
+        // Reconnected: the next loss is asked about after an interval again.
+        assert!(!lost.ask_controller(None));
+        assert!(lost.ask_controller(Some(s(5))));
+        // The back-off is bounded.
+        let mut long = LostBus {
+            first_after: s(5),
+            next_after: s(10_000),
+        };
+        assert!(long.ask_controller(Some(s(10_000))));
+        assert_eq!(long.next_after, s(10_300));
     }
 }

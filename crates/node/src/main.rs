@@ -6,7 +6,7 @@ use ritma_node::{Args, Daemon, NodeConfig};
 async fn main() -> anyhow::Result<()> {
     // The daemon keeps its recent warnings for a bundle asked for over the bus.
     ritma_runtime::init_logging_with_tap(
-        "info",
+        ritma_node::DEFAULT_LOG_FILTER,
         Some(std::sync::Arc::new(ritma_node::diagnose::log_tap)),
     );
     let args = Args::parse();

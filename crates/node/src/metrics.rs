@@ -69,7 +69,7 @@ fn registry() -> (Registry, NodeMetrics) {
 pub async fn serve(
     addr: SocketAddr,
     spool: Arc<SpoolGauge>,
-    nats: async_nats::Client,
+    bus: tokio::sync::watch::Receiver<async_nats::Client>,
     jwt: SharedJwt,
     shutdown: CancellationToken,
 ) {
@@ -95,7 +95,7 @@ pub async fn serve(
             m.sent.inc_by(sent.saturating_sub(sent_before));
             sent_before = sent.max(sent_before);
             m.bus_connected.set(i64::from(matches!(
-                nats.connection_state(),
+                bus.borrow().connection_state(),
                 async_nats::connection::State::Connected
             )));
             let exp = ritma_bus::jwt::decode_verified(&jwt.get())

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use ritma_protocol::NodeSubject;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::spool::{Spool, SpoolEntry};
@@ -64,6 +64,21 @@ impl Pace {
 }
 const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Why a window was not (wholly) sent; what was acked before is committed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("not connected to the bus")]
+    NotConnected,
+    #[error("spool: {0}")]
+    Spool(#[from] std::io::Error),
+    #[error("publish timed out")]
+    PublishTimedOut,
+    #[error("publish: {0}")]
+    Publish(#[from] async_nats::jetstream::context::PublishError),
+    #[error("no ack from JetStream")]
+    NoAck,
+}
+
 /// Spool figures the heartbeat reports.
 #[derive(Default)]
 pub struct SpoolGauge {
@@ -74,7 +89,8 @@ pub struct SpoolGauge {
 
 pub struct Sender {
     pub spool: Spool,
-    pub js: jetstream::Context,
+    /// The bus client in use (replaced when the bus moves).
+    pub bus: watch::Receiver<async_nats::Client>,
     pub scope: NodeSubject,
     pub rx: mpsc::Receiver<SpoolEntry>,
     pub gauge: Arc<SpoolGauge>,
@@ -84,14 +100,14 @@ pub struct Sender {
 impl Sender {
     pub fn new(
         spool: Spool,
-        js: jetstream::Context,
+        bus: watch::Receiver<async_nats::Client>,
         scope: NodeSubject,
         rx: mpsc::Receiver<SpoolEntry>,
         gauge: Arc<SpoolGauge>,
     ) -> Self {
         Self {
             spool,
-            js,
+            bus,
             scope,
             rx,
             gauge,
@@ -117,29 +133,27 @@ impl Sender {
     }
 
     /// Publish one window from the head of the spool; returns how many were acked.
-    async fn send_window(&mut self, paced: bool) -> Result<usize, String> {
+    async fn send_window(&mut self, paced: bool) -> Result<usize, SendError> {
         // While disconnected the client would buffer publishes and send them
         // after reconnecting, behind the spool's back (a message the full
         // spool then drops and counts would still arrive): send nothing then.
+        let js = jetstream::new(self.bus.borrow().clone());
         if !matches!(
-            self.js.client().connection_state(),
+            js.client().connection_state(),
             async_nats::connection::State::Connected
         ) {
-            return Err("not connected to the bus".into());
+            return Err(SendError::NotConnected);
         }
-        let entries = self.spool.peek(WINDOW).map_err(|e| e.to_string())?;
+        let entries = self.spool.peek(WINDOW)?;
         if paced {
             self.pace.take(entries.len()).await;
         }
         let mut pending = Vec::with_capacity(entries.len());
         for entry in &entries {
-            let publish = self
-                .js
-                .publish(self.scope.telemetry(entry.kind), entry.body.clone().into());
+            let publish = js.publish(self.scope.telemetry(entry.kind), entry.body.clone().into());
             let ack = tokio::time::timeout(ACK_TIMEOUT, publish)
                 .await
-                .map_err(|_| "publish timed out".to_string())?
-                .map_err(|e| e.to_string())?;
+                .map_err(|_| SendError::PublishTimedOut)??;
             pending.push(ack);
         }
         let mut acked = 0;
@@ -148,11 +162,11 @@ impl Sender {
                 Ok(Ok(_)) => acked += 1,
                 Ok(Err(e)) => {
                     self.commit(acked)?;
-                    return Err(e.to_string());
+                    return Err(e.into());
                 }
                 Err(_) => {
                     self.commit(acked)?;
-                    return Err("no ack from JetStream".into());
+                    return Err(SendError::NoAck);
                 }
             }
         }
@@ -160,8 +174,8 @@ impl Sender {
         Ok(acked)
     }
 
-    fn commit(&mut self, n: usize) -> Result<(), String> {
-        self.spool.commit(n as u64).map_err(|e| e.to_string())?;
+    fn commit(&mut self, n: usize) -> Result<(), SendError> {
+        self.spool.commit(n as u64)?;
         self.gauge.sent.fetch_add(n as u64, Ordering::Relaxed);
         self.update_gauge();
         Ok(())
@@ -174,6 +188,7 @@ impl Sender {
         // faster than the backoff used to restart the sleep for ever, so a busy
         // daemon never retried after a long bus outage (found by the fault tests).
         let mut next_retry = tokio::time::Instant::now();
+        let mut bus_gone = false;
         self.update_gauge();
         loop {
             // Take everything queued in memory first, so the spool holds it.
@@ -196,6 +211,12 @@ impl Sender {
                     Some(e) => self.accept(e),
                     None => break,
                 },
+                // A new client (the bus moved): retry soon, not after the back-off.
+                changed = self.bus.changed(), if failures > 0 && !bus_gone => {
+                    bus_gone = changed.is_err();
+                    failures = 1;
+                    next_retry = tokio::time::Instant::now() + backoff(failures);
+                }
                 _ = tokio::time::sleep_until(next_retry), if failures > 0 => {
                     match self.send_window(true).await {
                         Ok(_) => {
