@@ -53,6 +53,7 @@ status=0
 if [ "${RITMA_E2E_BENCH:-0}" = 1 ]; then
   # the live-path benchmark instead of the tests (app/scripts/bench-live.sh)
   RITMA_STACK_FILE="$DATA/stack.json" RITMA_CLI_BIN="$BIN/ritma" node "$APP/e2e/bench-live.mjs" || status=$?
+  [ "$status" = 0 ] && { RITMA_STACK_FILE="$DATA/stack.json" node "$APP/e2e/bench-load.mjs" || status=$?; }
 else
   RITMA_STACK_FILE="$DATA/stack.json" npm --prefix "$APP/e2e" test || status=$?
 fi

@@ -223,9 +223,41 @@ impl TestStack {
         &self,
         tune: &impl Fn(&mut Config),
     ) -> anyhow::Result<RunningController> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        self.start_controller_on(listener, tune).await
+    }
+
+    /// Stop the controller gracefully; returns the address it listened on.
+    pub async fn stop_controller(&mut self) -> String {
+        let addr = self.api_url().trim_start_matches("http://").to_owned();
+        if let Some(running) = self.controller.take() {
+            running.stop().await;
+        }
+        addr
+    }
+
+    /// Start the controller on `addr` (where it listened before), with the
+    /// stack's current settings (e.g. the bus's new URL).
+    pub async fn start_controller_at(&mut self, addr: &str) -> anyhow::Result<()> {
+        let mut bound = tokio::net::TcpListener::bind(addr).await;
+        for _ in 0..50 {
+            if bound.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            bound = tokio::net::TcpListener::bind(addr).await;
+        }
+        self.controller = Some(self.start_controller_on(bound?, &|_| {}).await?);
+        Ok(())
+    }
+
+    async fn start_controller_on(
+        &self,
+        listener: tokio::net::TcpListener,
+        tune: &impl Fn(&mut Config),
+    ) -> anyhow::Result<RunningController> {
         let mut config = self.config();
         tune(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let api_url = format!("http://{}", listener.local_addr()?);
         let controller = Controller::build(config).await?;
         let shutdown = CancellationToken::new();
@@ -461,39 +493,52 @@ impl TestStack {
 }
 
 /// The `ritma` binary of this build (`ritma controller` runs the controller
-/// exactly as deployed). Built once per test process with the same cargo and
-/// target folder as the tests, so it is never stale.
+/// exactly as deployed).
 pub fn ritma_binary() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        // <target>/<profile>/deps/<test binary>
-        let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("target folder").to_path_buf();
-        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root")
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(&workspace)
-            .args(["build", "--quiet", "-p", "ritma-cli", "--bin", "ritma"])
-            .arg("--target-dir")
-            .arg(&target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building the ritma binary failed");
-        let bin = profile_dir.join("ritma");
-        assert!(bin.exists(), "{} missing after the build", bin.display());
-        bin
-    })
-    .clone()
+    workspace_binary(&["ritma-cli"], "ritma")
+}
+
+/// A binary of this workspace, built once per test process with the same
+/// cargo, profile and target folder as the tests, so it is never stale.
+/// `packages` are selected for the build (selecting the tests' own package
+/// too gives dependencies the test build's features, reusing its artifacts).
+pub fn workspace_binary(packages: &[&str], bin: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<BTreeMap<String, PathBuf>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(bin) {
+        return path.clone();
+    }
+    // <target>/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
+    let target_dir = profile_dir.parent().expect("target folder").to_path_buf();
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(&workspace).args(["build", "--quiet"]);
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    cmd.args(["--bin", bin])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building the {bin} binary failed");
+    let path = profile_dir.join(bin);
+    assert!(path.exists(), "{} missing after the build", path.display());
+    built.insert(bin.to_owned(), path.clone());
+    path
 }
 
 /// The controller as a real child process (`ritma controller`), so a test can

@@ -73,49 +73,9 @@ impl RoundRobinProxy {
     }
 }
 
-/// The `ritma-console` binary of this build (built once per test process,
-/// like [`crate::ritma_binary`]).
+/// The `ritma-console` binary of this build.
 pub fn console_binary() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("target folder").to_path_buf();
-        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root")
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(&workspace)
-            // With the tests' package selected too, dependencies get the
-            // same features as in the test build, whose artifacts it reuses.
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "ritma-tests",
-                "-p",
-                "ritma-console",
-                "--bin",
-                "ritma-console",
-            ])
-            .arg("--target-dir")
-            .arg(&target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building the ritma-console binary failed");
-        let bin = profile_dir.join("ritma-console");
-        assert!(bin.exists(), "{} missing after the build", bin.display());
-        bin
-    })
-    .clone()
+    crate::workspace_binary(&["ritma-tests", "ritma-console"], "ritma-console")
 }
 
 /// What a console process is started with.

@@ -12,6 +12,7 @@ mod daemon;
 mod ingest;
 mod latency;
 mod offline;
+mod pages;
 mod stack;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ enum Command {
     Offline(offline::Args),
     /// Alerting: SIGKILL → webhook latency, and rule evaluation at 100,000 nodes.
     Alerts(alerts::Args),
+    /// The console's pages (server response) at 100,000 nodes.
+    Pages(pages::Args),
     /// Run the controller (used by the benchmarks themselves).
     #[command(hide = true)]
     Controller,
@@ -81,6 +84,7 @@ fn main() -> anyhow::Result<()> {
             Command::Daemon(a) => ("daemon", daemon::run(a).await?),
             Command::Offline(a) => ("offline", offline::run(a).await?),
             Command::Alerts(a) => ("alerts", alerts::run(a).await?),
+            Command::Pages(a) => ("pages", pages::run(a).await?),
             Command::Controller => unreachable!("handled above"),
         };
         write_result(&cli.out, name, result).await
@@ -163,13 +167,14 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// p50/p99/p999/max of a sample (milliseconds in, milliseconds out).
+/// p50/p95/p99/p999/max of a sample (milliseconds in, milliseconds out).
 pub fn summary_ms(mut v: Vec<f64>) -> Value {
     v.sort_by(f64::total_cmp);
     let r = |x: f64| (x * 100.0).round() / 100.0;
     json!({
         "n": v.len(),
         "p50_ms": r(percentile(&v, 50.0)),
+        "p95_ms": r(percentile(&v, 95.0)),
         "p99_ms": r(percentile(&v, 99.0)),
         "p999_ms": r(percentile(&v, 99.9)),
         "max_ms": r(v.last().copied().unwrap_or(f64::NAN)),

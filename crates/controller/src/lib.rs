@@ -336,22 +336,34 @@ impl Controller {
                 .run(shutdown.clone()),
             );
         }
-        tasks.spawn(tasks::flapping::run(
-            self.state.pool.clone(),
-            self.config.flap_policy(),
+        tasks.spawn(tasks::periodic::every(
+            "flapping",
             Duration::from_secs(1),
-            self.outbox_wake.clone(),
             shutdown.clone(),
+            tasks::flapping::FlappingSettler {
+                pool: self.state.pool.clone(),
+                policy: self.config.flap_policy(),
+                wake: self.outbox_wake.clone(),
+            },
         ));
-        tasks.spawn(metrics::sample_consumer(
-            self.js.clone(),
-            self.state.metrics.clone(),
+        tasks.spawn(tasks::periodic::every(
+            "consumer metrics",
+            metrics::CONSUMER_SAMPLE_EVERY,
             shutdown.clone(),
+            metrics::ConsumerSampler {
+                js: self.js.clone(),
+                metrics: self.state.metrics.clone(),
+                consumer: None,
+            },
         ));
-        tasks.spawn(metrics::sample_backlogs(
-            self.state.pool.clone(),
-            self.state.metrics.clone(),
+        tasks.spawn(tasks::periodic::every(
+            "outbox backlog metrics",
+            metrics::BACKLOG_SAMPLE_EVERY,
             shutdown.clone(),
+            metrics::BacklogSampler {
+                pool: self.state.pool.clone(),
+                metrics: self.state.metrics.clone(),
+            },
         ));
         if let Some(addr) = self.config.metrics_listen {
             let listener = TcpListener::bind(addr)
@@ -363,11 +375,13 @@ impl Controller {
             };
             tasks.spawn(exposition.serve(listener, shutdown.clone()));
         }
-        tasks.spawn(
+        tasks.spawn(tasks::periodic::every(
+            "fleet",
+            Duration::from_millis(self.config.fleet_reconcile_ms.max(50)),
+            shutdown.clone(),
             tasks::fleet::FleetReconciler {
                 pool: self.state.pool.clone(),
                 fleet: self.state.fleet.clone(),
-                every: Duration::from_millis(self.config.fleet_reconcile_ms.max(50)),
                 retention: ritma_db::telemetry::Retention {
                     raw_days: self.config.telemetry_raw_days.max(1),
                     rollup_days: self.config.telemetry_rollup_days.max(1),
@@ -375,9 +389,10 @@ impl Controller {
                     status_history_days: self.config.status_history_retention_days.max(1),
                 },
                 wake: self.outbox_wake.clone(),
-            }
-            .run(shutdown.clone()),
-        );
+                last_sync: None,
+                last_prune: None,
+            },
+        ));
         tasks.spawn(tasks::budget::flush(
             self.state.pool.clone(),
             self.state.budgets.clone(),
@@ -426,7 +441,8 @@ impl Controller {
         .await?;
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
-        let _ = self.state.nats.flush().await;
+        // Bounded: a client cut off from the bus would wait for it for ever.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.state.nats.flush()).await;
         tracing::info!("controller stopped");
         Ok(())
     }

@@ -28,7 +28,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
-use tokio_util::sync::CancellationToken;
 
 /// How often the JetStream consumer's state is sampled.
 pub const CONSUMER_SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -347,26 +346,25 @@ pub async fn track_requests(
     resp
 }
 
-/// Sample the ingest consumer's pending and ack-pending counts until `shutdown`.
-pub async fn sample_consumer(
-    js: jetstream::Context,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(CONSUMER_SAMPLE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut consumer = None;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+/// Samples the ingest consumer's pending, ack-pending and redelivered counts.
+pub struct ConsumerSampler {
+    pub js: jetstream::Context,
+    pub metrics: Arc<Metrics>,
+    pub consumer: Option<(
+        jetstream::stream::Stream<()>,
+        jetstream::consumer::PullConsumer,
+    )>,
+}
+
+impl crate::tasks::periodic::Pass for ConsumerSampler {
+    async fn pass(&mut self) {
+        if self.consumer.is_none() {
+            self.consumer = ritma_bus::streams::ingest_consumer(&self.js).await.ok();
         }
-        if consumer.is_none() {
-            consumer = ritma_bus::streams::ingest_consumer(&js).await.ok();
-        }
-        let Some((_, handle)) = consumer.as_mut() else {
-            continue;
+        let Some((_, handle)) = self.consumer.as_mut() else {
+            return;
         };
+        let metrics = &self.metrics;
         match handle.info().await {
             Ok(info) => {
                 metrics
@@ -381,7 +379,7 @@ pub async fn sample_consumer(
             }
             Err(e) => {
                 tracing::debug!(error = %e, "consumer info unreadable; looked up again");
-                consumer = None;
+                self.consumer = None;
             }
         }
     }
@@ -390,20 +388,15 @@ pub async fn sample_consumer(
 /// How often the outbox backlogs are sampled.
 pub const BACKLOG_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
-/// Sample the rows waiting in each outbox until `shutdown`.
-pub async fn sample_backlogs(
-    pool: sqlx::PgPool,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(BACKLOG_SAMPLE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match ritma_db::outbox::outbox_backlogs(&pool).await {
+/// Samples the rows waiting in each outbox.
+pub struct BacklogSampler {
+    pub pool: sqlx::PgPool,
+    pub metrics: Arc<Metrics>,
+}
+
+impl crate::tasks::periodic::Pass for BacklogSampler {
+    async fn pass(&mut self) {
+        match ritma_db::outbox::outbox_backlogs(&self.pool).await {
             Ok(b) => {
                 for (outbox, rows) in [
                     ("state_changes", b.state_changes),
@@ -411,7 +404,7 @@ pub async fn sample_backlogs(
                     ("alert_inbox", b.alert_inbox),
                     ("alert_deliveries", b.alert_deliveries),
                 ] {
-                    metrics
+                    self.metrics
                         .outbox_backlog
                         .get_or_create(&OutboxLabel {
                             outbox: outbox.into(),

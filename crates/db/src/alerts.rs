@@ -552,27 +552,12 @@ pub async fn alerts_seed_status(
     .rows_affected())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct InboxRow {
-    pub id: i64,
-    pub org_id: String,
-    pub tenant_id: String,
-    pub node_id: String,
-    pub payload: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-}
-
+/// Lock the oldest rows of the alert evaluator's inbox.
 pub async fn inbox_lock_batch(
     tx: &mut Transaction<'_, Postgres>,
     limit: i64,
-) -> Result<Vec<InboxRow>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT id, org_id, tenant_id, node_id, payload, created_at FROM alert_inbox
-         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(limit)
-    .fetch_all(tx.as_mut())
-    .await?)
+) -> Result<Vec<crate::outbox::OutboxRow>, DbError> {
+    crate::outbox::state_queue_lock_batch(tx, crate::outbox::StateQueue::AlertInbox, limit).await
 }
 
 pub async fn inbox_delete(tx: &mut Transaction<'_, Postgres>, ids: &[i64]) -> Result<(), DbError> {

@@ -158,18 +158,46 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Lock the oldest unpublished rows (skipping rows another controller holds).
+/// The two queues of state changes: the outbox (to publish on the bus),
+/// then the alert evaluator's inbox. Their rows have the same shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateQueue {
+    Outbox,
+    AlertInbox,
+}
+
+impl StateQueue {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Outbox => "state_outbox",
+            Self::AlertInbox => "alert_inbox",
+        }
+    }
+}
+
+/// Lock the oldest rows of `queue` (skipping rows another controller holds).
+pub async fn state_queue_lock_batch(
+    tx: &mut Transaction<'_, Postgres>,
+    queue: StateQueue,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, DbError> {
+    let sql = format!(
+        "SELECT id, org_id, tenant_id, node_id, payload, created_at FROM {}
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        queue.table()
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(limit)
+        .fetch_all(tx.as_mut())
+        .await?)
+}
+
+/// Lock the oldest unpublished rows.
 pub async fn outbox_lock_batch(
     tx: &mut Transaction<'_, Postgres>,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT id, org_id, tenant_id, node_id, payload, created_at FROM state_outbox
-         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(limit)
-    .fetch_all(tx.as_mut())
-    .await?)
+    state_queue_lock_batch(tx, StateQueue::Outbox, limit).await
 }
 
 /// Delete published rows; those of orgs with alert rules move to the alert

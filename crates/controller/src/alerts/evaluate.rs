@@ -195,10 +195,8 @@ impl Evaluator {
     async fn control_plane(
         &self,
         consumer: &mut Option<crate::tasks::reconciler::IngestConsumer>,
-    ) -> Result<(), String> {
-        let rules = store::rules_watching(&self.pool, &CONTROL_PLANE)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<(), ControlPlaneError> {
+        let rules = store::rules_watching(&self.pool, &CONTROL_PLANE).await?;
         if rules.is_empty() {
             return Ok(());
         }
@@ -209,9 +207,7 @@ impl Evaluator {
             let (value, what) = match AlertEvent::parse(&rule.event) {
                 Some(AlertEvent::IngestLag) => {
                     if lag.is_none() {
-                        let mark = crate::tasks::reconciler::watermark(&self.js, consumer)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                        let mark = crate::tasks::reconciler::watermark(&self.js, consumer).await?;
                         lag = Some((Utc::now() - mark).num_seconds().max(0));
                     }
                     (lag.unwrap_or(0), "s ingest lag")
@@ -219,9 +215,7 @@ impl Evaluator {
                 Some(AlertEvent::DeadLetterSpike) => {
                     if dead.is_none() {
                         dead = Some(
-                            store::dead_letters_recent(&self.pool, DEAD_LETTER_WINDOW_SECS)
-                                .await
-                                .map_err(|e| e.to_string())?,
+                            store::dead_letters_recent(&self.pool, DEAD_LETTER_WINDOW_SECS).await?,
                         );
                     }
                     (dead.unwrap_or(0), " dead letters in 5 min")
@@ -230,31 +224,34 @@ impl Evaluator {
             };
             let firing = value > threshold;
             let detail = format!("{value}{what} (threshold {threshold})");
-            let open = store::alert_is_open(&self.pool, rule.id, "")
-                .await
-                .map_err(|e| e.to_string())?;
+            let open = store::alert_is_open(&self.pool, rule.id, "").await?;
             if firing == open {
                 continue;
             }
-            let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
+            let mut tx = self.pool.begin().await?;
             if firing {
-                store::alert_open(&mut tx, &rule, "", None, None, &detail, Utc::now())
-                    .await
-                    .map_err(|e| e.to_string())?;
-            } else if let Some(r) = store::alert_close(&mut tx, rule.id, "", &detail)
-                .await
-                .map_err(|e| e.to_string())?
+                store::alert_open(&mut tx, &rule, "", None, None, &detail, Utc::now()).await?;
+            } else if let Some(r) = store::alert_close(&mut tx, rule.id, "", &detail).await?
                 && r.was_notified
             {
-                notify_resolved(&mut tx, &[r.id])
-                    .await
-                    .map_err(|e| e.to_string())?;
+                notify_resolved(&mut tx, &[r.id]).await?;
                 self.deliver.notify_one();
             }
-            tx.commit().await.map_err(|e| e.to_string())?;
+            tx.commit().await?;
         }
         Ok(())
     }
+}
+
+/// Why the control plane's conditions were not evaluated this round.
+#[derive(Debug, thiserror::Error)]
+enum ControlPlaneError {
+    #[error("database: {0}")]
+    Database(#[from] DbError),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("ingest watermark: {0}")]
+    Bus(#[from] ritma_bus::BusError),
 }
 
 /// Every `key: value` of the rule's selector is among the node's labels.

@@ -286,37 +286,42 @@ pub fn subject_keys(subject: &str) -> (&str, &str) {
 
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 
-/// Write the counters to `org_ingest_counters` every few seconds (and at shutdown).
-pub async fn flush(pool: PgPool, budgets: Arc<Budgets>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let stop = tokio::select! {
-            _ = shutdown.cancelled() => true,
-            _ = tick.tick() => false,
-        };
-        let counters = budgets.take_unflushed();
-        if !counters.is_empty() {
-            let rows: Vec<ritma_db::ingest::OrgIngestCounts> = counters
-                .iter()
-                .map(|(org, c)| ritma_db::ingest::OrgIngestCounts {
-                    org_id: org.clone(),
-                    accepted: c.accepted,
-                    throttled_node: c.throttled_node,
-                    throttled_org: c.throttled_org,
-                    dead_letters_kept: c.dead_letters_kept,
-                    dead_letters_dropped: c.dead_letters_dropped,
-                })
-                .collect();
-            if let Err(e) = ritma_db::ingest::org_counters_add(&pool, &rows).await {
-                tracing::warn!(error = %e, "ingest counters not written; kept for the next try");
-                budgets.restore(counters);
-            }
-        }
-        if stop {
+/// Writes the per-org ingest counters kept in memory; what could not be
+/// written is kept for the next pass.
+pub struct CounterFlush {
+    pub pool: PgPool,
+    pub budgets: Arc<Budgets>,
+}
+
+impl super::periodic::Pass for CounterFlush {
+    async fn pass(&mut self) {
+        let counters = self.budgets.take_unflushed();
+        if counters.is_empty() {
             return;
         }
+        let rows: Vec<ritma_db::ingest::OrgIngestCounts> = counters
+            .iter()
+            .map(|(org, c)| ritma_db::ingest::OrgIngestCounts {
+                org_id: org.clone(),
+                accepted: c.accepted,
+                throttled_node: c.throttled_node,
+                throttled_org: c.throttled_org,
+                dead_letters_kept: c.dead_letters_kept,
+                dead_letters_dropped: c.dead_letters_dropped,
+            })
+            .collect();
+        if let Err(e) = ritma_db::ingest::org_counters_add(&self.pool, &rows).await {
+            tracing::warn!(error = %e, "ingest counters not written; kept for the next try");
+            self.budgets.restore(counters);
+        }
     }
+}
+
+/// Flush every [`FLUSH_EVERY`] until `shutdown`, then once more.
+pub async fn flush(pool: PgPool, budgets: Arc<Budgets>, shutdown: CancellationToken) {
+    let mut task = CounterFlush { pool, budgets };
+    super::periodic::every("ingest counters", FLUSH_EVERY, shutdown, &mut task).await;
+    super::periodic::Pass::pass(&mut task).await;
 }
 
 #[cfg(test)]

@@ -2,35 +2,31 @@
 //! for the flapping window (one transition each; see `ritma_db::flapping`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ritma_db::flapping::{FlapPolicy, SETTLE_BATCH, flapping_settle};
 use sqlx::PgPool;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
-pub async fn run(
-    pool: PgPool,
-    policy: FlapPolicy,
-    every: Duration,
-    wake: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+use super::periodic::Pass;
+
+/// Settles, each pass, every node steady for the flapping window.
+pub struct FlappingSettler {
+    pub pool: PgPool,
+    pub policy: FlapPolicy,
+    /// Woken when transitions were written (the state-change publisher).
+    pub wake: Arc<Notify>,
+}
+
+impl Pass for FlappingSettler {
+    async fn pass(&mut self) {
         loop {
-            match flapping_settle(&pool, policy).await {
+            match flapping_settle(&self.pool, self.policy).await {
                 Ok(t) if !t.is_empty() => {
                     for x in t.iter().take(100) {
                         tracing::info!(node = %x.node_id, to = %x.to, "steady again after flapping");
                     }
-                    wake.notify_one();
-                    if (t.len() as i64) < SETTLE_BATCH || shutdown.is_cancelled() {
+                    self.wake.notify_one();
+                    if (t.len() as i64) < SETTLE_BATCH {
                         break;
                     }
                 }

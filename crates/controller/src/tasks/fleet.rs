@@ -9,8 +9,8 @@ use ritma_db::keys::{self, KeyUpsert};
 use ritma_db::telemetry::{self, Retention};
 use sqlx::PgPool;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
+use super::periodic::Pass;
 use crate::fleet::Fleet;
 
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -18,46 +18,48 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 pub struct FleetReconciler {
     pub pool: PgPool,
     pub fleet: Arc<Fleet>,
-    pub every: Duration,
     pub retention: Retention,
     pub wake: Arc<Notify>,
+    pub last_sync: Option<Instant>,
+    pub last_prune: Option<Instant>,
+}
+
+impl Pass for FleetReconciler {
+    async fn pass(&mut self) {
+        self.drift().await;
+        self.expire_keys().await;
+        if self.fleet.cloud.is_some()
+            && self
+                .last_sync
+                .is_none_or(|t| t.elapsed() >= self.fleet.cloud_sync_every)
+        {
+            self.last_sync = Some(Instant::now());
+            self.cloud_sync().await;
+        }
+        if self
+            .last_prune
+            .is_none_or(|t| t.elapsed() >= RETENTION_EVERY)
+        {
+            self.last_prune = Some(Instant::now());
+            self.prune().await;
+        }
+    }
 }
 
 impl FleetReconciler {
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_sync: Option<Instant> = None;
-        let mut last_prune: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            self.drift().await;
-            self.expire_keys().await;
-            if self.fleet.cloud.is_some()
-                && last_sync.is_none_or(|t| t.elapsed() >= self.fleet.cloud_sync_every)
-            {
-                last_sync = Some(Instant::now());
-                self.cloud_sync().await;
-            }
-            if last_prune.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
-                last_prune = Some(Instant::now());
-                match telemetry::telemetry_prune(&self.pool, self.retention).await {
-                    Ok(n) if n > 0 => tracing::info!(rows = n, "telemetry past retention deleted"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "telemetry retention failed"),
-                }
-                match telemetry::history_prune(&self.pool, self.retention).await {
-                    Ok(n) if n > 0 => tracing::info!(
-                        rows = n,
-                        "dead letters, status history and ingest counters past retention deleted"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "history retention failed"),
-                }
-            }
+    async fn prune(&self) {
+        match telemetry::telemetry_prune(&self.pool, self.retention).await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "telemetry past retention deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "telemetry retention failed"),
+        }
+        match telemetry::history_prune(&self.pool, self.retention).await {
+            Ok(n) if n > 0 => tracing::info!(
+                rows = n,
+                "dead letters, status history and ingest counters past retention deleted"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "history retention failed"),
         }
     }
 

@@ -31,6 +31,17 @@ use tokio_util::sync::CancellationToken;
 use super::backoff;
 use super::budget::{Budgets, subject_keys};
 
+/// Why a batch was not committed and acked (it is nakked and redelivered).
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error("a delivered message has no JetStream ack subject")]
+    NoAckSubject,
+    #[error("database: {0}")]
+    Database(#[from] ritma_db::DbError),
+    #[error("dead-letter stream: {0}")]
+    DeadLetter(#[from] async_nats::jetstream::context::PublishError),
+}
+
 /// Counters shared with `/readyz` and the metrics endpoint.
 #[derive(Default)]
 pub struct IngestStats {
@@ -412,7 +423,7 @@ impl IngestWorker {
         }
     }
 
-    async fn process(&self, messages: &[jetstream::Message]) -> Result<(), String> {
+    async fn process(&self, messages: &[jetstream::Message]) -> Result<(), BatchError> {
         // Budgets first, before any decoding: a message over its node's or
         // org's budget costs only this lookup and its ack. The lock is held
         // for the lookups only, not for the decoding (workers decode in
@@ -425,7 +436,7 @@ impl IngestWorker {
                     .reply
                     .as_deref()
                     .and_then(ack_sequence_and_time)
-                    .ok_or("a delivered message has no JetStream ack subject")?;
+                    .ok_or(BatchError::NoAckSubject)?;
                 let (org, node) = subject_keys(m.subject.as_str());
                 if gate.admit(org, node) {
                     admitted.push((m, seq, at));
@@ -454,9 +465,7 @@ impl IngestWorker {
             messages,
             budgets: &self.budgets,
         };
-        let outcome = ingest_commit(&self.pool, batch, self.policy, &self.admitted, &sink)
-            .await
-            .map_err(|e| e.to_string())?;
+        let outcome = ingest_commit(&self.pool, batch, self.policy, &self.admitted, &sink).await?;
         if !outcome.transitions.is_empty() {
             self.outbox_wake.notify_one();
         }
@@ -502,13 +511,12 @@ impl IngestWorker {
                     headers,
                     dl.content.body.clone().into(),
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             acks.push(ack);
             tracing::debug!(reason = %dl.reason, subject = %dl.subject, detail = %dl.detail, "dead letter");
         }
         for ack in acks {
-            ack.await.map_err(|e| e.to_string())?;
+            ack.await?;
         }
         for m in messages {
             if let Err(e) = m.ack().await {

@@ -1,6 +1,7 @@
 //! Background tasks: ingest workers, the offline reconciler, offline from
 //! the broker's connection events, flapping, and the state-change publisher.
-//! Each stops when the shutdown token fires.
+//! Each stops when the shutdown token fires; the periodic ones share one
+//! shape ([`periodic::every`]).
 
 pub mod broker_presence;
 pub mod budget;
@@ -8,6 +9,7 @@ pub mod flapping;
 pub mod fleet;
 pub mod ingest;
 pub mod outbox;
+pub mod periodic;
 pub mod reconciler;
 
 use std::time::Duration;
