@@ -32,9 +32,24 @@ fn total(series: &Value, field: &str) -> i64 {
         .sum()
 }
 
+/// Summaries reported now must land in this hour's bucket: wait out the few
+/// seconds around an hour's turn.
+async fn away_from_an_hour_boundary() {
+    use chrono::Timelike;
+    let now = chrono::Utc::now();
+    let secs = now.minute() * 60 + now.second();
+    if secs < 20 || secs > 3600 - 40 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+}
+
 async fn activity(stack: &TestStack, org: &str, query: &str) -> (u16, Value) {
     stack
-        .api(Method::GET, &format!("/api/orgs/{org}/activity{query}"), None)
+        .api(
+            Method::GET,
+            &format!("/api/orgs/{org}/activity{query}"),
+            None,
+        )
         .await
 }
 
@@ -43,6 +58,7 @@ async fn activity_comes_from_the_tenant_rollups_per_range_and_tenant() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("acme").await;
     stack.create_org("globex").await;
+    away_from_an_hour_boundary().await;
     // Two nodes in prod, one in dev, one in another org.
     for (org, tenant, node, allow, deny, decisions) in [
         ("acme", "prod", "p-1", 10, 1, 100),
@@ -64,11 +80,14 @@ async fn activity_comes_from_the_tenant_rollups_per_range_and_tenant() {
         .unwrap()
         .await
         .unwrap();
-        js.publish(format!("{base}.usage"), usage_body(node, 1, decisions).into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        js.publish(
+            format!("{base}.usage"),
+            usage_body(node, 1, decisions).into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     }
 
     let day = stack
@@ -103,19 +122,21 @@ async fn activity_comes_from_the_tenant_rollups_per_range_and_tenant() {
     assert_eq!(prod["tenant_id"], "prod");
     assert_eq!(prod["buckets"].as_array().unwrap().len(), 28);
     assert_eq!(prod["step_secs"], 6 * 3600);
-    assert_eq!((total(&prod, "allow"), total(&prod, "decisions")), (30, 300));
+    assert_eq!(
+        (total(&prod, "allow"), total(&prod, "decisions")),
+        (30, 300)
+    );
 
     // Older rollups land in their day; the 24 h range leaves them out.
-    sqlx::query(
+    for sql in [
         "INSERT INTO usage_hourly (org_id, tenant_id, hour, decisions, dig_files)
-         VALUES ('acme', 'dev', date_trunc('hour', now()) - interval '3 days', 7, 2);
-         INSERT INTO enforcement_tenant_hourly (org_id, tenant_id, hour, deny_count)
+         VALUES ('acme', 'dev', date_trunc('hour', now()) - interval '3 days', 7, 2)",
+        "INSERT INTO enforcement_tenant_hourly (org_id, tenant_id, hour, deny_count)
          VALUES ('acme', 'dev', date_trunc('hour', now()) - interval '3 days', 4),
                 ('acme', 'dev', date_trunc('hour', now()) - interval '60 days', 99)",
-    )
-    .execute(&stack.pool)
-    .await
-    .unwrap();
+    ] {
+        sqlx::query(sql).execute(&stack.pool).await.unwrap();
+    }
     let (_, month) = activity(&stack, "acme", "?range=30d&tenant_id=dev").await;
     let days = month["buckets"].as_array().unwrap();
     assert_eq!(days.len(), 30);
@@ -137,7 +158,9 @@ async fn activity_comes_from_the_tenant_rollups_per_range_and_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activity_refuses_bad_parameters_and_other_orgs() {
-    let stack = TestStack::start().await.unwrap();
+    let stack = TestStack::start_with(|c| c.dev_header_auth = true)
+        .await
+        .unwrap();
     stack.create_org("acme").await;
     stack.create_org("globex").await;
     sqlx::query(
@@ -185,7 +208,11 @@ async fn activity_refuses_bad_parameters_and_other_orgs() {
     let r = as_acme("/api/orgs/acme/activity").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(total(&body, "allow"), 0, "acme sees none of globex's: {body}");
+    assert_eq!(
+        total(&body, "allow"),
+        0,
+        "acme sees none of globex's: {body}"
+    );
     for path in [
         "/api/orgs/globex/activity",
         "/api/orgs/globex/activity?range=30d&tenant_id=prod",

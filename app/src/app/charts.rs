@@ -74,7 +74,10 @@ pub fn ChartFigure(chart: Chart) -> impl IntoView {
 
 /// Links to the chart ranges of the page at `path`, the current one marked.
 #[component]
-pub fn RangeLinks(#[prop(into)] current: Signal<String>, #[prop(into)] path: String) -> impl IntoView {
+pub fn RangeLinks(
+    #[prop(into)] current: Signal<String>,
+    #[prop(into)] path: String,
+) -> impl IntoView {
     view! {
         <nav class="range-links" aria-label="Time range">
             {RANGES.map(|(r, label)| view! {

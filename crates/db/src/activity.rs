@@ -119,14 +119,22 @@ pub async fn activity_series(
         capped("e.throttle", "throttle"),
         capped("e.isolate", "isolate"),
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    // Reads tenants x hours rows: bounded by the range, and in time too, so an
+    // org with very many tenants cannot make one chart hold a connection long.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL statement_timeout = '5s'")
+        .execute(&mut *tx)
+        .await?;
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(org_id)
         .bind(tenant_id)
         .bind(from)
         .bind(to)
         .bind(step_secs as f64)
-        .fetch_all(pool)
-        .await?)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -158,7 +166,10 @@ mod tests {
         assert_eq!((month.len(), month[29]), (30, at("2026-12-08T00:00:00Z")));
         assert_eq!(month[0], at("2026-11-09T00:00:00Z"));
         assert_eq!(Range::Week.hours(), 168);
-        assert_eq!(Range::Week.index(week[0], at("2026-12-02T00:30:00Z")), Some(1));
+        assert_eq!(
+            Range::Week.index(week[0], at("2026-12-02T00:30:00Z")),
+            Some(1)
+        );
         assert_eq!(Range::Week.index(week[0], at("2026-12-01T17:59:00Z")), None);
         assert_eq!(Range::Day.index(day[0], at("2026-12-08T14:00:00Z")), None);
     }

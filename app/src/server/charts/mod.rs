@@ -156,6 +156,9 @@ mod tests {
         );
         assert!(c.svg.contains(r#"id="events-svg""#));
         let empty = describe("X", "y", &buckets, &[], count);
-        assert!(empty.ends_with("Nothing was reported in this range."), "{empty}");
+        assert!(
+            empty.ends_with("Nothing was reported in this range."),
+            "{empty}"
+        );
     }
 }

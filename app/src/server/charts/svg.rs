@@ -200,7 +200,10 @@ mod tests {
             }],
             2,
         ));
-        assert!(svg.starts_with(r#"<svg id="c1" class="chart-svg""#), "{svg}");
+        assert!(
+            svg.starts_with(r#"<svg id="c1" class="chart-svg""#),
+            "{svg}"
+        );
         assert!(svg.contains(r#"role="img" aria-labelledby="c1-title c1-desc""#));
         assert!(svg.contains(r#"<title id="c1-title">Tenant &lt;b&gt;&amp;&quot;x&quot;</title>"#));
         assert!(svg.contains(r#"<desc id="c1-desc">what it shows</desc>"#));

@@ -42,7 +42,10 @@ pub fn usage_charts(u: &UsageSummary) -> Vec<Chart> {
             .map(|d| format!("{}T00:00:00Z", d.format("%Y-%m-%d")))
             .collect(),
         axis: days.iter().map(|d| d.format("%b %d").to_string()).collect(),
-        long: days.iter().map(|d| d.format("%Y-%m-%d").to_string()).collect(),
+        long: days
+            .iter()
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .collect(),
     };
     let scope = format!("per day (UTC) in {}", u.period);
     METRICS

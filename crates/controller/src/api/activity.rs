@@ -113,11 +113,17 @@ mod tests {
         };
         let filled = zero_filled(
             &starts,
-            vec![row("2026-12-07T23:00:00Z", 9), row("2026-12-08T01:00:00Z", 5)],
+            vec![
+                row("2026-12-07T23:00:00Z", 9),
+                row("2026-12-08T01:00:00Z", 5),
+            ],
         );
         assert_eq!(
             filled,
-            vec![row("2026-12-08T00:00:00Z", 0), row("2026-12-08T01:00:00Z", 5)]
+            vec![
+                row("2026-12-08T00:00:00Z", 0),
+                row("2026-12-08T01:00:00Z", 5)
+            ]
         );
     }
 
@@ -127,8 +133,14 @@ mod tests {
             range: Some(range.into()),
             tenant_id: Some(tenant.into()),
         };
-        assert!(matches!(range_of(&q("1y", "")), Err(ApiError::BadRequest(_))));
-        assert!(matches!(tenant_of(&q("7d", "a b/../c")), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            range_of(&q("1y", "")),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            tenant_of(&q("7d", "a b/../c")),
+            Err(ApiError::BadRequest(_))
+        ));
         assert_eq!(tenant_of(&q("7d", "")).ok().flatten(), None);
     }
 }

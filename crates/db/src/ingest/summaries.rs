@@ -550,8 +550,14 @@ mod tests {
         assert!(sql.plain.starts_with(&format!("WITH rolled0 AS ({node}")));
         assert!(sql.plain.contains(&format!("rolled1 AS ({tenant}")));
         // node rollup: 2 keys + 4 counters; tenant rollup: 3 keys + 4 counters
-        assert!(sql.plain.contains("UNNEST($7::text[], $8::text[], $9::timestamptz[]"));
-        assert!(sql.plain.contains("SELECT unnest($14::text[]), unnest($15::bigint[])"));
+        assert!(
+            sql.plain
+                .contains("UNNEST($7::text[], $8::text[], $9::timestamptz[]")
+        );
+        assert!(
+            sql.plain
+                .contains("SELECT unnest($14::text[]), unnest($15::bigint[])")
+        );
         assert!(sql.rollup.starts_with(&format!("WITH rolled0 AS ({node}")));
         assert!(sql.rollup.contains(&format!(") {tenant}")));
     }
