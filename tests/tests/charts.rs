@@ -60,6 +60,7 @@ async fn activity_comes_from_the_tenant_rollups_per_range_and_tenant() {
     stack.create_org("globex").await;
     away_from_an_hour_boundary().await;
     // Two nodes in prod, one in dev, one in another org.
+    let mut buses = Vec::new();
     for (org, tenant, node, allow, deny, decisions) in [
         ("acme", "prod", "p-1", 10, 1, 100),
         ("acme", "prod", "p-2", 20, 2, 200),
@@ -88,6 +89,7 @@ async fn activity_comes_from_the_tenant_rollups_per_range_and_tenant() {
         .unwrap()
         .await
         .unwrap();
+        buses.push((bus, base));
     }
 
     let day = stack
@@ -97,6 +99,23 @@ async fn activity_comes_from_the_tenant_rollups_per_range_and_tenant() {
             (total(&s, "allow") == 35 && total(&s, "decisions") == 350).then_some(s)
         })
         .await;
+    // A redelivered summary (same node and seq, another message id) adds nothing.
+    let (bus, base) = &buses[0];
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "a-different-copy");
+    async_nats::jetstream::new(bus.client.clone())
+        .publish_with_headers(
+            format!("{base}.events"),
+            headers,
+            events_body("p-1", 1, 10, 1, 1).into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, again) = activity(&stack, "acme", "").await;
+    assert_eq!(total(&again, "allow"), 35, "{again}");
     assert_eq!(day["range"], "24h");
     assert_eq!(day["tenant_id"], Value::Null);
     assert_eq!(day["step_secs"], 3600);
