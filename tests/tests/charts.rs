@@ -38,7 +38,7 @@ async fn away_from_an_hour_boundary() {
     use chrono::Timelike;
     let now = chrono::Utc::now();
     let secs = now.minute() * 60 + now.second();
-    if secs < 20 || secs > 3600 - 40 {
+    if !(20..=3600 - 40).contains(&secs) {
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
 }
