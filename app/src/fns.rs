@@ -14,8 +14,10 @@ use crate::model::{
 use leptos::prelude::*;
 
 mod alerts;
+mod charts;
 mod fleet;
 pub use alerts::*;
+pub use charts::*;
 pub use fleet::*;
 
 /// Rows per inventory page.

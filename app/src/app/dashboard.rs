@@ -1,13 +1,17 @@
-//! `/`: the dashboard. Fleet summary cards, the status distribution bar and the live
-//! activity feed.
+//! `/`: the dashboard. Fleet summary cards, the status distribution bar, the activity
+//! charts (`?range=24h|7d|30d&tenant=…`) and the live activity feed.
 
-use super::ui::{ErrorBox, rel_time};
-use crate::fns::get_dashboard;
+use super::charts::{ChartFigure, live_refresh};
+use super::ui::{ErrorBox, fetched, rel_time};
+use crate::fns::{get_activity_charts, get_dashboard};
 use crate::live::{Clock, Live};
+use crate::model::chart::{ActivityCharts, RANGES, range_or_default};
 use crate::model::{Dashboard, LiveEvent, Status};
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::components::Form;
+use leptos_router::hooks::use_query_map;
 use std::time::Duration;
 
 #[component]
@@ -45,7 +49,57 @@ pub fn DashboardPage() -> impl IntoView {
                 Err(e) => Either::Right(view! { <ErrorBox err=e retry=Callback::new(move |_| refresh.update(|n| *n += 1))/> }),
             })}
         </Transition>
+        <ActivityPanel/>
         <LiveFeed/>
+    }
+}
+
+/// Decisions, DIG files and enforcement events over the chosen range and tenant,
+/// re-fetched (throttled) as live events arrive.
+#[component]
+fn ActivityPanel() -> impl IntoView {
+    let query = use_query_map();
+    // As asked (a bad one is refused, not swapped for another), and as shown.
+    let asked = Memo::new(move |_| query.with(|q| q.get("range")).unwrap_or_default());
+    let range = Memo::new(move |_| range_or_default(Some(asked.get().as_str())).to_owned());
+    let tenant = Memo::new(move |_| query.with(|q| q.get("tenant")).unwrap_or_default());
+    let refresh = live_refresh();
+    let data = Resource::new(
+        move || (asked.get(), tenant.get(), refresh.get()),
+        |(range, tenant, _)| get_activity_charts(range, tenant),
+    );
+    view! {
+        <section class="card" aria-labelledby="activity-h" data-testid="activity">
+            <h2 id="activity-h">"Activity"</h2>
+            <Form method="GET" action="/" attr:class="filters" attr:aria-label="Chart range and tenant">
+                <div class="field">
+                    <label for="a-range">"Range"</label>
+                    <select id="a-range" name="range" data-testid="activity-range">
+                        {RANGES.map(|(r, label)| view! {
+                            <option value=r selected=move || range.get() == r>{label}</option>
+                        }).collect_view()}
+                    </select>
+                </div>
+                <div class="field">
+                    <label for="a-tenant">"Tenant"</label>
+                    <input id="a-tenant" name="tenant" placeholder="all tenants" maxlength="63"
+                        data-testid="activity-tenant" prop:value=move || tenant.get()/>
+                </div>
+                <div class="field actions">
+                    <button type="submit" class="primary">"Show"</button>
+                </div>
+            </Form>
+            {fetched(data, |a: ActivityCharts| view! {
+                <p class="muted small" data-testid="activity-scope" data-range=a.range.clone()
+                    data-tenant=a.tenant.clone().unwrap_or_default()>
+                    {RANGES.iter().find(|(r, _)| *r == a.range).map(|(_, l)| format!("Last {l}")).unwrap_or_default()}
+                    " · " {a.tenant.clone().map(|t| format!("tenant {t}")).unwrap_or_else(|| "all tenants".into())}
+                </p>
+                <div class="charts">
+                    {a.charts.into_iter().map(|c| view! { <ChartFigure chart=c/> }).collect_view()}
+                </div>
+            })}
+        </section>
     }
 }
 

@@ -1,15 +1,18 @@
 //! `/nodes/:id`: one node's metadata, host facts, status history and a config snippet
-//! to replicate it, above its fleet-operation panels (`node_ops`).
+//! to replicate it, its enforcement events timeline (`?range=24h|7d|30d`), above its
+//! fleet-operation panels (`node_ops`).
 
+use super::charts::{ChartFigure, RangeLinks, live_refresh};
 use super::node_ops;
-use super::ui::{self, CopyButton, ErrorBox, StatusBadge, rel_time};
-use crate::fns::get_node;
+use super::ui::{self, CopyButton, ErrorBox, StatusBadge, fetched, rel_time};
+use crate::fns::{get_node, get_node_events_chart};
 use crate::live::{Clock, Live};
+use crate::model::chart::range_or_default;
 use crate::model::{NodeDetail, env_template, human_bytes, human_duration};
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn NodeDetailPage() -> impl IntoView {
@@ -40,8 +43,33 @@ pub fn NodeDetailPage() -> impl IntoView {
                 Err(e) => Either::Right(view! { <ErrorBox err=e retry=Callback::new(move |_| refresh.update(|n| *n += 1))/> }),
             })}
         </Transition>
+        {move || view! { <EventsTimeline id=id.get()/> }}
         // Outside the transition: live re-fetches of the node keep forms and dry-run results.
         {move || view! { <node_ops::NodeOps id=id.get() refresh=refresh/> }}
+    }
+}
+
+/// The node's enforcement decisions by type over the chosen range.
+#[component]
+fn EventsTimeline(id: String) -> impl IntoView {
+    let query = use_query_map();
+    // As asked (a bad one is refused, not swapped for another), and as shown.
+    let asked = Memo::new(move |_| query.with(|q| q.get("range")).unwrap_or_default());
+    let range = Memo::new(move |_| range_or_default(Some(asked.get().as_str())).to_owned());
+    let refresh = live_refresh();
+    let path = format!("/nodes/{}", crate::model::url_encode(&id));
+    let data = Resource::new(
+        move || (id.clone(), asked.get(), refresh.get()),
+        |(id, range, _)| get_node_events_chart(id, range),
+    );
+    view! {
+        <section class="card" aria-labelledby="timeline-h" data-testid="events-timeline">
+            <div class="section-head">
+                <h2 id="timeline-h">"Events timeline"</h2>
+                <RangeLinks current=range path=path/>
+            </div>
+            {fetched(data, |c| view! { <ChartFigure chart=c/> })}
+        </section>
     }
 }
 

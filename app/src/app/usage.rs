@@ -1,5 +1,7 @@
-//! `/usage`: metering of a month (`?period=YYYY-MM`) and its cost estimate.
+//! `/usage`: metering of a month (`?period=YYYY-MM`), each metric charted by day, and
+//! its cost estimate.
 
+use super::charts::{ChartFigure, live_refresh};
 use super::ui::{Badge, Stat, fetched, section_or_error};
 use crate::fns::get_usage;
 use crate::model::fleet::{BillingEstimate, TenantBill, UsageMetrics, UsageSummary, UsageView};
@@ -14,7 +16,12 @@ use leptos_router::hooks::use_query_map;
 pub fn UsagePage() -> impl IntoView {
     let query = use_query_map();
     let period = Memo::new(move |_| query.with(|q| q.get("period")).filter(|p| !p.is_empty()));
-    let data = Resource::new(move || period.get(), get_usage);
+    // The month's rollups grow while nodes report: re-fetched (throttled) on live events.
+    let refresh = live_refresh();
+    let data = Resource::new(
+        move || (period.get(), refresh.get()),
+        |(period, _)| get_usage(period),
+    );
     view! {
         <Title text="Usage · Ritma"/>
         <div class="page-head"><h1>"Usage and cost"</h1></div>
@@ -48,6 +55,12 @@ fn UsageBody(v: UsageView) -> impl IntoView {
         <PeriodPicker shown=u.period.clone()/>
         <p class="muted" data-testid="usage-period-shown">"Period " <strong>{u.period.clone()}</strong></p>
         <Totals m=u.totals.clone()/>
+        <section class="card" aria-labelledby="usage-charts-h" data-testid="usage-charts">
+            <h2 id="usage-charts-h">"By day"</h2>
+            <div class="charts">
+                {v.charts.into_iter().map(|c| view! { <ChartFigure chart=c/> }).collect_view()}
+            </div>
+        </section>
         <section class="card" aria-labelledby="billing-h">
             <h2 id="billing-h">"Cost estimate"</h2>
             {section_or_error(v.billing, |b| view! { <Billing b=b/> })}

@@ -431,8 +431,10 @@ pub async fn get_usage(period: Option<String>) -> Result<UsageView, AppError> {
         st.api.get_json(&s.token, &usage_path, &query),
         st.api.get_json(&s.token, &billing_path, &query),
     );
+    let usage = usage?;
     Ok(UsageView {
-        usage: usage?,
+        charts: crate::server::charts::usage::usage_charts(&usage),
+        usage,
         billing,
     })
 }

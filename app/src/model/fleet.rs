@@ -420,6 +420,9 @@ pub struct UsageView {
     pub usage: UsageSummary,
     /// An error here leaves the metering visible.
     pub billing: Result<BillingEstimate, AppError>,
+    /// Each metric by day over the month, drawn by the server.
+    #[serde(default)]
+    pub charts: Vec<super::chart::Chart>,
 }
 
 // ---------------------------------------------------------------- enrollment

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod auth;
+pub mod charts;
 pub mod config;
 mod guard;
 pub mod live;

@@ -3,6 +3,7 @@
 //! time against the migrated schema by the integration tests.
 
 pub mod access;
+pub mod activity;
 pub mod alerts;
 pub mod audit;
 pub mod connectors;

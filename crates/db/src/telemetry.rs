@@ -302,7 +302,12 @@ pub async fn telemetry_prune(pool: &PgPool, r: Retention) -> Result<u64, DbError
         .await?
         .rows_affected();
     }
-    for table in ["usage_hourly", "enforcement_hourly", "slo_hourly"] {
+    for table in [
+        "usage_hourly",
+        "enforcement_hourly",
+        "enforcement_tenant_hourly",
+        "slo_hourly",
+    ] {
         deleted += sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE hour < now() - make_interval(days => $1)"
         )))

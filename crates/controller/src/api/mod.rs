@@ -3,6 +3,7 @@
 //! the development header stub) and is authorised per org and action.
 
 mod access;
+mod activity;
 mod alerts;
 mod connectors;
 pub mod console;
@@ -224,6 +225,7 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             "/api/orgs/{org}/usage/summary",
             get(usage::usage_summary),
         ),
+        (Admin, "/api/orgs/{org}/activity", get(activity::activity)),
         (
             Admin,
             "/api/orgs/{org}/billing/estimate",

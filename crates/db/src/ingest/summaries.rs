@@ -52,49 +52,75 @@ trait Summary: Sized {
 
 /// The statements of one summary kind, built once.
 struct SummarySql {
-    /// Rollup (parameters first) and rows in one statement.
+    /// Rollups (parameters first) and rows in one statement.
     plain: String,
     /// The rows alone, skipping stored ones, returning what was inserted.
     absorbing: String,
-    /// The rollup alone, for what `absorbing` inserted.
+    /// The rollups alone, for what `absorbing` inserted.
     rollup: String,
 }
 
+/// One rollup a summary kind feeds.
+struct RollupSql<'a> {
+    /// `INSERT INTO table (columns)`.
+    insert: &'a str,
+    /// The column types, in the order of `insert`'s columns.
+    types: &'a [&'a str],
+    /// The first `key` columns are the rollup's key.
+    key: usize,
+    /// The `ON CONFLICT` clause.
+    upsert: &'a str,
+}
+
+impl RollupSql<'_> {
+    /// The upsert reading its arrays from parameter `$first` on.
+    fn at(&self, first: usize) -> String {
+        let key = (1..=self.key)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // One lock order for every worker: no deadlocks between batches.
+        format!(
+            "{} SELECT * FROM {} ORDER BY {key} {}",
+            self.insert,
+            unnest(first, self.types),
+            self.upsert
+        )
+    }
+}
+
 impl SummarySql {
-    /// `insert` and `rollup` are `INSERT INTO table (columns)`; the
-    /// rollup's first `rollup_key` columns are its key, and `upsert` its
-    /// `ON CONFLICT` clause.
-    fn new(
-        insert: &str,
-        row_types: &[&str],
-        rollup: &str,
-        rollup_types: &[&str],
-        rollup_key: usize,
-        upsert: &str,
-    ) -> Self {
-        let rollup_at = |first| {
-            let key = (1..=rollup_key)
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            // One lock order for every worker: no deadlocks between batches.
-            format!(
-                "{rollup} SELECT * FROM {} ORDER BY {key} {upsert}",
-                unnest(first, rollup_types)
-            )
-        };
+    /// `insert` is `INSERT INTO table (columns)` of the rows, whose types
+    /// are `row_types`; the rollups' arrays come first, in the order given.
+    fn new(insert: &str, row_types: &[&str], rollups: &[RollupSql]) -> Self {
+        let mut first = 1;
+        let mut upserts = Vec::new();
+        for r in rollups {
+            upserts.push(r.at(first));
+            first += r.types.len();
+        }
         let rows_at = |first| format!("{insert} SELECT {}", unnest_columns(first, row_types));
+        // Data-modifying CTEs all run, whether or not anything reads them.
+        let ctes = |upserts: &[String]| {
+            upserts
+                .iter()
+                .enumerate()
+                .map(|(i, u)| format!("rolled{i} AS ({u})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let rollup = match upserts.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("WITH {} {last}", ctes(rest)),
+            None => String::new(),
+        };
         Self {
-            plain: format!(
-                "WITH rolled AS ({}) {}",
-                rollup_at(1),
-                rows_at(1 + rollup_types.len())
-            ),
+            plain: format!("WITH {} {}", ctes(&upserts), rows_at(first)),
             absorbing: format!(
                 "{} ON CONFLICT (node_id, seq) DO NOTHING RETURNING node_id, seq",
                 rows_at(1)
             ),
-            rollup: rollup_at(1),
+            rollup,
         }
     }
 }
@@ -236,13 +262,15 @@ static SLO_SQL: LazyLock<SummarySql> = LazyLock::new(|| {
     SummarySql::new(
         &format!("INSERT INTO node_slo_summaries ({PERIOD_COLUMNS}, counts)"),
         &[&PERIOD_TYPES[..], &["jsonb"]].concat(),
-        "INSERT INTO slo_hourly (node_id, hour, component, operation, outcome, count)",
-        &["text", "timestamptz", "text", "text", "text", "bigint"],
-        5,
-        &format!(
-            "ON CONFLICT (node_id, hour, component, operation, outcome) DO UPDATE SET {}",
-            saturating_sums("slo_hourly", &["count"])
-        ),
+        &[RollupSql {
+            insert: "INSERT INTO slo_hourly (node_id, hour, component, operation, outcome, count)",
+            types: &["text", "timestamptz", "text", "text", "text", "bigint"],
+            key: 5,
+            upsert: &format!(
+                "ON CONFLICT (node_id, hour, component, operation, outcome) DO UPDATE SET {}",
+                saturating_sums("slo_hourly", &["count"])
+            ),
+        }],
     )
 });
 
@@ -292,6 +320,17 @@ impl Summary for SloRow {
 /// The four counters of a usage report or an enforcement summary.
 const COUNTER_TYPES: [&str; 4] = ["bigint", "bigint", "bigint", "bigint"];
 
+/// A rollup per (org, tenant, hour) of the four counters.
+const TENANT_ROLLUP_TYPES: [&str; 7] = [
+    "text",
+    "text",
+    "timestamptz",
+    "bigint",
+    "bigint",
+    "bigint",
+    "bigint",
+];
+
 /// One array per counter: the rows' counters (or a rollup's sums) are
 /// sent column by column.
 fn add_counter_columns<const N: usize>(
@@ -303,6 +342,26 @@ fn add_counter_columns<const N: usize>(
         args.add(all.iter().map(|c| c[i]).collect::<Vec<_>>())?;
     }
     Ok(())
+}
+
+/// The arrays of a per-(org, tenant, hour) rollup of `rows`' counters.
+fn add_tenant_rollup<'a>(
+    rows: impl Iterator<Item = (&'a PeriodRow, [i64; 4])>,
+    args: &mut PgArguments,
+) -> EncodeResult {
+    let sums = rollup(rows.map(|(p, counters)| {
+        let o = &p.origin;
+        let key = (
+            o.org_id.as_str(),
+            o.tenant_id.as_str(),
+            rollup_hour(p.period_start),
+        );
+        (key, counters)
+    }));
+    args.add(sums.keys().map(|k| k.0).collect::<Vec<_>>())?;
+    args.add(sums.keys().map(|k| k.1).collect::<Vec<_>>())?;
+    args.add(sums.keys().map(|k| k.2).collect::<Vec<_>>())?;
+    add_counter_columns(sums.into_values(), args)
 }
 
 const USAGE_COUNTERS: [&str; 4] = [
@@ -317,13 +376,15 @@ static USAGE_SQL: LazyLock<SummarySql> = LazyLock::new(|| {
     SummarySql::new(
         &format!("INSERT INTO node_usage_reports ({PERIOD_COLUMNS}, {counters})"),
         &[&PERIOD_TYPES[..], &COUNTER_TYPES].concat(),
-        &format!("INSERT INTO usage_hourly (org_id, tenant_id, hour, {counters})"),
-        &[&["text", "text", "timestamptz"][..], &COUNTER_TYPES].concat(),
-        3,
-        &format!(
-            "ON CONFLICT (org_id, tenant_id, hour) DO UPDATE SET {}",
-            saturating_sums("usage_hourly", &USAGE_COUNTERS)
-        ),
+        &[RollupSql {
+            insert: &format!("INSERT INTO usage_hourly (org_id, tenant_id, hour, {counters})"),
+            types: &TENANT_ROLLUP_TYPES,
+            key: 3,
+            upsert: &format!(
+                "ON CONFLICT (org_id, tenant_id, hour) DO UPDATE SET {}",
+                saturating_sums("usage_hourly", &USAGE_COUNTERS)
+            ),
+        }],
     )
 });
 
@@ -352,19 +413,7 @@ impl Summary for UsageRow {
 
     /// Usage is billed per org and tenant, not per node.
     fn add_rollup(rows: &[&Self], args: &mut PgArguments) -> EncodeResult {
-        let sums = rollup(rows.iter().map(|r| {
-            let o = &r.period.origin;
-            let key = (
-                o.org_id.as_str(),
-                o.tenant_id.as_str(),
-                rollup_hour(r.period.period_start),
-            );
-            (key, usage_counters(r))
-        }));
-        args.add(sums.keys().map(|k| k.0).collect::<Vec<_>>())?;
-        args.add(sums.keys().map(|k| k.1).collect::<Vec<_>>())?;
-        args.add(sums.keys().map(|k| k.2).collect::<Vec<_>>())?;
-        add_counter_columns(sums.into_values(), args)
+        add_tenant_rollup(rows.iter().map(|r| (&r.period, usage_counters(r))), args)
     }
 }
 
@@ -380,13 +429,30 @@ static ENFORCEMENT_SQL: LazyLock<SummarySql> = LazyLock::new(|| {
     SummarySql::new(
         &format!("INSERT INTO node_enforcement_summaries ({PERIOD_COLUMNS}, {counters})"),
         &[&PERIOD_TYPES[..], &COUNTER_TYPES].concat(),
-        &format!("INSERT INTO enforcement_hourly (node_id, hour, {counters})"),
-        &[&["text", "timestamptz"][..], &COUNTER_TYPES].concat(),
-        2,
-        &format!(
-            "ON CONFLICT (node_id, hour) DO UPDATE SET {}",
-            saturating_sums("enforcement_hourly", &ENFORCEMENT_COUNTERS)
-        ),
+        &[
+            RollupSql {
+                insert: &format!("INSERT INTO enforcement_hourly (node_id, hour, {counters})"),
+                types: &[&["text", "timestamptz"][..], &COUNTER_TYPES].concat(),
+                key: 2,
+                upsert: &format!(
+                    "ON CONFLICT (node_id, hour) DO UPDATE SET {}",
+                    saturating_sums("enforcement_hourly", &ENFORCEMENT_COUNTERS)
+                ),
+            },
+            // The org-wide charts' rollup: tenants x hours, whatever the
+            // number of nodes.
+            RollupSql {
+                insert: &format!(
+                    "INSERT INTO enforcement_tenant_hourly (org_id, tenant_id, hour, {counters})"
+                ),
+                types: &TENANT_ROLLUP_TYPES,
+                key: 3,
+                upsert: &format!(
+                    "ON CONFLICT (org_id, tenant_id, hour) DO UPDATE SET {}",
+                    saturating_sums("enforcement_tenant_hourly", &ENFORCEMENT_COUNTERS)
+                ),
+            },
+        ],
     )
 });
 
@@ -418,7 +484,11 @@ impl Summary for EnforcementRow {
         }));
         args.add(sums.keys().map(|k| k.0).collect::<Vec<_>>())?;
         args.add(sums.keys().map(|k| k.1).collect::<Vec<_>>())?;
-        add_counter_columns(sums.into_values(), args)
+        add_counter_columns(sums.into_values(), args)?;
+        add_tenant_rollup(
+            rows.iter().map(|r| (&r.period, enforcement_counters(r))),
+            args,
+        )
     }
 }
 
@@ -470,5 +540,25 @@ mod tests {
                 .contains("SELECT unnest($1::text[]), unnest($2::bigint[])")
         );
         assert!(sql.rollup.contains("UNNEST($1::text[]"));
+    }
+
+    #[test]
+    fn enforcement_feeds_the_node_and_the_tenant_rollups_in_one_statement() {
+        let sql = &ENFORCEMENT_SQL;
+        let node = "INSERT INTO enforcement_hourly";
+        let tenant = "INSERT INTO enforcement_tenant_hourly";
+        assert!(sql.plain.starts_with(&format!("WITH rolled0 AS ({node}")));
+        assert!(sql.plain.contains(&format!("rolled1 AS ({tenant}")));
+        // node rollup: 2 keys + 4 counters; tenant rollup: 3 keys + 4 counters
+        assert!(
+            sql.plain
+                .contains("UNNEST($7::text[], $8::text[], $9::timestamptz[]")
+        );
+        assert!(
+            sql.plain
+                .contains("SELECT unnest($14::text[]), unnest($15::bigint[])")
+        );
+        assert!(sql.rollup.starts_with(&format!("WITH rolled0 AS ({node}")));
+        assert!(sql.rollup.contains(&format!(") {tenant}")));
     }
 }

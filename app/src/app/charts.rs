@@ -1,0 +1,89 @@
+//! Chart widgets shared by the dashboard, node and usage pages: a server-drawn chart
+//! with its table view, the range links, and the throttled live refresh. The SVG is
+//! made on the server (`server::charts`); here it is only inserted.
+
+use crate::live::Live;
+use crate::model::chart::{Chart, RANGES};
+use leptos::prelude::*;
+use std::time::Duration;
+
+/// Charts re-fetch at most this often when live events arrive: rollups change by
+/// the minute, and a busy fleet must not turn every state change into a fetch.
+pub const LIVE_REFRESH: Duration = Duration::from_secs(20);
+
+/// A counter bumped at most every [`LIVE_REFRESH`] while live events arrive
+/// (status, policy or key changes), and at once when the stream re-syncs: chart
+/// resources depend on it.
+pub fn live_refresh() -> Signal<(u64, u64)> {
+    let live = expect_context::<Live>();
+    let bumped = RwSignal::new(0u64);
+    let pending = StoredValue::new(false);
+    Effect::new(move |prev: Option<u64>| {
+        let t = live.tick.get();
+        if prev.is_some() && !pending.get_value() {
+            pending.set_value(true);
+            set_timeout(
+                move || {
+                    pending.set_value(false);
+                    bumped.update(|n| *n += 1);
+                },
+                LIVE_REFRESH,
+            );
+        }
+        t
+    });
+    Signal::derive(move || (live.sync.get(), bumped.get()))
+}
+
+/// One chart: the server's SVG, then the same numbers as a table behind a
+/// disclosure (for screen readers, copying, and exact values).
+#[component]
+pub fn ChartFigure(chart: Chart) -> impl IntoView {
+    let caption_id = format!("{}-caption", chart.id);
+    let labelled_by = caption_id.clone();
+    view! {
+        <figure class="chart" data-testid=format!("chart-{}", chart.id) aria-labelledby=labelled_by>
+            <figcaption id=caption_id><h3>{chart.title.clone()}</h3></figcaption>
+            <div class="chart-plot" inner_html=chart.svg></div>
+            <details class="chart-table">
+                <summary>"Table view"</summary>
+                <div class="table-wrap">
+                    <table data-testid=format!("chart-table-{}", chart.id)>
+                        <caption class="sr-only">{chart.desc.clone()}</caption>
+                        <thead>
+                            <tr>
+                                {chart.columns.iter().enumerate().map(|(i, c)| view! {
+                                    <th scope="col" class={if i > 0 { "num" } else { "" }}>{c.clone()}</th>
+                                }).collect_view()}
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {chart.rows.into_iter().map(|r| view! {
+                                <tr>
+                                    <th scope="row" class="nowrap"><time datetime=r.at>{r.label}</time></th>
+                                    {r.values.into_iter().map(|v| view! { <td class="num">{v}</td> }).collect_view()}
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            </details>
+        </figure>
+    }
+}
+
+/// Links to the chart ranges of the page at `path`, the current one marked.
+#[component]
+pub fn RangeLinks(
+    #[prop(into)] current: Signal<String>,
+    #[prop(into)] path: String,
+) -> impl IntoView {
+    view! {
+        <nav class="range-links" aria-label="Time range">
+            {RANGES.map(|(r, label)| view! {
+                <a href=format!("{path}?range={r}") class="button small" data-range=r
+                    aria-current=move || (current.get() == r).then_some("true")>{label}</a>
+            }).collect_view()}
+        </nav>
+    }
+}

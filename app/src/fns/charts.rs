@@ -1,0 +1,52 @@
+//! Server functions of the charts: the controller's rollups, drawn on the console
+//! server (`server::charts`) so the browser receives finished SVG and table rows.
+
+use crate::model::AppError;
+use crate::model::chart::{ActivityCharts, Chart};
+use leptos::prelude::*;
+
+/// `range` as the controller names it (`24h`, `7d`, `30d`); anything else is refused.
+#[cfg(feature = "ssr")]
+fn range_of(range: &str) -> Result<ritma_db::activity::Range, AppError> {
+    match range.trim() {
+        "" => Ok(ritma_db::activity::Range::Day),
+        r => ritma_db::activity::Range::parse(r).ok_or_else(|| {
+            AppError::BadRequest(format!("range must be one of 24h, 7d, 30d, not {r:?}"))
+        }),
+    }
+}
+
+/// The dashboard's charts of the session's org over `range`, for one tenant or
+/// (empty) all of them. The tenant id is checked by the controller (a 400 here).
+#[server]
+pub async fn get_activity_charts(
+    range: String,
+    tenant: String,
+) -> Result<ActivityCharts, AppError> {
+    use crate::server::charts::activity::{Activity, activity_charts};
+    let (st, s) = super::ctx::current().await?;
+    let range = range_of(&range)?;
+    let tenant = Some(tenant.trim().to_owned()).filter(|t| !t.is_empty());
+    let mut query = vec![("range", range.as_str().to_owned())];
+    query.extend(tenant.iter().map(|t| ("tenant_id", t.clone())));
+    let path = format!("/api/orgs/{}/activity", crate::server::api::seg(&s.org));
+    let activity: Activity = st.api.get_json(&s.token, &path, &query).await?;
+    Ok(activity_charts(range, tenant, &activity))
+}
+
+/// Node `id`'s enforcement events over `range`.
+#[server]
+pub async fn get_node_events_chart(id: String, range: String) -> Result<Chart, AppError> {
+    use crate::server::api::seg;
+    use crate::server::charts::activity::{NodeEvents, node_events_chart};
+    let (st, s) = super::ctx::current().await?;
+    let range = range_of(&range)?;
+    let path = format!("/api/orgs/{}/nodes/{}/events", seg(&s.org), seg(&id));
+    // One page holds the whole range: 720 hours at most, 1,000 per page.
+    let query = [
+        ("hours", range.hours().to_string()),
+        ("limit", "1000".to_owned()),
+    ];
+    let events: NodeEvents = st.api.get_json(&s.token, &path, &query).await?;
+    Ok(node_events_chart(range, chrono::Utc::now(), &events))
+}

@@ -1,0 +1,254 @@
+//! The dashboard's activity charts (org or tenant, from `GET /api/orgs/{org}/activity`)
+//! and a node's enforcement timeline (from its hourly events, summed into the range's
+//! buckets).
+
+use super::{Buckets, SeriesData, chart};
+use crate::model::chart::{ActivityCharts, Chart};
+use crate::model::human_count;
+use chrono::{DateTime, Utc};
+use ritma_db::activity::Range;
+use serde::Deserialize;
+
+/// A bucket of the controller's activity series.
+#[derive(Debug, Deserialize)]
+pub struct ActivityBucket {
+    pub at: DateTime<Utc>,
+    #[serde(default)]
+    pub decisions: i64,
+    #[serde(default)]
+    pub dig_files: i64,
+    #[serde(flatten)]
+    pub enforcement: Decisions,
+}
+
+/// Enforcement decisions by type.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct Decisions {
+    #[serde(default)]
+    pub allow: i64,
+    #[serde(default)]
+    pub deny: i64,
+    #[serde(default)]
+    pub throttle: i64,
+    #[serde(default)]
+    pub isolate: i64,
+}
+
+/// The controller's answer to `GET /api/orgs/{org}/activity`.
+#[derive(Debug, Deserialize)]
+pub struct Activity {
+    pub buckets: Vec<ActivityBucket>,
+}
+
+/// An hour of a node's events (`GET /api/orgs/{org}/nodes/{id}/events`).
+#[derive(Debug, Deserialize)]
+pub struct EventHour {
+    pub hour: DateTime<Utc>,
+    #[serde(flatten)]
+    pub counts: Decisions,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NodeEvents {
+    pub buckets: Vec<EventHour>,
+}
+
+fn label_of(range: Range) -> &'static str {
+    match range {
+        Range::Day => "the last 24 hours",
+        Range::Week => "the last 7 days",
+        Range::Month => "the last 30 days",
+    }
+}
+
+fn step_of(range: Range) -> &'static str {
+    match range {
+        Range::Day => "per hour",
+        Range::Week => "per 6 hours",
+        Range::Month => "per day (UTC)",
+    }
+}
+
+/// Axis and table labels of the range's buckets.
+pub fn buckets(range: Range, starts: &[DateTime<Utc>]) -> Buckets {
+    let axis = match range {
+        Range::Day => "%H:00",
+        Range::Week => "%a %H:00",
+        Range::Month => "%b %d",
+    };
+    let long = match range {
+        Range::Month => "%Y-%m-%d",
+        _ => "%Y-%m-%d %H:00 UTC",
+    };
+    Buckets {
+        at: starts.iter().map(|t| t.to_rfc3339()).collect(),
+        axis: starts.iter().map(|t| t.format(axis).to_string()).collect(),
+        long: starts.iter().map(|t| t.format(long).to_string()).collect(),
+    }
+}
+
+/// The four enforcement series, stacked in this order.
+fn decision_series(counts: &[Decisions]) -> Vec<SeriesData> {
+    let of = |f: fn(&Decisions) -> i64| counts.iter().map(f).collect::<Vec<_>>();
+    vec![
+        SeriesData {
+            name: "allow",
+            class: "allow",
+            values: of(|d| d.allow),
+        },
+        SeriesData {
+            name: "deny",
+            class: "deny",
+            values: of(|d| d.deny),
+        },
+        SeriesData {
+            name: "throttle",
+            class: "throttle",
+            values: of(|d| d.throttle),
+        },
+        SeriesData {
+            name: "isolate",
+            class: "isolate",
+            values: of(|d| d.isolate),
+        },
+    ]
+}
+
+/// Decisions, DIG files and enforcement by type, as the dashboard shows them.
+pub fn activity_charts(range: Range, tenant: Option<String>, a: &Activity) -> ActivityCharts {
+    let starts: Vec<DateTime<Utc>> = a.buckets.iter().map(|b| b.at).collect();
+    let b = buckets(range, &starts);
+    let who = match &tenant {
+        Some(t) => format!("tenant {t}"),
+        None => "all tenants".to_owned(),
+    };
+    let scope = format!("{} over {}, {who}", step_of(range), label_of(range));
+    let one = |name: &'static str, class: &'static str, f: fn(&ActivityBucket) -> i64| {
+        vec![SeriesData {
+            name,
+            class,
+            values: a.buckets.iter().map(f).collect(),
+        }]
+    };
+    let enforcement: Vec<Decisions> = a.buckets.iter().map(|b| b.enforcement).collect();
+    let charts = vec![
+        chart(
+            "activity-decisions",
+            "Decisions",
+            &scope,
+            &b,
+            one("decisions", "decisions", |b| b.decisions),
+            human_count,
+        ),
+        chart(
+            "activity-dig-files",
+            "DIG files",
+            &scope,
+            &b,
+            one("DIG files", "dig-files", |b| b.dig_files),
+            human_count,
+        ),
+        chart(
+            "activity-enforcement",
+            "Enforcement events by type",
+            &scope,
+            &b,
+            decision_series(&enforcement),
+            human_count,
+        ),
+    ];
+    ActivityCharts {
+        range: range.as_str().to_owned(),
+        tenant,
+        charts,
+    }
+}
+
+/// A node's enforcement decisions over `range`, its hourly buckets summed into the
+/// range's buckets (hours before the range are left out).
+pub fn node_events_chart(range: Range, now: DateTime<Utc>, events: &NodeEvents) -> Chart {
+    let starts = range.starts(now);
+    let mut sums = vec![Decisions::default(); starts.len()];
+    if let Some(&first) = starts.first() {
+        for h in &events.buckets {
+            if let Some(s) = range.index(first, h.hour).and_then(|i| sums.get_mut(i)) {
+                s.allow = s.allow.saturating_add(h.counts.allow);
+                s.deny = s.deny.saturating_add(h.counts.deny);
+                s.throttle = s.throttle.saturating_add(h.counts.throttle);
+                s.isolate = s.isolate.saturating_add(h.counts.isolate);
+            }
+        }
+    }
+    chart(
+        "node-events",
+        "Enforcement events",
+        &format!("of this node {} over {}", step_of(range), label_of(range)),
+        &buckets(range, &starts),
+        decision_series(&sums),
+        human_count,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("a timestamp")
+    }
+
+    #[test]
+    fn node_hours_are_summed_into_days() {
+        let now = at("2026-12-08T13:45:00Z");
+        let hour = |h: &str, allow| EventHour {
+            hour: at(h),
+            counts: Decisions {
+                allow,
+                ..Decisions::default()
+            },
+        };
+        let events = NodeEvents {
+            buckets: vec![
+                hour("2026-11-01T00:00:00Z", 1000), // before the range
+                hour("2026-12-07T01:00:00Z", 2),
+                hour("2026-12-07T23:00:00Z", 3),
+                hour("2026-12-08T13:00:00Z", 4),
+            ],
+        };
+        let c = node_events_chart(Range::Month, now, &events);
+        assert_eq!(c.rows.len(), 30);
+        assert_eq!(c.rows[28].label, "2026-12-07");
+        assert_eq!(c.rows[28].values[0], "5");
+        assert_eq!(c.rows[29].values[0], "4");
+        assert!(c.desc.contains("allow 9,"), "{}", c.desc);
+    }
+
+    #[test]
+    fn the_dashboard_has_three_charts_named_for_their_scope() {
+        let a = Activity {
+            buckets: vec![ActivityBucket {
+                at: at("2026-12-08T12:00:00Z"),
+                decisions: 7,
+                dig_files: 1,
+                enforcement: Decisions {
+                    deny: 2,
+                    ..Decisions::default()
+                },
+            }],
+        };
+        let c = activity_charts(Range::Week, Some("prod".into()), &a);
+        assert_eq!(c.charts.len(), 3);
+        assert_eq!(
+            c.charts[2].columns,
+            ["Time", "allow", "deny", "throttle", "isolate"]
+        );
+        assert_eq!(c.charts[0].rows[0].label, "2026-12-08 12:00 UTC");
+        assert!(
+            c.charts[0]
+                .desc
+                .starts_with("Decisions per 6 hours over the last 7 days, tenant prod."),
+            "{}",
+            c.charts[0].desc
+        );
+    }
+}
