@@ -5,6 +5,7 @@
 pub mod access;
 pub mod alerts;
 pub mod audit;
+pub mod bulk_jobs;
 pub mod connectors;
 pub mod console;
 pub mod control_keys;
