@@ -14,8 +14,10 @@ use crate::model::{
 use leptos::prelude::*;
 
 mod alerts;
+mod bulk;
 mod fleet;
 pub use alerts::*;
+pub use bulk::*;
 pub use fleet::*;
 
 /// Rows per inventory page.
