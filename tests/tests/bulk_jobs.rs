@@ -11,43 +11,11 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use reqwest::Method;
+use ritma_tests::bulk::{finished, insert_nodes, post};
 use ritma_tests::*;
 use serde_json::{Value, json};
 
 const CONSOLE_TOKEN: &str = "test-console-service-token-0123456789";
-
-/// `n` nodes of `org`, ids `<org>-000001`..., half `prod` and half `dev`,
-/// label `rack=r<i % 10>`, every tenth offline.
-async fn insert_nodes(stack: &TestStack, org: &str, n: i32) {
-    sqlx::query(
-        "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, labels, status, interval_secs)
-         SELECT $1 || '-' || lpad(i::text, 6, '0'), $1, CASE WHEN i % 2 = 0 THEN 'prod' ELSE 'dev' END,
-                'UBULK' || $1 || i, 'host-' || i, jsonb_build_object('rack', 'r' || (i % 10)),
-                CASE WHEN i % 10 = 0 THEN 'offline' ELSE 'online' END, 10
-         FROM generate_series(1, $2) i",
-    )
-    .bind(org)
-    .bind(n)
-    .execute(&stack.pool)
-    .await
-    .unwrap();
-}
-
-async fn post(stack: &TestStack, path: &str, body: Value) -> (u16, Value) {
-    stack.api(Method::POST, path, Some(body)).await
-}
-
-/// Wait until the job is done (or failed) and return it.
-async fn finished(stack: &TestStack, org: &str, id: &str, timeout: Duration) -> Value {
-    let path = format!("/api/orgs/{org}/bulk-jobs/{id}");
-    stack
-        .eventually("the bulk job to end", timeout, || async {
-            let (status, job) = stack.api(Method::GET, &path, None).await;
-            assert_eq!(status, 200, "{job}");
-            matches!(job["state"].as_str(), Some("done" | "failed")).then_some(job)
-        })
-        .await
-}
 
 async fn as_person(
     stack: &TestStack,

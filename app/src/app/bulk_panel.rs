@@ -69,10 +69,12 @@ pub fn BulkPanel(query: Memo<NodeQuery>) -> impl IntoView {
             mode.get(),
         )
     };
+    // The fields a preview was asked for, and those of the last good one.
+    let asked = RwSignal::new(None::<Fields>);
     let previewed = RwSignal::new(None::<Fields>);
     Effect::new(move |_| {
         if let Some(Ok(_)) = preview.value().get() {
-            previewed.set(Some(form()));
+            previewed.set(asked.get_untracked());
         }
     });
     let current = Memo::new(move |_| form());
@@ -103,7 +105,9 @@ pub fn BulkPanel(query: Memo<NodeQuery>) -> impl IntoView {
     });
 
     let run_preview = move |_| {
-        let (scope, ids, filter, action, labels, keys, rulepack, revision, mode) = current.get();
+        let fields = current.get_untracked();
+        asked.set(Some(fields.clone()));
+        let (scope, ids, filter, action, labels, keys, rulepack, revision, mode) = fields;
         preview.dispatch(PreviewBulkJob {
             scope,
             ids,
@@ -125,7 +129,8 @@ pub fn BulkPanel(query: Memo<NodeQuery>) -> impl IntoView {
                     .map(|p| p.idempotency_key.clone())
             })
             .unwrap_or_default();
-        let (scope, ids, filter, action, labels, keys, rulepack, revision, mode) = current.get();
+        let (scope, ids, filter, action, labels, keys, rulepack, revision, mode) =
+            current.get_untracked();
         start.dispatch(StartBulkJob {
             scope,
             ids,

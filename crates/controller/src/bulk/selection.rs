@@ -64,7 +64,7 @@ pub struct SelectionBody {
 pub enum Selection {
     /// Valid, distinct ids (not yet checked against the org).
     Ids(Vec<String>),
-    Filter(SelectionFilter, NodeFilter),
+    Filter(Box<SelectionFilter>, Box<NodeFilter>),
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -100,7 +100,7 @@ impl Selection {
             }
             (None, Some(filter)) => {
                 let node_filter = filter.node_filter()?;
-                Ok(Self::Filter(filter, node_filter))
+                Ok(Self::Filter(Box::new(filter), Box::new(node_filter)))
             }
             _ => Err(bad("selection needs exactly one of ids or filter")),
         }

@@ -49,30 +49,30 @@ impl BulkWorker {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
+        // Jobs run side by side; a free slot takes the next job at once, so
+        // one long job does not hold back another org's.
+        let mut running = futures::stream::FuturesUnordered::new();
         loop {
-            let claimed =
-                match store::bulk_jobs_claim(&self.pool, CONCURRENCY as i64, self.lease_secs())
-                    .await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "taking bulk jobs failed; retrying");
-                        Vec::new()
+            let free = CONCURRENCY.saturating_sub(running.len());
+            if free > 0 {
+                match store::bulk_jobs_claim(&self.pool, free as i64, self.lease_secs()).await {
+                    Ok(claimed) => {
+                        for job in claimed {
+                            running.push(self.drive(job, &shutdown));
+                        }
                     }
-                };
-            let idle = claimed.is_empty();
-            futures::stream::iter(claimed)
-                .for_each_concurrent(CONCURRENCY, |job| self.drive(job, &shutdown))
-                .await;
-            if shutdown.is_cancelled() {
-                return;
-            }
-            if idle {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    Err(e) => tracing::warn!(error = %e, "taking bulk jobs failed; retrying"),
                 }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    // Each job gives its lease back and stops.
+                    while running.next().await.is_some() {}
+                    return;
+                }
+                Some(()) = running.next(), if !running.is_empty() => {}
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
     }
