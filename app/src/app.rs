@@ -16,6 +16,7 @@ mod alert_channels;
 mod alert_rules;
 mod alerts;
 mod audit;
+mod bulk_panel;
 mod charts;
 mod connectors;
 mod dashboard;

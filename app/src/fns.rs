@@ -14,9 +14,11 @@ use crate::model::{
 use leptos::prelude::*;
 
 mod alerts;
+mod bulk;
 mod charts;
 mod fleet;
 pub use alerts::*;
+pub use bulk::*;
 pub use charts::*;
 pub use fleet::*;
 

@@ -3,6 +3,7 @@
 //! whenever the stream (re)opens.
 
 use crate::model::alerts::LiveAlert;
+use crate::model::bulk::LiveJob;
 use crate::model::{LiveEvent, Status};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,8 @@ pub struct Live {
     pub tick: RwSignal<u64>,
     /// The latest notification per alert id since the last (re-)sync.
     pub alerts: RwSignal<HashMap<String, LiveAlert>>,
+    /// The latest progress per bulk job id.
+    pub jobs: RwSignal<HashMap<String, LiveJob>>,
 }
 
 impl Live {
@@ -72,6 +75,7 @@ impl Live {
             feed: RwSignal::new(Vec::new()),
             tick: RwSignal::new(0),
             alerts: RwSignal::new(HashMap::new()),
+            jobs: RwSignal::new(HashMap::new()),
         }
     }
 
@@ -144,6 +148,16 @@ impl Live {
                 .is_none_or(|old| alert.at.ms >= old.at.ms);
             if newer {
                 m.insert(alert.alert_id.clone(), alert);
+            }
+        });
+    }
+
+    /// Records a bulk job's progress (counts only move forward).
+    pub fn apply_job(&self, job: LiveJob) {
+        self.jobs.update(|m| {
+            let newer = m.get(&job.job_id).is_none_or(|old| job.newer_than(old));
+            if newer {
+                m.insert(job.job_id.clone(), job);
             }
         });
     }
@@ -305,6 +319,13 @@ mod client {
                 && let Ok(a) = serde_json::from_str::<LiveAlert>(&text)
             {
                 live.apply_alert(a);
+            }
+        });
+        listen(&es, "job", move |m: MessageEvent| {
+            if let Some(text) = m.data().as_string()
+                && let Ok(j) = serde_json::from_str::<crate::model::bulk::LiveJob>(&text)
+            {
+                live.apply_job(j);
             }
         });
         listen(&es, "resync", move |_| live.resync());

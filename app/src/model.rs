@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub mod alerts;
+pub mod bulk;
 pub mod chart;
 pub mod fleet;
 

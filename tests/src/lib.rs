@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod alert_sinks;
+pub mod bulk;
 pub mod oidc;
 pub mod prom;
 pub mod replicas;

@@ -1,7 +1,7 @@
 //! `/audit`: the hash-chained audit trail, filtered by actor, action and target, in
 //! pages.
 
-use super::ui::ErrorBox;
+use super::ui::{ErrorBox, ExportLinks};
 use crate::fns::get_audit;
 use crate::model::{AuditEntry, AuditPage as AuditList, AuditQuery};
 use leptos::either::Either;
@@ -34,6 +34,10 @@ pub fn AuditPage() -> impl IntoView {
                 "Every change, hash-chained: each entry carries the hash of the one before. "
                 <code>"ritma audit verify"</code>" detects an edited or deleted entry."
             </p>
+            <ExportLinks kind="audit" query=Signal::derive(move || {
+                let href = AuditQuery { before: None, ..current.get() }.href();
+                href.trim_start_matches("/audit").to_string()
+            })/>
         </div>
         <Form method="GET" action="/audit" attr:class="filters card" attr:data-testid="audit-filters">
             <div class="field">

@@ -1,6 +1,9 @@
-//! `/nodes`: the node inventory, with its filters, sortable columns and pages.
+//! `/nodes`: the node inventory, with its filters, sortable columns and pages,
+//! exports of the filtered list, and bulk actions on ticked rows or on all
+//! matching nodes.
 
-use super::ui::{self, ErrorBox, StatusBadge, rel_time};
+use super::bulk_panel::{BulkPanel, Ticked};
+use super::ui::{self, ErrorBox, ExportLinks, StatusBadge, rel_time};
 use crate::fns::{list_nodes, list_tenants};
 use crate::live::{Clock, Live};
 use crate::model::{AppError, NodePage, NodeQuery, NodeRow, Status};
@@ -42,6 +45,9 @@ pub fn NodesPage() -> impl IntoView {
         },
     );
     let tenants = Resource::new(|| (), |_| list_tenants());
+    let ticked = RwSignal::new(std::collections::BTreeSet::<String>::new());
+    provide_context(Ticked(ticked));
+    let export_query = Signal::derive(move || query.with(|q| q.to_query_string()));
     view! {
         <Title text="Nodes · Ritma"/>
         <div class="page-head">
@@ -51,8 +57,10 @@ pub fn NodesPage() -> impl IntoView {
                     <span class="muted" data-testid="total">{format!("{} total", p.total_text())}</span>
                 })}
             </Transition>
+            <ExportLinks kind="nodes" query=export_query/>
         </div>
         <Filters query=query tenants=tenants/>
+        <BulkPanel query=query/>
         <Transition fallback=|| view! { <p class="muted">"Loading nodes…"</p> }>
             {move || page.get().map(|r| match r {
                 Ok(p) => Either::Left(view! { <NodeTable page=p query=query.get_untracked()/> }),
@@ -187,6 +195,7 @@ fn NodeTable(page: NodePage, query: NodeQuery) -> impl IntoView {
     }
     let fetched = page.fetched_ms;
     let shown = page.items.len();
+    let page_ids: Vec<String> = page.items.iter().map(|n| n.id.clone()).collect();
     let total = page.total_text();
     let next = page.next_cursor.clone().map(|c| {
         let mut q = query.clone();
@@ -204,6 +213,7 @@ fn NodeTable(page: NodePage, query: NodeQuery) -> impl IntoView {
                 <caption class="sr-only">"Nodes of this organisation"</caption>
                 <thead>
                     <tr>
+                        <th scope="col" class="tick"><TickPage ids=page_ids/></th>
                         {sort_header(&query, "name", "Node")}
                         <th scope="col">"Tenant"</th>
                         {sort_header(&query, "status", "Status")}
@@ -227,9 +237,32 @@ fn NodeTable(page: NodePage, query: NodeQuery) -> impl IntoView {
     })
 }
 
+/// Ticks or unticks every row of the page.
+#[component]
+fn TickPage(ids: Vec<String>) -> impl IntoView {
+    let Ticked(ticked) = expect_context::<Ticked>();
+    let all = {
+        let ids = ids.clone();
+        move || ticked.with(|t| !ids.is_empty() && ids.iter().all(|i| t.contains(i)))
+    };
+    view! {
+        <input type="checkbox" aria-label="Select every node of this page" data-testid="tick-page"
+            prop:checked=all.clone()
+            on:change=move |_| {
+                let on = !all();
+                ticked.update(|t| {
+                    for id in &ids {
+                        if on { t.insert(id.clone()); } else { t.remove(id); }
+                    }
+                });
+            }/>
+    }
+}
+
 #[component]
 fn NodeRowView(n: NodeRow, fetched: i64) -> impl IntoView {
     let live = expect_context::<Live>();
+    let Ticked(ticked) = expect_context::<Ticked>();
     let clock = expect_context::<Clock>();
     let id = n.id.clone();
     let (base, base_at) = (n.status, n.status_changed.ms);
@@ -250,6 +283,22 @@ fn NodeRowView(n: NodeRow, fetched: i64) -> impl IntoView {
             data-status=move || status.get().as_str()
             class=move || format!("status-{}", status.get().as_str())
         >
+            <td class="tick">
+                <input type="checkbox" aria-label=format!("Select {id}") data-testid="tick-node"
+                    prop:checked={
+                        let id = id.clone();
+                        move || ticked.with(|t| t.contains(&id))
+                    }
+                    on:change={
+                        let id = id.clone();
+                        move |ev| {
+                            let on = event_target_checked(&ev);
+                            ticked.update(|t| {
+                                if on { t.insert(id.clone()); } else { t.remove(&id); }
+                            });
+                        }
+                    }/>
+            </td>
             <td>
                 <a class="node-link" href=format!("/nodes/{id}")>{id.clone()}</a>
                 {(!n.hostname.is_empty()).then(|| view! { <div class="muted small">"host " {n.hostname.clone()}</div> })}

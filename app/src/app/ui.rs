@@ -1,7 +1,7 @@
 //! Widgets shared by the console's pages: error box, status badge, copy buttons,
 //! relative times, loading a resource, an action's outcome, badges, live policy/key
-//! facts of a node, JSON text areas, policy assignment pieces and the alerts section's
-//! navigation. Pages import from here, never from each other.
+//! facts of a node, JSON text areas, policy assignment pieces, the alerts section's
+//! navigation and export links. Pages import from here, never from each other.
 
 use crate::fns::list_rulepacks;
 use crate::live::{self, Clock, Live};
@@ -499,4 +499,33 @@ pub fn alerts_version(live: Live) -> Memo<i64> {
                 .fold(m.len() as i64, i64::wrapping_add)
         })
     })
+}
+
+// ---------------------------------------------------------------- exports
+
+/// CSV and JSON downloads of the console's `/export/{kind}` (the controller's
+/// streamed export, for the org on screen) with `query`, the page's filters
+/// as an encoded query string without `?` (the server passes on only what
+/// the export takes).
+#[component]
+pub fn ExportLinks(kind: &'static str, #[prop(into)] query: Signal<String>) -> impl IntoView {
+    let href = move |format: &'static str| {
+        move || {
+            let q = query.get();
+            let q = q.trim_start_matches('?');
+            if q.is_empty() {
+                format!("/export/{kind}?format={format}")
+            } else {
+                format!("/export/{kind}?{q}&format={format}")
+            }
+        }
+    };
+    // `download` and `rel=external`: a file, not a page for the router.
+    view! {
+        <span class="export-links">
+            <a class="button" href=href("csv") download="" rel="external" data-testid=format!("export-{kind}-csv")>"Export CSV"</a>
+            " "
+            <a class="button" href=href("json") download="" rel="external" data-testid=format!("export-{kind}-json")>"Export JSON"</a>
+        </span>
+    }
 }

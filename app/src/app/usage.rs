@@ -2,7 +2,7 @@
 //! its cost estimate.
 
 use super::charts::{ChartFigure, live_refresh};
-use super::ui::{Badge, Stat, fetched, section_or_error};
+use super::ui::{Badge, ExportLinks, Stat, fetched, section_or_error};
 use crate::fns::get_usage;
 use crate::model::fleet::{BillingEstimate, TenantBill, UsageMetrics, UsageSummary, UsageView};
 use crate::model::{date_of, decimal_text, human_bytes, human_count, money_text, quantity_in};
@@ -24,7 +24,12 @@ pub fn UsagePage() -> impl IntoView {
     );
     view! {
         <Title text="Usage · Ritma"/>
-        <div class="page-head"><h1>"Usage and cost"</h1></div>
+        <div class="page-head">
+            <h1>"Usage and cost"</h1>
+            <ExportLinks kind="usage" query=Signal::derive(move || {
+                period.get().map(|p| format!("period={}", crate::model::url_encode(&p))).unwrap_or_default()
+            })/>
+        </div>
         {fetched(data, |v| view! { <UsageBody v=v/> })}
     }
 }

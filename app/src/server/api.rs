@@ -304,6 +304,22 @@ impl Api {
         self.send(self.get(token, path).query(query)).await
     }
 
+    /// `GET path?query` whose body the caller streams on (exports): the
+    /// client's overall timeout would cut a long download, so this one has
+    /// an hour (the connection's own timeout still applies).
+    pub async fn stream_get(
+        &self,
+        token: &str,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        self.get(token, path)
+            .query(query)
+            .timeout(Duration::from_secs(3600))
+            .send()
+            .await
+    }
+
     /// `method path` with a JSON body (None: no body), JSON (or nothing) back.
     pub async fn call_json<T: DeserializeOwned>(
         &self,

@@ -27,6 +27,11 @@ pub enum HubMsg {
         org: String,
         alert: Box<LiveAlert>,
     },
+    /// A bulk job of `org` progressed or ended (`ritma.<org>.jobs`).
+    Job {
+        org: String,
+        job: Box<crate::model::bulk::LiveJob>,
+    },
     /// Something may have been missed (bus reconnect): browsers re-fetch.
     Resync,
 }
@@ -249,13 +254,41 @@ pub fn decode_alert(subject: &str, payload: &[u8]) -> Option<(String, LiveAlert)
     Some((org.as_str().to_string(), alert))
 }
 
-/// A bus message as the hub passes it on: a state change or an alert.
+/// Bulk job progress from the bus, as the hub passes it on: the org named
+/// by the subject must be the org of the payload.
+pub fn decode_job(subject: &str, payload: &[u8]) -> Option<HubMsg> {
+    use ritma_protocol::jobs::BulkJobProgress;
+    let org = ritma_protocol::subjects::jobs_org(subject)?;
+    let p = serde_json::from_slice::<BulkJobProgress>(payload).ok()?;
+    if p.org_id != org {
+        tracing::warn!(%subject, "job progress whose payload names another org; dropped");
+        return None;
+    }
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    Some(HubMsg::Job {
+        org: org.as_str().to_string(),
+        job: Box::new(crate::model::bulk::LiveJob {
+            job_id: p.job_id.to_string(),
+            action: p.action.as_str().to_string(),
+            state: p.state.as_str().to_string(),
+            total: count(p.total),
+            succeeded: count(p.succeeded),
+            failed: count(p.failed),
+            skipped: count(p.skipped),
+        }),
+    })
+}
+
+/// A bus message as the hub passes it on: a state change, an alert or job progress.
 fn decode(subject: &str, payload: &[u8]) -> Option<HubMsg> {
     if let Some((org, event)) = decode_state(subject, payload) {
         return Some(HubMsg::State {
             org,
             event: Box::new(event),
         });
+    }
+    if let Some(job) = decode_job(subject, payload) {
+        return Some(job);
     }
     decode_alert(subject, payload).map(|(org, alert)| HubMsg::Alert {
         org,
@@ -375,10 +408,15 @@ async fn run_all_orgs(
         };
         let subject = ritma_protocol::subjects::all_state_changes();
         let alerts_subject = ritma_protocol::subjects::all_alerts();
+        let jobs_subject = ritma_protocol::subjects::all_jobs();
         let subscribed = async {
             let states = client.subscribe(subject.clone()).await?;
             let alerts = client.subscribe(alerts_subject.clone()).await?;
-            Ok::<_, async_nats::SubscribeError>(futures::stream::select(states, alerts))
+            let jobs = client.subscribe(jobs_subject.clone()).await?;
+            Ok::<_, async_nats::SubscribeError>(futures::stream::select(
+                states,
+                futures::stream::select(alerts, jobs),
+            ))
         };
         let mut sub = match subscribed.await {
             Ok(s) => s,
@@ -501,6 +539,25 @@ mod tests {
         assert_eq!((org.as_str(), ev.event_id), ("acme", 7));
         assert!(decode_state("ritma.globex.prod.state.node.n1", &body).is_none());
         assert!(decode_state("ritma.acme.prod.node.n1.heartbeat", &body).is_none());
+    }
+
+    #[test]
+    fn job_progress_whose_subject_and_payload_name_different_orgs_is_dropped() {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "v": 1, "job_id": "00000000-0000-0000-0000-000000000003", "org_id": "acme",
+            "action": "add_labels", "state": "running", "total": 10, "succeeded": 4,
+            "failed": 0, "skipped": 1, "at": "2026-12-08T10:00:00Z",
+        }))
+        .unwrap();
+        match decode("ritma.acme.jobs", &body) {
+            Some(HubMsg::Job { org, job }) => {
+                assert_eq!(org, "acme");
+                assert_eq!((job.handled(), job.total), (5, 10));
+            }
+            _ => panic!("job progress of acme"),
+        }
+        assert!(decode_job("ritma.globex.jobs", &body).is_none());
+        assert!(decode_job("ritma.acme.alerts", &body).is_none());
     }
 
     #[test]

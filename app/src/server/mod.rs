@@ -7,6 +7,7 @@ pub mod api;
 mod auth;
 pub mod charts;
 pub mod config;
+mod export;
 mod guard;
 pub mod live;
 pub mod metrics;
@@ -239,6 +240,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/live", get(sse::live_stream))
+        .route("/export/{kind}", get(export::download))
         .route("/metrics", get(metrics::metrics))
         .route("/auth/login", post(auth::login))
         .route("/auth/oidc", get(auth::oidc_start))

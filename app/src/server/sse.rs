@@ -42,6 +42,12 @@ fn alert_event(alert: &crate::model::alerts::LiveAlert) -> SseEvent {
         .data(serde_json::to_string(alert).unwrap_or_default())
 }
 
+fn job_event(job: &crate::model::bulk::LiveJob) -> SseEvent {
+    SseEvent::default()
+        .event("job")
+        .data(serde_json::to_string(job).unwrap_or_default())
+}
+
 fn resync_event() -> SseEvent {
     SseEvent::default().event("resync").data("{}")
 }
@@ -263,6 +269,11 @@ impl LiveCtx {
                             HubMsg::Alert { org, alert } => {
                                 if *org == self.org && self.access.allows(org) {
                                     self.out.push_back(alert_event(alert));
+                                }
+                            }
+                            HubMsg::Job { org, job } => {
+                                if *org == self.org && self.access.allows(org) {
+                                    self.out.push_back(job_event(job));
                                 }
                             }
                             HubMsg::Resync => self.out.push_back(resync_event()),

@@ -242,6 +242,7 @@ impl UserPermissions {
                 subjects::org_commands(org),
                 subjects::audit(org),
                 subjects::alerts(org),
+                subjects::jobs(org),
             ],
             publish_deny: vec![],
             subscribe_allow: vec![
@@ -254,14 +255,18 @@ impl UserPermissions {
     }
 
     /// The console's live feed, a user of the controller account: subscribe
-    /// to the node state changes and alert notifications of every org (each
-    /// org account's service import delivers them here) and nothing else;
-    /// publishing anything, replies included, is denied.
+    /// to the node state changes, alert notifications and bulk job progress
+    /// of every org (each org account's service import delivers them here)
+    /// and nothing else; publishing anything, replies included, is denied.
     pub fn console() -> Self {
         Self {
             publish_allow: vec![],
             publish_deny: vec![">".into()],
-            subscribe_allow: vec![subjects::all_state_changes(), subjects::all_alerts()],
+            subscribe_allow: vec![
+                subjects::all_state_changes(),
+                subjects::all_alerts(),
+                subjects::all_jobs(),
+            ],
             allow_responses: false,
             limits: UserLimits {
                 subs: Some(CONSOLE_MAX_SUBS),

@@ -286,6 +286,8 @@ pub struct Config {
     pub utld_usage_http_url: Option<String>,
     #[command(flatten)]
     pub alerts: crate::alerts::AlertSettings,
+    #[command(flatten)]
+    pub bulk: crate::bulk::BulkSettings,
 }
 
 impl Config {
@@ -377,6 +379,7 @@ impl Config {
             utld_tls_addr: "0.0.0.0:8443".into(),
             utld_usage_http_url: None,
             alerts: crate::alerts::AlertSettings::default(),
+            bulk: crate::bulk::BulkSettings::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod bulk;
 pub mod commands;
 pub mod config;
 pub mod crypto;
@@ -280,6 +281,8 @@ impl Controller {
                 evaluate: Arc::new(Notify::new()),
                 deliver: Arc::new(Notify::new()),
             }),
+            bulk: config.bulk.clone(),
+            bulk_wake: Arc::new(Notify::new()),
         };
         Ok(Self {
             config,
@@ -427,6 +430,16 @@ impl Controller {
                 settings: self.config.alerts.clone(),
                 wake: self.state.alerting.deliver.clone(),
                 metrics: self.state.metrics.clone(),
+            }
+            .run(shutdown.clone()),
+        );
+        tasks.spawn(
+            bulk::worker::BulkWorker {
+                pool: self.state.pool.clone(),
+                accounts: self.state.accounts.clone(),
+                control: self.state.control.clone(),
+                settings: self.config.bulk.clone(),
+                wake: self.state.bulk_wake.clone(),
             }
             .run(shutdown.clone()),
         );

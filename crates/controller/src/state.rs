@@ -46,6 +46,9 @@ pub struct AppState {
     /// Lifetime of the console's bus credential.
     pub console_bus_ttl_secs: i64,
     pub alerting: Arc<Alerting>,
+    pub bulk: crate::bulk::BulkSettings,
+    /// Wakes the bulk worker (a job was created).
+    pub bulk_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Alerting's settings and the wake-ups of its background tasks.

@@ -6,6 +6,7 @@ pub mod access;
 pub mod activity;
 pub mod alerts;
 pub mod audit;
+pub mod bulk_jobs;
 pub mod connectors;
 pub mod console;
 pub mod control_keys;

@@ -418,3 +418,111 @@ pub async fn node_rekeyed_at(
         .flatten(),
     )
 }
+
+/// The ids of the nodes matching `f` (its sort and paging ignored), in id
+/// order after `after`, at most `limit`: a bulk job walks a filter
+/// selection in these keyset pages instead of holding it whole.
+pub async fn node_ids_matching(
+    tx: &mut Transaction<'_, Postgres>,
+    org_id: &str,
+    f: &NodeFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>, DbError> {
+    let mut q = QueryBuilder::new("SELECT id FROM nodes");
+    push_filters(&mut q, org_id, f);
+    if let Some(after) = after {
+        q.push(" AND id > ").push_bind(after);
+    }
+    q.push(" ORDER BY id LIMIT ").push_bind(limit);
+    Ok(q.build_query_scalar()
+        .persistent(false)
+        .fetch_all(tx.as_mut())
+        .await?)
+}
+
+/// How many nodes match `f`, exactly (a bulk job's preview).
+pub async fn node_count_matching(
+    pool: &PgPool,
+    org_id: &str,
+    f: &NodeFilter,
+) -> Result<i64, DbError> {
+    let mut q = QueryBuilder::new("SELECT count(*) FROM nodes");
+    push_filters(&mut q, org_id, f);
+    Ok(q.build_query_scalar()
+        .persistent(false)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// The org's nodes among `ids` (others' and unknown ids are left out), in
+/// id order, at most `limit`.
+pub async fn nodes_among(
+    pool: &PgPool,
+    org_id: &str,
+    ids: &[String],
+    limit: i64,
+) -> Result<(i64, Vec<NodeRecord>), DbError> {
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM nodes WHERE org_id = $1 AND id = ANY($2)")
+            .bind(org_id)
+            .bind(ids)
+            .fetch_one(pool)
+            .await?;
+    let sample = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM nodes WHERE org_id = $1 AND id = ANY($2) ORDER BY id LIMIT $3"
+    )))
+    .bind(org_id)
+    .bind(ids)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok((count, sample))
+}
+
+/// The org's nodes among `ids`, locked for a bulk job's page.
+pub async fn nodes_lock_among(
+    tx: &mut Transaction<'_, Postgres>,
+    org_id: &str,
+    ids: &[String],
+) -> Result<Vec<NodeRecord>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM nodes WHERE org_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
+    )))
+    .bind(org_id)
+    .bind(ids)
+    .fetch_all(tx.as_mut())
+    .await?)
+}
+
+/// Merge `labels` into each of `ids` (same org).
+pub async fn nodes_labels_merge(
+    tx: &mut Transaction<'_, Postgres>,
+    org_id: &str,
+    ids: &[String],
+    labels: &BTreeMap<String, String>,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE nodes SET labels = labels || $3 WHERE org_id = $1 AND id = ANY($2)")
+        .bind(org_id)
+        .bind(ids)
+        .bind(sqlx::types::Json(labels))
+        .execute(tx.as_mut())
+        .await?;
+    Ok(())
+}
+
+/// Remove the label `keys` from each of `ids` (same org).
+pub async fn nodes_labels_remove(
+    tx: &mut Transaction<'_, Postgres>,
+    org_id: &str,
+    ids: &[String],
+    keys: &[String],
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE nodes SET labels = labels - $3::text[] WHERE org_id = $1 AND id = ANY($2)")
+        .bind(org_id)
+        .bind(ids)
+        .bind(keys)
+        .execute(tx.as_mut())
+        .await?;
+    Ok(())
+}

@@ -94,6 +94,28 @@ pub async fn org_revocation_insert(
     Ok(())
 }
 
+/// [`org_revocation_insert`] for many keys, inside the caller's transaction
+/// (a bulk decommission: the revocations exist exactly when the change does).
+pub async fn org_revocations_insert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    org_id: &str,
+    public_keys: &[String],
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO org_revocations (org_id, public_key, keep_until)
+         SELECT $1, k, (SELECT expires_at FROM credential_expiries e
+                        WHERE e.org_id = $1 AND e.public_key = k)
+         FROM unnest($2::text[]) AS k
+         ON CONFLICT (org_id, public_key) DO UPDATE
+             SET revoked_at = now(), keep_until = EXCLUDED.keep_until",
+    )
+    .bind(org_id)
+    .bind(public_keys)
+    .execute(tx.as_mut())
+    .await?;
+    Ok(())
+}
+
 /// Remember that a credential for `public_key` valid until `expires_at`
 /// (None: never) was issued in the org; call before handing it out.
 pub async fn credential_expiry_record(

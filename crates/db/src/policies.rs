@@ -244,6 +244,38 @@ pub async fn assignment_insert(
     Ok(id)
 }
 
+/// Give each of `node_ids` its own node-scoped assignment of one rulepack
+/// (replacing each node's previous one): a bulk job's page.
+pub async fn assignments_replace_for_nodes(
+    tx: &mut Transaction<'_, Postgres>,
+    a: &NewAssignment<'_>,
+    node_ids: &[String],
+) -> Result<(), DbError> {
+    sqlx::query(
+        "DELETE FROM policy_assignments
+         WHERE org_id = $1 AND scope_kind = 'node' AND scope_value = ANY($2)",
+    )
+    .bind(a.org_id)
+    .bind(node_ids)
+    .execute(tx.as_mut())
+    .await?;
+    sqlx::query(
+        "INSERT INTO policy_assignments (id, org_id, scope_kind, scope_value, selector, rulepack,
+                                         revision, mode, created_by)
+         SELECT gen_random_uuid(), $1, 'node', node_id, NULL, $3, $4, $5, $6
+         FROM unnest($2::text[]) AS node_id",
+    )
+    .bind(a.org_id)
+    .bind(node_ids)
+    .bind(a.rulepack)
+    .bind(a.revision)
+    .bind(a.mode)
+    .bind(a.created_by)
+    .execute(tx.as_mut())
+    .await?;
+    Ok(())
+}
+
 pub async fn assignment_delete(
     tx: &mut Transaction<'_, Postgres>,
     org_id: &str,
@@ -332,13 +364,42 @@ pub async fn policies_recompute_for(
     org_id: &str,
     node_id: Option<&str>,
 ) -> Result<Vec<PolicyReassigned>, DbError> {
-    // Two statements rather than `($2 IS NULL OR n.id = $2)`: once PostgreSQL
-    // switches a prepared statement to its generic plan, that condition
-    // cannot use the primary key, and every enrollment scanned its whole org.
-    let node_filter = if node_id.is_some() {
-        "AND n.id = $2"
-    } else {
-        ""
+    let scope = match node_id {
+        Some(id) => RecomputeScope::One(id),
+        None => RecomputeScope::Org,
+    };
+    recompute(tx, org_id, scope).await
+}
+
+/// [`policies_recompute`] for some nodes of the org (a bulk job's page:
+/// their labels or node assignments changed).
+pub async fn policies_recompute_nodes(
+    tx: &mut Transaction<'_, Postgres>,
+    org_id: &str,
+    node_ids: &[String],
+) -> Result<Vec<PolicyReassigned>, DbError> {
+    recompute(tx, org_id, RecomputeScope::Some(node_ids)).await
+}
+
+enum RecomputeScope<'a> {
+    Org,
+    One(&'a str),
+    Some(&'a [String]),
+}
+
+async fn recompute(
+    tx: &mut Transaction<'_, Postgres>,
+    org_id: &str,
+    scope: RecomputeScope<'_>,
+) -> Result<Vec<PolicyReassigned>, DbError> {
+    // Separate statements rather than `($2 IS NULL OR n.id = $2)`: once
+    // PostgreSQL switches a prepared statement to its generic plan, that
+    // condition cannot use the primary key, and every enrollment scanned its
+    // whole org.
+    let node_filter = match scope {
+        RecomputeScope::Org => "",
+        RecomputeScope::One(_) => "AND n.id = $2",
+        RecomputeScope::Some(_) => "AND n.id = ANY($2)",
     };
     let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH eff AS (
@@ -366,9 +427,10 @@ pub async fn policies_recompute_for(
          RETURNING n.id, n.tenant_id, n.policy_assigned"
     )))
     .bind(org_id);
-    let query = match node_id {
-        Some(id) => query.bind(id),
-        None => query,
+    let query = match scope {
+        RecomputeScope::Org => query,
+        RecomputeScope::One(id) => query.bind(id),
+        RecomputeScope::Some(ids) => query.bind(ids),
     };
     let rows: Vec<(String, String, Option<String>)> = query.fetch_all(tx.as_mut()).await?;
     Ok(rows

@@ -89,6 +89,13 @@ pub const CHANNELS: &[Channel] = &[
         direction: "controller to everyone",
         description: "Every firing, repeated and resolved alert of the org's alert rules (node offline, degraded, flapping, policy drift, key warning, new node, control-plane lag). Integrators read it only with `include: alerts` (org-scoped credentials only).",
     },
+    Channel {
+        name: "orgJobs",
+        address: "ritma.{org}.jobs",
+        schema: "bulk_job_progress",
+        direction: "controller to the console",
+        description: "Progress of the org's bulk jobs (assign a rulepack, add or remove labels, decommission): counts per job, at most a few per second while it runs, and its final state.",
+    },
 ];
 
 pub fn schema_file_name(stem: &str) -> String {
@@ -218,6 +225,7 @@ mod tests {
             scope.state(),
             crate::subjects::audit(&scope.org),
             crate::subjects::alerts(&scope.org),
+            crate::subjects::jobs(&scope.org),
         ];
         for (ch, subject) in CHANNELS.iter().zip(built) {
             assert_eq!(fill(ch.address), subject, "channel {}", ch.name);

@@ -13,6 +13,7 @@ pub mod contract;
 pub mod diagnostics;
 pub mod enrollment;
 pub mod ids;
+pub mod jobs;
 pub mod keys;
 pub mod messages;
 pub mod policy;

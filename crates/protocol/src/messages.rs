@@ -523,6 +523,10 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("audit", schema::<AuditEvent>()),
         ("alert", schema::<crate::alerts::AlertNotification>()),
         (
+            "bulk_job_progress",
+            schema::<crate::jobs::BulkJobProgress>(),
+        ),
+        (
             "dry_run_report",
             schema::<crate::connectors::DryRunReport>(),
         ),

@@ -153,6 +153,28 @@ pub fn alerts_org(subject: &str) -> Option<OrgId> {
     OrgId::new(org).ok()
 }
 
+/// The org's bulk job progress: each running job's counts, throttled, and
+/// its final state (the console shows them live).
+pub fn jobs(org: &OrgId) -> String {
+    format!("{ROOT}.{org}.jobs")
+}
+
+/// Every org's bulk job progress: what the console's bus credential may read
+/// besides node state changes and alerts.
+pub fn all_jobs() -> String {
+    format!("{ROOT}.*.jobs")
+}
+
+/// The org of a job progress subject (`ritma.<org>.jobs`).
+pub fn jobs_org(subject: &str) -> Option<OrgId> {
+    let mut parts = subject.split('.');
+    let (root, org, leaf) = (parts.next()?, parts.next()?, parts.next()?);
+    if root != ROOT || leaf != "jobs" || parts.next().is_some() {
+        return None;
+    }
+    OrgId::new(org).ok()
+}
+
 /// Every telemetry subject of one org (the org account's service export).
 pub fn org_all(org: &OrgId) -> String {
     format!("{ROOT}.{org}.>")

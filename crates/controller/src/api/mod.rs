@@ -5,6 +5,7 @@
 mod access;
 mod activity;
 mod alerts;
+mod bulk;
 mod connectors;
 pub mod console;
 mod control_key;
@@ -13,7 +14,7 @@ mod export;
 mod fleet_common;
 mod health;
 mod keys;
-mod nodes;
+pub(crate) mod nodes;
 mod orgs;
 mod policies;
 pub mod ratelimit;
@@ -159,6 +160,24 @@ pub fn routes() -> Vec<(Access, &'static str, MethodRouter<AppState>)> {
             Admin,
             "/api/orgs/{org}/roles/{subject}/{role}",
             delete(access::role_revoke),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/bulk-jobs",
+            get(bulk::list)
+                .post(bulk::create)
+                .layer(DefaultBodyLimit::max(bulk::MAX_JOB_BODY_BYTES)),
+        ),
+        (
+            Admin,
+            "/api/orgs/{org}/bulk-jobs/preview",
+            post(bulk::preview).layer(DefaultBodyLimit::max(bulk::MAX_JOB_BODY_BYTES)),
+        ),
+        (Admin, "/api/orgs/{org}/bulk-jobs/{id}", get(bulk::get)),
+        (
+            Admin,
+            "/api/orgs/{org}/bulk-jobs/{id}/items",
+            get(bulk::items),
         ),
         (Admin, "/api/orgs/{org}/nodes", get(nodes::list)),
         (Admin, "/api/orgs/{org}/nodes/summary", get(nodes::summary)),

@@ -132,7 +132,7 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }
 
-pub(super) fn filter_from(q: ListQuery) -> Result<NodeFilter, ApiError> {
+pub(crate) fn filter_from(q: ListQuery) -> Result<NodeFilter, ApiError> {
     let non_empty = |s: Option<String>| s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let mut f = NodeFilter {
         tenant: non_empty(q.tenant),
