@@ -181,6 +181,20 @@ async fn a_browser_sees_the_progress_of_its_orgs_jobs_only_and_exports_stream_th
     );
     let csv = resp.text().await.unwrap();
     assert_eq!(csv, api_csv);
+    // Compressed, as browsers ask: the stream ends cleanly (an unfused body
+    // stream once panicked at its end here, and browsers cancelled downloads).
+    let resp = b
+        .get(format!("{console}/export/nodes?format=json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    assert!(
+        resp.bytes().await.is_ok(),
+        "the compressed download completes"
+    );
     assert_eq!(csv.lines().count(), 6, "a header and the 5 offline nodes");
     for kind in ["audit", "usage"] {
         let resp = b

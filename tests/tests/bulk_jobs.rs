@@ -161,6 +161,11 @@ async fn ids_of_another_org_are_skipped_and_never_touched() {
     assert_eq!(status, 201, "{job}");
     let id = job["id"].as_str().unwrap().to_owned();
     let job = finished(&stack, "acme", &id, Duration::from_secs(30)).await;
+    assert_eq!(job["selection"]["ids"].as_array().unwrap().len(), 4);
+    let (_, list) = stack
+        .api(Method::GET, "/api/orgs/acme/bulk-jobs", None)
+        .await;
+    assert_eq!(list["items"][0]["selection"], json!({ "ids": 4 }), "{list}");
     assert_eq!(
         (&job["succeeded"], &job["skipped"], &job["failed"]),
         (&json!(2), &json!(2), &json!(0)),

@@ -99,10 +99,13 @@ pub(super) async fn download(
 
 /// The response body chunk by chunk, as the controller sends it; a broken
 /// download ends with the error (the browser sees a failed download, not a
-/// short file that looks complete).
+/// short file that looks complete). Fused: the compression layer polls the
+/// body once more after its end, which an unfused `unfold` answers with a
+/// panic (the browser then saw every download cancelled).
 fn chunks(
     resp: reqwest::Response,
 ) -> impl futures::Stream<Item = Result<axum::body::Bytes, reqwest::Error>> {
+    use futures::StreamExt as _;
     futures::stream::unfold(Some(resp), |resp| async move {
         let mut resp = resp?;
         match resp.chunk().await {
@@ -111,6 +114,7 @@ fn chunks(
             Err(e) => Some((Err(e), None)),
         }
     })
+    .fuse()
 }
 
 #[cfg(test)]

@@ -161,14 +161,22 @@ pub async fn bulk_job_get(
     .await?)
 }
 
-/// The org's most recent jobs, newest first.
+/// The org's most recent jobs, newest first; an explicit selection is shown
+/// as its count of ids (up to 10,000 each: the list stays small).
 pub async fn bulk_job_list(
     pool: &PgPool,
     org_id: &str,
     limit: i64,
 ) -> Result<Vec<BulkJobRecord>, DbError> {
+    let columns = COLUMNS.replacen(
+        "selection,",
+        "CASE WHEN selection ? 'ids'
+              THEN jsonb_build_object('ids', jsonb_array_length(selection->'ids'))
+              ELSE selection END AS selection,",
+        1,
+    );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM bulk_jobs WHERE org_id = $1 ORDER BY created_at DESC LIMIT $2"
+        "SELECT {columns} FROM bulk_jobs WHERE org_id = $1 ORDER BY created_at DESC LIMIT $2"
     )))
     .bind(org_id)
     .bind(limit)
