@@ -230,16 +230,12 @@ mod tests {
                 },
             }],
         };
-        let c = activity_charts(Range::Week, Some("prod".into()), &a);
-        assert_eq!(c.charts.len(), 3);
-        assert_eq!(
-            c.charts[2].columns,
-            ["Time", "allow", "deny", "throttle", "isolate"]
-        );
-        assert_eq!(c.charts[0].rows[0].label, "2026-12-08 12:00 UTC");
+        let c = activity_charts(Range::Week, Some("prod"), &a);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[2].series, ["allow", "deny", "throttle", "isolate"]);
+        assert_eq!(c[0].rows[0].label, "2026-12-08 12:00 UTC");
         assert!(
-            c.charts[0]
-                .desc
+            c[0].desc
                 .starts_with("Decisions per 6 hours over the last 7 days, tenant prod."),
             "{}",
             c[0].desc
