@@ -193,11 +193,16 @@ test('the charts follow new rollups when live events arrive, without a reload', 
   await hydrated();
   await page.waitForSelector('body[data-live="open"]', { timeout: 30000 });
   await page.waitForSelector(`[data-testid=activity-scope][data-tenant="${TENANT}"]`);
+  // Let the re-fetch of the stream's first open settle.
+  await new Promise((r) => setTimeout(r, 2000));
   const before = await columnTotal('activity-decisions', 'decisions');
   await page.evaluate(() => {
     window.__chartsNoReload = 'still-here';
   });
   seed(0, { decisions: 1000000, allow: 5 });
+  // No polling: without a live event the chart stays as it was.
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(await columnTotal('activity-decisions', 'decisions'), before, 'no fetch without an event');
   // A node enrolling in the tenant is a live event: the page re-fetches.
   const r = await api(`/api/orgs/${stack.org}/enrollment-tokens`, {
     method: 'POST',

@@ -1,6 +1,6 @@
 //! Chart widgets shared by the dashboard, node and usage pages: a server-drawn chart
-//! with its table view, the range links, and the throttled live refresh. The SVG is
-//! made on the server (`server::charts`); here it is only inserted.
+//! with its table view, the range links, and the throttled live refresh. The charts
+//! are made on the server (`server::charts`); here they are only inserted.
 
 use crate::live::Live;
 use crate::model::chart::{Chart, RANGES};
@@ -35,40 +35,12 @@ pub fn live_refresh() -> Signal<(u64, u64)> {
     Signal::derive(move || (live.sync.get(), bumped.get()))
 }
 
-/// One chart: the server's SVG, then the same numbers as a table behind a
-/// disclosure (for screen readers, copying, and exact values).
+/// One chart as the server finished it (caption, SVG, table view): inserted, not built.
 #[component]
 pub fn ChartFigure(chart: Chart) -> impl IntoView {
-    let caption_id = format!("{}-caption", chart.id);
-    let labelled_by = caption_id.clone();
     view! {
-        <figure class="chart" data-testid=format!("chart-{}", chart.id) aria-labelledby=labelled_by>
-            <figcaption id=caption_id><h3>{chart.title.clone()}</h3></figcaption>
-            <div class="chart-plot" inner_html=chart.svg></div>
-            <details class="chart-table">
-                <summary>"Table view"</summary>
-                <div class="table-wrap">
-                    <table data-testid=format!("chart-table-{}", chart.id)>
-                        <caption class="sr-only">{chart.desc.clone()}</caption>
-                        <thead>
-                            <tr>
-                                {chart.columns.iter().enumerate().map(|(i, c)| view! {
-                                    <th scope="col" class={if i > 0 { "num" } else { "" }}>{c.clone()}</th>
-                                }).collect_view()}
-                            </tr>
-                        </thead>
-                        <tbody>
-                            {chart.rows.into_iter().map(|r| view! {
-                                <tr>
-                                    <th scope="row" class="nowrap"><time datetime=r.at>{r.label}</time></th>
-                                    {r.values.into_iter().map(|v| view! { <td class="num">{v}</td> }).collect_view()}
-                                </tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                </div>
-            </details>
-        </figure>
+        <figure class="chart" data-testid=format!("chart-{}", chart.id)
+            aria-labelledby=format!("{}-caption", chart.id) inner_html=chart.html></figure>
     }
 }
 

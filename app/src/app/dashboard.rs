@@ -5,7 +5,7 @@ use super::charts::{ChartFigure, live_refresh};
 use super::ui::{ErrorBox, fetched, rel_time};
 use crate::fns::{get_activity_charts, get_dashboard};
 use crate::live::{Clock, Live};
-use crate::model::chart::{ActivityCharts, RANGES, range_or_default};
+use crate::model::chart::{ChartSet, RANGES, range_or_default};
 use crate::model::{Dashboard, LiveEvent, Status};
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -89,7 +89,7 @@ fn ActivityPanel() -> impl IntoView {
                     <button type="submit" class="primary">"Show"</button>
                 </div>
             </Form>
-            {fetched(data, |a: ActivityCharts| view! {
+            {fetched(data, |a: ChartSet| view! {
                 <p class="muted small" data-testid="activity-scope" data-range=a.range.clone()
                     data-tenant=a.tenant.clone().unwrap_or_default()>
                     {RANGES.iter().find(|(r, _)| *r == a.range).map(|(_, l)| format!("Last {l}")).unwrap_or_default()}

@@ -68,7 +68,7 @@ fn EventsTimeline(id: String) -> impl IntoView {
                 <h2 id="timeline-h">"Events timeline"</h2>
                 <RangeLinks current=range path=path/>
             </div>
-            {fetched(data, |c| view! { <ChartFigure chart=c/> })}
+            {fetched(data, |set| set.charts.into_iter().map(|c| view! { <ChartFigure chart=c/> }).collect_view())}
         </section>
     }
 }

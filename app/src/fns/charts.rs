@@ -1,8 +1,8 @@
 //! Server functions of the charts: the controller's rollups, drawn on the console
-//! server (`server::charts`) so the browser receives finished SVG and table rows.
+//! server (`server::charts`) so the browser receives finished HTML.
 
 use crate::model::AppError;
-use crate::model::chart::{ActivityCharts, Chart};
+use crate::model::chart::ChartSet;
 use leptos::prelude::*;
 
 /// `range` as the controller names it (`24h`, `7d`, `30d`); anything else is refused.
@@ -19,10 +19,7 @@ fn range_of(range: &str) -> Result<ritma_db::activity::Range, AppError> {
 /// The dashboard's charts of the session's org over `range`, for one tenant or
 /// (empty) all of them. The tenant id is checked by the controller (a 400 here).
 #[server]
-pub async fn get_activity_charts(
-    range: String,
-    tenant: String,
-) -> Result<ActivityCharts, AppError> {
+pub async fn get_activity_charts(range: String, tenant: String) -> Result<ChartSet, AppError> {
     use crate::server::charts::activity::{Activity, activity_charts};
     let (st, s) = super::ctx::current().await?;
     let range = range_of(&range)?;
@@ -31,12 +28,17 @@ pub async fn get_activity_charts(
     query.extend(tenant.iter().map(|t| ("tenant_id", t.clone())));
     let path = format!("/api/orgs/{}/activity", crate::server::api::seg(&s.org));
     let activity: Activity = st.api.get_json(&s.token, &path, &query).await?;
-    Ok(activity_charts(range, tenant, &activity))
+    let charts = activity_charts(range, tenant.as_deref(), &activity);
+    Ok(ChartSet {
+        range: range.as_str().to_owned(),
+        tenant,
+        charts: charts.into_iter().map(|c| c.finish()).collect(),
+    })
 }
 
 /// Node `id`'s enforcement events over `range`.
 #[server]
-pub async fn get_node_events_chart(id: String, range: String) -> Result<Chart, AppError> {
+pub async fn get_node_events_chart(id: String, range: String) -> Result<ChartSet, AppError> {
     use crate::server::api::seg;
     use crate::server::charts::activity::{NodeEvents, node_events_chart};
     let (st, s) = super::ctx::current().await?;
@@ -48,5 +50,10 @@ pub async fn get_node_events_chart(id: String, range: String) -> Result<Chart, A
         ("limit", "1000".to_owned()),
     ];
     let events: NodeEvents = st.api.get_json(&s.token, &path, &query).await?;
-    Ok(node_events_chart(range, chrono::Utc::now(), &events))
+    let chart = node_events_chart(range, chrono::Utc::now(), &events);
+    Ok(ChartSet {
+        range: range.as_str().to_owned(),
+        tenant: None,
+        charts: vec![chart.finish()],
+    })
 }

@@ -433,7 +433,10 @@ pub async fn get_usage(period: Option<String>) -> Result<UsageView, AppError> {
     );
     let usage = usage?;
     Ok(UsageView {
-        charts: crate::server::charts::usage::usage_charts(&usage),
+        charts: crate::server::charts::usage::usage_charts(&usage)
+            .into_iter()
+            .map(|c| c.finish())
+            .collect(),
         usage,
         billing,
     })

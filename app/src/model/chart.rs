@@ -1,5 +1,4 @@
-//! Charts as they cross to the browser: the server draws the SVG (no drawing code in
-//! the WASM bundle) and sends it with the same data as rows for a table view.
+//! Charts as they cross to the browser: finished HTML, drawn on the server.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,34 +14,20 @@ pub fn range_or_default(range: Option<&str>) -> &'static str {
         .unwrap_or(RANGES[0].0)
 }
 
-/// One chart, finished.
+/// One chart, finished on the server: its caption, the SVG (`role="img"`, labelled by
+/// its `<title>` and `<desc>`) and the same numbers as a table behind a disclosure, as
+/// escaped HTML. The browser only inserts it, so no drawing or table code ships in the
+/// WASM bundle.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Chart {
     /// Stable id (DOM ids and test hooks derive from it).
     pub id: String,
-    pub title: String,
-    /// What the chart shows, in words (its SVG `<desc>` too).
-    pub desc: String,
-    /// `<svg role="img" aria-labelledby=…>` markup, escaped by the server.
-    pub svg: String,
-    /// Header of the table view: the bucket column, then one per series.
-    pub columns: Vec<String>,
-    pub rows: Vec<ChartRow>,
+    pub html: String,
 }
 
-/// One bucket of a chart as a table row, values already formatted.
+/// Charts over one range, for one tenant or (None) all of them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChartRow {
-    /// The bucket's start, RFC 3339 (for `<time datetime>`).
-    pub at: String,
-    /// The bucket as people read it.
-    pub label: String,
-    pub values: Vec<String>,
-}
-
-/// The dashboard's activity charts for a range and an optional tenant.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ActivityCharts {
+pub struct ChartSet {
     pub range: String,
     pub tenant: Option<String>,
     pub charts: Vec<Chart>,

@@ -2,8 +2,7 @@
 //! and a node's enforcement timeline (from its hourly events, summed into the range's
 //! buckets).
 
-use super::{Buckets, SeriesData, chart};
-use crate::model::chart::{ActivityCharts, Chart};
+use super::{Buckets, ChartData, SeriesData, chart};
 use crate::model::human_count;
 use chrono::{DateTime, Utc};
 use ritma_db::activity::Range;
@@ -115,10 +114,10 @@ fn decision_series(counts: &[Decisions]) -> Vec<SeriesData> {
 }
 
 /// Decisions, DIG files and enforcement by type, as the dashboard shows them.
-pub fn activity_charts(range: Range, tenant: Option<String>, a: &Activity) -> ActivityCharts {
+pub fn activity_charts(range: Range, tenant: Option<&str>, a: &Activity) -> Vec<ChartData> {
     let starts: Vec<DateTime<Utc>> = a.buckets.iter().map(|b| b.at).collect();
     let b = buckets(range, &starts);
-    let who = match &tenant {
+    let who = match tenant {
         Some(t) => format!("tenant {t}"),
         None => "all tenants".to_owned(),
     };
@@ -131,7 +130,7 @@ pub fn activity_charts(range: Range, tenant: Option<String>, a: &Activity) -> Ac
         }]
     };
     let enforcement: Vec<Decisions> = a.buckets.iter().map(|b| b.enforcement).collect();
-    let charts = vec![
+    vec![
         chart(
             "activity-decisions",
             "Decisions",
@@ -156,17 +155,12 @@ pub fn activity_charts(range: Range, tenant: Option<String>, a: &Activity) -> Ac
             decision_series(&enforcement),
             human_count,
         ),
-    ];
-    ActivityCharts {
-        range: range.as_str().to_owned(),
-        tenant,
-        charts,
-    }
+    ]
 }
 
 /// A node's enforcement decisions over `range`, its hourly buckets summed into the
 /// range's buckets (hours before the range are left out).
-pub fn node_events_chart(range: Range, now: DateTime<Utc>, events: &NodeEvents) -> Chart {
+pub fn node_events_chart(range: Range, now: DateTime<Utc>, events: &NodeEvents) -> ChartData {
     let starts = range.starts(now);
     let mut sums = vec![Decisions::default(); starts.len()];
     if let Some(&first) = starts.first() {
@@ -236,19 +230,15 @@ mod tests {
                 },
             }],
         };
-        let c = activity_charts(Range::Week, Some("prod".into()), &a);
-        assert_eq!(c.charts.len(), 3);
-        assert_eq!(
-            c.charts[2].columns,
-            ["Time", "allow", "deny", "throttle", "isolate"]
-        );
-        assert_eq!(c.charts[0].rows[0].label, "2026-12-08 12:00 UTC");
+        let c = activity_charts(Range::Week, Some("prod"), &a);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[2].series, ["allow", "deny", "throttle", "isolate"]);
+        assert_eq!(c[0].rows[0].label, "2026-12-08 12:00 UTC");
         assert!(
-            c.charts[0]
-                .desc
+            c[0].desc
                 .starts_with("Decisions per 6 hours over the last 7 days, tenant prod."),
             "{}",
-            c.charts[0].desc
+            c[0].desc
         );
     }
 }

@@ -1,14 +1,16 @@
-//! The console's charts, built on the server from the controller's rollups: the
-//! finished SVG (`svg`) plus the same numbers as table rows, so the browser only
-//! inserts markup. Dashboard and node series in `activity`, the month's usage in
-//! `usage`.
+//! The console's charts, built on the server from the controller's rollups: the SVG
+//! (`svg`) and the same numbers as a table view (`table`), finished as HTML, so the
+//! browser only inserts markup. Dashboard and node series in `activity`, the month's
+//! usage in `usage`.
 
 pub mod activity;
 mod svg;
+mod table;
 pub mod usage;
 
-use crate::model::chart::{Chart, ChartRow};
-use svg::{BarChart, Series};
+use crate::model::chart::Chart;
+use svg::{BarChart, Series, escape};
+pub use table::Row;
 
 /// One series of a chart before drawing: name, colour class, values per bucket.
 pub struct SeriesData {
@@ -25,6 +27,32 @@ pub struct Buckets {
     pub long: Vec<String>,
 }
 
+/// A chart drawn, with what its table view shows.
+pub struct ChartData {
+    pub id: String,
+    pub title: String,
+    pub desc: String,
+    /// The series' names, in stacking order (the table's value columns).
+    pub series: Vec<String>,
+    pub rows: Vec<Row>,
+    pub svg: String,
+}
+
+impl ChartData {
+    /// The HTML the page inserts: caption, SVG, table view.
+    pub fn finish(self) -> Chart {
+        let names: Vec<&str> = self.series.iter().map(String::as_str).collect();
+        let html = format!(
+            r#"<figcaption id="{}-caption"><h3>{}</h3></figcaption><div class="chart-plot">{}</div>{}"#,
+            escape(&self.id),
+            escape(&self.title),
+            self.svg,
+            table::table_view(&self.id, &self.desc, &names, &self.rows)
+        );
+        Chart { id: self.id, html }
+    }
+}
+
 /// Draws `series` over `buckets` and pairs it with its table view. `scope` says
 /// what the chart covers, in words ("per hour over the last 24 hours, all
 /// tenants"); `format` how values read.
@@ -35,14 +63,14 @@ pub fn chart(
     buckets: &Buckets,
     series: Vec<SeriesData>,
     format: fn(i64) -> String,
-) -> Chart {
+) -> ChartData {
     let desc = describe(title, scope, buckets, &series, format);
     let rows = buckets
         .at
         .iter()
         .zip(&buckets.long)
         .enumerate()
-        .map(|(i, (at, label))| ChartRow {
+        .map(|(i, (at, label))| Row {
             at: at.clone(),
             label: label.clone(),
             values: series
@@ -51,8 +79,6 @@ pub fn chart(
                 .collect(),
         })
         .collect();
-    let mut columns = vec!["Time".to_owned()];
-    columns.extend(series.iter().map(|s| s.name.to_owned()));
     let svg = svg::bar_chart(&BarChart {
         id: &format!("{id}-svg"),
         title,
@@ -68,13 +94,13 @@ pub fn chart(
             .collect(),
         format,
     });
-    Chart {
+    ChartData {
         id: id.to_owned(),
         title: title.to_owned(),
         desc,
-        svg,
-        columns,
+        series: series.iter().map(|s| s.name.to_owned()).collect(),
         rows,
+        svg,
     }
 }
 
@@ -146,7 +172,7 @@ mod tests {
             ],
             count,
         );
-        assert_eq!(c.columns, ["Time", "allow", "deny"]);
+        assert_eq!(c.series, ["allow", "deny"]);
         assert_eq!(c.rows[0].values, ["1,200", "0"]);
         assert_eq!(c.rows[1].label, "2026-12-08 01:00");
         assert_eq!(
@@ -155,6 +181,11 @@ mod tests {
              Highest: 1,200 at 2026-12-08 00:00."
         );
         assert!(c.svg.contains(r#"id="events-svg""#));
+        let html = c.finish().html;
+        assert!(
+            html.starts_with(r#"<figcaption id="events-caption"><h3>Enforcement decisions</h3>"#)
+        );
+        assert!(html.contains(r#"<table data-testid="chart-table-events">"#));
         let empty = describe("X", "y", &buckets, &[], count);
         assert!(
             empty.ends_with("Nothing was reported in this range."),

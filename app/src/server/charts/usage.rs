@@ -1,7 +1,6 @@
 //! The usage page's charts: each metric by UTC day over the month shown.
 
-use super::{Buckets, SeriesData, chart};
-use crate::model::chart::Chart;
+use super::{Buckets, ChartData, SeriesData, chart};
 use crate::model::fleet::{UsageMetrics, UsageSummary};
 use crate::model::{human_bytes, human_count};
 use chrono::{Datelike, Months, NaiveDate};
@@ -33,7 +32,7 @@ fn per_day(u: &UsageSummary, days: &[NaiveDate]) -> Vec<UsageMetrics> {
 }
 
 /// One chart per metric.
-pub fn usage_charts(u: &UsageSummary) -> Vec<Chart> {
+pub fn usage_charts(u: &UsageSummary) -> Vec<ChartData> {
     let days = days_of(&u.period);
     let metrics = per_day(u, &days);
     let buckets = Buckets {
