@@ -88,6 +88,11 @@ async fn deployment(sso: bool) -> Deployment {
     let mut env = vec![
         ("RITMA_CONSOLE_SERVICE_TOKEN", CONSOLE_TOKEN.to_string()),
         ("RITMA_API_REPLICAS", "2".into()),
+        // These tests call the API as fast as the machine allows (page loads
+        // and direct calls with one token): its budget is not what they test
+        // (the rate-share test below sets its own).
+        ("RITMA_API_RATE_PER_CREDENTIAL", "100000".into()),
+        ("RITMA_API_BURST_PER_CREDENTIAL", "100000".into()),
     ];
     if let Some(issuer) = &issuer {
         env.push(("RITMA_OIDC_ISSUER", issuer.clone()));
