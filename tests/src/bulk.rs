@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::TestStack;
 
-/// `n` nodes of `org`, ids `<org>-000001`..., half `prod` and half `dev`,
+/// `n` nodes of `org` inserted with SQL (bulk jobs and exports), ids `<org>-000001`..., half `prod` and half `dev`,
 /// label `rack=r<i % 10>`, every tenth offline.
 pub async fn insert_nodes(stack: &TestStack, org: &str, n: i32) {
     sqlx::query(

@@ -5,23 +5,9 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed assertion
 
+use ritma_tests::bulk::insert_nodes;
 use ritma_tests::*;
 use serde_json::Value;
-
-async fn insert_nodes(stack: &TestStack, org: &str, n: i32) {
-    sqlx::query(
-        "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, labels, status, interval_secs)
-         SELECT $1 || '-' || lpad(i::text, 6, '0'), $1, CASE WHEN i % 2 = 0 THEN 'prod' ELSE 'dev' END,
-                'UEXPORT' || $1 || i, 'host-' || i, jsonb_build_object('rack', 'r' || (i % 10)),
-                CASE WHEN i % 10 = 0 THEN 'offline' ELSE 'online' END, 10
-         FROM generate_series(1, $2) i",
-    )
-    .bind(org)
-    .bind(n)
-    .execute(&stack.pool)
-    .await
-    .unwrap();
-}
 
 async fn get_text(stack: &TestStack, path: &str) -> (u16, String, String) {
     let r = stack
@@ -67,7 +53,7 @@ async fn a_hundred_thousand_nodes_export_as_csv_and_json_with_the_lists_filters(
         lines[1]
     );
     assert!(lines[100_000].starts_with("acme-100000,"));
-    assert!(!csv.contains("UEXPORTglobex"));
+    assert!(!csv.contains("UBULKglobex"));
 
     let (status, _, body) = get_text(
         &stack,

@@ -43,15 +43,7 @@ async fn get(stack: &Stack, query: &str) -> anyhow::Result<(f64, Value)> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<Value> {
-    let stack = Stack::start(&[]).await?;
-    stack
-        .api
-        .org_ensure(&ritma_protocol::OrgId::new("bench")?)
-        .await?;
-    eprintln!("inserting {} nodes ...", args.nodes);
-    stack
-        .nodes_bulk_insert("bench", "node", args.nodes, 10)
-        .await?;
+    let stack = Stack::start_with_bench_fleet(args.nodes).await?;
     let queries: &[(&str, &str)] = &[
         ("first page, no filter", "limit=50"),
         ("status=offline", "status=offline&limit=50"),

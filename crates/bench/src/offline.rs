@@ -26,15 +26,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<Value> {
-    let stack = Stack::start(&[]).await?;
-    stack
-        .api
-        .org_ensure(&ritma_protocol::OrgId::new("bench")?)
-        .await?;
-    eprintln!("inserting {} nodes ...", args.nodes);
-    stack
-        .nodes_bulk_insert("bench", "node", args.nodes, 10)
-        .await?;
+    let stack = Stack::start_with_bench_fleet(args.nodes).await?;
     // Deadlines as the controller (default settings) sets them; the promise
     // is offline within 3 x interval + 2 s of the last heartbeat.
     let grace = ritma_controller::config::DEFAULT_OFFLINE_GRACE_SECS;

@@ -100,15 +100,7 @@ async fn sign_in(http: &reqwest::Client, console: &Console) -> anyhow::Result<St
 }
 
 pub async fn run(args: Args) -> anyhow::Result<Value> {
-    let stack = Stack::start(&[]).await?;
-    stack
-        .api
-        .org_ensure(&ritma_protocol::OrgId::new("bench")?)
-        .await?;
-    eprintln!("inserting {} nodes ...", args.nodes);
-    stack
-        .nodes_bulk_insert("bench", "node", args.nodes, 10)
-        .await?;
+    let stack = Stack::start_with_bench_fleet(args.nodes).await?;
     let console = console_start(&stack).await?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

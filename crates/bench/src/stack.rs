@@ -78,6 +78,19 @@ async fn private_postgres_with_commit_timestamps(
 }
 
 impl Stack {
+    /// A stack whose org `bench` has `nodes` nodes inserted with SQL (10
+    /// tenants; see [`Stack::nodes_bulk_insert`]), ids `node-0000001`...
+    pub async fn start_with_bench_fleet(nodes: usize) -> anyhow::Result<Self> {
+        let stack = Self::start(&[]).await?;
+        stack
+            .api
+            .org_ensure(&ritma_protocol::OrgId::new("bench")?)
+            .await?;
+        eprintln!("inserting {nodes} nodes ...");
+        stack.nodes_bulk_insert("bench", "node", nodes, 10).await?;
+        Ok(stack)
+    }
+
     /// Start everything; `env` is extra controller settings (`RITMA_*`).
     pub async fn start(env: &[(&str, String)]) -> anyhow::Result<Self> {
         Self::start_with(env, StackOptions::default()).await
