@@ -62,6 +62,8 @@ pub struct Live {
     pub alerts: RwSignal<HashMap<String, LiveAlert>>,
     /// The latest progress per bulk job id.
     pub jobs: RwSignal<HashMap<String, LiveJob>>,
+    /// Bumped when the shown org's hourly rollups grew: charts re-read.
+    pub rollups: RwSignal<u64>,
 }
 
 impl Live {
@@ -76,6 +78,7 @@ impl Live {
             tick: RwSignal::new(0),
             alerts: RwSignal::new(HashMap::new()),
             jobs: RwSignal::new(HashMap::new()),
+            rollups: RwSignal::new(0),
         }
     }
 
@@ -328,6 +331,7 @@ mod client {
                 live.apply_job(j);
             }
         });
+        listen(&es, "rollups", move |_| live.rollups.update(|n| *n += 1));
         listen(&es, "resync", move |_| live.resync());
         listen(&es, "bus", move |m: MessageEvent| {
             if let Some(text) = m.data().as_string()

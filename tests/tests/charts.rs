@@ -243,3 +243,60 @@ async fn activity_refuses_bad_parameters_and_other_orgs() {
         assert!(!text.contains("77"), "{path}: {text}");
     }
 }
+
+/// The rollup cue: a committed usage summary of an org puts one cue on
+/// `ritma.<org>.activity` (what the console's charts refresh on), a burst of
+/// summaries within the throttle adds none, and another org's summaries never
+/// cue this org.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_summaries_cue_their_own_org_once_per_interval() {
+    use futures::StreamExt;
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    stack.create_org("globex").await;
+    let bus = stack.controller_bus().await.unwrap();
+    let mut cues = bus.subscribe("ritma.*.activity").await.unwrap();
+    bus.flush().await.unwrap();
+
+    let mut nodes = Vec::new();
+    for (org, node) in [("acme", "cue-a"), ("globex", "cue-g")] {
+        let token = stack.create_token(org, "prod", 1).await;
+        let (status, reply, key) = stack.enroll_raw(&token, node).await;
+        assert_eq!(status, 200, "{reply}");
+        let client = stack.connect_node(&reply, key).await.unwrap().client;
+        nodes.push((client, format!("ritma.{org}.prod.node.{node}.usage"), node));
+    }
+    let (acme, acme_subject, acme_node) = &nodes[0];
+    for seq in 1..=5 {
+        async_nats::jetstream::new(acme.clone())
+            .publish(acme_subject.clone(), usage_body(acme_node, seq, 7).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let first = tokio::time::timeout(WAIT, cues.next())
+        .await
+        .expect("a cue for acme")
+        .unwrap();
+    assert_eq!(first.subject.as_str(), "ritma.acme.activity");
+    let cue: Value = serde_json::from_slice(&first.payload).unwrap();
+    assert_eq!(cue["org_id"], "acme");
+    // The rest of the burst falls within the throttle: no second cue.
+    let more = tokio::time::timeout(Duration::from_secs(2), cues.next()).await;
+    assert!(more.is_err(), "one cue per interval, got {more:?}");
+
+    // globex's summary cues globex only.
+    let (globex, globex_subject, globex_node) = &nodes[1];
+    async_nats::jetstream::new(globex.clone())
+        .publish(globex_subject.clone(), usage_body(globex_node, 1, 7).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(WAIT, cues.next())
+        .await
+        .expect("a cue for globex")
+        .unwrap();
+    assert_eq!(next.subject.as_str(), "ritma.globex.activity");
+}

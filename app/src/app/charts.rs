@@ -12,14 +12,14 @@ use std::time::Duration;
 pub const LIVE_REFRESH: Duration = Duration::from_secs(20);
 
 /// A counter bumped at most every [`LIVE_REFRESH`] while live events arrive
-/// (status, policy or key changes), and at once when the stream re-syncs: chart
-/// resources depend on it.
+/// (the org's rollups grew, or a status, policy or key change), and at once
+/// when the stream re-syncs: chart resources depend on it.
 pub fn live_refresh() -> Signal<(u64, u64)> {
     let live = expect_context::<Live>();
     let bumped = RwSignal::new(0u64);
     let pending = StoredValue::new(false);
-    Effect::new(move |prev: Option<u64>| {
-        let t = live.tick.get();
+    Effect::new(move |prev: Option<(u64, u64)>| {
+        let t = (live.tick.get(), live.rollups.get());
         if prev.is_some() && !pending.get_value() {
             pending.set_value(true);
             set_timeout(

@@ -32,6 +32,8 @@ pub enum HubMsg {
         org: String,
         job: Box<crate::model::bulk::LiveJob>,
     },
+    /// The hourly rollups of `org` grew (`ritma.<org>.activity`): charts re-read.
+    Rollups { org: String },
     /// Something may have been missed (bus reconnect): browsers re-fetch.
     Resync,
 }
@@ -279,7 +281,22 @@ pub fn decode_job(subject: &str, payload: &[u8]) -> Option<HubMsg> {
     })
 }
 
-/// A bus message as the hub passes it on: a state change, an alert or job progress.
+/// A rollup cue from the bus, as the hub passes it on: the org named by the
+/// subject must be the org of the payload.
+pub fn decode_rollups(subject: &str, payload: &[u8]) -> Option<HubMsg> {
+    let org = ritma_protocol::subjects::activity_org(subject)?;
+    let cue = serde_json::from_slice::<ritma_protocol::activity::RollupsUpdated>(payload).ok()?;
+    if cue.org_id != org {
+        tracing::warn!(%subject, "rollup cue whose payload names another org; dropped");
+        return None;
+    }
+    Some(HubMsg::Rollups {
+        org: org.as_str().to_string(),
+    })
+}
+
+/// A bus message as the hub passes it on: a state change, an alert, job
+/// progress or a rollup cue.
 fn decode(subject: &str, payload: &[u8]) -> Option<HubMsg> {
     if let Some((org, event)) = decode_state(subject, payload) {
         return Some(HubMsg::State {
@@ -289,6 +306,9 @@ fn decode(subject: &str, payload: &[u8]) -> Option<HubMsg> {
     }
     if let Some(job) = decode_job(subject, payload) {
         return Some(job);
+    }
+    if let Some(cue) = decode_rollups(subject, payload) {
+        return Some(cue);
     }
     decode_alert(subject, payload).map(|(org, alert)| HubMsg::Alert {
         org,
@@ -409,12 +429,14 @@ async fn run_all_orgs(
         let subject = ritma_protocol::subjects::all_state_changes();
         let alerts_subject = ritma_protocol::subjects::all_alerts();
         let jobs_subject = ritma_protocol::subjects::all_jobs();
+        let activity_subject = ritma_protocol::subjects::all_activity();
         let subscribed = async {
             let states = client.subscribe(subject.clone()).await?;
             let alerts = client.subscribe(alerts_subject.clone()).await?;
             let jobs = client.subscribe(jobs_subject.clone()).await?;
+            let activity = client.subscribe(activity_subject.clone()).await?;
             Ok::<_, async_nats::SubscribeError>(futures::stream::select(
-                states,
+                futures::stream::select(states, activity),
                 futures::stream::select(alerts, jobs),
             ))
         };
@@ -558,6 +580,21 @@ mod tests {
         }
         assert!(decode_job("ritma.globex.jobs", &body).is_none());
         assert!(decode_job("ritma.acme.alerts", &body).is_none());
+    }
+
+    #[test]
+    fn a_rollup_cue_whose_subject_and_payload_name_different_orgs_is_dropped() {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "v": 1, "org_id": "acme", "at": "2026-12-08T10:00:00Z",
+        }))
+        .unwrap();
+        match decode("ritma.acme.activity", &body) {
+            Some(HubMsg::Rollups { org }) => assert_eq!(org, "acme"),
+            _ => panic!("a rollup cue of acme"),
+        }
+        assert!(decode_rollups("ritma.globex.activity", &body).is_none());
+        assert!(decode_rollups("ritma.acme.jobs", &body).is_none());
+        assert!(decode_rollups("ritma.acme.activity", b"{}").is_none());
     }
 
     #[test]

@@ -48,6 +48,10 @@ fn job_event(job: &crate::model::bulk::LiveJob) -> SseEvent {
         .data(serde_json::to_string(job).unwrap_or_default())
 }
 
+fn rollups_event() -> SseEvent {
+    SseEvent::default().event("rollups").data("{}")
+}
+
 fn resync_event() -> SseEvent {
     SseEvent::default().event("resync").data("{}")
 }
@@ -274,6 +278,11 @@ impl LiveCtx {
                             HubMsg::Job { org, job } => {
                                 if *org == self.org && self.access.allows(org) {
                                     self.out.push_back(job_event(job));
+                                }
+                            }
+                            HubMsg::Rollups { org } => {
+                                if *org == self.org && self.access.allows(org) {
+                                    self.out.push_back(rollups_event());
                                 }
                             }
                             HubMsg::Resync => self.out.push_back(resync_event()),

@@ -243,6 +243,7 @@ impl UserPermissions {
                 subjects::audit(org),
                 subjects::alerts(org),
                 subjects::jobs(org),
+                subjects::activity(org),
             ],
             publish_deny: vec![],
             subscribe_allow: vec![
@@ -255,8 +256,8 @@ impl UserPermissions {
     }
 
     /// The console's live feed, a user of the controller account: subscribe
-    /// to the node state changes, alert notifications and bulk job progress
-    /// of every org (each org account's service import delivers them here)
+    /// to the node state changes, alert notifications, bulk job progress and
+    /// rollup cues of every org (each org account's service import delivers them here)
     /// and nothing else; publishing anything, replies included, is denied.
     pub fn console() -> Self {
         Self {
@@ -266,6 +267,7 @@ impl UserPermissions {
                 subjects::all_state_changes(),
                 subjects::all_alerts(),
                 subjects::all_jobs(),
+                subjects::all_activity(),
             ],
             allow_responses: false,
             limits: UserLimits {
@@ -332,8 +334,8 @@ pub fn unrestricted_user_jwt(
     jwt::encode(Claims::new(account, user_public_key, name, nats), account)
 }
 
-/// Subscriptions the console's bus user may hold (it needs one).
-pub const CONSOLE_MAX_SUBS: i64 = 4;
+/// Subscriptions the console's bus user may hold (it needs four).
+pub const CONSOLE_MAX_SUBS: i64 = 6;
 /// Largest message the console's bus user may publish (it may publish
 /// nothing; the limit bounds what a stolen credential could try).
 pub const CONSOLE_MAX_PAYLOAD: i64 = 1024;

@@ -315,6 +315,10 @@ impl Controller {
             admitted: Arc::default(),
             budgets: self.state.budgets.clone(),
             metrics: self.state.metrics.clone(),
+            rollup_cue: Arc::new(tasks::rollup_cue::RollupCue {
+                accounts: self.state.accounts.clone(),
+                throttle: Default::default(),
+            }),
         }
         .spawn(self.config.workers, &mut tasks, &shutdown);
         tasks.spawn(tasks::reconciler::run(

@@ -96,6 +96,13 @@ pub const CHANNELS: &[Channel] = &[
         direction: "controller to the console",
         description: "Progress of the org's bulk jobs (assign a rulepack, add or remove labels, decommission): counts per job, at most a few per second while it runs, and its final state.",
     },
+    Channel {
+        name: "orgActivity",
+        address: "ritma.{org}.activity",
+        schema: "rollups_updated",
+        direction: "controller to the console",
+        description: "A cue that the org's hourly rollups (usage, enforcement events) grew, at most one every few seconds per org: dashboards re-read the activity and usage APIs on it instead of polling.",
+    },
 ];
 
 pub fn schema_file_name(stem: &str) -> String {
@@ -226,6 +233,7 @@ mod tests {
             crate::subjects::audit(&scope.org),
             crate::subjects::alerts(&scope.org),
             crate::subjects::jobs(&scope.org),
+            crate::subjects::activity(&scope.org),
         ];
         for (ch, subject) in CHANNELS.iter().zip(built) {
             assert_eq!(fill(ch.address), subject, "channel {}", ch.name);

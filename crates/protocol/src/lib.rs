@@ -5,6 +5,7 @@
 //! goes through this one, so the contract documented in `docs/` (JSON Schema
 //! and AsyncAPI) has one source of truth, checked by this crate's tests.
 
+pub mod activity;
 pub mod alerts;
 pub mod broker_events;
 pub mod command;

@@ -527,6 +527,10 @@ pub fn json_schemas() -> Vec<(&'static str, serde_json::Value)> {
             schema::<crate::jobs::BulkJobProgress>(),
         ),
         (
+            "rollups_updated",
+            schema::<crate::activity::RollupsUpdated>(),
+        ),
+        (
             "dry_run_report",
             schema::<crate::connectors::DryRunReport>(),
         ),

@@ -175,6 +175,27 @@ pub fn jobs_org(subject: &str) -> Option<OrgId> {
     OrgId::new(org).ok()
 }
 
+/// The org's rollup cue: its hourly rollups grew (throttled per org).
+pub fn activity(org: &OrgId) -> String {
+    format!("{ROOT}.{org}.activity")
+}
+
+/// Every org's rollup cue: what the console's bus credential may read
+/// besides state changes, alerts and job progress.
+pub fn all_activity() -> String {
+    format!("{ROOT}.*.activity")
+}
+
+/// The org of a rollup cue subject (`ritma.<org>.activity`).
+pub fn activity_org(subject: &str) -> Option<OrgId> {
+    let mut parts = subject.split('.');
+    let (root, org, leaf) = (parts.next()?, parts.next()?, parts.next()?);
+    if root != ROOT || leaf != "activity" || parts.next().is_some() {
+        return None;
+    }
+    OrgId::new(org).ok()
+}
+
 /// Every telemetry subject of one org (the org account's service export).
 pub fn org_all(org: &OrgId) -> String {
     format!("{ROOT}.{org}.>")

@@ -100,6 +100,8 @@ pub struct IngestWorker {
     /// Per-node and per-org budgets (fair share), shared with the API.
     pub budgets: Arc<Budgets>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Tells the console which orgs' rollups grew.
+    pub rollup_cue: Arc<super::rollup_cue::RollupCue>,
 }
 
 fn clamp_i64(v: u64) -> i64 {
@@ -465,6 +467,14 @@ impl IngestWorker {
             messages,
             budgets: &self.budgets,
         };
+        // The orgs whose hourly rollups this batch grows (usage, enforcement).
+        let rolled_up: std::collections::BTreeSet<String> = batch
+            .usage
+            .iter()
+            .map(|r| &r.period.origin.org_id)
+            .chain(batch.events.iter().map(|r| &r.period.origin.org_id))
+            .cloned()
+            .collect();
         let outcome = ingest_commit(&self.pool, batch, self.policy, &self.admitted, &sink).await?;
         if !outcome.transitions.is_empty() {
             self.outbox_wake.notify_one();
@@ -523,6 +533,9 @@ impl IngestWorker {
                 // The commit stands; a redelivery will be absorbed.
                 tracing::warn!(error = %e, "ack failed after commit");
             }
+        }
+        if !rolled_up.is_empty() {
+            self.rollup_cue.touched(rolled_up).await;
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats

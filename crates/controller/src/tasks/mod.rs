@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod outbox;
 pub mod periodic;
 pub mod reconciler;
+pub mod rollup_cue;
 
 use std::time::Duration;
 
