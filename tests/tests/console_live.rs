@@ -128,7 +128,12 @@ async fn the_console_bus_credential_is_for_the_console_only_and_reads_state_chan
     assert_eq!(claims.nats["pub"]["deny"], json!([">"]));
     assert_eq!(
         claims.nats["sub"]["allow"],
-        json!(["ritma.*.*.state.node.*", "ritma.*.alerts", "ritma.*.jobs", "ritma.*.activity"])
+        json!([
+            "ritma.*.*.state.node.*",
+            "ritma.*.alerts",
+            "ritma.*.jobs",
+            "ritma.*.activity"
+        ])
     );
     assert!(claims.nats.get("resp").is_none(), "no replies");
     assert!(claims.nats["subs"].as_i64().unwrap() > 0);

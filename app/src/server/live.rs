@@ -33,7 +33,9 @@ pub enum HubMsg {
         job: Box<crate::model::bulk::LiveJob>,
     },
     /// The hourly rollups of `org` grew (`ritma.<org>.activity`): charts re-read.
-    Rollups { org: String },
+    Rollups {
+        org: String,
+    },
     /// Something may have been missed (bus reconnect): browsers re-fetch.
     Resync,
 }

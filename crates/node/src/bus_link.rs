@@ -157,7 +157,7 @@ fn health_record(health: &Mutex<Health>, urls: &str, event: &async_nats::Event) 
 }
 
 fn failure_is_logged(failures: u64) -> bool {
-    failures == 1 || failures == 3 || failures % WARN_EVERY == 0
+    failures == 1 || failures == 3 || failures.is_multiple_of(WARN_EVERY)
 }
 
 #[cfg(test)]

@@ -93,7 +93,10 @@ mod tests {
     fn each_org_is_cued_at_most_once_per_interval() {
         let t = CueThrottle::default();
         let start = Instant::now();
-        assert_eq!(t.due(orgs(&["acme", "globex"]), start), vec!["acme", "globex"]);
+        assert_eq!(
+            t.due(orgs(&["acme", "globex"]), start),
+            vec!["acme", "globex"]
+        );
         // A busy org does not cue again within the interval; another org does.
         let soon = start + Duration::from_secs(1);
         assert_eq!(t.due(orgs(&["acme", "initech"]), soon), vec!["initech"]);
