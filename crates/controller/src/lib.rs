@@ -299,6 +299,10 @@ impl Controller {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
+        let (rollup_cue, rollup_cues) =
+            tasks::rollup_cue::RollupCue::start(self.state.accounts.clone());
+        // Ends when the ingest workers (holding the cue) have stopped.
+        tokio::spawn(rollup_cues);
         IngestWorker {
             consumer: self.consumer.clone(),
             js: self.js.clone(),
@@ -315,10 +319,7 @@ impl Controller {
             admitted: Arc::default(),
             budgets: self.state.budgets.clone(),
             metrics: self.state.metrics.clone(),
-            rollup_cue: Arc::new(tasks::rollup_cue::RollupCue {
-                accounts: self.state.accounts.clone(),
-                throttle: Default::default(),
-            }),
+            rollup_cue,
         }
         .spawn(self.config.workers, &mut tasks, &shutdown);
         tasks.spawn(tasks::reconciler::run(

@@ -535,7 +535,7 @@ impl IngestWorker {
             }
         }
         if !rolled_up.is_empty() {
-            self.rollup_cue.touched(rolled_up).await;
+            self.rollup_cue.touched(rolled_up);
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats

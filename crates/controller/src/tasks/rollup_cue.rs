@@ -1,12 +1,15 @@
 //! The rollup cue on `ritma.<org>.activity`: after the ingest commits usage
 //! or enforcement summaries of an org (and so grows its hourly rollups), a
 //! small message tells the console to re-read its charts, at most once every
-//! [`MIN_INTERVAL`] per org. Best effort: a lost cue only delays a chart
-//! until the next one.
+//! [`MIN_INTERVAL`] per org, published by a task of its own so the ingest
+//! never waits on it. Best effort: a lost cue only delays a chart until the
+//! next one.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
 
 use ritma_protocol::activity::RollupsUpdated;
 use ritma_protocol::{OrgId, SCHEMA_VERSION, subjects};
@@ -48,35 +51,57 @@ impl CueThrottle {
     }
 }
 
+/// Cues queued for the publisher at most; past it a cue is dropped (the
+/// next one, five seconds on, does the same job).
+const QUEUE: usize = 1024;
+
+/// The ingest's side: throttles and queues; never waits on the bus.
 pub struct RollupCue {
-    pub accounts: Arc<Accounts>,
-    pub throttle: CueThrottle,
+    throttle: CueThrottle,
+    queue: mpsc::Sender<String>,
 }
 
 impl RollupCue {
+    /// The cue and its publisher task (which ends with the cue).
+    pub fn start(accounts: Arc<Accounts>) -> (Arc<Self>, impl std::future::Future<Output = ()>) {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let cue = Arc::new(Self {
+            throttle: CueThrottle::default(),
+            queue,
+        });
+        (cue, publish_cues(accounts, rx))
+    }
+
     /// Cue the orgs whose rollups the last commit grew (throttled).
-    pub async fn touched(&self, orgs: BTreeSet<String>) {
+    pub fn touched(&self, orgs: BTreeSet<String>) {
         for org in self.throttle.due(orgs, Instant::now()) {
-            let Ok(org_id) = OrgId::new(org) else {
-                continue;
-            };
-            let cue = RollupsUpdated {
-                v: SCHEMA_VERSION,
-                org_id,
-                at: chrono::Utc::now(),
-            };
-            let sent = async {
-                let client = self.accounts.org_client(cue.org_id.as_str()).await?;
-                let body = serde_json::to_vec(&cue)
-                    .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
-                client
-                    .publish(subjects::activity(&cue.org_id), body.into())
-                    .await
-                    .map_err(|e| crate::error::ApiError::Bus(e.to_string()))
-            };
-            if let Err(e) = sent.await {
-                tracing::debug!(org = %cue.org_id, error = %e, "rollup cue not published");
-            }
+            // Full: dropped, see QUEUE.
+            let _ = self.queue.try_send(org);
+        }
+    }
+}
+
+async fn publish_cues(accounts: Arc<Accounts>, mut rx: mpsc::Receiver<String>) {
+    while let Some(org) = rx.recv().await {
+        let Ok(org_id) = OrgId::new(org) else {
+            continue;
+        };
+        let cue = RollupsUpdated {
+            v: SCHEMA_VERSION,
+            org_id,
+            at: chrono::Utc::now(),
+        };
+        let sent = async {
+            let client = accounts.org_client(cue.org_id.as_str()).await?;
+            let body = serde_json::to_vec(&cue)
+                .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
+            client
+                .publish(subjects::activity(&cue.org_id), body.into())
+                .await
+                .map_err(|e| crate::error::ApiError::Bus(e.to_string()))
+        };
+        if let Err(e) = sent.await {
+            tracing::debug!(org = %cue.org_id, error = %e, "rollup cue not published");
         }
     }
 }
