@@ -46,6 +46,7 @@ const OTHER_NAMES: &[(&str, &str)] = &[
     // Tests and the scripts around them.
     ("RITMA_FAULT_OUTAGE_SECS", "tests/tests/faults.rs"),
     ("RITMA_NOISY_SECS", "tests/tests/noisy_neighbour.rs"),
+    ("RITMA_NOISY_RATE", "tests/tests/noisy_neighbour.rs"),
     ("RITMA_DENY_ADVISORIES", "tests/run.sh"),
     ("RITMA_PYTHON", "tests/run.sh"),
     ("RITMA_TEST_DATABASE_URL", "tests/run.sh"),
