@@ -1,0 +1,217 @@
+//! Heartbeats: the node row update, its status transitions and change
+//! events, and the signing keys' last use.
+
+use std::collections::BTreeMap;
+
+use sqlx::{Postgres, Transaction};
+
+use super::{HeartbeatRow, OfflinePolicy};
+use crate::DbError;
+use crate::outbox::{NodeChange, StatusTransition};
+
+/// Keep only the newest heartbeat of each node: one row update per node per batch.
+pub fn heartbeats_coalesce(rows: Vec<HeartbeatRow>) -> Vec<HeartbeatRow> {
+    let mut newest: BTreeMap<String, HeartbeatRow> = BTreeMap::new();
+    for row in rows {
+        match newest.get(&row.origin.node_id) {
+            Some(kept) if kept.seq >= row.seq => {}
+            _ => {
+                newest.insert(row.origin.node_id.clone(), row);
+            }
+        }
+    }
+    newest.into_values().collect()
+}
+
+pub(super) async fn heartbeats_apply(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[&HeartbeatRow],
+    policy: OfflinePolicy,
+) -> Result<(u64, Vec<StatusTransition>, Vec<NodeChange>), DbError> {
+    if rows.is_empty() {
+        return Ok((0, vec![], vec![]));
+    }
+    macro_rules! col {
+        ($e:expr) => {
+            rows.iter().map($e).collect::<Vec<_>>()
+        };
+    }
+    let updated: Vec<HeartbeatApplied> = sqlx::query_as(
+        "UPDATE nodes n SET
+             status = i.new_status,
+             status_changed_at = CASE WHEN i.new_status <> old.status THEN now() ELSE old.status_changed_at END,
+             last_seen_at = i.seen_at,
+             last_sent_at = i.sent_at,
+             last_seq = i.seq,
+             interval_secs = i.interval_secs,
+             stale_after = CASE WHEN i.health = 'stopping' THEN NULL
+                                ELSE i.seen_at + make_interval(secs => i.interval_secs * 2) END,
+             offline_after = CASE WHEN i.health = 'stopping' THEN NULL
+                                  ELSE i.seen_at + make_interval(secs => i.interval_secs * $20 + $21) END,
+             agent_version = i.agent_version,
+             policy_version = i.policy_version,
+             last_policy_sync_at = i.last_policy_sync_at,
+             last_evidence_batch_at = i.last_evidence_batch_at,
+             key_id = i.key_id,
+             key_warning = (SELECT k.status FROM signing_keys k
+                            WHERE k.key_id = i.key_id AND k.org_id = n.org_id
+                              AND k.status <> 'active'),
+             slo_counters = i.slo_counters,
+             host_os = i.host_os, host_kernel = i.host_kernel, host_arch = i.host_arch,
+             host_cpus = i.host_cpus, host_memory_bytes = i.host_memory_bytes,
+             host_uptime_secs = i.host_uptime_secs,
+             spool_depth = i.spool_depth, spool_dropped = i.spool_dropped,
+             policy_rejected = i.policy_rejected
+         FROM (
+             SELECT u.*, CASE u.health WHEN 'stopping' THEN 'offline'
+                                       WHEN 'degraded' THEN 'degraded'
+                                       ELSE 'online' END AS new_status,
+                    -- The broker's receive time, never later than now (a
+                    -- broker clock ahead of the database's gains nothing).
+                    LEAST(now(), COALESCE(u.received_at, now())) AS seen_at
+             FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
+                         $6::int[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[],
+                         $11::jsonb[], $12::text[], $13::text[], $14::text[], $15::int[],
+                         $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[],
+                         $22::timestamptz[], $23::text[])
+                  AS u(node_id, seq, sent_at, health, agent_version, interval_secs, policy_version,
+                       last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
+                       host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs,
+                       spool_depth, spool_dropped, received_at, policy_rejected)
+         ) i, nodes old
+         WHERE n.id = i.node_id AND old.id = n.id AND i.seq > n.last_seq
+           AND n.status <> 'decommissioned'
+         RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status AS status_new, i.health,
+                   old.policy_version, n.policy_version AS policy_version_new,
+                   old.key_warning, n.key_warning AS key_warning_new, n.key_id,
+                   old.policy_rejected, n.policy_rejected AS policy_rejected_new",
+    )
+    .bind(col!(|r| r.origin.node_id.clone()))
+    .bind(col!(|r| r.seq))
+    .bind(col!(|r| r.sent_at))
+    .bind(col!(|r| r.health.clone()))
+    .bind(col!(|r| r.agent_version.clone()))
+    .bind(col!(|r| r.interval_secs))
+    .bind(col!(|r| r.policy_version.clone()))
+    .bind(col!(|r| r.last_policy_sync_at))
+    .bind(col!(|r| r.last_evidence_batch_at))
+    .bind(col!(|r| r.key_id.clone()))
+    .bind(col!(|r| r.slo_counters.clone()))
+    .bind(col!(|r| r.host_os.clone()))
+    .bind(col!(|r| r.host_kernel.clone()))
+    .bind(col!(|r| r.host_arch.clone()))
+    .bind(col!(|r| r.host_cpus))
+    .bind(col!(|r| r.host_memory_bytes))
+    .bind(col!(|r| r.host_uptime_secs))
+    .bind(col!(|r| r.spool_depth))
+    .bind(col!(|r| r.spool_dropped))
+    .bind(policy.intervals)
+    .bind(policy.grace_secs)
+    .bind(col!(|r| r.received_at))
+    .bind(col!(|r| r.policy_rejected.clone()))
+    .fetch_all(tx.as_mut())
+    .await?;
+    let applied = updated.len() as u64;
+    let mut changes = Vec::new();
+    for r in &updated {
+        let change = |payload| NodeChange {
+            org_id: r.org_id.clone(),
+            tenant_id: r.tenant_id.clone(),
+            node_id: r.id.clone(),
+            payload,
+        };
+        if r.old_policy_version != r.policy_version {
+            changes.push(change(
+                serde_json::json!({"kind": "policy_applied", "applied": r.policy_version}),
+            ));
+        }
+        // A new refusal is news; the node applying a policy again shows as
+        // policy_applied.
+        if let Some(reason) = r
+            .policy_rejected
+            .as_ref()
+            .filter(|_| r.old_policy_rejected != r.policy_rejected)
+        {
+            changes.push(change(
+                serde_json::json!({"kind": "policy_rejected", "reason": reason}),
+            ));
+        }
+        if r.old_key_warning != r.key_warning {
+            changes.push(change(serde_json::json!({
+                "kind": "key_warning", "key_id": r.key_id, "key_status": r.key_warning,
+            })));
+        }
+    }
+    let transitions = updated
+        .into_iter()
+        .filter(|r| r.old_status != r.status)
+        .map(|r| StatusTransition {
+            reason: match r.health.as_str() {
+                "stopping" => "node stopped gracefully".into(),
+                "degraded" => "node reports itself degraded".into(),
+                _ => "heartbeat received".into(),
+            },
+            node_id: r.id,
+            org_id: r.org_id,
+            tenant_id: r.tenant_id,
+            from: r.old_status,
+            to: r.status,
+        })
+        .collect();
+    keys_touch(tx, rows).await?;
+    Ok((applied, transitions, changes))
+}
+
+#[derive(sqlx::FromRow)]
+struct HeartbeatApplied {
+    id: String,
+    org_id: String,
+    tenant_id: String,
+    #[sqlx(rename = "status")]
+    old_status: String,
+    #[sqlx(rename = "status_new")]
+    status: String,
+    health: String,
+    #[sqlx(rename = "policy_version")]
+    old_policy_version: Option<String>,
+    #[sqlx(rename = "policy_version_new")]
+    policy_version: Option<String>,
+    #[sqlx(rename = "key_warning")]
+    old_key_warning: Option<String>,
+    #[sqlx(rename = "key_warning_new")]
+    key_warning: Option<String>,
+    key_id: Option<String>,
+    #[sqlx(rename = "policy_rejected")]
+    old_policy_rejected: Option<String>,
+    #[sqlx(rename = "policy_rejected_new")]
+    policy_rejected: Option<String>,
+}
+
+/// Record when each signing key was last reported in use, at most once a
+/// minute per key (a heartbeat batch must not rewrite the key rows each time).
+async fn keys_touch(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[&HeartbeatRow],
+) -> Result<(), DbError> {
+    let mut used: Vec<(String, String)> = rows
+        .iter()
+        .filter_map(|r| r.key_id.clone().map(|k| (k, r.origin.org_id.clone())))
+        .collect();
+    if used.is_empty() {
+        return Ok(());
+    }
+    used.sort();
+    used.dedup();
+    let (keys, orgs): (Vec<String>, Vec<String>) = used.into_iter().unzip();
+    sqlx::query(
+        "UPDATE signing_keys k SET last_used_at = now()
+         FROM UNNEST($1::text[], $2::text[]) AS u(key_id, org_id)
+         WHERE k.key_id = u.key_id AND k.org_id = u.org_id
+           AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')",
+    )
+    .bind(keys)
+    .bind(orgs)
+    .execute(tx.as_mut())
+    .await?;
+    Ok(())
+}
