@@ -93,3 +93,43 @@ test('filters narrow the inventory and live in the URL', async () => {
   await page.waitForSelector('[data-testid=empty]');
   await shot('nodes-filtered-empty');
 });
+
+// Each page is a lazy route (a WASM chunk of its own, app/scripts/build.sh):
+// a first load fetches the main module and that page's code only; going to
+// another page fetches its code then, without a reload, and the new page works.
+test('a page loads only its own code; the next page brings its own', async () => {
+  const chunks = () =>
+    page.evaluate(() =>
+      performance
+        .getEntriesByType('resource')
+        .map((e) => e.name.split('/').pop())
+        .filter((n) => n.endsWith('.wasm')),
+    );
+  await page.goto(`${base}/audit`);
+  await hydrated();
+  // The shell hydrates first; the page's chunk follows.
+  await waitFor(
+    async () => (await chunks()).some((n) => n.startsWith('split___audit_route_view')),
+    10000,
+    "the audit page's code",
+  );
+  const first = await chunks();
+  assert.ok(first.includes('ritma_console_bg.wasm'), `the main module: ${first}`);
+  assert.ok(!first.some((n) => n.startsWith('split___nodes_route_view')), `no inventory code yet: ${first}`);
+  assert.ok(!first.some((n) => n.startsWith('split___node_detail_route_view')), `no node page code: ${first}`);
+  await page.evaluate(() => window.__ritmaNoReload = true);
+  await page.click('nav[aria-label=Main] a[href="/nodes"]');
+  await page.waitForSelector('[data-testid=nodes-table]');
+  await waitFor(
+    async () => (await chunks()).some((n) => n.startsWith('split___nodes_route_view')),
+    10000,
+    "the inventory's code to load on navigation",
+  );
+  assert.equal(await page.evaluate(() => window.__ritmaNoReload), true, 'navigated without a reload');
+  // The lazily loaded page is live: a filter typed into it narrows the rows.
+  const firstId = nodeId(stack.nodes[0]);
+  await page.fill('#f-q', firstId);
+  await page.click('form.filters button[type=submit]');
+  await page.waitForURL(/[?&]q=/);
+  await page.waitForSelector(`tr[data-node-id="${firstId}"]`, { timeout: 10000 });
+});

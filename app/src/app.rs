@@ -10,7 +10,7 @@ use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Outlet, ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{Lazy, LazyRoute, lazy_route, path};
 
 mod alert_channels;
 mod alert_rules;
@@ -84,25 +84,62 @@ pub fn App() -> impl IntoView {
     view! {
         <Router>
             <Routes fallback=|| view! { <NotFound/> }>
-                <Route path=path!("/login") view=login::LoginPage/>
+                <Route path=path!("/login") view={Lazy::<LoginRoute>::new()}/>
                 <ParentRoute path=path!("") view=Shell>
-                    <Route path=path!("/") view=dashboard::DashboardPage/>
-                    <Route path=path!("/nodes") view=nodes::NodesPage/>
-                    <Route path=path!("/nodes/:id") view=node_detail::NodeDetailPage/>
-                    <Route path=path!("/enroll") view=enroll::EnrollPage/>
-                    <Route path=path!("/audit") view=audit::AuditPage/>
-                    <Route path=path!("/policies") view=policies::PoliciesPage/>
-                    <Route path=path!("/connectors") view=connectors::ConnectorsPage/>
-                    <Route path=path!("/keys") view=keys::KeysPage/>
-                    <Route path=path!("/usage") view=usage::UsagePage/>
-                    <Route path=path!("/alerts") view=alerts::AlertsPage/>
-                    <Route path=path!("/alerts/rules") view=alert_rules::RulesPage/>
-                    <Route path=path!("/alerts/channels") view=alert_channels::ChannelsPage/>
-                    <Route path=path!("/alerts/silences") view=silences::SilencesPage/>
+                    <Route path=path!("/") view={Lazy::<DashboardRoute>::new()}/>
+                    <Route path=path!("/nodes") view={Lazy::<NodesRoute>::new()}/>
+                    <Route path=path!("/nodes/:id") view={Lazy::<NodeDetailRoute>::new()}/>
+                    <Route path=path!("/enroll") view={Lazy::<EnrollRoute>::new()}/>
+                    <Route path=path!("/audit") view={Lazy::<AuditRoute>::new()}/>
+                    <Route path=path!("/policies") view={Lazy::<PoliciesRoute>::new()}/>
+                    <Route path=path!("/connectors") view={Lazy::<ConnectorsRoute>::new()}/>
+                    <Route path=path!("/keys") view={Lazy::<KeysRoute>::new()}/>
+                    <Route path=path!("/usage") view={Lazy::<UsageRoute>::new()}/>
+                    <Route path=path!("/alerts") view={Lazy::<AlertsRoute>::new()}/>
+                    <Route path=path!("/alerts/rules") view={Lazy::<AlertRulesRoute>::new()}/>
+                    <Route path=path!("/alerts/channels") view={Lazy::<AlertChannelsRoute>::new()}/>
+                    <Route path=path!("/alerts/silences") view={Lazy::<SilencesRoute>::new()}/>
                 </ParentRoute>
             </Routes>
         </Router>
     }
+}
+
+/// Each page is a lazy route: its code is a WASM chunk of its own, loaded
+/// when the page is first shown (`app/scripts/build.sh` splits the bundle),
+/// so the first load carries the shell and one page, not every page.
+macro_rules! lazy_pages {
+    ($($route:ident => $module:ident :: $page:ident,)*) => {$(
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                view! { <$module::$page/> }.into_any()
+            }
+        }
+    )*};
+}
+
+lazy_pages! {
+    LoginRoute => login::LoginPage,
+    DashboardRoute => dashboard::DashboardPage,
+    NodesRoute => nodes::NodesPage,
+    NodeDetailRoute => node_detail::NodeDetailPage,
+    EnrollRoute => enroll::EnrollPage,
+    AuditRoute => audit::AuditPage,
+    PoliciesRoute => policies::PoliciesPage,
+    ConnectorsRoute => connectors::ConnectorsPage,
+    KeysRoute => keys::KeysPage,
+    UsageRoute => usage::UsagePage,
+    AlertsRoute => alerts::AlertsPage,
+    AlertRulesRoute => alert_rules::RulesPage,
+    AlertChannelsRoute => alert_channels::ChannelsPage,
+    SilencesRoute => silences::SilencesPage,
 }
 
 #[component]

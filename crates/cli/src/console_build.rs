@@ -37,6 +37,8 @@ fn newest_source(root: &Path) -> Option<SystemTime> {
         "app/style",
         "app/Cargo.toml",
         "crates/protocol/src",
+        "crates/wasm-split/src",
+        "app/scripts/build.sh",
         "Cargo.lock",
     ] {
         let p = root.join(part);

@@ -3,6 +3,7 @@
 //! buckets).
 
 use super::{Buckets, ChartData, SeriesData, chart};
+use crate::model::fleet::EnforcementCounts;
 use crate::model::human_count;
 use chrono::{DateTime, Utc};
 use ritma_db::activity::Range;
@@ -17,20 +18,7 @@ pub struct ActivityBucket {
     #[serde(default)]
     pub dig_files: i64,
     #[serde(flatten)]
-    pub enforcement: Decisions,
-}
-
-/// Enforcement decisions by type.
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-pub struct Decisions {
-    #[serde(default)]
-    pub allow: i64,
-    #[serde(default)]
-    pub deny: i64,
-    #[serde(default)]
-    pub throttle: i64,
-    #[serde(default)]
-    pub isolate: i64,
+    pub enforcement: EnforcementCounts,
 }
 
 /// The controller's answer to `GET /api/orgs/{org}/activity`.
@@ -44,7 +32,7 @@ pub struct Activity {
 pub struct EventHour {
     pub hour: DateTime<Utc>,
     #[serde(flatten)]
-    pub counts: Decisions,
+    pub counts: EnforcementCounts,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,8 +75,8 @@ pub fn buckets(range: Range, starts: &[DateTime<Utc>]) -> Buckets {
 }
 
 /// The four enforcement series, stacked in this order.
-fn decision_series(counts: &[Decisions]) -> Vec<SeriesData> {
-    let of = |f: fn(&Decisions) -> i64| counts.iter().map(f).collect::<Vec<_>>();
+fn decision_series(counts: &[EnforcementCounts]) -> Vec<SeriesData> {
+    let of = |f: fn(&EnforcementCounts) -> i64| counts.iter().map(f).collect::<Vec<_>>();
     vec![
         SeriesData {
             name: "allow",
@@ -129,7 +117,8 @@ pub fn activity_charts(range: Range, tenant: Option<&str>, a: &Activity) -> Vec<
             values: a.buckets.iter().map(f).collect(),
         }]
     };
-    let enforcement: Vec<Decisions> = a.buckets.iter().map(|b| b.enforcement).collect();
+    let enforcement: Vec<EnforcementCounts> =
+        a.buckets.iter().map(|b| b.enforcement.clone()).collect();
     vec![
         chart(
             "activity-decisions",
@@ -162,7 +151,7 @@ pub fn activity_charts(range: Range, tenant: Option<&str>, a: &Activity) -> Vec<
 /// range's buckets (hours before the range are left out).
 pub fn node_events_chart(range: Range, now: DateTime<Utc>, events: &NodeEvents) -> ChartData {
     let starts = range.starts(now);
-    let mut sums = vec![Decisions::default(); starts.len()];
+    let mut sums = vec![EnforcementCounts::default(); starts.len()];
     if let Some(&first) = starts.first() {
         for h in &events.buckets {
             if let Some(s) = range.index(first, h.hour).and_then(|i| sums.get_mut(i)) {
@@ -196,9 +185,9 @@ mod tests {
         let now = at("2026-12-08T13:45:00Z");
         let hour = |h: &str, allow| EventHour {
             hour: at(h),
-            counts: Decisions {
+            counts: EnforcementCounts {
                 allow,
-                ..Decisions::default()
+                ..EnforcementCounts::default()
             },
         };
         let events = NodeEvents {
@@ -224,9 +213,9 @@ mod tests {
                 at: at("2026-12-08T12:00:00Z"),
                 decisions: 7,
                 dig_files: 1,
-                enforcement: Decisions {
+                enforcement: EnforcementCounts {
                     deny: 2,
-                    ..Decisions::default()
+                    ..EnforcementCounts::default()
                 },
             }],
         };
