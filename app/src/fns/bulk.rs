@@ -2,26 +2,32 @@
 //! form's fields are turned into the controller's request here.
 
 use crate::model::AppError;
+#[cfg(feature = "ssr")]
+use crate::model::bulk::SampleNode;
 use crate::model::bulk::{BulkPreview, LiveJob};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 mod request {
     use crate::model::AppError;
-    use serde_json::{Map, Value, json};
+    use ritma_api::bulk::{
+        AddLabelsParams, AssignRulepackParams, BulkJobParams, BulkJobRequest, RemoveLabelsParams,
+        SelectionBody, SelectionFilter,
+    };
+    use std::collections::BTreeMap;
 
     fn bad(msg: impl Into<String>) -> AppError {
         AppError::BadRequest(msg.into())
     }
 
     /// `key=value, key=value` as a label map.
-    fn labels(raw: &str) -> Result<Map<String, Value>, AppError> {
-        let mut out = Map::new();
+    fn labels(raw: &str) -> Result<BTreeMap<String, String>, AppError> {
+        let mut out = BTreeMap::new();
         for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = pair
                 .split_once('=')
                 .ok_or_else(|| bad(format!("label {pair:?} must be key=value")))?;
-            out.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
+            out.insert(k.trim().to_string(), v.trim().to_string());
         }
         if out.is_empty() {
             return Err(bad("labels are required (key=value, comma separated)"));
@@ -29,6 +35,8 @@ mod request {
         Ok(out)
     }
 
+    /// The action's parameters; None for an action this console does not
+    /// know (the controller names it in its refusal).
     fn params(
         action: &str,
         labels_raw: &str,
@@ -36,75 +44,89 @@ mod request {
         rulepack: &str,
         revision: &str,
         mode: &str,
-    ) -> Result<Value, AppError> {
-        Ok(match action {
-            "add_labels" => json!({ "labels": labels(labels_raw)? }),
+    ) -> Result<Option<BulkJobParams>, AppError> {
+        Ok(Some(match action {
+            "add_labels" => BulkJobParams::AddLabels(AddLabelsParams {
+                labels: labels(labels_raw)?,
+            }),
             "remove_labels" => {
-                let keys: Vec<&str> = keys
+                let keys: Vec<String> = keys
                     .split(',')
                     .map(str::trim)
                     .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
                     .collect();
                 if keys.is_empty() {
                     return Err(bad("label keys are required (comma separated)"));
                 }
-                json!({ "keys": keys })
+                BulkJobParams::RemoveLabels(RemoveLabelsParams { keys })
             }
             "assign_rulepack" => {
                 let rulepack = rulepack.trim();
                 if rulepack.is_empty() {
                     return Err(bad("rulepack is required"));
                 }
-                let mut p = json!({ "rulepack": rulepack, "mode": mode.trim() });
-                if !revision.trim().is_empty() {
-                    let r: i32 = revision
-                        .trim()
-                        .parse()
-                        .map_err(|_| bad("revision must be a number"))?;
-                    p["revision"] = json!(r);
-                }
-                p
+                let revision = match revision.trim() {
+                    "" => None,
+                    r => Some(r.parse().map_err(|_| bad("revision must be a number"))?),
+                };
+                BulkJobParams::AssignRulepack(AssignRulepackParams {
+                    rulepack: rulepack.to_owned(),
+                    revision,
+                    mode: mode.trim().to_owned(),
+                })
             }
-            // The controller names anything else in its answer.
-            _ => json!({}),
-        })
+            "decommission" => BulkJobParams::Decommission,
+            _ => return Ok(None),
+        }))
     }
 
-    fn selection(scope: &str, ids: &str, filter: &str) -> Result<Value, AppError> {
+    fn selection(scope: &str, ids: &str, filter: &str) -> Result<SelectionBody, AppError> {
         match scope {
             "selected" => {
-                let ids: Vec<&str> = ids
+                let ids: Vec<String> = ids
                     .split(',')
                     .map(str::trim)
                     .filter(|i| !i.is_empty())
+                    .map(str::to_owned)
                     .collect();
                 if ids.is_empty() {
                     return Err(bad(
                         "no nodes are selected: tick some rows, or choose all matching",
                     ));
                 }
-                Ok(json!({ "ids": ids }))
+                Ok(SelectionBody {
+                    ids: Some(ids),
+                    filter: None,
+                })
             }
             "filter" => {
-                let given: std::collections::BTreeMap<String, String> = if filter.trim().is_empty()
-                {
+                let given: BTreeMap<String, String> = if filter.trim().is_empty() {
                     Default::default()
                 } else {
                     serde_json::from_str(filter).map_err(|_| bad("unreadable filter"))?
                 };
-                let mut out = Map::new();
-                for (k, v) in given {
-                    match k.as_str() {
-                        "tenant" | "status" | "label" | "version" | "q" if !v.trim().is_empty() => {
-                            out.insert(k, Value::String(v));
-                        }
-                        "drifted" | "key_warning" if v == "true" => {
-                            out.insert(k, Value::Bool(true));
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(json!({ "filter": out }))
+                let text = |key: &str| {
+                    given
+                        .get(key)
+                        .filter(|v| !v.trim().is_empty())
+                        .map(String::to_owned)
+                };
+                let flag = |key: &str| {
+                    (given.get(key).map(String::as_str) == Some("true")).then_some(true)
+                };
+                Ok(SelectionBody {
+                    ids: None,
+                    filter: Some(SelectionFilter {
+                        tenant: text("tenant"),
+                        status: text("status"),
+                        label: text("label"),
+                        version: text("version"),
+                        q: text("q"),
+                        drifted: flag("drifted"),
+                        key_warning: flag("key_warning"),
+                    }),
+                })
             }
             _ => Err(bad("choose the selected nodes or all matching")),
         }
@@ -122,17 +144,25 @@ mod request {
         rulepack: &str,
         revision: &str,
         mode: &str,
-    ) -> Result<Value, AppError> {
-        Ok(json!({
-            "action": action,
-            "params": params(action, labels, keys, rulepack, revision, mode)?,
-            "selection": selection(scope, ids, filter)?,
-        }))
+    ) -> Result<BulkJobRequest, AppError> {
+        let selection = selection(scope, ids, filter)?;
+        Ok(
+            match params(action, labels, keys, rulepack, revision, mode)? {
+                Some(params) => BulkJobRequest::new(params, selection),
+                None => BulkJobRequest {
+                    action: action.to_owned(),
+                    params: serde_json::Value::Object(Default::default()),
+                    selection,
+                    idempotency_key: None,
+                },
+            },
+        )
     }
 
     #[cfg(test)]
     mod tests {
         use super::*;
+        use serde_json::json;
 
         #[test]
         fn form_fields_become_the_controllers_request() {
@@ -148,13 +178,21 @@ mod request {
                 "",
             )
             .unwrap();
+            let b = serde_json::to_value(&b).unwrap();
             assert_eq!(b["params"]["labels"]["env"], "prod");
             assert_eq!(
                 b["selection"]["filter"],
                 json!({ "status": "online", "drifted": true })
             );
             let b = body("selected", "a, b", "", "decommission", "", "", "", "", "").unwrap();
+            let b = serde_json::to_value(&b).unwrap();
             assert_eq!(b["selection"]["ids"], json!(["a", "b"]));
+            assert_eq!(b["params"], json!({}));
+            let b = body("selected", "a", "", "reboot", "", "", "", "", "").unwrap();
+            assert_eq!(
+                b.action, "reboot",
+                "an unknown action goes to the controller to refuse"
+            );
             assert!(body("selected", " ", "", "decommission", "", "", "", "", "").is_err());
             assert!(body("filter", "", "", "add_labels", "nope", "", "", "", "").is_err());
         }
@@ -182,12 +220,25 @@ pub async fn preview_bulk_job(
         "/api/orgs/{}/bulk-jobs/preview",
         crate::server::api::seg(&s.org)
     );
-    let mut preview: BulkPreview = st
+    let preview: ritma_api::bulk::BulkJobPreview = st
         .api
-        .call_json(reqwest::Method::POST, &s.token, &path, Some(&body))
+        .call_typed(reqwest::Method::POST, &s.token, &path, &body)
         .await?;
-    preview.idempotency_key = format!("console-{}", hex::encode(rand::random::<[u8; 16]>()));
-    Ok(preview)
+    Ok(BulkPreview {
+        count: preview.count,
+        unknown_ids: preview.unknown_ids,
+        sample: preview
+            .sample
+            .into_iter()
+            .map(|n| SampleNode {
+                id: n.id,
+                hostname: n.hostname,
+                tenant_id: n.tenant_id,
+                status: n.status.as_str().to_owned(),
+            })
+            .collect(),
+        idempotency_key: format!("console-{}", hex::encode(rand::random::<[u8; 16]>())),
+    })
 }
 
 /// Start the job; `idempotency_key` (from the form) makes a repeated
@@ -209,13 +260,27 @@ pub async fn start_bulk_job(
     let mut body = request::body(
         &scope, &ids, &filter, &action, &labels, &keys, &rulepack, &revision, &mode,
     )?;
-    if !idempotency_key.trim().is_empty() {
-        body["idempotency_key"] = serde_json::json!(idempotency_key.trim());
-    }
+    let key = idempotency_key.trim();
+    body.idempotency_key = (!key.is_empty()).then(|| key.to_owned());
     let path = format!("/api/orgs/{}/bulk-jobs", crate::server::api::seg(&s.org));
-    st.api
-        .call_json(reqwest::Method::POST, &s.token, &path, Some(&body))
-        .await
+    let job: ritma_api::bulk::BulkJobView = st
+        .api
+        .call_typed(reqwest::Method::POST, &s.token, &path, &body)
+        .await?;
+    Ok(live_job(job))
+}
+
+#[cfg(feature = "ssr")]
+fn live_job(j: ritma_api::bulk::BulkJobView) -> LiveJob {
+    LiveJob {
+        job_id: j.id.to_string(),
+        action: j.action.as_str().to_owned(),
+        state: j.state.as_str().to_owned(),
+        total: i64::from(j.total),
+        succeeded: i64::from(j.succeeded),
+        failed: i64::from(j.failed),
+        skipped: i64::from(j.skipped),
+    }
 }
 
 /// One job's counts (after a re-sync of the live stream).
@@ -227,5 +292,6 @@ pub async fn get_bulk_job(id: String) -> Result<LiveJob, AppError> {
         crate::server::api::seg(&s.org),
         crate::server::api::seg(&id)
     );
-    st.api.get_json(&s.token, &path, &[]).await
+    let job: ritma_api::bulk::BulkJobView = st.api.get_json(&s.token, &path, &[]).await?;
+    Ok(live_job(job))
 }

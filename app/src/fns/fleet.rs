@@ -84,20 +84,18 @@ pub async fn create_rulepack(
     let (st, s) = super::ctx::current().await?;
     let name = required("name", &name)?;
     let rules = parse_json_field("rules", &rules).map_err(bad)?;
-    let mut body = serde_json::json!({
-        "name": name,
-        "frameworks": parse_list(&frameworks),
-        "rules": rules,
-    });
-    if !description.trim().is_empty() {
-        body["description"] = description.trim().into();
-    }
+    let body = ritma_api::policies::RulepackCreate {
+        name,
+        description: description.trim().to_owned(),
+        frameworks: parse_list(&frameworks),
+        rules,
+    };
     st.api
-        .call_json(
+        .call_typed(
             reqwest::Method::POST,
             &s.token,
             &path::org(&s.org, "rulepacks"),
-            Some(&body),
+            &body,
         )
         .await
 }
@@ -119,16 +117,17 @@ fn assignment_body(
     rulepack: &str,
     revision: &str,
     mode_value: &str,
-) -> Result<serde_json::Value, AppError> {
+) -> Result<ritma_api::policies::NodeAssign, AppError> {
     let revision = crate::model::fleet::parse_revision(revision).map_err(bad)?;
-    let mut body = serde_json::json!({
-        "rulepack": required("rulepack", rulepack)?,
-        "mode": mode(mode_value)?,
-    });
-    if let Some(r) = revision {
-        body["revision"] = r.into();
-    }
-    Ok(body)
+    let revision = revision
+        .map(i32::try_from)
+        .transpose()
+        .map_err(|_| bad("revision is out of range".into()))?;
+    Ok(ritma_api::policies::NodeAssign {
+        rulepack: required("rulepack", rulepack)?,
+        revision,
+        mode: mode(mode_value)?,
+    })
 }
 
 #[server]
@@ -150,15 +149,20 @@ pub async fn create_assignment(
     if kind == "label" && !value.contains('=') {
         return Err(bad("a label scope is key=value".into()));
     }
-    let mut body = assignment_body(&rulepack, &revision, &mode)?;
-    body["scope_kind"] = kind.into();
-    body["scope_value"] = value.into();
+    let target = assignment_body(&rulepack, &revision, &mode)?;
+    let body = ritma_api::policies::AssignmentCreate {
+        scope_kind: kind,
+        scope_value: value,
+        rulepack: target.rulepack,
+        revision: target.revision,
+        mode: target.mode,
+    };
     st.api
-        .call_json(
+        .call_typed(
             reqwest::Method::POST,
             &s.token,
             &path::org(&s.org, "policy-assignments"),
-            Some(&body),
+            &body,
         )
         .await
 }
@@ -192,11 +196,11 @@ pub async fn assign_node_policy(
     let (st, s) = super::ctx::current().await?;
     let body = assignment_body(&rulepack, &revision, &mode)?;
     st.api
-        .call_json(
+        .call_typed(
             reqwest::Method::POST,
             &s.token,
             &path::node(&node_id, "policies"),
-            Some(&body),
+            &body,
         )
         .await
 }

@@ -113,10 +113,15 @@ pub struct AssignedPolicy {
     pub mode: String,
     #[serde(default)]
     pub sha256: String,
-    #[serde(default)]
+    /// Empty when no assignment won (the API answers null).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub scope_kind: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub scope_value: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

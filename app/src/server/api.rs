@@ -5,20 +5,16 @@ use crate::model::{
     NodeQuery, NodeRow, OrgInfo, Spool, Status, TokenInfo,
 };
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use ritma_api::ErrorBody;
+use ritma_api::access::{AuditEntryView, MeView};
+use ritma_api::console::{ConsoleCredentialRequest, ConsoleCredentialResponse};
+use ritma_api::nodes::{NodeList, NodeSummary, NodeView};
+use ritma_api::orgs::OrgView;
+use ritma_api::tokens::{CreateToken, TokenView};
+use ritma_protocol::NodeStatus;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// `GET /api/orgs/{org}/nodes/summary`.
-#[derive(Deserialize)]
-pub struct NodeSummary {
-    pub by_status: BTreeMap<String, i64>,
-    #[serde(default)]
-    pub drifted: i64,
-    #[serde(default)]
-    pub key_warnings: i64,
-}
 
 #[derive(Clone, Debug)]
 pub struct Api {
@@ -27,15 +23,6 @@ pub struct Api {
     /// The browser's address, forwarded to the controller (`X-Forwarded-For`),
     /// which trusts it from the console's address only (`RITMA_API_TRUSTED_PROXIES`).
     forwarded_for: Option<std::net::IpAddr>,
-}
-
-/// The console's bus credential, as the controller hands it out.
-#[derive(Deserialize, Clone, Debug)]
-pub struct BusCredential {
-    pub jwt: String,
-    pub expires_at: DateTime<Utc>,
-    #[serde(default)]
-    pub nats_urls: Vec<String>,
 }
 
 pub fn instant(at: DateTime<Utc>) -> Instant {
@@ -49,143 +36,40 @@ pub fn now() -> Instant {
     instant(Utc::now())
 }
 
-#[derive(Deserialize)]
-struct ApiError {
-    error: Option<String>,
-    message: Option<String>,
+/// The console's view of a status: every one the contract knows.
+fn status(s: NodeStatus) -> Status {
+    Status::parse(s.as_str()).unwrap_or(Status::Unknown)
 }
 
-#[derive(Deserialize)]
-struct ApiOrg {
-    id: String,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct ApiNode {
-    id: String,
-    #[serde(default)]
-    org_id: String,
-    tenant_id: String,
-    #[serde(default)]
-    hostname: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    status: Status,
-    agent_version: Option<String>,
-    policy_version: Option<String>,
-    policy_assigned: Option<String>,
-    policy_mode: Option<String>,
-    #[serde(default)]
-    drifted: bool,
-    drift_since: Option<DateTime<Utc>>,
-    key_warning: Option<String>,
-    key_id: Option<String>,
-    #[serde(default)]
-    interval_secs: i64,
-    last_seen_at: Option<DateTime<Utc>>,
-    status_changed_at: DateTime<Utc>,
-    enrolled_at: DateTime<Utc>,
-    #[serde(default)]
-    connector_count: i64,
-    host: Option<ApiHost>,
-    spool: Option<ApiSpool>,
-    #[serde(default)]
-    status_history: Vec<ApiHistory>,
-}
-
-#[derive(Deserialize)]
-struct ApiHost {
-    hostname: Option<String>,
-    os: Option<String>,
-    kernel: Option<String>,
-    arch: Option<String>,
-    cpus: Option<i64>,
-    memory_bytes: Option<i64>,
-    uptime_secs: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct ApiSpool {
-    #[serde(default)]
-    depth: i64,
-    #[serde(default)]
-    dropped: i64,
-}
-
-#[derive(Deserialize)]
-struct ApiHistory {
-    #[serde(alias = "from_status")]
-    from: Status,
-    #[serde(alias = "to_status")]
-    to: Status,
-    #[serde(default)]
-    reason: String,
-    at: DateTime<Utc>,
-}
-
-#[derive(Deserialize)]
-struct ApiNodePage {
-    items: Vec<ApiNode>,
-    next_cursor: Option<String>,
-    total: i64,
-    #[serde(default = "yes")]
-    total_exact: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Deserialize)]
-struct ApiToken {
-    id: String,
-    token: Option<String>,
-    tenant_id: String,
-    expires_at: DateTime<Utc>,
-    #[serde(default)]
-    max_uses: i64,
-    #[serde(default)]
-    uses: i64,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    created_at: DateTime<Utc>,
-}
-
-impl ApiNode {
-    fn row(&self) -> NodeRow {
-        NodeRow {
-            id: self.id.clone(),
-            tenant_id: self.tenant_id.clone(),
-            hostname: self.hostname.clone(),
-            labels: self.labels.clone(),
-            status: self.status,
-            agent_version: self.agent_version.clone(),
-            policy_version: self.policy_version.clone(),
-            policy_assigned: self.policy_assigned.clone(),
-            policy_mode: self.policy_mode.clone(),
-            drifted: self.drifted,
-            drift_since: self.drift_since.map(instant),
-            key_warning: self.key_warning.clone(),
-            connector_count: self.connector_count,
-            last_seen: self.last_seen_at.map(instant),
-            status_changed: instant(self.status_changed_at),
-        }
+fn node_row(n: &NodeView) -> NodeRow {
+    NodeRow {
+        id: n.id.clone(),
+        tenant_id: n.tenant_id.clone(),
+        hostname: n.hostname.clone(),
+        labels: n.labels.clone(),
+        status: status(n.status),
+        agent_version: n.agent_version.clone(),
+        policy_version: n.policy_version.clone(),
+        policy_assigned: n.policy_assigned.clone(),
+        policy_mode: n.policy_mode.clone(),
+        drifted: n.drifted,
+        drift_since: n.drift_since.map(instant),
+        key_warning: n.key_warning.clone(),
+        connector_count: n.connector_count,
+        last_seen: n.last_seen_at.map(instant),
+        status_changed: instant(n.status_changed_at),
     }
 }
 
-impl ApiToken {
-    fn info(&self) -> TokenInfo {
-        TokenInfo {
-            id: self.id.clone(),
-            tenant_id: self.tenant_id.clone(),
-            expires: instant(self.expires_at),
-            max_uses: self.max_uses,
-            uses: self.uses,
-            labels: self.labels.clone(),
-            created: instant(self.created_at),
-        }
+fn token_info(t: &TokenView) -> TokenInfo {
+    TokenInfo {
+        id: t.id.to_string(),
+        tenant_id: t.tenant_id.clone(),
+        expires: instant(t.expires_at),
+        max_uses: i64::from(t.max_uses),
+        uses: i64::from(t.uses),
+        labels: t.labels.clone(),
+        created: instant(t.created_at),
     }
 }
 
@@ -221,14 +105,16 @@ impl Api {
         &self,
         service_token: &str,
         public_key: &str,
-    ) -> Result<BusCredential, AppError> {
+    ) -> Result<ConsoleCredentialResponse, AppError> {
         let req = self
             .request(
                 reqwest::Method::POST,
                 service_token,
                 "/api/console/bus-credential",
             )
-            .json(&serde_json::json!({ "public_key": public_key }));
+            .json(&ConsoleCredentialRequest {
+                public_key: public_key.to_owned(),
+            });
         self.send(req).await
     }
 
@@ -261,14 +147,12 @@ impl Api {
                 AppError::Internal(format!("unexpected API response: {e}"))
             });
         }
-        let message = serde_json::from_slice::<ApiError>(&bytes)
-            .ok()
-            .map(|e| e.message.or(e.error).unwrap_or_else(|| status.to_string()))
+        let body = serde_json::from_slice::<ErrorBody>(&bytes).ok();
+        let node_unreachable = body.as_ref().is_some_and(|e| e.error == "node_unreachable");
+        let message = body
+            .map(|e| e.message)
+            .filter(|m| !m.is_empty())
             .unwrap_or_else(|| status.to_string());
-        let node_unreachable = serde_json::from_slice::<ApiError>(&bytes)
-            .ok()
-            .and_then(|e| e.error)
-            .is_some_and(|e| e == "node_unreachable");
         Err(match status.as_u16() {
             504 if node_unreachable => AppError::NodeUnreachable(message),
             401 => AppError::Unauthorized,
@@ -362,18 +246,7 @@ impl Api {
 
     /// The caller's roles in `org` (every role for an operator), from `/api/me`.
     pub async fn roles(&self, token: &str, org: &str) -> Result<Vec<String>, AppError> {
-        #[derive(Deserialize)]
-        struct Me {
-            #[serde(default)]
-            orgs: Vec<MeOrg>,
-        }
-        #[derive(Deserialize)]
-        struct MeOrg {
-            id: String,
-            #[serde(default)]
-            roles: Vec<String>,
-        }
-        let me: Me = self.send(self.get(token, "/api/me")).await?;
+        let me: MeView = self.send(self.get(token, "/api/me")).await?;
         Ok(me
             .orgs
             .into_iter()
@@ -391,25 +264,20 @@ impl Api {
 
     /// How to show the caller: email, else name, else subject.
     pub async fn me(&self, token: &str) -> Result<String, AppError> {
-        #[derive(Deserialize)]
-        struct Me {
-            subject: String,
-            email: Option<String>,
-            name: Option<String>,
-        }
-        let me: Me = self.send(self.get(token, "/api/me")).await?;
+        let me: MeView = self.send(self.get(token, "/api/me")).await?;
         Ok(me.email.or(me.name).unwrap_or(me.subject))
     }
 
     pub async fn orgs(&self, token: &str) -> Result<Vec<OrgInfo>, AppError> {
-        let orgs: Vec<ApiOrg> = self.send(self.get(token, "/api/orgs")).await?;
+        let orgs: Vec<OrgView> = self.send(self.get(token, "/api/orgs")).await?;
         Ok(orgs
             .into_iter()
             .map(|o| OrgInfo {
-                name: o
-                    .name
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| o.id.clone()),
+                name: if o.name.is_empty() {
+                    o.id.clone()
+                } else {
+                    o.name
+                },
                 id: o.id,
             })
             .collect())
@@ -432,9 +300,9 @@ impl Api {
         let req = self
             .get(token, &format!("/api/orgs/{}/nodes", seg(org)))
             .query(&params);
-        let page: ApiNodePage = self.send(req).await?;
+        let page: NodeList = self.send(req).await?;
         Ok(NodePage {
-            items: page.items.iter().map(ApiNode::row).collect(),
+            items: page.items.iter().map(node_row).collect(),
             next_cursor: page.next_cursor.filter(|c| !c.is_empty()),
             total: page.total,
             total_exact: page.total_exact,
@@ -455,40 +323,37 @@ impl Api {
         id: &str,
         controller_url: &str,
     ) -> Result<NodeDetail, AppError> {
-        let n: ApiNode = self
+        let detail: ritma_api::nodes::NodeDetail = self
             .send(self.get(token, &format!("/api/orgs/{}/nodes/{}", seg(org), seg(id))))
             .await?;
-        let mut history: Vec<HistoryEntry> = n
+        let mut history: Vec<HistoryEntry> = detail
             .status_history
             .iter()
             .map(|h| HistoryEntry {
-                from: h.from,
-                to: h.to,
+                from: status(h.from_status),
+                to: status(h.to_status),
                 reason: h.reason.clone(),
                 at: instant(h.at),
             })
             .collect();
         history.sort_by_key(|h| std::cmp::Reverse(h.at.ms));
+        let n = detail.node;
         Ok(NodeDetail {
-            node: n.row(),
-            org_id: if n.org_id.is_empty() {
-                org.to_string()
-            } else {
-                n.org_id.clone()
-            },
+            node: node_row(&n),
+            org_id: n.org_id.clone(),
             key_id: n.key_id.clone(),
-            interval_secs: n.interval_secs,
+            interval_secs: i64::from(n.interval_secs),
             enrolled: instant(n.enrolled_at),
-            host: n.host.as_ref().map(|h| HostFacts {
-                hostname: h.hostname.clone(),
-                os: h.os.clone(),
-                kernel: h.kernel.clone(),
-                arch: h.arch.clone(),
-                cpus: h.cpus,
+            host: n.host.map(|h| HostFacts {
+                hostname: Some(h.hostname),
+                os: Some(h.os),
+                kernel: h.kernel,
+                arch: h.arch,
+                cpus: h.cpus.map(i64::from),
                 memory_bytes: h.memory_bytes,
                 uptime_secs: h.uptime_secs,
             }),
-            spool: n.spool.as_ref().map(|s| Spool {
+            spool: n.spool.map(|s| Spool {
                 depth: s.depth,
                 dropped: s.dropped,
             }),
@@ -507,12 +372,14 @@ impl Api {
         max_uses: i64,
         labels: &BTreeMap<String, String>,
     ) -> Result<(TokenInfo, String), AppError> {
-        let body = serde_json::json!({
-            "tenant_id": tenant,
-            "ttl_secs": ttl_secs,
-            "max_uses": max_uses,
-            "labels": labels,
-        });
+        let max_uses = i32::try_from(max_uses)
+            .map_err(|_| AppError::BadRequest(format!("max uses {max_uses} is out of range")))?;
+        let body = CreateToken {
+            tenant_id: tenant.to_owned(),
+            ttl_secs: Some(ttl_secs),
+            max_uses: Some(max_uses),
+            labels: labels.clone(),
+        };
         let req = self
             .request(
                 reqwest::Method::POST,
@@ -520,19 +387,19 @@ impl Api {
                 &format!("/api/orgs/{}/enrollment-tokens", seg(org)),
             )
             .json(&body);
-        let t: ApiToken = self.send(req).await?;
+        let t: TokenView = self.send(req).await?;
         let secret = t
             .token
             .clone()
             .ok_or_else(|| AppError::Internal("the API returned no token secret".into()))?;
-        Ok((t.info(), secret))
+        Ok((token_info(&t), secret))
     }
 
     pub async fn tokens(&self, token: &str, org: &str) -> Result<Vec<TokenInfo>, AppError> {
-        let list: Vec<ApiToken> = self
+        let list: Vec<TokenView> = self
             .send(self.get(token, &format!("/api/orgs/{}/enrollment-tokens", seg(org))))
             .await?;
-        Ok(list.iter().map(ApiToken::info).collect())
+        Ok(list.iter().map(token_info).collect())
     }
 
     /// One page of the org's audit trail, newest first; `limit + 1` are
@@ -544,18 +411,6 @@ impl Api {
         q: &AuditQuery,
         limit: u32,
     ) -> Result<(Vec<AuditEntry>, bool), AppError> {
-        #[derive(Deserialize)]
-        struct ApiAudit {
-            id: i64,
-            actor: String,
-            action: String,
-            target: String,
-            source: Option<String>,
-            before: Option<serde_json::Value>,
-            after: Option<serde_json::Value>,
-            at: DateTime<Utc>,
-            hash: String,
-        }
         let mut params: Vec<(&str, String)> = vec![("limit", (limit + 1).to_string())];
         for (k, v) in [
             ("actor", &q.actor),
@@ -572,7 +427,7 @@ impl Api {
         let req = self
             .get(token, &format!("/api/orgs/{}/audit", seg(org)))
             .query(&params);
-        let mut list: Vec<ApiAudit> = self.send(req).await?;
+        let mut list: Vec<AuditEntryView> = self.send(req).await?;
         let more = list.len() > limit as usize;
         list.truncate(limit as usize);
         let pretty = |v: Option<serde_json::Value>| {

@@ -7,6 +7,7 @@ pub mod api;
 mod auth;
 pub mod charts;
 pub mod config;
+mod contract;
 mod export;
 mod guard;
 pub mod live;

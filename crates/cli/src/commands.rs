@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use futures::StreamExt;
+use ritma_api::orgs::{CreateOrg, OrgView};
+use ritma_api::tokens::{CreateToken, TokenView};
 use ritma_bus::{BusKeys, creds};
 use serde_json::{Value, json};
 
@@ -142,15 +144,15 @@ pub enum OrgCommand {
 pub async fn org(cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
         OrgCommand::Create { id, name, target } => {
-            let v: Value = target
+            let org: OrgView = target
                 .api()?
-                .post("/api/orgs", &json!({ "id": id, "name": name }))
+                .post("/api/orgs", &CreateOrg { id, name })
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            println!("{}", serde_json::to_string_pretty(&org)?);
         }
         OrgCommand::List { target } => {
-            let v: Value = target.api()?.get("/api/orgs").await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            let orgs: Vec<OrgView> = target.api()?.get("/api/orgs").await?;
+            println!("{}", serde_json::to_string_pretty(&orgs)?);
         }
     }
     Ok(())
@@ -192,28 +194,31 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
             labels,
             target,
         } => {
-            let mut map = serde_json::Map::new();
+            let mut map = std::collections::BTreeMap::new();
             for l in labels {
                 let (k, v) = l
                     .split_once('=')
                     .ok_or_else(|| anyhow::anyhow!("label {l:?} must be key=value"))?;
-                map.insert(k.into(), Value::String(v.into()));
+                map.insert(k.to_owned(), v.to_owned());
             }
-            let v: Value = target
+            let body = CreateToken {
+                tenant_id: tenant,
+                ttl_secs: Some(ttl_secs),
+                max_uses: Some(max_uses),
+                labels: map,
+            };
+            let created: TokenView = target
                 .api()?
-                .post(
-                    &format!("/api/orgs/{org}/enrollment-tokens"),
-                    &json!({ "tenant_id": tenant, "ttl_secs": ttl_secs, "max_uses": max_uses, "labels": map }),
-                )
+                .post(&format!("/api/orgs/{org}/enrollment-tokens"), &body)
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            println!("{}", serde_json::to_string_pretty(&created)?);
         }
         TokenCommand::List { org, target } => {
-            let v: Value = target
+            let tokens: Vec<TokenView> = target
                 .api()?
                 .get(&format!("/api/orgs/{org}/enrollment-tokens"))
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            println!("{}", serde_json::to_string_pretty(&tokens)?);
         }
     }
     Ok(())

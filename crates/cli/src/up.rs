@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use clap::Args;
+use ritma_api::orgs::CreateOrg;
+use ritma_api::tokens::{CreateToken, TokenView};
 use ritma_bus::BusKeys;
 use ritma_devstack::ports::free_port;
 use ritma_devstack::{NatsServer, NatsServerSpec, PostgresServer};
@@ -246,8 +248,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
 
     let api = Api::new(&api_url, &admin_token);
-    api.post_idempotent("/api/orgs", &json!({ "id": DEMO_ORG, "name": "Demo Org" }))
-        .await?;
+    let demo_org = CreateOrg {
+        id: DEMO_ORG.to_owned(),
+        name: Some("Demo Org".to_owned()),
+    };
+    api.post_idempotent("/api/orgs", &demo_org).await?;
 
     demo_fleet_settings(&api).await?;
 
@@ -274,16 +279,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             cmd.env("RITMA_POLICY_HOLD", "true");
         }
         if !state_dir.join("identity.json").exists() {
-            let token: Value = api
-                .post(
-                    &format!("/api/orgs/{DEMO_ORG}/enrollment-tokens"),
-                    &json!({ "tenant_id": tenant, "ttl_secs": 600, "max_uses": 1, "labels": { "demo": "true" } }),
-                )
+            let body = CreateToken {
+                tenant_id: (*tenant).to_owned(),
+                ttl_secs: Some(600),
+                max_uses: Some(1),
+                labels: [("demo".to_owned(), "true".to_owned())].into(),
+            };
+            let token: TokenView = api
+                .post(&format!("/api/orgs/{DEMO_ORG}/enrollment-tokens"), &body)
                 .await?;
-            cmd.env(
-                "RITMA_ENROLL_TOKEN",
-                token["token"].as_str().unwrap_or_default(),
-            );
+            cmd.env("RITMA_ENROLL_TOKEN", token.token.unwrap_or_default());
         }
         let child = cmd
             .stdout(Stdio::null())

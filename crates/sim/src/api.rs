@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nkeys::KeyPair;
+use ritma_api::orgs::CreateOrg;
+use ritma_api::tokens::{CreateToken, TokenView};
 use ritma_protocol::enrollment::{RegisterRequest, RegisterResponse};
 use ritma_protocol::{NodeId, NodeSubject, OrgId, TenantId};
 
@@ -36,7 +38,7 @@ impl Api {
         &self,
         what: &'static str,
         path: &str,
-        body: &serde_json::Value,
+        body: &impl serde::Serialize,
         ok: &[u16],
     ) -> Result<serde_json::Value, SimError> {
         let resp = self
@@ -63,7 +65,10 @@ impl Api {
         self.post(
             "create org",
             "/api/orgs",
-            &serde_json::json!({ "id": org.as_str() }),
+            &CreateOrg {
+                id: org.as_str().to_owned(),
+                name: None,
+            },
             &[200, 201, 409],
         )
         .await
@@ -83,14 +88,18 @@ impl Api {
             .post(
                 "create token",
                 &format!("/api/orgs/{org}/enrollment-tokens"),
-                &serde_json::json!({ "tenant_id": tenant.as_str(), "max_uses": max_uses,
-                                     "labels": { "sim": "true" } }),
+                &CreateToken {
+                    tenant_id: tenant.as_str().to_owned(),
+                    ttl_secs: None,
+                    max_uses: Some(max_uses),
+                    labels: [("sim".to_owned(), "true".to_owned())].into(),
+                },
                 &[200, 201],
             )
             .await?;
-        body["token"]
-            .as_str()
-            .map(str::to_owned)
+        serde_json::from_value::<TokenView>(body)
+            .ok()
+            .and_then(|t| t.token)
             .ok_or_else(|| SimError::Api {
                 what: "create token",
                 status: 201,

@@ -5,11 +5,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use ritma_api::access::{AuditEntryView, MeOrg, MeView};
 use ritma_db::access::{self, RoleGrant};
 use ritma_db::audit::{AuditFilter, AuditRecord, audit_list};
 use ritma_protocol::OrgId;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{AppState, JsonBody, PathParams, QueryParams, path_id};
 use crate::audit::{self, WithStates};
@@ -20,23 +21,34 @@ use crate::error::ApiError;
 pub async fn me(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-) -> Result<Json<Value>, ApiError> {
-    let orgs: Vec<Value> = match &p.kind {
+) -> Result<Json<MeView>, ApiError> {
+    let orgs: Vec<MeOrg> = match &p.kind {
         PrincipalKind::Operator => ritma_db::orgs::org_list(&state.pool)
             .await?
             .into_iter()
-            .map(|o| json!({ "id": o.id, "name": o.name, "roles": Role::ALL.map(Role::as_str) }))
+            .map(|o| MeOrg {
+                id: o.id,
+                name: Some(o.name),
+                roles: role_names(&Role::ALL),
+            })
             .collect(),
         PrincipalKind::Person { roles } => roles
             .iter()
             .filter(|(_, r)| !r.is_empty())
-            .map(|(org, r)| json!({ "id": org, "roles": r.iter().map(|x| x.as_str()).collect::<Vec<_>>() }))
+            .map(|(org, r)| MeOrg {
+                id: org.to_string(),
+                name: None,
+                roles: role_names(r),
+            })
             .collect(),
     };
-    Ok(Json(json!({
-        "subject": p.subject, "email": p.email, "name": p.name,
-        "operator": p.is_operator(), "orgs": orgs,
-    })))
+    Ok(Json(MeView {
+        operator: p.is_operator(),
+        subject: p.subject,
+        email: p.email,
+        name: p.name,
+        orgs,
+    }))
 }
 
 pub async fn audit(
@@ -44,10 +56,11 @@ pub async fn audit(
     Extension(p): Extension<Principal>,
     PathParams(org_raw): PathParams<String>,
     QueryParams(filter): QueryParams<AuditFilter>,
-) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+) -> Result<Json<Vec<AuditEntryView>>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadAudit)?;
-    Ok(Json(audit_list(&state.pool, org.as_str(), &filter).await?))
+    let records = audit_list(&state.pool, org.as_str(), &filter).await?;
+    Ok(Json(records.into_iter().map(audit_view).collect()))
 }
 
 pub async fn roles_list(
@@ -154,4 +167,24 @@ pub async fn role_revoke(
     .await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn audit_view(a: AuditRecord) -> AuditEntryView {
+    AuditEntryView {
+        id: a.id,
+        org_id: a.org_id,
+        actor: a.actor,
+        action: a.action,
+        target: a.target,
+        source: a.source,
+        before: a.before,
+        after: a.after,
+        at: a.at,
+        prev_hash: hex::encode(&a.prev_hash),
+        hash: hex::encode(&a.hash),
+    }
+}
+
+fn role_names<'a>(roles: impl IntoIterator<Item = &'a Role>) -> Vec<String> {
+    roles.into_iter().map(|r| r.as_str().to_owned()).collect()
 }

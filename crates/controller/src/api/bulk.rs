@@ -5,17 +5,22 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use ritma_api::bulk::{
+    BulkJobItemPage, BulkJobItemQuery, BulkJobItemState, BulkJobItemView, BulkJobList,
+    BulkJobListQuery, BulkJobPreview, BulkJobRequest, BulkJobView, SampleNode,
+};
 use ritma_db::bulk_jobs::{self as store, BulkJobItem, BulkJobRecord, NewBulkJob};
 use ritma_db::nodes::{self, NodeRecord};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use ritma_protocol::jobs::{BulkAction, BulkJobState};
+use serde_json::json;
 
 use super::fleet_common::org_authorized;
+use super::nodes::stored_status;
 use super::{AppState, JsonBody, PathParams, QueryParams, path_id};
 use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
 use crate::bulk::actions::JobAction;
-use crate::bulk::selection::{Selection, SelectionBody};
+use crate::bulk::selection::Selection;
 use crate::error::ApiError;
 
 /// Nodes shown in a preview.
@@ -27,25 +32,13 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobRequest {
-    pub action: String,
-    #[serde(default)]
-    pub params: Value,
-    pub selection: SelectionBody,
-    /// The same key again returns the job it started, not a second one.
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-}
-
 struct Checked {
     action: JobAction,
     selection: Selection,
     key: Option<String>,
 }
 
-async fn check(state: &AppState, org: &str, body: JobRequest) -> Result<Checked, ApiError> {
+async fn check(state: &AppState, org: &str, body: BulkJobRequest) -> Result<Checked, ApiError> {
     let action = JobAction::parse(&body.action, body.params)?;
     let selection = Selection::parse(body.selection)?;
     let key = body.idempotency_key.map(|k| k.trim().to_owned());
@@ -62,40 +55,55 @@ async fn check(state: &AppState, org: &str, body: JobRequest) -> Result<Checked,
     })
 }
 
-#[derive(Serialize)]
-pub struct SampleNode {
-    pub id: String,
-    pub tenant_id: String,
-    pub hostname: String,
-    pub status: String,
-    pub labels: std::collections::BTreeMap<String, String>,
+fn sample_node(n: NodeRecord) -> Result<SampleNode, ApiError> {
+    Ok(SampleNode {
+        status: stored_status(&n.status)?,
+        id: n.id,
+        tenant_id: n.tenant_id,
+        hostname: n.hostname,
+        labels: n.labels.0,
+    })
 }
 
-impl From<NodeRecord> for SampleNode {
-    fn from(n: NodeRecord) -> Self {
-        Self {
-            id: n.id,
-            tenant_id: n.tenant_id,
-            hostname: n.hostname,
-            status: n.status,
-            labels: n.labels.0,
-        }
-    }
+/// The API's view of a job record.
+pub(crate) fn job_view(j: BulkJobRecord) -> Result<BulkJobView, ApiError> {
+    let action = BulkAction::parse(&j.action)
+        .ok_or_else(|| ApiError::Internal(format!("stored bulk action {:?}", j.action)))?;
+    let state = BulkJobState::parse(&j.state)
+        .ok_or_else(|| ApiError::Internal(format!("stored bulk job state {:?}", j.state)))?;
+    Ok(BulkJobView {
+        id: j.id,
+        org_id: j.org_id,
+        action,
+        params: j.params,
+        selection: j.selection,
+        idempotency_key: j.idempotency_key,
+        state,
+        expanded: j.expanded,
+        total: j.total,
+        succeeded: j.succeeded,
+        failed: j.failed,
+        skipped: j.skipped,
+        error: j.error,
+        created_by: j.created_by,
+        created_at: j.created_at,
+        started_at: j.started_at,
+        finished_at: j.finished_at,
+    })
 }
 
-#[derive(Serialize)]
-pub struct Preview {
-    pub action: &'static str,
-    pub params: Value,
-    /// Nodes of the org the job would act on (decommissioned ones are
-    /// counted, and skipped when it runs).
-    pub count: i64,
-    /// Ids given that are not nodes of this org: never acted on.
-    pub unknown_ids: i64,
-    pub sample: Vec<SampleNode>,
+fn item_view(i: BulkJobItem) -> Result<BulkJobItemView, ApiError> {
+    let state = BulkJobItemState::parse(&i.state)
+        .ok_or_else(|| ApiError::Internal(format!("stored bulk item state {:?}", i.state)))?;
+    Ok(BulkJobItemView {
+        node_id: i.node_id,
+        state,
+        detail: i.detail,
+        done_at: i.done_at,
+    })
 }
 
-async fn preview_of(state: &AppState, org: &str, c: &Checked) -> Result<Preview, ApiError> {
+async fn preview_of(state: &AppState, org: &str, c: &Checked) -> Result<BulkJobPreview, ApiError> {
     let (count, unknown_ids, sample) = match &c.selection {
         Selection::Ids(ids) => {
             let (count, sample) = nodes::nodes_among(&state.pool, org, ids, SAMPLE).await?;
@@ -112,12 +120,15 @@ async fn preview_of(state: &AppState, org: &str, c: &Checked) -> Result<Preview,
             (count, 0, page.items)
         }
     };
-    Ok(Preview {
-        action: c.action.kind().as_str(),
+    Ok(BulkJobPreview {
+        action: c.action.kind(),
         params: c.action.params(),
         count,
         unknown_ids,
-        sample: sample.into_iter().map(SampleNode::from).collect(),
+        sample: sample
+            .into_iter()
+            .map(sample_node)
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -126,8 +137,8 @@ pub async fn preview(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-    JsonBody(body): JsonBody<JobRequest>,
-) -> Result<Json<Preview>, ApiError> {
+    JsonBody(body): JsonBody<BulkJobRequest>,
+) -> Result<Json<BulkJobPreview>, ApiError> {
     let org = org_authorized(&p, Action::ManageNodes, &org)?;
     let checked = check(&state, org.as_str(), body).await?;
     Ok(Json(preview_of(&state, org.as_str(), &checked).await?))
@@ -139,8 +150,8 @@ pub async fn create(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-    JsonBody(body): JsonBody<JobRequest>,
-) -> Result<(StatusCode, Json<BulkJobRecord>), ApiError> {
+    JsonBody(body): JsonBody<BulkJobRequest>,
+) -> Result<(StatusCode, Json<BulkJobView>), ApiError> {
     let org = org_authorized(&p, Action::ManageNodes, &org)?;
     let c = check(&state, org.as_str(), body).await?;
     let expected = match &c.selection {
@@ -159,7 +170,7 @@ pub async fn create(
                 existing.action
             )));
         }
-        return Ok((StatusCode::OK, Json(existing)));
+        return Ok((StatusCode::OK, Json(job_view(existing)?)));
     }
     let active = store::bulk_jobs_active_count(&mut tx, org.as_str()).await?;
     let cap = state.bulk.active_per_org.max(1);
@@ -212,13 +223,7 @@ pub async fn create(
     tx.commit().await.map_err(ritma_db::DbError::from)?;
     state.bulk_wake.notify_one();
     tracing::info!(job = %job.id, org = %org, action = %job.action, total = job.total, "bulk job created");
-    Ok((StatusCode::CREATED, Json(job)))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    pub limit: Option<i64>,
+    Ok((StatusCode::CREATED, Json(job_view(job)?)))
 }
 
 /// `GET /api/orgs/{org}/bulk-jobs`: the org's recent jobs, newest first.
@@ -226,12 +231,14 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-    QueryParams(q): QueryParams<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+    QueryParams(q): QueryParams<BulkJobListQuery>,
+) -> Result<Json<BulkJobList>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     let items = store::bulk_job_list(&state.pool, org.as_str(), limit).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(BulkJobList {
+        items: items.into_iter().map(job_view).collect::<Result<_, _>>()?,
+    }))
 }
 
 async fn job_of(
@@ -252,24 +259,8 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams((org, id)): PathParams<(String, String)>,
-) -> Result<Json<BulkJobRecord>, ApiError> {
-    Ok(Json(job_of(&state, &p, &org, &id).await?))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ItemParams {
-    pub state: Option<String>,
-    /// The last node id of the previous page.
-    pub after: Option<String>,
-    pub limit: Option<i64>,
-}
-
-#[derive(Serialize)]
-pub struct ItemPage {
-    pub items: Vec<BulkJobItem>,
-    /// Pass as `after` for the next page; None at the end.
-    pub next_after: Option<String>,
+) -> Result<Json<BulkJobView>, ApiError> {
+    Ok(Json(job_view(job_of(&state, &p, &org, &id).await?)?))
 }
 
 /// `GET /api/orgs/{org}/bulk-jobs/{id}/items`: the result per node, in
@@ -278,8 +269,8 @@ pub async fn items(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams((org, id)): PathParams<(String, String)>,
-    QueryParams(q): QueryParams<ItemParams>,
-) -> Result<Json<ItemPage>, ApiError> {
+    QueryParams(q): QueryParams<BulkJobItemQuery>,
+) -> Result<Json<BulkJobItemPage>, ApiError> {
     let job = job_of(&state, &p, &org, &id).await?;
     if let Some(s) = q.state.as_deref()
         && !matches!(s, "pending" | "succeeded" | "failed" | "skipped")
@@ -298,5 +289,8 @@ pub async fn items(
     let next_after = (items.len() as i64 == limit)
         .then(|| items.last().map(|i| i.node_id.clone()))
         .flatten();
-    Ok(Json(ItemPage { items, next_after }))
+    Ok(Json(BulkJobItemPage {
+        items: items.into_iter().map(item_view).collect::<Result<_, _>>()?,
+        next_after,
+    }))
 }

@@ -18,9 +18,9 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
+use ritma_api::console::{ConsoleCredentialRequest, ConsoleCredentialResponse};
 use ritma_bus::accounts;
 use ritma_db::audit::AuditEntry;
-use serde::{Deserialize, Serialize};
 
 use super::{AppState, JsonBody};
 use crate::crypto::secrets_equal;
@@ -70,26 +70,11 @@ impl axum::extract::FromRequestParts<AppState> for ConsoleCaller {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialRequest {
-    pub public_key: String,
-}
-
-#[derive(Serialize)]
-pub struct CredentialResponse {
-    pub jwt: String,
-    pub expires_at: chrono::DateTime<chrono::Utc>,
-    pub account_public_key: String,
-    pub subscribe: Vec<String>,
-    pub nats_urls: Vec<String>,
-}
-
 pub async fn bus_credential(
     State(state): State<AppState>,
     caller: ConsoleCaller,
-    JsonBody(body): JsonBody<CredentialRequest>,
-) -> Result<(StatusCode, Json<CredentialResponse>), ApiError> {
+    JsonBody(body): JsonBody<ConsoleCredentialRequest>,
+) -> Result<(StatusCode, Json<ConsoleCredentialResponse>), ApiError> {
     if nkeys::KeyPair::from_public_key(&body.public_key).is_err()
         || !body.public_key.starts_with('U')
     {
@@ -123,7 +108,7 @@ pub async fn bus_credential(
     tracing::info!(public_key = %body.public_key, %expires_at, "console bus credential minted");
     Ok((
         StatusCode::CREATED,
-        Json(CredentialResponse {
+        Json(ConsoleCredentialResponse {
             jwt,
             expires_at,
             account_public_key: account.public_key(),

@@ -14,10 +14,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::fleet_common::org_authorized;
-use super::nodes::{ListQuery, filter_from};
+use super::nodes::filter_from;
 use super::{AppState, PathParams, QueryParams};
 use crate::auth::{Action, Principal};
 use crate::error::ApiError;
+use ritma_api::nodes::NodeListQuery;
 
 const PAGE: i64 = 1_000;
 
@@ -186,7 +187,7 @@ pub async fn nodes(
 ) -> Result<Response, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let format = Format::parse(q.format.as_deref())?;
-    let mut filter = filter_from(ListQuery {
+    let mut filter = filter_from(NodeListQuery {
         tenant: q.tenant,
         status: q.status,
         label: q.label,

@@ -1,138 +1,87 @@
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
 use data_encoding::BASE64URL_NOPAD;
+use ritma_api::nodes::{
+    HostView, NodeDetail, NodeList, NodeListQuery, NodeSummary, NodeView, SpoolView, StatusChange,
+};
 use ritma_db::nodes::{self, NodeFilter, NodeRecord, NodeSort, StatusHistoryEntry};
 use ritma_db::outbox::{StatusTransition, transitions_record};
 use ritma_protocol::diagnostics::DiagnosticBundle;
 use ritma_protocol::{NodeId, NodeStatus, OrgId};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{AppState, PathParams, QueryParams, path_id};
 use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
 use crate::error::ApiError;
 
-#[derive(Serialize)]
-pub struct NodeView {
-    pub id: String,
-    pub org_id: String,
-    pub tenant_id: String,
-    pub hostname: String,
-    pub labels: BTreeMap<String, String>,
-    pub capabilities: Vec<String>,
-    pub status: String,
-    pub status_changed_at: DateTime<Utc>,
-    pub enrolled_at: DateTime<Utc>,
-    pub agent_version: Option<String>,
-    pub policy_version: Option<String>,
-    pub last_policy_sync_at: Option<DateTime<Utc>>,
-    pub last_evidence_batch_at: Option<DateTime<Utc>>,
-    pub key_id: Option<String>,
-    pub interval_secs: i32,
-    /// Controller receive time of the last heartbeat.
-    pub last_seen_at: Option<DateTime<Utc>>,
-    /// The node's own clock at that heartbeat.
-    pub last_sent_at: Option<DateTime<Utc>>,
-    pub last_seq: i64,
-    pub connector_count: i64,
-    pub slo_counters: Option<BTreeMap<String, u64>>,
-    pub host: Option<Value>,
-    pub spool: Option<Value>,
-    pub public_key: String,
-    pub policy_assigned: Option<String>,
-    pub policy_mode: Option<String>,
-    pub drifted: bool,
-    pub drift_since: Option<DateTime<Utc>>,
-    pub key_warning: Option<String>,
-    /// Why the node refused the policy it was last served (bad signature,
-    /// another node's assignment); it keeps its previous one meanwhile.
-    pub policy_rejected: Option<String>,
+/// The API's view of a node record.
+pub(crate) fn node_view(n: NodeRecord) -> Result<NodeView, ApiError> {
+    let host = n.host_os.map(|os| HostView {
+        hostname: n.hostname.clone(),
+        os,
+        kernel: n.host_kernel,
+        arch: n.host_arch,
+        cpus: n.host_cpus,
+        memory_bytes: n.host_memory_bytes,
+        uptime_secs: n.host_uptime_secs,
+    });
+    let spool = n.spool_depth.map(|depth| SpoolView {
+        depth,
+        dropped: n.spool_dropped.unwrap_or(0),
+    });
+    Ok(NodeView {
+        status: stored_status(&n.status)?,
+        id: n.id,
+        org_id: n.org_id,
+        tenant_id: n.tenant_id,
+        hostname: n.hostname,
+        labels: n.labels.0,
+        capabilities: n.capabilities.0,
+        status_changed_at: n.status_changed_at,
+        enrolled_at: n.enrolled_at,
+        agent_version: n.agent_version,
+        policy_version: n.policy_version,
+        last_policy_sync_at: n.last_policy_sync_at,
+        last_evidence_batch_at: n.last_evidence_batch_at,
+        key_id: n.key_id,
+        interval_secs: n.interval_secs,
+        last_seen_at: n.last_seen_at,
+        last_sent_at: n.last_sent_at,
+        last_seq: n.last_seq,
+        connector_count: n.connector_count,
+        slo_counters: n.slo_counters.map(|j| j.0),
+        host,
+        spool,
+        public_key: n.public_key,
+        policy_assigned: n.policy_assigned,
+        policy_mode: n.policy_mode,
+        drifted: n.drifted,
+        drift_since: n.drift_since,
+        key_warning: n.key_warning,
+        policy_rejected: n.policy_rejected,
+    })
 }
 
-impl From<NodeRecord> for NodeView {
-    fn from(n: NodeRecord) -> Self {
-        let host = n.host_os.as_ref().map(|os| {
-            json!({
-                "hostname": n.hostname, "os": os, "kernel": n.host_kernel, "arch": n.host_arch,
-                "cpus": n.host_cpus, "memory_bytes": n.host_memory_bytes,
-                "uptime_secs": n.host_uptime_secs,
-            })
-        });
-        let spool = n
-            .spool_depth
-            .map(|d| json!({ "depth": d, "dropped": n.spool_dropped.unwrap_or(0) }));
-        Self {
-            id: n.id,
-            org_id: n.org_id,
-            tenant_id: n.tenant_id,
-            hostname: n.hostname,
-            labels: n.labels.0,
-            capabilities: n.capabilities.0,
-            status: n.status,
-            status_changed_at: n.status_changed_at,
-            enrolled_at: n.enrolled_at,
-            agent_version: n.agent_version,
-            policy_version: n.policy_version,
-            last_policy_sync_at: n.last_policy_sync_at,
-            last_evidence_batch_at: n.last_evidence_batch_at,
-            key_id: n.key_id,
-            interval_secs: n.interval_secs,
-            last_seen_at: n.last_seen_at,
-            last_sent_at: n.last_sent_at,
-            last_seq: n.last_seq,
-            connector_count: n.connector_count,
-            slo_counters: n.slo_counters.map(|j| j.0),
-            host,
-            spool,
-            public_key: n.public_key,
-            policy_assigned: n.policy_assigned,
-            policy_mode: n.policy_mode,
-            drifted: n.drifted,
-            drift_since: n.drift_since,
-            key_warning: n.key_warning,
-            policy_rejected: n.policy_rejected,
-        }
-    }
+/// A status as the database stores it (its own CHECK keeps it one of ours).
+pub(crate) fn stored_status(s: &str) -> Result<NodeStatus, ApiError> {
+    NodeStatus::parse(s).ok_or_else(|| ApiError::Internal(format!("stored node status {s:?}")))
 }
 
-#[derive(Deserialize, Default)]
-pub struct ListQuery {
-    pub tenant: Option<String>,
-    /// One status or several, comma-separated.
-    pub status: Option<String>,
-    /// `key=value`; several separated by commas.
-    pub label: Option<String>,
-    pub version: Option<String>,
-    pub q: Option<String>,
-    pub sort: Option<String>,
-    pub order: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-    /// `true`: only nodes whose policy has drifted.
-    pub drifted: Option<bool>,
-    /// `true`: only nodes signing with a revoked, compromised or expired key.
-    pub key_warning: Option<bool>,
-}
-
-#[derive(Serialize)]
-pub struct NodeList {
-    pub items: Vec<NodeView>,
-    pub next_cursor: Option<String>,
-    /// Matching nodes, counted up to 10,000 ...
-    pub total: i64,
-    /// ... false when more match (then `total` is 10,000).
-    pub total_exact: bool,
+fn status_change(h: StatusHistoryEntry) -> Result<StatusChange, ApiError> {
+    Ok(StatusChange {
+        from_status: stored_status(&h.from_status)?,
+        to_status: stored_status(&h.to_status)?,
+        reason: h.reason,
+        at: h.at,
+    })
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }
 
-pub(crate) fn filter_from(q: ListQuery) -> Result<NodeFilter, ApiError> {
+pub(crate) fn filter_from(q: NodeListQuery) -> Result<NodeFilter, ApiError> {
     let non_empty = |s: Option<String>| s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let mut f = NodeFilter {
         tenant: non_empty(q.tenant),
@@ -188,7 +137,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org_raw): PathParams<String>,
-    QueryParams(query): QueryParams<ListQuery>,
+    QueryParams(query): QueryParams<NodeListQuery>,
 ) -> Result<Json<NodeList>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)?;
@@ -202,18 +151,15 @@ pub async fn list(
             BASE64URL_NOPAD.encode(&serde_json::to_vec(&key).unwrap_or_default())
         });
     Ok(Json(NodeList {
-        items: page.items.into_iter().map(NodeView::from).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(node_view)
+            .collect::<Result<_, _>>()?,
         next_cursor,
         total: page.total,
         total_exact: page.total_exact,
     }))
-}
-
-#[derive(Serialize)]
-pub struct NodeDetail {
-    #[serde(flatten)]
-    pub node: NodeView,
-    pub status_history: Vec<StatusHistoryEntry>,
 }
 
 async fn load(
@@ -239,8 +185,11 @@ pub async fn get(
     let node = load(&state, &p, Action::ReadFleet, &org, &id).await?;
     let status_history = nodes::node_status_history(&state.pool, &node.id, 100).await?;
     Ok(Json(NodeDetail {
-        node: node.into(),
-        status_history,
+        node: node_view(node)?,
+        status_history: status_history
+            .into_iter()
+            .map(status_change)
+            .collect::<Result<_, _>>()?,
     }))
 }
 
@@ -249,15 +198,21 @@ pub async fn summary(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org_raw): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NodeSummary>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)?;
-    let counts = nodes::node_status_counts(&state.pool, org.as_str()).await?;
+    let mut counts = nodes::node_status_counts(&state.pool, org.as_str()).await?;
+    for status in NodeStatus::ALL {
+        counts.entry(status.as_str().to_owned()).or_insert(0);
+    }
     let (drifted, key_warnings) = nodes::node_attention_counts(&state.pool, org.as_str()).await?;
     let total: i64 = counts.values().sum();
-    Ok(Json(json!({
-        "total": total, "by_status": counts, "drifted": drifted, "key_warnings": key_warnings,
-    })))
+    Ok(Json(NodeSummary {
+        total,
+        by_status: counts,
+        drifted,
+        key_warnings,
+    }))
 }
 
 /// Remove a node: its key is revoked at the broker at once, so its
@@ -301,7 +256,7 @@ pub async fn decommission(
         .await?;
     tracing::info!(node = %node.id, org = %node.org_id, "node decommissioned and its key revoked");
     let node = load(&state, &p, Action::ManageNodes, &node.org_id, &node.id).await?;
-    Ok(Json(node.into()))
+    Ok(Json(node_view(node)?))
 }
 
 /// Ask a node for its diagnostic bundle over its command subject (signed

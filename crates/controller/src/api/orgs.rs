@@ -2,6 +2,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
+use ritma_api::orgs::{CreateOrg, OrgView};
 use ritma_bus::accounts::UserPermissions;
 use ritma_db::orgs;
 use ritma_protocol::{OrgId, TenantId, validate};
@@ -11,13 +12,6 @@ use super::{AppState, JsonBody, PathParams, path_id};
 use crate::audit::{self, WithStates};
 use crate::auth::{Action, Principal};
 use crate::error::ApiError;
-
-#[derive(Serialize)]
-pub struct OrgView {
-    pub id: String,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-}
 
 /// The orgs the caller belongs to (all of them for the operator).
 pub async fn list(
@@ -35,13 +29,6 @@ pub async fn list(
             })
             .collect(),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateOrg {
-    pub id: String,
-    pub name: Option<String>,
 }
 
 pub async fn create(

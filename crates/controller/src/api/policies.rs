@@ -3,12 +3,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
+use ritma_api::policies::{
+    AssignedPolicy, AssignmentCreate, AssignmentList, AssignmentView, NodeAssign, NodePolicies,
+    RulepackCreate, RulepackList, RulepackRevisions, RulepackView,
+};
 use ritma_db::policies::{self, AssignmentRecord, NewAssignment, NewRulepack, RulepackRecord};
 use ritma_protocol::policy::{content_sha256, policy_version};
 use ritma_protocol::{EnforcementMode, NodeId};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::fleet_common::{node_authorized, org_authorized};
 use super::{AppState, JsonBody, PathParams, path_id};
@@ -24,39 +26,33 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }
 
-#[derive(Serialize)]
-pub struct RulepackView {
-    pub name: String,
-    pub revision: i32,
-    pub latest_revision: i32,
-    pub version: String,
-    pub description: String,
-    pub frameworks: Vec<String>,
-    pub sha256: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    /// The control key that signed this revision (None: made before
-    /// signing existed; nodes refuse it until it is published again).
-    pub signed_by: Option<String>,
+fn rulepack_view(r: RulepackRecord, with_content: bool) -> RulepackView {
+    RulepackView {
+        version: policy_version(&r.name, r.revision),
+        latest_revision: r.revision,
+        name: r.name,
+        revision: r.revision,
+        description: r.description,
+        frameworks: r.frameworks.0,
+        sha256: r.sha256,
+        content: with_content.then_some(r.content),
+        created_by: r.created_by,
+        created_at: r.created_at,
+        signed_by: r.signed_by,
+    }
 }
 
-impl RulepackView {
-    fn of(r: RulepackRecord, with_content: bool) -> Self {
-        Self {
-            version: policy_version(&r.name, r.revision),
-            latest_revision: r.revision,
-            name: r.name,
-            revision: r.revision,
-            description: r.description,
-            frameworks: r.frameworks.0,
-            sha256: r.sha256,
-            content: with_content.then_some(r.content),
-            created_by: r.created_by,
-            created_at: r.created_at,
-            signed_by: r.signed_by,
-        }
+fn assignment_view(a: AssignmentRecord) -> AssignmentView {
+    AssignmentView {
+        id: a.id,
+        scope_kind: a.scope_kind,
+        scope_value: a.scope_value,
+        rulepack: a.rulepack,
+        revision: a.revision,
+        mode: a.mode,
+        created_by: a.created_by,
+        created_at: a.created_at,
+        nodes: a.nodes,
     }
 }
 
@@ -64,43 +60,32 @@ pub async fn rulepack_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RulepackList>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
-    let items: Vec<RulepackView> = policies::rulepack_list(&state.pool, org.as_str())
+    let items = policies::rulepack_list(&state.pool, org.as_str())
         .await?
         .into_iter()
-        .map(|r| RulepackView::of(r, false))
+        .map(|r| rulepack_view(r, false))
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(RulepackList { items }))
 }
 
 pub async fn rulepack_get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams((org, name)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RulepackRevisions>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let revisions: Vec<RulepackView> =
         policies::rulepack_revisions(&state.pool, org.as_str(), &name)
             .await?
             .into_iter()
-            .map(|r| RulepackView::of(r, true))
+            .map(|r| rulepack_view(r, true))
             .collect();
     if revisions.is_empty() {
         return Err(ApiError::NotFound(format!("rulepack {name}")));
     }
-    Ok(Json(json!({ "name": name, "revisions": revisions })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RulepackCreate {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub frameworks: Vec<String>,
-    pub rules: Value,
+    Ok(Json(RulepackRevisions { name, revisions }))
 }
 
 fn rulepack_name_check(name: &str) -> Result<(), ApiError> {
@@ -191,19 +176,7 @@ pub async fn rulepack_create(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(RulepackView::of(record, false))))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssignmentCreate {
-    pub scope_kind: String,
-    #[serde(default)]
-    pub scope_value: String,
-    pub rulepack: String,
-    #[serde(default)]
-    pub revision: Option<i32>,
-    pub mode: String,
+    Ok((status, Json(rulepack_view(record, false))))
 }
 
 /// Check an assignment against what exists; returns the label selector.
@@ -301,10 +274,12 @@ pub async fn assignment_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AssignmentList>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let items = policies::assignment_list(&state.pool, org.as_str()).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(AssignmentList {
+        items: items.into_iter().map(assignment_view).collect(),
+    }))
 }
 
 pub async fn assignment_create(
@@ -312,10 +287,10 @@ pub async fn assignment_create(
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
     JsonBody(body): JsonBody<AssignmentCreate>,
-) -> Result<(StatusCode, Json<AssignmentRecord>), ApiError> {
+) -> Result<(StatusCode, Json<AssignmentView>), ApiError> {
     let org = org_authorized(&p, Action::ManageNodes, &org)?;
     let record = assignment_add(&state, &p, org.as_str(), body).await?;
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((StatusCode::CREATED, Json(assignment_view(record))))
 }
 
 pub async fn assignment_delete(
@@ -349,41 +324,34 @@ pub async fn node_policies(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<NodePolicies>, ApiError> {
     let node = node_authorized(&state, &p, Action::ReadFleet, &id).await?;
     let assignments = policies::assignments_for_node(&state.pool, &node.id).await?;
-    let assigned = match policies::policy_for_node(&state.pool, &node.id).await? {
-        Some((pack, mode, _)) => {
-            let winner = assignments.first();
-            Some(json!({
-                "version": policy_version(&pack.name, pack.revision),
-                "rulepack": pack.name, "revision": pack.revision, "mode": mode,
-                "sha256": pack.sha256,
-                "assignment_id": winner.map(|a| a.id),
-                "scope_kind": winner.map(|a| a.scope_kind.clone()),
-                "scope_value": winner.map(|a| a.scope_value.clone()),
-            }))
-        }
-        None => None,
-    };
-    Ok(Json(json!({
-        "node_id": node.id,
-        "assigned": assigned,
-        "applied": node.policy_version,
-        "last_policy_sync_at": node.last_policy_sync_at,
-        "drifted": node.drifted,
-        "drift_since": node.drift_since,
-        "assignments": assignments,
-    })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeAssign {
-    pub rulepack: String,
-    #[serde(default)]
-    pub revision: Option<i32>,
-    pub mode: String,
+    let assigned =
+        policies::policy_for_node(&state.pool, &node.id)
+            .await?
+            .map(|(pack, mode, _)| {
+                let winner = assignments.first();
+                AssignedPolicy {
+                    version: policy_version(&pack.name, pack.revision),
+                    rulepack: pack.name,
+                    revision: pack.revision,
+                    mode,
+                    sha256: pack.sha256,
+                    assignment_id: winner.map(|a| a.id),
+                    scope_kind: winner.map(|a| a.scope_kind.clone()),
+                    scope_value: winner.map(|a| a.scope_value.clone()),
+                }
+            });
+    Ok(Json(NodePolicies {
+        node_id: node.id,
+        assigned,
+        applied: node.policy_version,
+        last_policy_sync_at: node.last_policy_sync_at,
+        drifted: node.drifted,
+        drift_since: node.drift_since,
+        assignments: assignments.into_iter().map(assignment_view).collect(),
+    }))
 }
 
 /// `POST /api/nodes/{id}/policies`: a node-scoped assignment (replacing the
@@ -393,7 +361,7 @@ pub async fn node_assign(
     Extension(p): Extension<Principal>,
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<NodeAssign>,
-) -> Result<(StatusCode, Json<AssignmentRecord>), ApiError> {
+) -> Result<(StatusCode, Json<AssignmentView>), ApiError> {
     let node = node_authorized(&state, &p, Action::ManageNodes, &id).await?;
     let record = assignment_add(
         &state,
@@ -408,5 +376,5 @@ pub async fn node_assign(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((StatusCode::CREATED, Json(assignment_view(record))))
 }

@@ -1,12 +1,10 @@
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use ritma_api::tokens::{CreateToken, TokenState, TokenView};
 use ritma_db::tokens::{self, NewToken, TokenRecord};
 use ritma_protocol::{OrgId, TenantId};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AppState, JsonBody, PathParams, path_id};
@@ -17,46 +15,15 @@ use crate::error::ApiError;
 
 pub const TOKEN_PREFIX: &str = "ritma_et_";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    pub tenant_id: String,
-    /// Lifetime in seconds (default one day, at most 90 days).
-    pub ttl_secs: Option<i64>,
-    /// How many nodes may enroll with it (default 1).
-    pub max_uses: Option<i32>,
-    /// Labels given to every node that enrolls with it.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-#[derive(Serialize)]
-pub struct TokenView {
-    pub id: Uuid,
-    /// Present only in the reply that created the token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-    pub org_id: String,
-    pub tenant_id: String,
-    pub labels: BTreeMap<String, String>,
-    pub max_uses: i32,
-    pub uses: i32,
-    pub expires_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub state: &'static str,
-}
-
 fn view(t: TokenRecord, secret: Option<String>) -> TokenView {
     let state = if t.revoked_at.is_some() {
-        "revoked"
+        TokenState::Revoked
     } else if t.expires_at <= Utc::now() {
-        "expired"
+        TokenState::Expired
     } else if t.uses >= t.max_uses {
-        "used_up"
+        TokenState::UsedUp
     } else {
-        "active"
+        TokenState::Active
     };
     TokenView {
         id: t.id,

@@ -1,8 +1,9 @@
 //! What a bulk job does, checked when it is asked for, and applied to one
 //! page of nodes inside the worker's transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
+use ritma_api::bulk::{AddLabelsParams, AssignRulepackParams, RemoveLabelsParams};
 use ritma_db::bulk_jobs::{BulkJobRecord, ItemOutcome};
 use ritma_db::nodes::{self, NodeRecord};
 use ritma_db::outbox::{StatusTransition, transitions_record};
@@ -18,32 +19,11 @@ use crate::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AssignParams {
-    pub rulepack: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<i32>,
-    pub mode: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddLabelsParams {
-    pub labels: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoveLabelsParams {
-    pub keys: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NoParams {}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobAction {
-    AssignRulepack(AssignParams),
+    AssignRulepack(AssignRulepackParams),
     AddLabels(AddLabelsParams),
     RemoveLabels(RemoveLabelsParams),
     Decommission,
@@ -74,7 +54,7 @@ impl JobAction {
         })?;
         let parsed = match kind {
             BulkAction::AssignRulepack => {
-                let p: AssignParams = params_of(action, params)?;
+                let p: AssignRulepackParams = params_of(action, params)?;
                 EnforcementMode::parse(&p.mode)
                     .ok_or_else(|| bad("params.mode must be observe or enforce"))?;
                 if p.revision.is_some_and(|r| r < 1) {

@@ -4,60 +4,29 @@
 
 use ritma_db::nodes::NodeFilter;
 use ritma_protocol::NodeId;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::nodes::{ListQuery, filter_from};
+use ritma_api::bulk::{SelectionBody, SelectionFilter};
+use ritma_api::nodes::NodeListQuery;
+
+use crate::api::nodes::filter_from;
 use crate::error::ApiError;
 
 /// At most this many explicit ids per job; larger sets are a filter.
 pub const MAX_IDS: usize = 10_000;
 
-/// The node list's filters (no sort, no paging): what "all N matching this
-/// filter" means, stored with the job and evaluated when it runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SelectionFilter {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub q: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drifted: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_warning: Option<bool>,
-}
-
-impl SelectionFilter {
-    /// The database filter, checked like the node list's query.
-    pub fn node_filter(&self) -> Result<NodeFilter, ApiError> {
-        filter_from(ListQuery {
-            tenant: self.tenant.clone(),
-            status: self.status.clone(),
-            label: self.label.clone(),
-            version: self.version.clone(),
-            q: self.q.clone(),
-            drifted: self.drifted,
-            key_warning: self.key_warning,
-            ..Default::default()
-        })
-    }
-}
-
-/// A job's selection as the API takes it: exactly one of the two.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SelectionBody {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ids: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter: Option<SelectionFilter>,
+/// The database filter of a selection's filter, checked like the node list's query.
+pub fn node_filter(f: &SelectionFilter) -> Result<NodeFilter, ApiError> {
+    filter_from(NodeListQuery {
+        tenant: f.tenant.clone(),
+        status: f.status.clone(),
+        label: f.label.clone(),
+        version: f.version.clone(),
+        q: f.q.clone(),
+        drifted: f.drifted,
+        key_warning: f.key_warning,
+        ..Default::default()
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +68,7 @@ impl Selection {
                 Ok(Self::Ids(out))
             }
             (None, Some(filter)) => {
-                let node_filter = filter.node_filter()?;
+                let node_filter = node_filter(&filter)?;
                 Ok(Self::Filter(Box::new(filter), Box::new(node_filter)))
             }
             _ => Err(bad("selection needs exactly one of ids or filter")),
@@ -130,7 +99,7 @@ impl Selection {
         };
         let f: SelectionFilter = serde_json::from_value(raw.clone())
             .map_err(|e| ApiError::Internal(format!("stored selection: {e}")))?;
-        f.node_filter().map(Some)
+        node_filter(&f).map(Some)
     }
 }
 

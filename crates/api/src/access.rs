@@ -1,0 +1,46 @@
+//! `/api/me` and `/api/orgs/{org}/audit`.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `GET /api/me`: who the caller is and what it may do where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MeView {
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// The operator: every role in every org, and org creation.
+    pub operator: bool,
+    pub orgs: Vec<MeOrg>,
+}
+
+/// One org the caller has a role in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MeOrg {
+    pub id: String,
+    /// Shown for the operator, who sees every org.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+}
+
+/// One entry of an org's hash-chained audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditEntryView {
+    pub id: i64,
+    pub org_id: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// The caller's address, where there was one.
+    pub source: Option<String>,
+    /// The target's state before the change, where it had one.
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub at: DateTime<Utc>,
+    /// Hex SHA-256 of the previous entry (the chain).
+    pub prev_hash: String,
+    pub hash: String,
+}

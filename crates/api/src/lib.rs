@@ -1,0 +1,21 @@
+//! The controller's REST contract: what each route takes and returns, and the
+//! error body of every refusal. The controller serialises these (never a
+//! database record), the console and the tools deserialise them, and the
+//! OpenAPI document's schemas are generated from them ([`openapi`]), so the
+//! three cannot drift apart.
+
+pub mod access;
+pub mod bulk;
+pub mod console;
+pub mod error;
+pub mod nodes;
+pub mod openapi;
+pub mod orgs;
+pub mod policies;
+pub mod tokens;
+mod yaml;
+
+pub use error::ErrorBody;
+
+/// The pattern of every id in a path or a body (org, tenant, node).
+pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
