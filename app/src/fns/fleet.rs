@@ -46,16 +46,16 @@ fn mode(value: &str) -> Result<String, AppError> {
 
 /// `YYYY-MM-DD` (a date input) as midnight UTC; RFC 3339 passes as is; empty: None.
 #[cfg(feature = "ssr")]
-fn date_time(field: &str, value: &str) -> Result<Option<String>, AppError> {
+fn date_time(field: &str, value: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
     let v = value.trim();
     if v.is_empty() {
         return Ok(None);
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Ok(Some(format!("{d}T00:00:00Z")));
+        return Ok(Some(d.and_time(chrono::NaiveTime::MIN).and_utc()));
     }
     chrono::DateTime::parse_from_rfc3339(v)
-        .map(|_| Some(v.to_string()))
+        .map(|t| Some(t.with_timezone(&chrono::Utc)))
         .map_err(|_| bad(format!("{field} is not a date (YYYY-MM-DD)")))
 }
 
@@ -355,21 +355,18 @@ pub async fn register_key(
     expires_at: String,
 ) -> Result<Key, AppError> {
     let (st, s) = super::ctx::current().await?;
-    let mut body = serde_json::json!({
-        "key_id": required("key id", &key_id)?,
-        "label": label.trim(),
-    });
-    for (field, value) in [("rotate_by", &rotate_by), ("expires_at", &expires_at)] {
-        if let Some(t) = date_time(field, value)? {
-            body[field] = t.into();
-        }
-    }
+    let body = ritma_api::keys::KeyCreate {
+        key_id: required("key id", &key_id)?,
+        label: label.trim().to_owned(),
+        rotate_by: date_time("rotate_by", &rotate_by)?,
+        expires_at: date_time("expires_at", &expires_at)?,
+    };
     st.api
-        .call_json(
+        .call_typed(
             reqwest::Method::POST,
             &s.token,
             &path::org(&s.org, "keys"),
-            Some(&body),
+            &body,
         )
         .await
 }
@@ -380,17 +377,19 @@ pub async fn govern_key(key_id: String, status: String, reason: String) -> Resul
     use crate::model::fleet::{KEY_STATUSES, one_of};
     let (st, s) = super::ctx::current().await?;
     let status = one_of("status", &status, &KEY_STATUSES).map_err(bad)?;
-    let mut body = serde_json::json!({ "status": status });
-    if !reason.trim().is_empty() {
-        body["reason"] = reason.trim().into();
-    }
+    let reason = reason.trim();
+    let body = ritma_api::keys::GovernancePatch {
+        status: Some(status),
+        reason: (!reason.is_empty()).then(|| reason.to_owned()),
+        ..Default::default()
+    };
     // Key ids are per org: the org's path names it.
     let p = path::org(
         &s.org,
         &format!("keys/{}/governance", crate::server::api::seg(key_id.trim())),
     );
     st.api
-        .call_json(reqwest::Method::PATCH, &s.token, &p, Some(&body))
+        .call_typed(reqwest::Method::PATCH, &s.token, &p, &body)
         .await
 }
 

@@ -10,6 +10,11 @@ mod tests {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
+    use ritma_api::connectors::{ConnectorList, ConnectorView};
+    use ritma_api::keys::{CloudSyncStatus, KeyList, KeySummaryView, KeyView};
+    use ritma_protocol::connectors::ConnectorKind;
+    use ritma_protocol::{KeyStatus, NodeStatus};
+
     use crate::model::fleet::{Assignment, NodePolicy, Rulepack, RulepackRevision};
 
     fn through_json<T: DeserializeOwned>(value: &impl Serialize) -> T {
@@ -80,5 +85,79 @@ mod tests {
         policies.assigned = None;
         let p: NodePolicy = through_json(&policies);
         assert_eq!((p.assigned, p.assignments.len()), (None, 1));
+    }
+
+    #[test]
+    fn the_keys_page_reads_the_contracts_answers() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+        let list = KeyList {
+            items: vec![KeyView {
+                key_id: "signing-1".into(),
+                org_id: "acme".into(),
+                label: "prod".into(),
+                status: KeyStatus::Compromised,
+                source: "console".into(),
+                created_at: at,
+                rotated_at: None,
+                rotate_by: Some(at),
+                expires_at: None,
+                last_used_at: None,
+                updated_at: at,
+                updated_by: "ops".into(),
+                nodes_using: 4,
+            }],
+            cloud: CloudSyncStatus::default(),
+        };
+        let read: crate::model::fleet::KeyList = through_json(&list);
+        let key = &read.items[0];
+        assert_eq!((key.status.as_str(), key.nodes_using), ("compromised", 4));
+        assert_eq!(read.cloud.map(|c| c.configured), Some(false));
+        let summary = KeySummaryView {
+            active: 1,
+            revoked: 0,
+            compromised: 1,
+            expired: 0,
+            rotation_due: 1,
+            nodes_with_warnings: 4,
+            cloud: None,
+        };
+        let read: crate::model::fleet::KeySummary = through_json(&summary);
+        assert_eq!((read.compromised, read.nodes_with_warnings), (1, 4));
+    }
+
+    #[test]
+    fn the_connector_pages_read_the_contracts_answers() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+        let list = ConnectorList {
+            items: vec![ConnectorView {
+                id: "ports".into(),
+                node_id: "n-1".into(),
+                tenant_id: "prod".into(),
+                kind: ConnectorKind::Host,
+                config: serde_json::json!({ "kind": "host", "allowed_ports": [22] }),
+                created_at: at,
+                updated_at: at,
+                last_run: Some(serde_json::json!({
+                    "v": 1, "connector_id": "ports", "kind": "host",
+                    "started_at": "2026-12-01T10:00:00Z", "finished_at": "2026-12-01T10:00:01Z",
+                    "outcome": "fail", "findings": [],
+                })),
+                last_run_at: Some(at),
+                last_outcome: Some("fail".into()),
+                node_hostname: "web-1".into(),
+                node_status: NodeStatus::Online,
+            }],
+        };
+        let read: crate::model::fleet::Items<crate::model::fleet::Connector> = through_json(&list);
+        let c = &read.items[0];
+        assert_eq!(
+            (c.kind.as_str(), c.config_text().contains("22")),
+            ("host", true)
+        );
+        assert_eq!(
+            c.last_run.as_ref().map(|r| r.outcome.as_str()),
+            Some("fail")
+        );
+        assert_eq!(c.node_hostname.as_deref(), Some("web-1"));
     }
 }

@@ -6,8 +6,10 @@
 
 pub mod access;
 pub mod bulk;
+pub mod connectors;
 pub mod console;
 pub mod error;
+pub mod keys;
 pub mod nodes;
 pub mod openapi;
 pub mod orgs;

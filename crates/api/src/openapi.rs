@@ -10,8 +10,12 @@ use serde_json::{Map, Value};
 
 use crate::access::{AuditEntryView, MeView};
 use crate::bulk::{BulkJobItemPage, BulkJobList, BulkJobPreview, BulkJobRequest, BulkJobView};
+use crate::connectors::{
+    ConnectorAllowList, ConnectorConfig, ConnectorList, ConnectorView, DryRunReport,
+};
 use crate::console::{ConsoleCredentialRequest, ConsoleCredentialResponse};
 use crate::error::ErrorBody;
+use crate::keys::{GovernancePatch, KeyCreate, KeyList, KeySummaryView, KeyView};
 use crate::nodes::{NodeDetail, NodeList, NodeSummary};
 use crate::orgs::{CreateOrg, OrgView};
 use crate::policies::{
@@ -58,6 +62,12 @@ pub fn response_schemas() -> Map<String, Value> {
     add::<AssignmentView>(&mut generator);
     add::<AssignmentList>(&mut generator);
     add::<NodePolicies>(&mut generator);
+    add::<KeyView>(&mut generator);
+    add::<KeyList>(&mut generator);
+    add::<KeySummaryView>(&mut generator);
+    add::<ConnectorView>(&mut generator);
+    add::<ConnectorList>(&mut generator);
+    add::<DryRunReport>(&mut generator);
     definitions(generator)
 }
 
@@ -71,6 +81,11 @@ pub fn request_schemas() -> Map<String, Value> {
     add::<RulepackCreate>(&mut generator);
     add::<AssignmentCreate>(&mut generator);
     add::<NodeAssign>(&mut generator);
+    add::<KeyCreate>(&mut generator);
+    add::<GovernancePatch>(&mut generator);
+    add::<ConnectorConfig>(&mut generator);
+    // Read and written; the request's schema (no unknown fields) holds for both.
+    add::<ConnectorAllowList>(&mut generator);
     definitions(generator)
 }
 

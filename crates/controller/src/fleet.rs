@@ -2,6 +2,7 @@
 //! runs, the optional `ritma_cloud` and `billing_daemon` upstreams, the price
 //! table for estimates, and what the node config template offers.
 
+use ritma_api::keys::CloudSyncStatus;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,17 +19,10 @@ pub struct Fleet {
     pub dry_run_timeout: Duration,
     pub cloud: Option<CloudClient>,
     pub cloud_sync_every: Duration,
-    pub cloud_status: Mutex<CloudStatus>,
+    pub cloud_status: Mutex<CloudSyncStatus>,
     pub billing: Option<BillingClient>,
     pub prices: PriceTable,
     pub template: TemplateSettings,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CloudStatus {
-    pub configured: bool,
-    pub last_sync_at: Option<DateTime<Utc>>,
-    pub error: Option<String>,
 }
 
 /// What the node config template fills in.
@@ -55,7 +49,7 @@ impl Fleet {
                 .as_deref()
                 .map(|url| CloudClient::new(url, config.ritma_cloud_token.clone())),
             cloud_sync_every: Duration::from_secs(config.ritma_cloud_sync_secs.max(1)),
-            cloud_status: Mutex::new(CloudStatus {
+            cloud_status: Mutex::new(CloudSyncStatus {
                 configured: config.ritma_cloud_url.is_some(),
                 ..Default::default()
             }),

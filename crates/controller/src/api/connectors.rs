@@ -3,13 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use ritma_api::connectors::{ConnectorList, ConnectorListQuery, ConnectorView};
 use ritma_db::connectors::{self, ConnectorFilter, ConnectorRecord};
 use ritma_protocol::connectors::{
     ConnectorAllowList, ConnectorConfig, ConnectorKind, DryRunReport,
 };
 use ritma_protocol::validate::Validate;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::fleet_common::{node_authorized, org_authorized};
 use super::{AppState, JsonBody, PathParams, QueryParams};
@@ -79,14 +78,14 @@ pub async fn node_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectorList>, ApiError> {
     let node = node_authorized(&state, &p, Action::ReadFleet, &id).await?;
     let filter = ConnectorFilter {
         node_id: Some(node.id.clone()),
         ..Default::default()
     };
     let items = connectors::connector_list(&state.pool, &node.org_id, &filter).await?;
-    Ok(Json(json!({ "items": items })))
+    connector_list(items)
 }
 
 /// Create or replace a connector. The body is the typed config; anything
@@ -96,7 +95,7 @@ pub async fn put(
     Extension(p): Extension<Principal>,
     PathParams((id, cid)): PathParams<(String, String)>,
     JsonBody(config): JsonBody<ConnectorConfig>,
-) -> Result<(StatusCode, Json<ConnectorRecord>), ApiError> {
+) -> Result<(StatusCode, Json<ConnectorView>), ApiError> {
     let node = node_authorized(&state, &p, Action::ManageNodes, &id).await?;
     let cid = connector_id_check(&cid)?;
     config
@@ -135,7 +134,7 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(record)))
+    Ok((status, Json(connector_view(record)?)))
 }
 
 pub async fn delete(
@@ -204,19 +203,13 @@ pub async fn dry_run(
     Ok(Json(report))
 }
 
-#[derive(Deserialize, Default)]
-pub struct OrgListQuery {
-    pub kind: Option<String>,
-    pub outcome: Option<String>,
-}
-
 /// Every connector of the org with its last result.
 pub async fn org_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-    QueryParams(q): QueryParams<OrgListQuery>,
-) -> Result<Json<Value>, ApiError> {
+    QueryParams(q): QueryParams<ConnectorListQuery>,
+) -> Result<Json<ConnectorList>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let kind = q.kind.filter(|k| !k.is_empty());
     if let Some(k) = &kind
@@ -240,5 +233,34 @@ pub async fn org_list(
         outcome,
     };
     let items = connectors::connector_list(&state.pool, org.as_str(), &filter).await?;
-    Ok(Json(json!({ "items": items })))
+    connector_list(items)
+}
+
+fn connector_list(items: Vec<ConnectorRecord>) -> Result<Json<ConnectorList>, ApiError> {
+    Ok(Json(ConnectorList {
+        items: items
+            .into_iter()
+            .map(connector_view)
+            .collect::<Result<_, _>>()?,
+    }))
+}
+
+/// The API's view of a connector record.
+fn connector_view(c: ConnectorRecord) -> Result<ConnectorView, ApiError> {
+    let kind = ConnectorKind::parse(&c.kind)
+        .ok_or_else(|| ApiError::Internal(format!("stored connector kind {:?}", c.kind)))?;
+    Ok(ConnectorView {
+        node_status: super::nodes::stored_status(&c.node_status)?,
+        id: c.id,
+        node_id: c.node_id,
+        tenant_id: c.tenant_id,
+        kind,
+        config: c.config,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        last_run: c.last_run,
+        last_run_at: c.last_run_at,
+        last_outcome: c.last_outcome,
+        node_hostname: c.node_hostname,
+    })
 }

@@ -6,11 +6,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
+use ritma_api::keys::{GovernancePatch, KeyCreate, KeyList, KeySummaryView, KeyView};
 use ritma_db::keys::{self, KeyRecord, KeyUpsert};
 use ritma_protocol::{KeyStatus, OrgId};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::fleet_common::org_authorized;
 use super::{AppState, JsonBody, PathParams, path_id};
@@ -31,40 +30,60 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyList>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let items = keys::key_list(&state.pool, org.as_str()).await?;
     let cloud = state.fleet.cloud_status.lock().await.clone();
-    Ok(Json(json!({ "items": items, "cloud": cloud })))
+    Ok(Json(KeyList {
+        items: items.into_iter().map(key_view).collect::<Result<_, _>>()?,
+        cloud,
+    }))
 }
 
 pub async fn summary(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeySummaryView>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let local = keys::key_summary(&state.pool, org.as_str()).await?;
-    let mut out = serde_json::to_value(local).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let Some(cloud) = &state.fleet.cloud {
-        out["cloud"] = match cloud.org_summary(org.as_str()).await {
+    let cloud = match &state.fleet.cloud {
+        Some(cloud) => Some(match cloud.org_summary(org.as_str()).await {
             Ok(v) => v,
             Err(e) => json!({ "error": e.to_string() }),
-        };
-    }
-    Ok(Json(out))
+        }),
+        None => None,
+    };
+    Ok(Json(KeySummaryView {
+        active: local.active,
+        revoked: local.revoked,
+        compromised: local.compromised,
+        expired: local.expired,
+        rotation_due: local.rotation_due,
+        nodes_with_warnings: local.nodes_with_warnings,
+        cloud,
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyCreate {
-    pub key_id: String,
-    #[serde(default)]
-    pub label: String,
-    #[serde(default)]
-    pub rotate_by: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub expires_at: Option<DateTime<Utc>>,
+/// The API's view of a key record.
+fn key_view(k: KeyRecord) -> Result<KeyView, ApiError> {
+    let status = KeyStatus::parse(&k.status)
+        .ok_or_else(|| ApiError::Internal(format!("stored key status {:?}", k.status)))?;
+    Ok(KeyView {
+        key_id: k.key_id,
+        org_id: k.org_id,
+        label: k.label,
+        status,
+        source: k.source,
+        created_at: k.created_at,
+        rotated_at: k.rotated_at,
+        rotate_by: k.rotate_by,
+        expires_at: k.expires_at,
+        last_used_at: k.last_used_at,
+        updated_at: k.updated_at,
+        updated_by: k.updated_by,
+        nodes_using: k.nodes_using,
+    })
 }
 
 /// Register a key used by this org's nodes.
@@ -73,7 +92,7 @@ pub async fn create(
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
     JsonBody(body): JsonBody<KeyCreate>,
-) -> Result<(StatusCode, Json<KeyRecord>), ApiError> {
+) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     let org = org_authorized(&p, Action::ManageIntegrators, &org)?;
     key_id_check(&body.key_id)?;
     if body.label.len() > 256 {
@@ -101,7 +120,7 @@ pub async fn create(
         updated_by: &actor,
     };
     let record = key_apply(&state, &p, org.as_str(), &upsert, "key.register", None).await?;
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((StatusCode::CREATED, Json(key_view(record)?)))
 }
 
 /// Write a key, bring node warnings in line, audit; one transaction.
@@ -131,27 +150,13 @@ async fn key_apply(
         .ok_or_else(|| ApiError::Internal("key vanished".into()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GovernancePatch {
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub label: Option<String>,
-    #[serde(default)]
-    pub rotate_by: Option<DateTime<Utc>>,
-    /// Why (kept in the audit trail and sent to the registry).
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
 /// `PATCH /api/orgs/{org}/keys/{key_id}/governance` (org owners and admins).
 pub async fn governance(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams((org_raw, key_id)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<GovernancePatch>,
-) -> Result<Json<KeyRecord>, ApiError> {
+) -> Result<Json<KeyView>, ApiError> {
     key_id_check(&key_id)?;
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)
@@ -239,5 +244,5 @@ pub async fn governance(
         Some(&before),
     )
     .await?;
-    Ok(Json(record))
+    Ok(Json(key_view(record)?))
 }
