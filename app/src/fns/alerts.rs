@@ -131,8 +131,9 @@ pub async fn create_channel(
     target: String,
     secret: String,
 ) -> Result<ChannelCreated, AppError> {
-    use crate::model::alerts::{CHANNEL_KINDS, ChannelCreate};
+    use crate::model::alerts::CHANNEL_KINDS;
     use crate::model::fleet::one_of;
+    use ritma_api::alerts::ChannelCreate;
     let (st, s) = super::ctx::current().await?;
     let kind = one_of("kind", kind.trim(), &CHANNEL_KINDS).map_err(bad)?;
     let target =
@@ -209,8 +210,9 @@ pub async fn create_rule(
     threshold: String,
     channels: String,
 ) -> Result<crate::model::alerts::Rule, AppError> {
-    use crate::model::alerts::{ALERT_EVENTS, RuleCreate, needs_threshold, parse_duration};
+    use crate::model::alerts::{ALERT_EVENTS, needs_threshold, parse_duration};
     use crate::model::fleet::{one_of, parse_list};
+    use ritma_api::alerts::RuleCreate;
     let (st, s) = super::ctx::current().await?;
     let event = one_of("event", event.trim(), &ALERT_EVENTS).map_err(bad)?;
     let threshold = match optional(&threshold) {
@@ -232,8 +234,11 @@ pub async fn create_rule(
         channels: parse_list(&channels),
         tenant_id: optional(&tenant),
         labels: super::parse_labels(&labels).map_err(bad)?,
-        for_secs: parse_duration("for", &for_text).map_err(bad)?,
-        repeat_secs,
+        for_secs: Some(seconds(
+            "for",
+            parse_duration("for", &for_text).map_err(bad)?,
+        )?),
+        repeat_secs: Some(seconds("repeat", repeat_secs)?),
         threshold,
         event,
     };
@@ -284,7 +289,8 @@ pub async fn create_silence(
     duration: String,
     comment: String,
 ) -> Result<Silence, AppError> {
-    use crate::model::alerts::{SilenceCreate, parse_duration};
+    use crate::model::alerts::parse_duration;
+    use ritma_api::alerts::SilenceCreate;
     let (st, s) = super::ctx::current().await?;
     let duration_secs = parse_duration("duration", &duration).map_err(bad)?;
     if duration_secs <= 0 {
@@ -296,7 +302,8 @@ pub async fn create_silence(
         tenant_id: optional(&tenant),
         node_id: optional(&node),
         labels: super::parse_labels(&labels).map_err(bad)?,
-        duration_secs,
+        ends_at: None,
+        duration_secs: Some(duration_secs),
         comment: comment.trim().to_string(),
     };
     st.api
@@ -317,4 +324,10 @@ pub async fn end_silence(id: String) -> Result<(), AppError> {
     st.api
         .call(reqwest::Method::DELETE, &s.token, &p, None)
         .await
+}
+
+/// A duration as the rule API takes it (whole seconds that fit in 32 bits).
+#[cfg(feature = "ssr")]
+fn seconds(field: &str, secs: i64) -> Result<i32, AppError> {
+    i32::try_from(secs).map_err(|_| bad(format!("{field} is too long")))
 }

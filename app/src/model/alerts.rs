@@ -47,19 +47,6 @@ pub struct ChannelCreated {
     pub secret: Option<String>,
 }
 
-/// `POST .../notification-channels` body.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChannelCreate {
-    pub name: String,
-    pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
-
 /// One notification to one channel (the delivery log), or a test send.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -118,21 +105,6 @@ pub struct Rule {
     pub created_at: Instant,
 }
 
-/// `POST .../alert-rules` body.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RuleCreate {
-    pub name: String,
-    pub event: String,
-    pub channels: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub for_secs: i64,
-    pub repeat_secs: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<i64>,
-}
-
 /// The rules page: rules and the channels they may notify.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RulesView {
@@ -182,22 +154,6 @@ impl Silence {
             parts.join(", ")
         }
     }
-}
-
-/// `POST .../silences` body.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SilenceCreate {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub node_id: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub duration_secs: i64,
-    pub comment: String,
 }
 
 /// `GET .../alerts` item.

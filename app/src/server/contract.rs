@@ -10,12 +10,18 @@ mod tests {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
+    use ritma_api::alerts::{
+        AlertList, AlertView, ChannelCreated, ChannelView, DeliveryList, DeliveryView, RuleList,
+        RuleView, SilenceList, SilenceView,
+    };
     use ritma_api::connectors::{ConnectorList, ConnectorView};
     use ritma_api::keys::{CloudSyncStatus, KeyList, KeySummaryView, KeyView};
+    use ritma_protocol::alerts::AlertEvent;
     use ritma_protocol::connectors::ConnectorKind;
     use ritma_protocol::{KeyStatus, NodeStatus};
 
-    use crate::model::fleet::{Assignment, NodePolicy, Rulepack, RulepackRevision};
+    use crate::model::alerts::{Alert, Channel, Delivery, Rule, Silence};
+    use crate::model::fleet::{Assignment, Items, NodePolicy, Rulepack, RulepackRevision};
 
     fn through_json<T: DeserializeOwned>(value: &impl Serialize) -> T {
         let json = serde_json::to_string(value).expect("contract types serialise");
@@ -148,7 +154,7 @@ mod tests {
                 node_status: NodeStatus::Online,
             }],
         };
-        let read: crate::model::fleet::Items<crate::model::fleet::Connector> = through_json(&list);
+        let read: Items<crate::model::fleet::Connector> = through_json(&list);
         let c = &read.items[0];
         assert_eq!(
             (c.kind.as_str(), c.config_text().contains("22")),
@@ -159,5 +165,108 @@ mod tests {
             Some("fail")
         );
         assert_eq!(c.node_hostname.as_deref(), Some("web-1"));
+    }
+
+    #[test]
+    fn the_alert_pages_read_the_contracts_answers() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+        let channel = ChannelView {
+            id: Default::default(),
+            org_id: "acme".into(),
+            name: "ops hook".into(),
+            kind: "webhook".into(),
+            target: "https://hooks.example:443".into(),
+            created_by: "ops".into(),
+            created_at: at,
+        };
+        let created: crate::model::alerts::ChannelCreated = through_json(&ChannelCreated {
+            channel: channel.clone(),
+            secret: Some("s".repeat(32)),
+        });
+        assert_eq!(created.secret.map(|s| s.len()), Some(32));
+        let channels: Items<Channel> = through_json(&ritma_api::alerts::ChannelList {
+            items: vec![channel],
+        });
+        assert_eq!(channels.items[0].name, "ops hook");
+        let deliveries: Items<Delivery> = through_json(&DeliveryList {
+            items: vec![DeliveryView {
+                id: 7,
+                channel_id: None,
+                alert_id: None,
+                rule_name: Some("offline".into()),
+                event: Some("node_offline".into()),
+                node_id: Some("n-1".into()),
+                status: "firing".into(),
+                state: "failed".into(),
+                attempts: 3,
+                response_status: Some(500),
+                last_error: Some("HTTP 500".into()),
+                created_at: at,
+                next_attempt_at: None,
+                delivered_at: None,
+            }],
+        });
+        assert_eq!(
+            (
+                deliveries.items[0].attempts,
+                deliveries.items[0].state.as_str()
+            ),
+            (3, "failed")
+        );
+        let rules: Items<Rule> = through_json(&RuleList {
+            items: vec![RuleView {
+                id: Default::default(),
+                org_id: "acme".into(),
+                name: "offline".into(),
+                event: AlertEvent::NodeOffline,
+                tenant_id: None,
+                labels: [("env".to_owned(), "prod".to_owned())].into(),
+                for_secs: 60,
+                repeat_secs: 14_400,
+                threshold: None,
+                channels: vec![Default::default()],
+                created_by: "ops".into(),
+                created_at: at,
+            }],
+        });
+        assert_eq!(
+            (rules.items[0].event.as_str(), rules.items[0].for_secs),
+            ("node_offline", 60)
+        );
+        let silences: Items<Silence> = through_json(&SilenceList {
+            items: vec![SilenceView {
+                id: Default::default(),
+                org_id: "acme".into(),
+                rule_id: None,
+                event: Some(AlertEvent::PolicyDrift),
+                tenant_id: None,
+                node_id: Some("n-1".into()),
+                labels: Default::default(),
+                comment: "kernel upgrade".into(),
+                created_by: "ops".into(),
+                starts_at: at,
+                ends_at: at,
+                active: false,
+            }],
+        });
+        assert_eq!(silences.items[0].event.as_deref(), Some("policy_drift"));
+        let alerts: Items<Alert> = through_json(&AlertList {
+            items: vec![AlertView {
+                id: Default::default(),
+                org_id: "acme".into(),
+                rule_id: Default::default(),
+                rule_name: "offline".into(),
+                event: AlertEvent::NodeOffline,
+                tenant_id: Some("prod".into()),
+                node_id: Some("n-1".into()),
+                state: "firing".into(),
+                detail: "no heartbeat for 95 s".into(),
+                opened_at: at,
+                fired_at: Some(at),
+                resolved_at: None,
+                silenced: false,
+            }],
+        });
+        assert_eq!(alerts.items[0].rule_name, "offline");
     }
 }

@@ -9,6 +9,10 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value};
 
 use crate::access::{AuditEntryView, MeView};
+use crate::alerts::{
+    AlertList, ChannelCreate, ChannelCreated, ChannelList, DeliveryList, DeliveryView, RuleCreate,
+    RuleList, RuleView, SilenceCreate, SilenceList, SilenceView,
+};
 use crate::bulk::{BulkJobItemPage, BulkJobList, BulkJobPreview, BulkJobRequest, BulkJobView};
 use crate::connectors::{
     ConnectorAllowList, ConnectorConfig, ConnectorList, ConnectorView, DryRunReport,
@@ -68,6 +72,15 @@ pub fn response_schemas() -> Map<String, Value> {
     add::<ConnectorView>(&mut generator);
     add::<ConnectorList>(&mut generator);
     add::<DryRunReport>(&mut generator);
+    add::<ChannelCreated>(&mut generator);
+    add::<ChannelList>(&mut generator);
+    add::<DeliveryView>(&mut generator);
+    add::<DeliveryList>(&mut generator);
+    add::<RuleView>(&mut generator);
+    add::<RuleList>(&mut generator);
+    add::<SilenceView>(&mut generator);
+    add::<SilenceList>(&mut generator);
+    add::<AlertList>(&mut generator);
     definitions(generator)
 }
 
@@ -84,6 +97,9 @@ pub fn request_schemas() -> Map<String, Value> {
     add::<KeyCreate>(&mut generator);
     add::<GovernancePatch>(&mut generator);
     add::<ConnectorConfig>(&mut generator);
+    add::<ChannelCreate>(&mut generator);
+    add::<RuleCreate>(&mut generator);
+    add::<SilenceCreate>(&mut generator);
     // Read and written; the request's schema (no unknown fields) holds for both.
     add::<ConnectorAllowList>(&mut generator);
     definitions(generator)

@@ -7,16 +7,18 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
-use ritma_db::alerts::{
-    self as store, ChannelRecord, DeliveryNew, DeliveryRecord, RuleRecord, SilenceRecord,
+use chrono::Utc;
+use ritma_api::alerts::{
+    AlertList, AlertQuery, ChannelCreate, ChannelCreated, ChannelList, DeliveryList, DeliveryQuery,
+    DeliveryView, RuleCreate, RuleList, RuleView, SilenceCreate, SilenceList, SilenceView,
 };
+use ritma_db::alerts::{self as store, ChannelRecord, DeliveryNew, RuleRecord, SilenceRecord};
 use ritma_protocol::alerts::{AlertEvent, AlertNotification, AlertStatus};
 use ritma_protocol::{NodeId, OrgId, SCHEMA_VERSION, TenantId};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::alert_views::{alert_view, channel_view, delivery_view, rule_view, silence_view};
 use super::fleet_common::org_authorized;
 use super::{AppState, JsonBody, PathParams, QueryParams, path_id};
 use crate::alerts::deliver::send_to_channel;
@@ -69,25 +71,6 @@ fn tenant_check(raw: Option<&str>) -> Result<Option<String>, ApiError> {
 
 fn uuid_of(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     path_id(raw, what)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelCreate {
-    pub name: String,
-    pub kind: String,
-    pub url: Option<String>,
-    pub address: Option<String>,
-    pub secret: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ChannelCreated {
-    #[serde(flatten)]
-    pub channel: ChannelRecord,
-    /// The webhook's signing secret: shown once, here.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
 }
 
 /// `POST /api/orgs/{org}/notification-channels`
@@ -195,7 +178,7 @@ pub async fn channel_create(
     Ok((
         StatusCode::CREATED,
         Json(ChannelCreated {
-            channel,
+            channel: channel_view(channel),
             secret: sealed.secret,
         }),
     ))
@@ -214,10 +197,12 @@ pub async fn channel_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChannelList>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let items = store::channel_list(&state.pool, org.as_str()).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(ChannelList {
+        items: items.into_iter().map(channel_view).collect(),
+    }))
 }
 
 async fn channel_of(state: &AppState, org: &OrgId, raw: &str) -> Result<ChannelRecord, ApiError> {
@@ -260,7 +245,7 @@ pub async fn channel_test(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams((org, id)): PathParams<(String, String)>,
-) -> Result<Json<DeliveryRecord>, ApiError> {
+) -> Result<Json<DeliveryView>, ApiError> {
     let org = org_authorized(&p, Action::ManageAlerts, &org)?;
     let channel = channel_of(&state, &org, &id).await?;
     super::fleet_common::work_budget(
@@ -326,12 +311,7 @@ pub async fn channel_test(
     let record = store::delivery_get(&state.pool, delivery_id)
         .await?
         .ok_or_else(|| ApiError::Internal("test delivery vanished".into()))?;
-    Ok(Json(record))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DeliveryQuery {
-    pub limit: Option<i64>,
+    Ok(Json(delivery_view(record)))
 }
 
 /// `GET /api/orgs/{org}/notification-channels/{id}/deliveries`: newest first.
@@ -340,26 +320,14 @@ pub async fn channel_deliveries(
     Extension(p): Extension<Principal>,
     PathParams((org, id)): PathParams<(String, String)>,
     QueryParams(q): QueryParams<DeliveryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryList>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let channel = channel_of(&state, &org, &id).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let items = store::delivery_list(&state.pool, org.as_str(), channel.id, limit).await?;
-    Ok(Json(json!({ "items": items })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleCreate {
-    pub name: String,
-    pub event: String,
-    pub channels: Vec<String>,
-    pub tenant_id: Option<String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    pub for_secs: Option<i32>,
-    pub repeat_secs: Option<i32>,
-    pub threshold: Option<i64>,
+    Ok(Json(DeliveryList {
+        items: items.into_iter().map(delivery_view).collect(),
+    }))
 }
 
 /// `POST /api/orgs/{org}/alert-rules`
@@ -368,7 +336,7 @@ pub async fn rule_create(
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
     JsonBody(body): JsonBody<RuleCreate>,
-) -> Result<(StatusCode, Json<RuleRecord>), ApiError> {
+) -> Result<(StatusCode, Json<RuleView>), ApiError> {
     let org = org_authorized(&p, Action::ManageAlerts, &org)?;
     let name = name_check(&body.name)?;
     let event = AlertEvent::parse(&body.event).ok_or_else(|| {
@@ -469,7 +437,7 @@ pub async fn rule_create(
     .await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
     state.alerting.evaluate.notify_one();
-    Ok((StatusCode::CREATED, Json(rule)))
+    Ok((StatusCode::CREATED, Json(rule_view(rule)?)))
 }
 
 /// `GET /api/orgs/{org}/alert-rules`
@@ -477,10 +445,12 @@ pub async fn rule_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RuleList>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let items = store::rule_list(&state.pool, org.as_str()).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(RuleList {
+        items: items.into_iter().map(rule_view).collect::<Result<_, _>>()?,
+    }))
 }
 
 /// `DELETE /api/orgs/{org}/alert-rules/{id}`: its alerts go with it, quietly.
@@ -505,20 +475,6 @@ pub async fn rule_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SilenceCreate {
-    pub rule_id: Option<String>,
-    pub event: Option<String>,
-    pub tenant_id: Option<String>,
-    pub node_id: Option<String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub duration_secs: Option<i64>,
-    pub comment: String,
-}
-
 /// `POST /api/orgs/{org}/silences`: a maintenance window. Node admins may
 /// make them (they do the maintenance); at least one matcher is required.
 pub async fn silence_create(
@@ -526,7 +482,7 @@ pub async fn silence_create(
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
     JsonBody(body): JsonBody<SilenceCreate>,
-) -> Result<(StatusCode, Json<SilenceRecord>), ApiError> {
+) -> Result<(StatusCode, Json<SilenceView>), ApiError> {
     let org = org_authorized(&p, Action::ManageNodes, &org)?;
     let comment = body.comment.trim();
     if comment.is_empty() || comment.len() > 512 {
@@ -633,7 +589,7 @@ pub async fn silence_create(
     )
     .await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
-    Ok((StatusCode::CREATED, Json(silence)))
+    Ok((StatusCode::CREATED, Json(silence_view(silence)?)))
 }
 
 /// `GET /api/orgs/{org}/silences`
@@ -641,10 +597,15 @@ pub async fn silence_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SilenceList>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let items = store::silence_list(&state.pool, org.as_str()).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(SilenceList {
+        items: items
+            .into_iter()
+            .map(silence_view)
+            .collect::<Result<_, _>>()?,
+    }))
 }
 
 /// `DELETE /api/orgs/{org}/silences/{id}`: ends it now (kept in the list).
@@ -671,19 +632,13 @@ pub async fn silence_end(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
-pub struct AlertQuery {
-    pub state: Option<String>,
-    pub limit: Option<i64>,
-}
-
 /// `GET /api/orgs/{org}/alerts?state=firing|pending|resolved`
 pub async fn alert_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
     QueryParams(q): QueryParams<AlertQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlertList>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let states: Vec<&str> = match q.state.as_deref() {
         None | Some("") => vec!["pending", "firing"],
@@ -696,5 +651,10 @@ pub async fn alert_list(
     };
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     let items = store::alert_list(&state.pool, org.as_str(), &states, limit).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(AlertList {
+        items: items
+            .into_iter()
+            .map(alert_view)
+            .collect::<Result<_, _>>()?,
+    }))
 }

@@ -4,6 +4,7 @@
 
 mod access;
 mod activity;
+mod alert_views;
 mod alerts;
 mod bulk;
 mod connectors;
