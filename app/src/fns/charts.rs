@@ -40,7 +40,7 @@ pub async fn get_activity_charts(range: String, tenant: String) -> Result<ChartS
 #[server]
 pub async fn get_node_events_chart(id: String, range: String) -> Result<ChartSet, AppError> {
     use crate::server::api::seg;
-    use crate::server::charts::activity::{NodeEvents, node_events_chart};
+    use crate::server::charts::activity::node_events_chart;
     let (st, s) = super::ctx::current().await?;
     let range = range_of(&range)?;
     let path = format!("/api/orgs/{}/nodes/{}/events", seg(&s.org), seg(&id));
@@ -49,8 +49,9 @@ pub async fn get_node_events_chart(id: String, range: String) -> Result<ChartSet
         ("hours", range.hours().to_string()),
         ("limit", "1000".to_owned()),
     ];
-    let events: NodeEvents = st.api.get_json(&s.token, &path, &query).await?;
-    let chart = node_events_chart(range, chrono::Utc::now(), &events);
+    let events: ritma_api::usage::NodeEventsSummary =
+        st.api.get_json(&s.token, &path, &query).await?;
+    let chart = node_events_chart(range, chrono::Utc::now(), &events.buckets);
     Ok(ChartSet {
         range: range.as_str().to_owned(),
         tenant: None,

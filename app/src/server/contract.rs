@@ -16,6 +16,10 @@ mod tests {
     };
     use ritma_api::connectors::{ConnectorList, ConnectorView};
     use ritma_api::keys::{CloudSyncStatus, KeyList, KeySummaryView, KeyView};
+    use ritma_api::usage::{
+        DailyUsage, EnforcementCounts, NodeEventsSummary, NodeSloSummary, SloTotal, TenantUsage,
+        UsageSummary, UsageTotals,
+    };
     use ritma_protocol::alerts::AlertEvent;
     use ritma_protocol::connectors::ConnectorKind;
     use ritma_protocol::{KeyStatus, NodeStatus};
@@ -268,5 +272,72 @@ mod tests {
             }],
         });
         assert_eq!(alerts.items[0].rule_name, "offline");
+    }
+
+    #[test]
+    fn the_usage_and_node_pages_read_the_contracts_answers() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let used = UsageTotals {
+            decisions: 26_920,
+            dig_files: 3,
+            storage_bytes: 47_377_864,
+            snapshot_exports: 1,
+        };
+        let usage: crate::model::fleet::UsageSummary = through_json(&UsageSummary {
+            org_id: "acme".into(),
+            period: "2026-12".into(),
+            period_idx: 683,
+            from: at,
+            to: at,
+            totals: used,
+            tenants: vec![TenantUsage {
+                tenant_id: "prod".into(),
+                nodes: 3,
+                usage: used,
+            }],
+            daily: vec![DailyUsage {
+                day: at,
+                usage: used,
+            }],
+        });
+        assert_eq!(usage.totals.storage_bytes, 47_377_864);
+        assert_eq!(
+            (usage.tenants[0].nodes, usage.tenants[0].m.decisions),
+            (3, 26_920)
+        );
+        assert!(
+            usage.daily[0].day.starts_with("2026-12-01"),
+            "{}",
+            usage.daily[0].day
+        );
+        let slo: crate::model::fleet::SloSummary = through_json(&NodeSloSummary {
+            node_id: "n-1".into(),
+            from: at,
+            to: at,
+            totals: vec![SloTotal {
+                component: "policy".into(),
+                operation: "evaluate".into(),
+                outcome: "ok".into(),
+                count: 12,
+            }],
+            totals_truncated: false,
+            buckets: vec![],
+            next_cursor: None,
+        });
+        assert_eq!(slo.totals[0].count, 12);
+        let events: crate::model::fleet::EnforcementSummary = through_json(&NodeEventsSummary {
+            node_id: "n-1".into(),
+            from: at,
+            to: at,
+            totals: EnforcementCounts {
+                allow: 5,
+                deny: 2,
+                throttle: 1,
+                isolate: 0,
+            },
+            buckets: vec![],
+            next_cursor: None,
+        });
+        assert_eq!((events.totals.allow, events.totals.deny), (5, 2));
     }
 }

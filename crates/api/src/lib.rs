@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod policies;
 pub mod tokens;
+pub mod usage;
 mod yaml;
 
 pub use error::ErrorBody;

@@ -27,6 +27,7 @@ use crate::policies::{
     RulepackList, RulepackRevisions,
 };
 use crate::tokens::{CreateToken, TokenView};
+use crate::usage::{NodeEventsSummary, NodeSloSummary, UsageSummary};
 use crate::yaml;
 
 /// The document's path, from the workspace root.
@@ -81,6 +82,9 @@ pub fn response_schemas() -> Map<String, Value> {
     add::<SilenceView>(&mut generator);
     add::<SilenceList>(&mut generator);
     add::<AlertList>(&mut generator);
+    add::<NodeSloSummary>(&mut generator);
+    add::<NodeEventsSummary>(&mut generator);
+    add::<UsageSummary>(&mut generator);
     definitions(generator)
 }
 

@@ -6,6 +6,7 @@ use super::{Buckets, ChartData, SeriesData, chart};
 use crate::model::fleet::EnforcementCounts;
 use crate::model::human_count;
 use chrono::{DateTime, Utc};
+use ritma_api::usage::EnforcementBucket;
 use ritma_db::activity::Range;
 use serde::Deserialize;
 
@@ -25,19 +26,6 @@ pub struct ActivityBucket {
 #[derive(Debug, Deserialize)]
 pub struct Activity {
     pub buckets: Vec<ActivityBucket>,
-}
-
-/// An hour of a node's events (`GET /api/orgs/{org}/nodes/{id}/events`).
-#[derive(Debug, Deserialize)]
-pub struct EventHour {
-    pub hour: DateTime<Utc>,
-    #[serde(flatten)]
-    pub counts: EnforcementCounts,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct NodeEvents {
-    pub buckets: Vec<EventHour>,
 }
 
 fn label_of(range: Range) -> &'static str {
@@ -149,11 +137,15 @@ pub fn activity_charts(range: Range, tenant: Option<&str>, a: &Activity) -> Vec<
 
 /// A node's enforcement decisions over `range`, its hourly buckets summed into the
 /// range's buckets (hours before the range are left out).
-pub fn node_events_chart(range: Range, now: DateTime<Utc>, events: &NodeEvents) -> ChartData {
+pub fn node_events_chart(
+    range: Range,
+    now: DateTime<Utc>,
+    hours: &[EnforcementBucket],
+) -> ChartData {
     let starts = range.starts(now);
     let mut sums = vec![EnforcementCounts::default(); starts.len()];
     if let Some(&first) = starts.first() {
-        for h in &events.buckets {
+        for h in hours {
             if let Some(s) = range.index(first, h.hour).and_then(|i| sums.get_mut(i)) {
                 s.allow = s.allow.saturating_add(h.counts.allow);
                 s.deny = s.deny.saturating_add(h.counts.deny);
@@ -183,22 +175,20 @@ mod tests {
     #[test]
     fn node_hours_are_summed_into_days() {
         let now = at("2026-12-08T13:45:00Z");
-        let hour = |h: &str, allow| EventHour {
+        let hour = |h: &str, allow| EnforcementBucket {
             hour: at(h),
-            counts: EnforcementCounts {
+            counts: ritma_api::usage::EnforcementCounts {
                 allow,
-                ..EnforcementCounts::default()
+                ..Default::default()
             },
         };
-        let events = NodeEvents {
-            buckets: vec![
-                hour("2026-11-01T00:00:00Z", 1000), // before the range
-                hour("2026-12-07T01:00:00Z", 2),
-                hour("2026-12-07T23:00:00Z", 3),
-                hour("2026-12-08T13:00:00Z", 4),
-            ],
-        };
-        let c = node_events_chart(Range::Month, now, &events);
+        let hours = [
+            hour("2026-11-01T00:00:00Z", 1000), // before the range
+            hour("2026-12-07T01:00:00Z", 2),
+            hour("2026-12-07T23:00:00Z", 3),
+            hour("2026-12-08T13:00:00Z", 4),
+        ];
+        let c = node_events_chart(Range::Month, now, &hours);
         assert_eq!(c.rows.len(), 30);
         assert_eq!(c.rows[28].label, "2026-12-07");
         assert_eq!(c.rows[28].values[0], "5");

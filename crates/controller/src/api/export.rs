@@ -331,7 +331,7 @@ pub async fn usage(
 ) -> Result<Response, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let format = Format::parse(q.format.as_deref())?;
-    let period = super::usage::period_of(&super::usage::PeriodQuery { period: q.period })?;
+    let period = super::usage::period_of(&ritma_api::usage::PeriodQuery { period: q.period })?;
     let days = ritma_db::telemetry::usage_daily_by_tenant(
         &state.pool,
         org.as_str(),

@@ -4,6 +4,10 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{Duration, Utc};
 use data_encoding::BASE64URL_NOPAD;
+use ritma_api::usage::{
+    DailyUsage, EnforcementBucket, EnforcementCounts, HoursPageQuery, NodeEventsSummary,
+    NodeSloSummary, PeriodQuery, SloBucket, SloTotal, TenantUsage, UsageSummary,
+};
 use ritma_db::telemetry::{self, UsageTotals};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -38,36 +42,27 @@ pub const PAGE_MAX: i64 = 1000;
 /// Label totals the SLO API returns at most (largest first).
 pub const SLO_TOTALS_MAX: i64 = 1000;
 
-/// `hours`, and a page: `limit` buckets after the opaque `cursor` of the
-/// previous page's `next_cursor`.
-#[derive(Deserialize, Default)]
-pub struct PagedHoursQuery {
-    pub hours: Option<i64>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+/// A page's `limit` and the key after which it starts (from the opaque
+/// `cursor` of the previous page's `next_cursor`).
+fn page_limit(q: &HoursPageQuery) -> Result<i64, ApiError> {
+    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
+    if !(1..=PAGE_MAX).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1..={PAGE_MAX}"
+        )));
+    }
+    Ok(limit)
 }
 
-impl PagedHoursQuery {
-    fn limit(&self) -> Result<i64, ApiError> {
-        let limit = self.limit.unwrap_or(PAGE_DEFAULT);
-        if !(1..=PAGE_MAX).contains(&limit) {
-            return Err(ApiError::BadRequest(format!(
-                "limit must be 1..={PAGE_MAX}"
-            )));
-        }
-        Ok(limit)
-    }
-
-    fn after<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
-        let Some(cursor) = self.cursor.as_deref().filter(|c| !c.is_empty()) else {
-            return Ok(None);
-        };
-        let bad = || ApiError::BadRequest("cursor is not one this API returned".into());
-        let bytes = BASE64URL_NOPAD
-            .decode(cursor.as_bytes())
-            .map_err(|_| bad())?;
-        serde_json::from_slice(&bytes).map(Some).map_err(|_| bad())
-    }
+fn page_after<T: serde::de::DeserializeOwned>(q: &HoursPageQuery) -> Result<Option<T>, ApiError> {
+    let Some(cursor) = q.cursor.as_deref().filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::BadRequest("cursor is not one this API returned".into());
+    let bytes = BASE64URL_NOPAD
+        .decode(cursor.as_bytes())
+        .map_err(|_| bad())?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|_| bad())
 }
 
 fn cursor_of<T: serde::Serialize>(key: &T) -> String {
@@ -80,12 +75,12 @@ pub async fn node_slo(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(id): PathParams<String>,
-    QueryParams(q): QueryParams<PagedHoursQuery>,
-) -> Result<Json<Value>, ApiError> {
+    QueryParams(q): QueryParams<HoursPageQuery>,
+) -> Result<Json<NodeSloSummary>, ApiError> {
     let node = node_authorized(&state, &p, Action::ReadFleet, &id).await?;
     let from = since_hours(q.hours)?;
-    let limit = q.limit()?;
-    let after: Option<telemetry::SloKey> = q.after()?;
+    let limit = page_limit(&q)?;
+    let after: Option<telemetry::SloKey> = page_after(&q)?;
     let buckets =
         telemetry::slo_buckets(&state.pool, &node.id, from, after.as_ref(), limit).await?;
     let next_cursor = (buckets.len() as i64 == limit)
@@ -94,17 +89,35 @@ pub async fn node_slo(
         .map(|b| cursor_of(&(b.hour, &b.component, &b.operation, &b.outcome)));
     let totals = telemetry::slo_totals(&state.pool, &node.id, from, SLO_TOTALS_MAX + 1).await?;
     let totals_truncated = totals.len() as i64 > SLO_TOTALS_MAX;
-    let totals: Vec<Value> = totals
+    let totals = totals
         .into_iter()
         .take(SLO_TOTALS_MAX as usize)
-        .map(|(component, operation, outcome, count)| {
-            json!({ "component": component, "operation": operation, "outcome": outcome, "count": count })
+        .map(|(component, operation, outcome, count)| SloTotal {
+            component,
+            operation,
+            outcome,
+            count,
         })
         .collect();
-    Ok(Json(json!({
-        "node_id": node.id, "from": from, "to": Utc::now(), "totals": totals,
-        "totals_truncated": totals_truncated, "buckets": buckets, "next_cursor": next_cursor,
-    })))
+    let buckets = buckets
+        .into_iter()
+        .map(|b| SloBucket {
+            hour: b.hour,
+            component: b.component,
+            operation: b.operation,
+            outcome: b.outcome,
+            count: b.count,
+        })
+        .collect();
+    Ok(Json(NodeSloSummary {
+        node_id: node.id,
+        from,
+        to: Utc::now(),
+        totals,
+        totals_truncated,
+        buckets,
+        next_cursor,
+    }))
 }
 
 /// `GET /api/orgs/{org}/nodes/{id}/events`: enforcement decisions per hour
@@ -113,26 +126,36 @@ pub async fn node_events(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams((org, id)): PathParams<(String, String)>,
-    QueryParams(q): QueryParams<PagedHoursQuery>,
-) -> Result<Json<Value>, ApiError> {
+    QueryParams(q): QueryParams<HoursPageQuery>,
+) -> Result<Json<NodeEventsSummary>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let id: ritma_protocol::NodeId = path_id(&id, "node")?;
     let node = ritma_db::nodes::node_get(&state.pool, org.as_str(), id.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("node {id}")))?;
     let from = since_hours(q.hours)?;
-    let limit = q.limit()?;
-    let after: Option<chrono::DateTime<Utc>> = q.after()?;
+    let limit = page_limit(&q)?;
+    let after: Option<chrono::DateTime<Utc>> = page_after(&q)?;
     let buckets = telemetry::enforcement_buckets(&state.pool, &node.id, from, after, limit).await?;
     let next_cursor = (buckets.len() as i64 == limit)
         .then(|| buckets.last())
         .flatten()
         .map(|b| cursor_of(&b.hour));
     let totals = telemetry::enforcement_totals(&state.pool, &node.id, from).await?;
-    Ok(Json(json!({
-        "node_id": node.id, "from": from, "to": Utc::now(), "totals": totals,
-        "buckets": buckets, "next_cursor": next_cursor,
-    })))
+    Ok(Json(NodeEventsSummary {
+        node_id: node.id,
+        from,
+        to: Utc::now(),
+        totals: enforcement_counts(&totals),
+        buckets: buckets
+            .iter()
+            .map(|b| EnforcementBucket {
+                hour: b.hour,
+                counts: enforcement_counts(&b.counts),
+            })
+            .collect(),
+        next_cursor,
+    }))
 }
 
 /// `GET /api/orgs/{org}/ingest-stats?hours=N`: what the ingest did with the
@@ -170,11 +193,6 @@ pub async fn ingest_stats(
     })))
 }
 
-#[derive(Deserialize, Default)]
-pub struct PeriodQuery {
-    pub period: Option<String>,
-}
-
 pub(super) fn period_of(q: &PeriodQuery) -> Result<Period, ApiError> {
     match q.period.as_deref().filter(|p| !p.is_empty()) {
         None => Ok(Period::current()),
@@ -198,7 +216,7 @@ pub async fn usage_summary(
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
     QueryParams(q): QueryParams<PeriodQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UsageSummary>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let period = period_of(&q)?;
     let (from, to) = (period.start(), period.end());
@@ -207,10 +225,29 @@ pub async fn usage_summary(
     let totals = tenants
         .iter()
         .fold(UsageTotals::default(), |t, x| add(&t, &x.usage));
-    Ok(Json(json!({
-        "org_id": org, "period": period.label(), "period_idx": period.index(),
-        "from": from, "to": to, "totals": totals, "tenants": tenants, "daily": daily,
-    })))
+    Ok(Json(UsageSummary {
+        org_id: org.to_string(),
+        period: period.label(),
+        period_idx: period.index(),
+        from,
+        to,
+        totals: usage_totals(&totals),
+        tenants: tenants
+            .iter()
+            .map(|t| TenantUsage {
+                tenant_id: t.tenant_id.clone(),
+                nodes: t.nodes,
+                usage: usage_totals(&t.usage),
+            })
+            .collect(),
+        daily: daily
+            .iter()
+            .map(|d| DailyUsage {
+                day: d.day,
+                usage: usage_totals(&d.usage),
+            })
+            .collect(),
+    }))
 }
 
 fn estimate_lines(prices: &PriceTable, u: &UsageTotals) -> (Vec<Value>, f64) {
@@ -344,4 +381,22 @@ pub async fn config_template(
         &org,
         &tenant,
     )))
+}
+
+fn enforcement_counts(c: &telemetry::EnforcementCounts) -> EnforcementCounts {
+    EnforcementCounts {
+        allow: c.allow,
+        deny: c.deny,
+        throttle: c.throttle,
+        isolate: c.isolate,
+    }
+}
+
+fn usage_totals(u: &UsageTotals) -> ritma_api::usage::UsageTotals {
+    ritma_api::usage::UsageTotals {
+        decisions: u.decisions,
+        dig_files: u.dig_files,
+        storage_bytes: u.storage_bytes,
+        snapshot_exports: u.snapshot_exports,
+    }
 }
