@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod bulk;
 pub mod connectors;
 pub mod console;
+pub mod enrollment;
 pub mod error;
 pub mod keys;
 pub mod nodes;

@@ -18,6 +18,9 @@ use crate::connectors::{
     ConnectorAllowList, ConnectorConfig, ConnectorList, ConnectorView, DryRunReport,
 };
 use crate::console::{ConsoleCredentialRequest, ConsoleCredentialResponse};
+use crate::enrollment::{
+    CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse, RekeyRequest,
+};
 use crate::error::ErrorBody;
 use crate::keys::{GovernancePatch, KeyCreate, KeyList, KeySummaryView, KeyView};
 use crate::nodes::{NodeDetail, NodeList, NodeSummary};
@@ -85,6 +88,8 @@ pub fn response_schemas() -> Map<String, Value> {
     add::<NodeSloSummary>(&mut generator);
     add::<NodeEventsSummary>(&mut generator);
     add::<UsageSummary>(&mut generator);
+    add::<RegisterResponse>(&mut generator);
+    add::<CredentialsResponse>(&mut generator);
     definitions(generator)
 }
 
@@ -104,6 +109,9 @@ pub fn request_schemas() -> Map<String, Value> {
     add::<ChannelCreate>(&mut generator);
     add::<RuleCreate>(&mut generator);
     add::<SilenceCreate>(&mut generator);
+    add::<RegisterRequest>(&mut generator);
+    add::<CredentialsRequest>(&mut generator);
+    add::<RekeyRequest>(&mut generator);
     // Read and written; the request's schema (no unknown fields) holds for both.
     add::<ConnectorAllowList>(&mut generator);
     definitions(generator)

@@ -29,7 +29,7 @@ fn the_committed_document_carries_the_generated_schemas() {
 }
 
 #[test]
-fn every_referenced_schema_is_defined() {
+fn every_referenced_schema_is_defined_and_every_defined_one_used() {
     let doc = std::fs::read_to_string(document_path()).expect("read the OpenAPI document");
     let mut defined = BTreeSet::new();
     let mut in_schemas = false;
@@ -62,6 +62,11 @@ fn every_referenced_schema_is_defined() {
     assert!(
         missing.is_empty(),
         "referenced but not defined: {missing:?}"
+    );
+    let unused: Vec<&String> = defined.difference(&referenced).collect();
+    assert!(
+        unused.is_empty(),
+        "defined but never referenced: {unused:?}"
     );
     for name in openapi::component_schemas().keys() {
         assert!(

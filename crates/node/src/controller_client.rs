@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use data_encoding::BASE64URL_NOPAD;
 use nkeys::KeyPair;
+use ritma_api::ErrorBody;
 use ritma_protocol::NodeId;
 use ritma_protocol::enrollment::{
-    ApiErrorBody, CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse,
-    RekeyRequest, credentials_challenge, rekey_challenge,
+    CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse, RekeyRequest,
+    credentials_challenge, rekey_challenge,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +77,7 @@ impl ControllerClient {
         if status.is_success() {
             return resp.json().await.map_err(unreachable);
         }
-        let err: ApiErrorBody = resp.json().await.unwrap_or(ApiErrorBody {
+        let err: ErrorBody = resp.json().await.unwrap_or(ErrorBody {
             error: "unknown".into(),
             message: status.to_string(),
         });

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{NodeId, OrgId, TenantId};
@@ -13,18 +14,24 @@ pub const MAX_LABELS: usize = 32;
 pub const MAX_CAPABILITIES: usize = 32;
 
 /// `POST /api/nodes/register`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The enrollment token's secret.
+    #[schemars(length(min = 1, max = 256))]
     pub token: String,
     /// The node's NKey public key (user key, `U...`). Its seed never leaves the node.
+    #[schemars(length(min = 1, max = 64))]
     pub public_key: String,
+    #[schemars(length(min = 1, max = 253))]
     pub hostname: String,
+    /// At most 32: keys of letters, digits, `-`, `_`, `.` and `/` (1-63), values of at most 128.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
+    #[schemars(length(max = 32))]
     pub capabilities: Vec<String>,
+    #[schemars(length(min = 1, max = 64))]
     pub agent_version: String,
     /// The id the node asks for; by default one is derived from hostname and key.
     #[serde(default)]
@@ -64,7 +71,7 @@ pub fn labels(labels: &BTreeMap<String, String>) -> Result<(), ValidationError> 
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RegisterResponse {
     pub node_id: NodeId,
     pub org_id: OrgId,
@@ -87,7 +94,7 @@ pub struct RegisterResponse {
 }
 
 /// `POST /api/nodes/{id}/credentials`: proof of possession of the node key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsRequest {
     /// Unix seconds; must be within five minutes of the controller's clock.
@@ -96,7 +103,7 @@ pub struct CredentialsRequest {
     pub signature: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CredentialsResponse {
     pub jwt: String,
     pub jwt_expires_at: DateTime<Utc>,
@@ -147,7 +154,7 @@ pub fn credentials_challenge(node_id: &NodeId, timestamp: i64) -> String {
 }
 
 /// `POST /api/nodes/{id}/rekey`: move the node to a new key, proven by the old one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RekeyRequest {
     /// The new NKey user public key; its seed stays on the node.
@@ -162,13 +169,6 @@ pub fn rekey_challenge(node_id: &NodeId, new_public_key: &str, timestamp: i64) -
         "rekey",
         &[node_id.as_str(), new_public_key, &timestamp.to_string()],
     )
-}
-
-/// The JSON body of every API error.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApiErrorBody {
-    pub error: String,
-    pub message: String,
 }
 
 #[cfg(test)]
