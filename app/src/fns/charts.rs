@@ -20,15 +20,15 @@ fn range_of(range: &str) -> Result<ritma_db::activity::Range, AppError> {
 /// (empty) all of them. The tenant id is checked by the controller (a 400 here).
 #[server]
 pub async fn get_activity_charts(range: String, tenant: String) -> Result<ChartSet, AppError> {
-    use crate::server::charts::activity::{Activity, activity_charts};
+    use crate::server::charts::activity::activity_charts;
     let (st, s) = super::ctx::current().await?;
     let range = range_of(&range)?;
     let tenant = Some(tenant.trim().to_owned()).filter(|t| !t.is_empty());
     let mut query = vec![("range", range.as_str().to_owned())];
     query.extend(tenant.iter().map(|t| ("tenant_id", t.clone())));
     let path = format!("/api/orgs/{}/activity", crate::server::api::seg(&s.org));
-    let activity: Activity = st.api.get_json(&s.token, &path, &query).await?;
-    let charts = activity_charts(range, tenant.as_deref(), &activity);
+    let activity: ritma_api::activity::Activity = st.api.get_json(&s.token, &path, &query).await?;
+    let charts = activity_charts(range, tenant.as_deref(), &activity.buckets);
     Ok(ChartSet {
         range: range.as_str().to_owned(),
         tenant,

@@ -5,6 +5,7 @@
 //! three cannot drift apart.
 
 pub mod access;
+pub mod activity;
 pub mod alerts;
 pub mod bulk;
 pub mod connectors;

@@ -9,6 +9,7 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value};
 
 use crate::access::{AuditEntryView, MeView};
+use crate::activity::Activity;
 use crate::alerts::{
     AlertList, ChannelCreate, ChannelCreated, ChannelList, DeliveryList, DeliveryView, RuleCreate,
     RuleList, RuleView, SilenceCreate, SilenceList, SilenceView,
@@ -88,6 +89,7 @@ pub fn response_schemas() -> Map<String, Value> {
     add::<NodeSloSummary>(&mut generator);
     add::<NodeEventsSummary>(&mut generator);
     add::<UsageSummary>(&mut generator);
+    add::<Activity>(&mut generator);
     add::<RegisterResponse>(&mut generator);
     add::<CredentialsResponse>(&mut generator);
     definitions(generator)

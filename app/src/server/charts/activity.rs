@@ -6,26 +6,18 @@ use super::{Buckets, ChartData, SeriesData, chart};
 use crate::model::fleet::EnforcementCounts;
 use crate::model::human_count;
 use chrono::{DateTime, Utc};
+use ritma_api::activity::ActivityBucket;
 use ritma_api::usage::EnforcementBucket;
 use ritma_db::activity::Range;
-use serde::Deserialize;
 
-/// A bucket of the controller's activity series.
-#[derive(Debug, Deserialize)]
-pub struct ActivityBucket {
-    pub at: DateTime<Utc>,
-    #[serde(default)]
-    pub decisions: i64,
-    #[serde(default)]
-    pub dig_files: i64,
-    #[serde(flatten)]
-    pub enforcement: EnforcementCounts,
-}
-
-/// The controller's answer to `GET /api/orgs/{org}/activity`.
-#[derive(Debug, Deserialize)]
-pub struct Activity {
-    pub buckets: Vec<ActivityBucket>,
+/// The page model's counts of the contract's.
+fn counts(c: &ritma_api::usage::EnforcementCounts) -> EnforcementCounts {
+    EnforcementCounts {
+        allow: c.allow,
+        deny: c.deny,
+        throttle: c.throttle,
+        isolate: c.isolate,
+    }
 }
 
 fn label_of(range: Range) -> &'static str {
@@ -90,8 +82,12 @@ fn decision_series(counts: &[EnforcementCounts]) -> Vec<SeriesData> {
 }
 
 /// Decisions, DIG files and enforcement by type, as the dashboard shows them.
-pub fn activity_charts(range: Range, tenant: Option<&str>, a: &Activity) -> Vec<ChartData> {
-    let starts: Vec<DateTime<Utc>> = a.buckets.iter().map(|b| b.at).collect();
+pub fn activity_charts(
+    range: Range,
+    tenant: Option<&str>,
+    series: &[ActivityBucket],
+) -> Vec<ChartData> {
+    let starts: Vec<DateTime<Utc>> = series.iter().map(|b| b.at).collect();
     let b = buckets(range, &starts);
     let who = match tenant {
         Some(t) => format!("tenant {t}"),
@@ -102,11 +98,11 @@ pub fn activity_charts(range: Range, tenant: Option<&str>, a: &Activity) -> Vec<
         vec![SeriesData {
             name,
             class,
-            values: a.buckets.iter().map(f).collect(),
+            values: series.iter().map(f).collect(),
         }]
     };
     let enforcement: Vec<EnforcementCounts> =
-        a.buckets.iter().map(|b| b.enforcement.clone()).collect();
+        series.iter().map(|b| counts(&b.enforcement)).collect();
     vec![
         chart(
             "activity-decisions",
@@ -198,18 +194,16 @@ mod tests {
 
     #[test]
     fn the_dashboard_has_three_charts_named_for_their_scope() {
-        let a = Activity {
-            buckets: vec![ActivityBucket {
-                at: at("2026-12-08T12:00:00Z"),
-                decisions: 7,
-                dig_files: 1,
-                enforcement: EnforcementCounts {
-                    deny: 2,
-                    ..EnforcementCounts::default()
-                },
-            }],
-        };
-        let c = activity_charts(Range::Week, Some("prod"), &a);
+        let series = [ActivityBucket {
+            at: at("2026-12-08T12:00:00Z"),
+            decisions: 7,
+            dig_files: 1,
+            enforcement: ritma_api::usage::EnforcementCounts {
+                deny: 2,
+                ..Default::default()
+            },
+        }];
+        let c = activity_charts(Range::Week, Some("prod"), &series);
         assert_eq!(c.len(), 3);
         assert_eq!(c[2].series, ["allow", "deny", "throttle", "isolate"]);
         assert_eq!(c[0].rows[0].label, "2026-12-08 12:00 UTC");

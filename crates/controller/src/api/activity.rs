@@ -6,21 +6,15 @@
 use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
+use ritma_api::activity::{Activity, ActivityQuery};
+use ritma_api::usage::EnforcementCounts;
 use ritma_db::activity::{self, ActivityBucket, Range};
 use ritma_protocol::TenantId;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::fleet_common::org_authorized;
 use super::{AppState, PathParams, QueryParams};
 use crate::auth::{Action, Principal};
 use crate::error::ApiError;
-
-#[derive(Deserialize, Default)]
-pub struct ActivityQuery {
-    pub range: Option<String>,
-    pub tenant_id: Option<String>,
-}
 
 fn range_of(q: &ActivityQuery) -> Result<Range, ApiError> {
     match q.range.as_deref().filter(|r| !r.is_empty()) {
@@ -69,7 +63,7 @@ pub async fn activity(
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
     QueryParams(q): QueryParams<ActivityQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Activity>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let range = range_of(&q)?;
     let tenant = tenant_of(&q)?;
@@ -88,11 +82,29 @@ pub async fn activity(
         range.step().num_seconds(),
     )
     .await?;
-    Ok(Json(json!({
-        "org_id": org, "tenant_id": tenant, "range": range.as_str(),
-        "step_secs": range.step().num_seconds(), "from": from, "to": to, "now": now,
-        "buckets": zero_filled(&starts, rows),
-    })))
+    Ok(Json(Activity {
+        org_id: org.to_string(),
+        tenant_id: tenant.map(|t| t.as_str().to_owned()),
+        range: range.as_str().to_owned(),
+        step_secs: range.step().num_seconds(),
+        from,
+        to,
+        now,
+        buckets: zero_filled(&starts, rows)
+            .into_iter()
+            .map(|b| ritma_api::activity::ActivityBucket {
+                at: b.at,
+                decisions: b.decisions,
+                dig_files: b.dig_files,
+                enforcement: EnforcementCounts {
+                    allow: b.allow,
+                    deny: b.deny,
+                    throttle: b.throttle,
+                    isolate: b.isolate,
+                },
+            })
+            .collect(),
+    }))
 }
 
 #[cfg(test)]
