@@ -1,4 +1,5 @@
-//! `/api/me` and `/api/orgs/{org}/audit`.
+//! `/api/me`, role grants (`/api/orgs/{org}/roles`) and the audit trail
+//! (`/api/orgs/{org}/audit`).
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -43,4 +44,30 @@ pub struct AuditEntryView {
     /// Hex SHA-256 of the previous entry (the chain).
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// A person's role in an org.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RoleGrantView {
+    pub org_id: String,
+    /// The OIDC subject it is granted to.
+    pub subject: String,
+    pub role: String,
+    /// Absent: until revoked.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub granted_by: String,
+    pub granted_at: DateTime<Utc>,
+}
+
+/// `POST /api/orgs/{org}/roles`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    #[schemars(length(min = 1, max = 256))]
+    pub subject: String,
+    /// `org_owner`, `org_admin`, `node_admin`, `viewer` or `support`.
+    pub role: String,
+    /// Required for `support`, which is always time-boxed (at most 30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value};
 
-use crate::access::{AuditEntryView, MeView};
+use crate::access::{AuditEntryView, GrantRequest, MeView, RoleGrantView};
 use crate::activity::Activity;
 use crate::alerts::{
     AlertList, ChannelCreate, ChannelCreated, ChannelList, DeliveryList, DeliveryView, RuleCreate,
@@ -25,7 +25,7 @@ use crate::enrollment::{
 use crate::error::ErrorBody;
 use crate::keys::{GovernancePatch, KeyCreate, KeyList, KeySummaryView, KeyView};
 use crate::nodes::{NodeDetail, NodeList, NodeSummary};
-use crate::orgs::{CreateOrg, OrgView};
+use crate::orgs::{CreateOrg, IntegratorRequest, IntegratorResponse, IntegratorView, OrgView};
 use crate::policies::{
     AssignmentCreate, AssignmentList, AssignmentView, NodeAssign, NodePolicies, RulepackCreate,
     RulepackList, RulepackRevisions,
@@ -90,6 +90,9 @@ pub fn response_schemas() -> Map<String, Value> {
     add::<NodeEventsSummary>(&mut generator);
     add::<UsageSummary>(&mut generator);
     add::<Activity>(&mut generator);
+    add::<RoleGrantView>(&mut generator);
+    add::<IntegratorResponse>(&mut generator);
+    add::<IntegratorView>(&mut generator);
     add::<RegisterResponse>(&mut generator);
     add::<CredentialsResponse>(&mut generator);
     definitions(generator)
@@ -114,6 +117,8 @@ pub fn request_schemas() -> Map<String, Value> {
     add::<RegisterRequest>(&mut generator);
     add::<CredentialsRequest>(&mut generator);
     add::<RekeyRequest>(&mut generator);
+    add::<GrantRequest>(&mut generator);
+    add::<IntegratorRequest>(&mut generator);
     // Read and written; the request's schema (no unknown fields) holds for both.
     add::<ConnectorAllowList>(&mut generator);
     definitions(generator)

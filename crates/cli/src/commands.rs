@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use ritma_api::orgs::{CreateOrg, OrgView};
+use ritma_api::orgs::{CreateOrg, IntegratorRequest, IntegratorResponse, OrgView};
 use ritma_api::tokens::{CreateToken, TokenView};
 use ritma_bus::{BusKeys, creds};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api_client::Api;
 use crate::stack_file::{DEFAULT_DATA_DIR, StackFile};
@@ -260,21 +260,19 @@ pub async fn integrator_creds(
     out: &std::path::Path,
 ) -> anyhow::Result<Value> {
     let key = nkeys::KeyPair::new_user();
-    let reply: Value = api
-        .post(
-            &format!("/api/orgs/{org}/integrator-credentials"),
-            &json!({
-                "public_key": key.public_key(), "tenant_id": tenant, "include": include,
-                "subjects": subjects,
-                "ttl_secs": ttl_secs, "name": "integrator",
-            }),
-        )
+    let request = IntegratorRequest {
+        public_key: key.public_key(),
+        name: Some("integrator".to_owned()),
+        tenant_id: tenant.map(str::to_owned),
+        include: include.to_vec(),
+        subjects: subjects.to_vec(),
+        ttl_secs: Some(ttl_secs),
+    };
+    let reply: IntegratorResponse = api
+        .post(&format!("/api/orgs/{org}/integrator-credentials"), &request)
         .await?;
-    let jwt = reply["jwt"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no jwt in reply"))?;
-    creds::write_private(out, &creds::format_creds(jwt, &key.seed()?))?;
-    Ok(reply)
+    creds::write_private(out, &creds::format_creds(&reply.jwt, &key.seed()?))?;
+    Ok(serde_json::to_value(&reply)?)
 }
 
 pub async fn creds(cmd: CredsCommand) -> anyhow::Result<()> {

@@ -4,12 +4,11 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use ritma_api::access::{AuditEntryView, MeOrg, MeView};
+use chrono::Utc;
+use ritma_api::access::{AuditEntryView, GrantRequest, MeOrg, MeView, RoleGrantView};
 use ritma_db::access::{self, RoleGrant};
 use ritma_db::audit::{AuditFilter, AuditRecord, audit_list};
 use ritma_protocol::OrgId;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{AppState, JsonBody, PathParams, QueryParams, path_id};
@@ -67,21 +66,11 @@ pub async fn roles_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org_raw): PathParams<String>,
-) -> Result<Json<Vec<RoleGrant>>, ApiError> {
+) -> Result<Json<Vec<RoleGrantView>>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadAudit)?;
-    Ok(Json(
-        access::role_grants_list(&state.pool, org.as_str()).await?,
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GrantRequest {
-    pub subject: String,
-    pub role: String,
-    /// Required for `support`, which is always time-boxed (at most 30 days).
-    pub expires_at: Option<DateTime<Utc>>,
+    let grants = access::role_grants_list(&state.pool, org.as_str()).await?;
+    Ok(Json(grants.into_iter().map(grant_view).collect()))
 }
 
 pub async fn role_grant(
@@ -89,7 +78,7 @@ pub async fn role_grant(
     Extension(p): Extension<Principal>,
     PathParams(org_raw): PathParams<String>,
     JsonBody(req): JsonBody<GrantRequest>,
-) -> Result<(StatusCode, Json<RoleGrant>), ApiError> {
+) -> Result<(StatusCode, Json<RoleGrantView>), ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ManageRoles)?;
     // The operator may name any org: one that does not exist is a 404, not a
@@ -140,7 +129,7 @@ pub async fn role_grant(
     )
     .await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
-    Ok((StatusCode::CREATED, Json(grant)))
+    Ok((StatusCode::CREATED, Json(grant_view(grant))))
 }
 
 pub async fn role_revoke(
@@ -187,4 +176,15 @@ fn audit_view(a: AuditRecord) -> AuditEntryView {
 
 fn role_names<'a>(roles: impl IntoIterator<Item = &'a Role>) -> Vec<String> {
     roles.into_iter().map(|r| r.as_str().to_owned()).collect()
+}
+
+fn grant_view(g: RoleGrant) -> RoleGrantView {
+    RoleGrantView {
+        org_id: g.org_id,
+        subject: g.subject,
+        role: g.role,
+        expires_at: g.expires_at,
+        granted_by: g.granted_by,
+        granted_at: g.granted_at,
+    }
 }

@@ -1,12 +1,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use chrono::{DateTime, Utc};
-use ritma_api::orgs::{CreateOrg, OrgView};
+use chrono::Utc;
+use ritma_api::orgs::{CreateOrg, IntegratorRequest, IntegratorResponse, IntegratorView, OrgView};
 use ritma_bus::accounts::UserPermissions;
 use ritma_db::orgs;
 use ritma_protocol::{OrgId, TenantId, validate};
-use serde::{Deserialize, Serialize};
 
 use super::{AppState, JsonBody, PathParams, path_id};
 use crate::audit::{self, WithStates};
@@ -61,31 +60,6 @@ pub async fn create(
             created_at: org.created_at,
         }),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntegratorRequest {
-    /// The integrator's own NKey public key (`U...`); its seed stays with it.
-    pub public_key: String,
-    pub name: Option<String>,
-    pub tenant_id: Option<String>,
-    /// Beyond telemetry and state changes, by name: `commands`, `audit`.
-    #[serde(default)]
-    pub include: Vec<String>,
-    /// Narrower subjects inside what is granted (default and `include`).
-    #[serde(default)]
-    pub subjects: Vec<String>,
-    /// Lifetime in seconds (default 30 days, at most 366 days).
-    pub ttl_secs: Option<i64>,
-}
-
-#[derive(Serialize)]
-pub struct IntegratorResponse {
-    pub jwt: String,
-    pub expires_at: DateTime<Utc>,
-    pub nats_urls: Vec<String>,
-    pub subscribe: Vec<String>,
 }
 
 /// Integrator credentials never outlive this (their revocations can then be
@@ -250,11 +224,24 @@ pub async fn integrator_list(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org_raw): PathParams<String>,
-) -> Result<Json<Vec<ritma_db::access::IntegratorCredential>>, ApiError> {
+) -> Result<Json<Vec<IntegratorView>>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)?;
+    let list = ritma_db::access::integrator_list(&state.pool, org.as_str()).await?;
     Ok(Json(
-        ritma_db::access::integrator_list(&state.pool, org.as_str()).await?,
+        list.into_iter()
+            .map(|c| IntegratorView {
+                public_key: c.public_key,
+                org_id: c.org_id,
+                tenant_id: c.tenant_id,
+                name: c.name,
+                subjects: c.subjects.0,
+                expires_at: c.expires_at,
+                revoked_at: c.revoked_at,
+                created_by: c.created_by,
+                created_at: c.created_at,
+            })
+            .collect(),
     ))
 }
 
