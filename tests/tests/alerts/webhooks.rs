@@ -134,7 +134,13 @@ async fn a_failing_receiver_gets_retries_and_a_restarted_controller_still_delive
             deliveries(&stack, "acme", &channel)
                 .await
                 .into_iter()
-                .find(|d| d["state"] == "pending" && d["attempts"].as_i64() >= Some(1))
+                // `attempts` counts an attempt when it is claimed, the
+                // error lands when it has failed: wait for both.
+                .find(|d| {
+                    d["state"] == "pending"
+                        && d["attempts"].as_i64() >= Some(1)
+                        && d["last_error"].is_string()
+                })
         })
         .await;
     assert!(
