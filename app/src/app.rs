@@ -79,11 +79,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Only the hydrated client runs effects: a marker tests can wait for.
-    Effect::new(move |_| live::mark_body("data-hydrated", "true"));
     view! {
         <Router>
-            <Routes fallback=|| view! { <NotFound/> }>
+            <Routes fallback=|| {
+                mark_hydrated();
+                view! { <NotFound/> }
+            }>
                 <Route path=path!("/login") view={Lazy::<LoginRoute>::new()}/>
                 <ParentRoute path=path!("") view=Shell>
                     <Route path=path!("/") view={Lazy::<DashboardRoute>::new()}/>
@@ -105,6 +106,14 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// Marks the body once the page shown has hydrated: only the browser runs
+/// effects, and a lazy page's effects run once its own code has loaded and
+/// taken over the server's HTML, not when the shell has (a form clicked
+/// earlier would submit as a plain POST). Tests wait for this marker.
+fn mark_hydrated() {
+    Effect::new(move |_| live::mark_body("data-hydrated", "true"));
+}
+
 /// Each page is a lazy route: its code is a WASM chunk of its own, loaded
 /// when the page is first shown (`app/scripts/build.sh` splits the bundle),
 /// so the first load carries the shell and one page, not every page.
@@ -119,6 +128,7 @@ macro_rules! lazy_pages {
             }
 
             fn view(_this: Self) -> AnyView {
+                mark_hydrated();
                 view! { <$module::$page/> }.into_any()
             }
         }
