@@ -24,4 +24,4 @@ mod yaml;
 pub use error::ErrorBody;
 
 /// The pattern of every id in a path or a body (org, tenant, node).
-pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
+pub use ritma_protocol::ids::ID_PATTERN;

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// Longest id accepted for an org, tenant or node.
 pub const MAX_ID_LEN: usize = 63;
+/// Every id as a JSON Schema / OpenAPI pattern (what `NodeId::new` and its
+/// kin accept, reserved words aside).
+pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
 
 /// Tokens that would make a subject ambiguous or collide with reserved
 /// subject spaces.
@@ -71,7 +74,7 @@ macro_rules! subject_id {
                     "type": "string",
                     "minLength": 1,
                     "maxLength": MAX_ID_LEN,
-                    "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"
+                    "pattern": ID_PATTERN
                 })
             }
         }
