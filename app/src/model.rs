@@ -29,6 +29,14 @@ pub enum Status {
     Unknown,
 }
 
+/// The contract's statuses, as the console shows them.
+#[cfg(feature = "ssr")]
+impl From<ritma_protocol::NodeStatus> for Status {
+    fn from(s: ritma_protocol::NodeStatus) -> Self {
+        Status::parse(s.as_str()).unwrap_or(Status::Unknown)
+    }
+}
+
 impl Status {
     pub const ALL: [Status; 7] = [
         Status::Online,

@@ -2,7 +2,7 @@
 
 use crate::model::{
     AppError, AuditEntry, AuditQuery, HistoryEntry, HostFacts, Instant, NodeDetail, NodePage,
-    NodeQuery, NodeRow, OrgInfo, Spool, Status, TokenInfo,
+    NodeQuery, NodeRow, OrgInfo, Spool, TokenInfo,
 };
 use chrono::{DateTime, Utc};
 use ritma_api::ErrorBody;
@@ -11,7 +11,6 @@ use ritma_api::console::{ConsoleCredentialRequest, ConsoleCredentialResponse};
 use ritma_api::nodes::{NodeList, NodeSummary, NodeView};
 use ritma_api::orgs::OrgView;
 use ritma_api::tokens::{CreateToken, TokenView};
-use ritma_protocol::NodeStatus;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,18 +35,13 @@ pub fn now() -> Instant {
     instant(Utc::now())
 }
 
-/// The console's view of a status: every one the contract knows.
-fn status(s: NodeStatus) -> Status {
-    Status::parse(s.as_str()).unwrap_or(Status::Unknown)
-}
-
 fn node_row(n: &NodeView) -> NodeRow {
     NodeRow {
         id: n.id.clone(),
         tenant_id: n.tenant_id.clone(),
         hostname: n.hostname.clone(),
         labels: n.labels.clone(),
-        status: status(n.status),
+        status: n.status.into(),
         agent_version: n.agent_version.clone(),
         policy_version: n.policy_version.clone(),
         policy_assigned: n.policy_assigned.clone(),
@@ -330,8 +324,8 @@ impl Api {
             .status_history
             .iter()
             .map(|h| HistoryEntry {
-                from: status(h.from_status),
-                to: status(h.to_status),
+                from: h.from_status.into(),
+                to: h.to_status.into(),
                 reason: h.reason.clone(),
                 at: instant(h.at),
             })

@@ -73,10 +73,6 @@ pub struct Hub {
     bus_tx: Arc<watch::Sender<BusState>>,
 }
 
-fn status_of(s: ritma_protocol::messages::NodeStatus) -> Status {
-    Status::parse(s.as_str()).unwrap_or(Status::Unknown)
-}
-
 pub fn to_live_event(sc: &StateChange) -> LiveEvent {
     let mut ev = LiveEvent {
         event_id: sc.event_id,
@@ -96,8 +92,8 @@ pub fn to_live_event(sc: &StateChange) -> LiveEvent {
     };
     ev.kind = match &sc.change {
         StateChangeKind::Status { from, to, reason } => {
-            ev.from = Some(status_of(*from));
-            ev.to = Some(status_of(*to));
+            ev.from = Some(Status::from(*from));
+            ev.to = Some(Status::from(*to));
             ev.reason = Some(reason.clone());
             "status"
         }
