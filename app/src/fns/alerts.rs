@@ -11,19 +11,11 @@ use crate::model::alerts::{
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-mod path {
-    use crate::server::api::seg;
-
-    /// `/api/orgs/{org}/{rest}`
-    pub fn org(org: &str, rest: &str) -> String {
-        format!("/api/orgs/{}/{rest}", seg(org))
-    }
-
-    /// `/api/orgs/{org}/{collection}/{id}{suffix}`
-    pub fn item(org: &str, collection: &str, id: &str, suffix: &str) -> String {
-        self::org(org, &format!("{collection}/{}{suffix}", seg(id)))
-    }
-}
+use crate::server::api::uuid_path;
+#[cfg(feature = "ssr")]
+use ritma_api::params::{NoParams, OrgPath};
+#[cfg(feature = "ssr")]
+use ritma_api::routes;
 
 #[cfg(feature = "ssr")]
 fn bad(msg: String) -> AppError {
@@ -50,13 +42,13 @@ async fn alerts_in(
     state: Option<&str>,
 ) -> Result<Vec<Alert>, AppError> {
     use crate::model::fleet::Items;
-    let query: Vec<(&str, String)> = state
-        .map(|v| ("state", v.to_string()))
-        .into_iter()
-        .collect();
+    let query = ritma_api::alerts::AlertQuery {
+        state: state.map(str::to_owned),
+        limit: None,
+    };
     let list: Items<Alert> = st
         .api
-        .get_json(&s.token, &path::org(&s.org, "alerts"), &query)
+        .call_as::<routes::ListAlerts, _>(&s.token, &OrgPath::new(&s.org), &query, &())
         .await?;
     Ok(list.items)
 }
@@ -91,7 +83,7 @@ async fn channels_of(
     use crate::model::fleet::Items;
     let list: Items<Channel> = st
         .api
-        .get_json(&s.token, &path::org(&s.org, "notification-channels"), &[])
+        .call_as::<routes::ListChannels, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &())
         .await?;
     Ok(list.items)
 }
@@ -102,11 +94,15 @@ pub async fn get_channels() -> Result<Vec<ChannelWithLog>, AppError> {
     use crate::model::fleet::Items;
     let (st, s) = super::ctx::current().await?;
     let channels = channels_of(&st, &s).await?;
+    let query = ritma_api::alerts::DeliveryQuery {
+        limit: Some(i64::from(DELIVERY_LOG_SIZE)),
+    };
     let logs = channels.iter().map(|c| {
-        let p = path::item(&s.org, "notification-channels", &c.id, "/deliveries");
-        let (api, token) = (st.api.clone(), s.token.clone());
+        let path = uuid_path(&s.org, &c.id);
+        let (api, token, query) = (st.api.clone(), s.token.clone(), query.clone());
         async move {
-            api.get_json::<Items<Delivery>>(&token, &p, &[("limit", DELIVERY_LOG_SIZE.to_string())])
+            let path = path.map_err(|e| e.to_string())?;
+            api.call_as::<routes::ListDeliveries, Items<Delivery>>(&token, &path, &query, &())
                 .await
                 .map(|l| l.items)
                 .map_err(|e| e.to_string())
@@ -151,21 +147,16 @@ pub async fn create_channel(
         address,
     };
     st.api
-        .call_typed(
-            reqwest::Method::POST,
-            &s.token,
-            &path::org(&s.org, "notification-channels"),
-            &body,
-        )
+        .call_as::<routes::CreateChannel, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &body)
         .await
 }
 
 #[server]
 pub async fn delete_channel(id: String) -> Result<(), AppError> {
     let (st, s) = super::ctx::current().await?;
-    let p = path::item(&s.org, "notification-channels", &id, "");
+    let path = uuid_path(&s.org, &id)?;
     st.api
-        .call(reqwest::Method::DELETE, &s.token, &p, None)
+        .call::<routes::DeleteChannel>(&s.token, &path, &NoParams {}, &())
         .await
 }
 
@@ -173,9 +164,9 @@ pub async fn delete_channel(id: String) -> Result<(), AppError> {
 #[server]
 pub async fn test_channel(id: String) -> Result<Delivery, AppError> {
     let (st, s) = super::ctx::current().await?;
-    let p = path::item(&s.org, "notification-channels", &id, "/test");
+    let path = uuid_path(&s.org, &id)?;
     st.api
-        .call_json(reqwest::Method::POST, &s.token, &p, None)
+        .call_as::<routes::TestChannel, _>(&s.token, &path, &NoParams {}, &())
         .await
 }
 
@@ -188,7 +179,7 @@ pub async fn get_rules() -> Result<RulesView, AppError> {
     let (st, s) = super::ctx::current().await?;
     let rules: Items<Rule> = st
         .api
-        .get_json(&s.token, &path::org(&s.org, "alert-rules"), &[])
+        .call_as::<routes::ListAlertRules, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &())
         .await?;
     let channels = channels_of(&st, &s).await?;
     Ok(RulesView {
@@ -243,21 +234,16 @@ pub async fn create_rule(
         event,
     };
     st.api
-        .call_typed(
-            reqwest::Method::POST,
-            &s.token,
-            &path::org(&s.org, "alert-rules"),
-            &body,
-        )
+        .call_as::<routes::CreateAlertRule, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &body)
         .await
 }
 
 #[server]
 pub async fn delete_rule(id: String) -> Result<(), AppError> {
     let (st, s) = super::ctx::current().await?;
-    let p = path::item(&s.org, "alert-rules", &id, "");
+    let path = uuid_path(&s.org, &id)?;
     st.api
-        .call(reqwest::Method::DELETE, &s.token, &p, None)
+        .call::<routes::DeleteAlertRule>(&s.token, &path, &NoParams {}, &())
         .await
 }
 
@@ -269,7 +255,7 @@ pub async fn get_silences() -> Result<Vec<Silence>, AppError> {
     let (st, s) = super::ctx::current().await?;
     let list: Items<Silence> = st
         .api
-        .get_json(&s.token, &path::org(&s.org, "silences"), &[])
+        .call_as::<routes::ListSilences, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &())
         .await?;
     let mut items = list.items;
     // Active first, then the most recently ended.
@@ -307,12 +293,7 @@ pub async fn create_silence(
         comment: comment.trim().to_string(),
     };
     st.api
-        .call_typed(
-            reqwest::Method::POST,
-            &s.token,
-            &path::org(&s.org, "silences"),
-            &body,
-        )
+        .call_as::<routes::CreateSilence, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &body)
         .await
 }
 
@@ -320,9 +301,9 @@ pub async fn create_silence(
 #[server]
 pub async fn end_silence(id: String) -> Result<(), AppError> {
     let (st, s) = super::ctx::current().await?;
-    let p = path::item(&s.org, "silences", &id, "");
+    let path = uuid_path(&s.org, &id)?;
     st.api
-        .call(reqwest::Method::DELETE, &s.token, &p, None)
+        .call::<routes::EndSilence>(&s.token, &path, &NoParams {}, &())
         .await
 }
 

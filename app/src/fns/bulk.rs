@@ -216,13 +216,11 @@ pub async fn preview_bulk_job(
     let body = request::body(
         &scope, &ids, &filter, &action, &labels, &keys, &rulepack, &revision, &mode,
     )?;
-    let path = format!(
-        "/api/orgs/{}/bulk-jobs/preview",
-        crate::server::api::seg(&s.org)
-    );
-    let preview: ritma_api::bulk::BulkJobPreview = st
+    let org = ritma_api::params::OrgPath::new(&s.org);
+    let none = ritma_api::params::NoParams {};
+    let preview = st
         .api
-        .call_typed(reqwest::Method::POST, &s.token, &path, &body)
+        .call::<ritma_api::routes::PreviewBulkJob>(&s.token, &org, &none, &body)
         .await?;
     Ok(BulkPreview {
         count: preview.count,
@@ -262,10 +260,11 @@ pub async fn start_bulk_job(
     )?;
     let key = idempotency_key.trim();
     body.idempotency_key = (!key.is_empty()).then(|| key.to_owned());
-    let path = format!("/api/orgs/{}/bulk-jobs", crate::server::api::seg(&s.org));
-    let job: ritma_api::bulk::BulkJobView = st
+    let org = ritma_api::params::OrgPath::new(&s.org);
+    let none = ritma_api::params::NoParams {};
+    let job = st
         .api
-        .call_typed(reqwest::Method::POST, &s.token, &path, &body)
+        .call::<ritma_api::routes::CreateBulkJob>(&s.token, &org, &none, &body)
         .await?;
     Ok(live_job(job))
 }
@@ -287,11 +286,11 @@ fn live_job(j: ritma_api::bulk::BulkJobView) -> LiveJob {
 #[server]
 pub async fn get_bulk_job(id: String) -> Result<LiveJob, AppError> {
     let (st, s) = super::ctx::current().await?;
-    let path = format!(
-        "/api/orgs/{}/bulk-jobs/{}",
-        crate::server::api::seg(&s.org),
-        crate::server::api::seg(&id)
-    );
-    let job: ritma_api::bulk::BulkJobView = st.api.get_json(&s.token, &path, &[]).await?;
+    let path = crate::server::api::uuid_path(&s.org, &id)?;
+    let none = ritma_api::params::NoParams {};
+    let job = st
+        .api
+        .call::<ritma_api::routes::GetBulkJob>(&s.token, &path, &none, &())
+        .await?;
     Ok(live_job(job))
 }

@@ -24,10 +24,15 @@ pub async fn get_activity_charts(range: String, tenant: String) -> Result<ChartS
     let (st, s) = super::ctx::current().await?;
     let range = range_of(&range)?;
     let tenant = Some(tenant.trim().to_owned()).filter(|t| !t.is_empty());
-    let mut query = vec![("range", range.as_str().to_owned())];
-    query.extend(tenant.iter().map(|t| ("tenant_id", t.clone())));
-    let path = format!("/api/orgs/{}/activity", crate::server::api::seg(&s.org));
-    let activity: ritma_api::activity::Activity = st.api.get_json(&s.token, &path, &query).await?;
+    let query = ritma_api::activity::ActivityQuery {
+        range: Some(range.as_str().to_owned()),
+        tenant_id: tenant.clone(),
+    };
+    let org = ritma_api::params::OrgPath::new(&s.org);
+    let activity = st
+        .api
+        .call::<ritma_api::routes::GetActivity>(&s.token, &org, &query, &())
+        .await?;
     let charts = activity_charts(range, tenant.as_deref(), &activity.buckets);
     Ok(ChartSet {
         range: range.as_str().to_owned(),
@@ -39,18 +44,20 @@ pub async fn get_activity_charts(range: String, tenant: String) -> Result<ChartS
 /// Node `id`'s enforcement events over `range`.
 #[server]
 pub async fn get_node_events_chart(id: String, range: String) -> Result<ChartSet, AppError> {
-    use crate::server::api::seg;
     use crate::server::charts::activity::node_events_chart;
     let (st, s) = super::ctx::current().await?;
     let range = range_of(&range)?;
-    let path = format!("/api/orgs/{}/nodes/{}/events", seg(&s.org), seg(&id));
+    let path = ritma_api::params::OrgNodePath::new(&s.org, &id);
     // One page holds the whole range: 720 hours at most, 1,000 per page.
-    let query = [
-        ("hours", range.hours().to_string()),
-        ("limit", "1000".to_owned()),
-    ];
-    let events: ritma_api::usage::NodeEventsSummary =
-        st.api.get_json(&s.token, &path, &query).await?;
+    let query = ritma_api::usage::HoursPageQuery {
+        hours: Some(range.hours()),
+        limit: Some(1000),
+        cursor: None,
+    };
+    let events = st
+        .api
+        .call::<ritma_api::routes::GetNodeEvents>(&s.token, &path, &query, &())
+        .await?;
     let chart = node_events_chart(range, chrono::Utc::now(), &events.buckets);
     Ok(ChartSet {
         range: range.as_str().to_owned(),

@@ -9,19 +9,9 @@ use crate::model::fleet::{
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-mod path {
-    use crate::server::api::seg;
-
-    /// `/api/orgs/{org}/{rest}`
-    pub fn org(org: &str, rest: &str) -> String {
-        format!("/api/orgs/{}/{rest}", seg(org))
-    }
-
-    /// `/api/nodes/{id}/{rest}`
-    pub fn node(id: &str, rest: &str) -> String {
-        format!("/api/nodes/{}/{rest}", seg(id))
-    }
-}
+use ritma_api::params::{KeyPath, NoParams, NodeConnectorPath, NodePath, OrgNodePath, OrgPath};
+#[cfg(feature = "ssr")]
+use ritma_api::routes;
 
 #[cfg(feature = "ssr")]
 fn bad(msg: String) -> AppError {
@@ -67,7 +57,7 @@ pub async fn list_rulepacks() -> Result<Vec<Rulepack>, AppError> {
     let (st, s) = super::ctx::current().await?;
     let list: Items<Rulepack> = st
         .api
-        .get_json(&s.token, &path::org(&s.org, "rulepacks"), &[])
+        .call_as::<routes::ListRulepacks, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &())
         .await?;
     Ok(list.items)
 }
@@ -91,12 +81,7 @@ pub async fn create_rulepack(
         rules,
     };
     st.api
-        .call_typed(
-            reqwest::Method::POST,
-            &s.token,
-            &path::org(&s.org, "rulepacks"),
-            &body,
-        )
+        .call_as::<routes::CreateRulepack, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &body)
         .await
 }
 
@@ -106,7 +91,7 @@ pub async fn list_assignments() -> Result<Vec<Assignment>, AppError> {
     let (st, s) = super::ctx::current().await?;
     let list: Items<Assignment> = st
         .api
-        .get_json(&s.token, &path::org(&s.org, "policy-assignments"), &[])
+        .call_as::<routes::ListAssignments, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &())
         .await?;
     Ok(list.items)
 }
@@ -158,10 +143,10 @@ pub async fn create_assignment(
         mode: target.mode,
     };
     st.api
-        .call_typed(
-            reqwest::Method::POST,
+        .call_as::<routes::CreateAssignment, _>(
             &s.token,
-            &path::org(&s.org, "policy-assignments"),
+            &OrgPath::new(&s.org),
+            &NoParams {},
             &body,
         )
         .await
@@ -169,11 +154,10 @@ pub async fn create_assignment(
 
 #[server]
 pub async fn delete_assignment(id: String) -> Result<(), AppError> {
-    use crate::server::api::seg;
     let (st, s) = super::ctx::current().await?;
-    let p = path::org(&s.org, &format!("policy-assignments/{}", seg(&id)));
+    let path = crate::server::api::uuid_path(&s.org, &id)?;
     st.api
-        .call(reqwest::Method::DELETE, &s.token, &p, None)
+        .call::<routes::DeleteAssignment>(&s.token, &path, &NoParams {}, &())
         .await
 }
 
@@ -181,7 +165,7 @@ pub async fn delete_assignment(id: String) -> Result<(), AppError> {
 pub async fn get_node_policy(id: String) -> Result<NodePolicy, AppError> {
     let (st, s) = super::ctx::current().await?;
     st.api
-        .get_json(&s.token, &path::node(&id, "policies"), &[])
+        .call_as::<routes::GetNodePolicies, _>(&s.token, &NodePath::new(&id), &NoParams {}, &())
         .await
 }
 
@@ -196,10 +180,10 @@ pub async fn assign_node_policy(
     let (st, s) = super::ctx::current().await?;
     let body = assignment_body(&rulepack, &revision, &mode)?;
     st.api
-        .call_typed(
-            reqwest::Method::POST,
+        .call_as::<routes::AssignNodePolicy, _>(
             &s.token,
-            &path::node(&node_id, "policies"),
+            &NodePath::new(&node_id),
+            &NoParams {},
             &body,
         )
         .await
@@ -213,21 +197,14 @@ pub async fn list_node_connectors(node_id: String) -> Result<Vec<Connector>, App
     let (st, s) = super::ctx::current().await?;
     let list: Items<Connector> = st
         .api
-        .get_json(&s.token, &path::node(&node_id, "connectors"), &[])
+        .call_as::<routes::ListNodeConnectors, _>(
+            &s.token,
+            &NodePath::new(&node_id),
+            &NoParams {},
+            &(),
+        )
         .await?;
     Ok(list.items)
-}
-
-/// `/api/nodes/{node}/connectors/{id}{suffix}`
-#[cfg(feature = "ssr")]
-fn connector_path(node_id: &str, connector_id: &str, suffix: &str) -> String {
-    path::node(
-        node_id,
-        &format!(
-            "connectors/{}{suffix}",
-            crate::server::api::seg(connector_id)
-        ),
-    )
 }
 
 /// Adds or replaces connector `connector_id` of a node; `config` is JSON text without
@@ -248,12 +225,14 @@ pub async fn put_connector(
         .as_object_mut()
         .ok_or_else(|| bad("config must be a JSON object".into()))?;
     obj.insert("kind".into(), kind.into());
+    let config: ritma_api::connectors::ConnectorConfig =
+        serde_json::from_value(body).map_err(|e| bad(format!("config: {e}")))?;
     st.api
-        .call_json(
-            reqwest::Method::PUT,
+        .call_as::<routes::PutNodeConnector, _>(
             &s.token,
-            &connector_path(&node_id, &cid, ""),
-            Some(&body),
+            &NodeConnectorPath::new(&node_id, &cid),
+            &NoParams {},
+            &config,
         )
         .await
 }
@@ -261,13 +240,9 @@ pub async fn put_connector(
 #[server]
 pub async fn delete_connector(node_id: String, connector_id: String) -> Result<(), AppError> {
     let (st, s) = super::ctx::current().await?;
+    let path = NodeConnectorPath::new(&node_id, &connector_id);
     st.api
-        .call(
-            reqwest::Method::DELETE,
-            &s.token,
-            &connector_path(&node_id, &connector_id, ""),
-            None,
-        )
+        .call::<routes::DeleteNodeConnector>(&s.token, &path, &NoParams {}, &())
         .await
 }
 
@@ -278,13 +253,9 @@ pub async fn dry_run_connector(
     connector_id: String,
 ) -> Result<DryRunReport, AppError> {
     let (st, s) = super::ctx::current().await?;
+    let path = NodeConnectorPath::new(&node_id, &connector_id);
     st.api
-        .call_json(
-            reqwest::Method::POST,
-            &s.token,
-            &connector_path(&node_id, &connector_id, "/dry-run"),
-            None,
-        )
+        .call_as::<routes::DryRunNodeConnector, _>(&s.token, &path, &NoParams {}, &())
         .await
 }
 
@@ -292,13 +263,10 @@ pub async fn dry_run_connector(
 #[server]
 pub async fn diagnose_node(node_id: String) -> Result<String, AppError> {
     let (st, s) = super::ctx::current().await?;
-    let p = path::org(
-        &s.org,
-        &format!("nodes/{}/diagnose", crate::server::api::seg(&node_id)),
-    );
-    let bundle: serde_json::Value = st
+    let path = OrgNodePath::new(&s.org, &node_id);
+    let bundle = st
         .api
-        .call_json(reqwest::Method::POST, &s.token, &p, None)
+        .call::<routes::DiagnoseNode>(&s.token, &path, &NoParams {}, &())
         .await?;
     serde_json::to_string_pretty(&bundle).map_err(|e| AppError::Internal(e.to_string()))
 }
@@ -311,13 +279,13 @@ pub async fn list_connectors(
 ) -> Result<Vec<Connector>, AppError> {
     use crate::model::fleet::Items;
     let (st, s) = super::ctx::current().await?;
-    let query: Vec<(&str, String)> = [("kind", kind), ("outcome", outcome)]
-        .into_iter()
-        .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
-        .collect();
+    let query = ritma_api::connectors::ConnectorListQuery {
+        kind: kind.filter(|v| !v.is_empty()),
+        outcome: outcome.filter(|v| !v.is_empty()),
+    };
     let list: Items<Connector> = st
         .api
-        .get_json(&s.token, &path::org(&s.org, "connectors"), &query)
+        .call_as::<routes::ListConnectors, _>(&s.token, &OrgPath::new(&s.org), &query, &())
         .await?;
     Ok(list.items)
 }
@@ -332,10 +300,12 @@ const KEY_ADMIN_ROLES: [&str; 2] = ["org_owner", "org_admin"];
 pub async fn get_keys() -> Result<KeysView, AppError> {
     use crate::model::fleet::{KeyList, KeySummary};
     let (st, s) = super::ctx::current().await?;
-    let (list_path, summary_path) = (path::org(&s.org, "keys"), path::org(&s.org, "keys/summary"));
+    let org = OrgPath::new(&s.org);
     let (list, summary, roles) = tokio::try_join!(
-        st.api.get_json::<KeyList>(&s.token, &list_path, &[]),
-        st.api.get_json::<KeySummary>(&s.token, &summary_path, &[]),
+        st.api
+            .call_as::<routes::ListKeys, KeyList>(&s.token, &org, &NoParams {}, &()),
+        st.api
+            .call_as::<routes::GetKeySummary, KeySummary>(&s.token, &org, &NoParams {}, &()),
         st.api.roles(&s.token, &s.org),
     )?;
     Ok(KeysView {
@@ -362,12 +332,7 @@ pub async fn register_key(
         expires_at: date_time("expires_at", &expires_at)?,
     };
     st.api
-        .call_typed(
-            reqwest::Method::POST,
-            &s.token,
-            &path::org(&s.org, "keys"),
-            &body,
-        )
+        .call_as::<routes::RegisterKey, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &body)
         .await
 }
 
@@ -384,12 +349,12 @@ pub async fn govern_key(key_id: String, status: String, reason: String) -> Resul
         ..Default::default()
     };
     // Key ids are per org: the org's path names it.
-    let p = path::org(
-        &s.org,
-        &format!("keys/{}/governance", crate::server::api::seg(key_id.trim())),
-    );
+    let path = KeyPath {
+        org: s.org.clone(),
+        key_id: key_id.trim().to_owned(),
+    };
     st.api
-        .call_typed(reqwest::Method::PATCH, &s.token, &p, &body)
+        .call_as::<routes::PatchKeyGovernance, _>(&s.token, &path, &NoParams {}, &body)
         .await
 }
 
@@ -399,15 +364,16 @@ pub async fn govern_key(key_id: String, status: String, reason: String) -> Resul
 #[server]
 pub async fn get_node_telemetry(id: String) -> Result<NodeTelemetry, AppError> {
     let (st, s) = super::ctx::current().await?;
-    let hours = [("hours", "24".to_string())];
-    let events_path = path::org(
-        &s.org,
-        &format!("nodes/{}/events", crate::server::api::seg(&id)),
-    );
-    let slo_path = path::node(&id, "slo-summary");
+    let hours = ritma_api::usage::HoursPageQuery {
+        hours: Some(24),
+        ..Default::default()
+    };
+    let (events_path, slo_path) = (OrgNodePath::new(&s.org, &id), NodePath::new(&id));
     let (slo, events) = tokio::join!(
-        st.api.get_json(&s.token, &slo_path, &hours),
-        st.api.get_json(&s.token, &events_path, &hours),
+        st.api
+            .call_as::<routes::GetNodeSloSummary, _>(&s.token, &slo_path, &hours, &()),
+        st.api
+            .call_as::<routes::GetNodeEvents, _>(&s.token, &events_path, &hours, &()),
     );
     if let (Err(AppError::Unauthorized), _) | (_, Err(AppError::Unauthorized)) = (&slo, &events) {
         return Err(AppError::Unauthorized);
@@ -425,14 +391,13 @@ pub async fn get_usage(period: Option<String>) -> Result<UsageView, AppError> {
     {
         return Err(bad(format!("period {p:?} is not YYYY-MM")));
     }
-    let query: Vec<(&str, String)> = period.into_iter().map(|p| ("period", p)).collect();
-    let (usage_path, billing_path) = (
-        path::org(&s.org, "usage/summary"),
-        path::org(&s.org, "billing/estimate"),
-    );
+    let query = ritma_api::usage::PeriodQuery { period };
+    let org = OrgPath::new(&s.org);
     let (usage, billing) = tokio::join!(
-        st.api.get_json(&s.token, &usage_path, &query),
-        st.api.get_json(&s.token, &billing_path, &query),
+        st.api
+            .call_as::<routes::GetUsageSummary, _>(&s.token, &org, &query, &()),
+        st.api
+            .call_as::<routes::GetBillingEstimate, _>(&s.token, &org, &query, &()),
     );
     let usage = usage?;
     Ok(UsageView {
@@ -449,11 +414,10 @@ pub async fn get_usage(period: Option<String>) -> Result<UsageView, AppError> {
 pub async fn get_config_template(tenant: String) -> Result<ConfigTemplate, AppError> {
     let (st, s) = super::ctx::current().await?;
     let tenant = required("tenant", &tenant)?;
+    let query = ritma_api::nodes::ConfigTemplateQuery {
+        tenant_id: Some(tenant),
+    };
     st.api
-        .get_json(
-            &s.token,
-            &path::org(&s.org, "nodes/config-template"),
-            &[("tenant_id", tenant)],
-        )
+        .call_as::<routes::GetConfigTemplate, _>(&s.token, &OrgPath::new(&s.org), &query, &())
         .await
 }

@@ -5,23 +5,71 @@ use crate::model::{
     NodeQuery, NodeRow, OrgInfo, Spool, TokenInfo,
 };
 use chrono::{DateTime, Utc};
-use ritma_api::ErrorBody;
-use ritma_api::access::{AuditEntryView, MeView};
+use ritma_api::access::MeView;
+use ritma_api::client::{Client, ClientError};
 use ritma_api::console::{ConsoleCredentialRequest, ConsoleCredentialResponse};
-use ritma_api::nodes::{NodeList, NodeSummary, NodeView};
-use ritma_api::orgs::OrgView;
+use ritma_api::endpoint::{Endpoint, RequestBody, ResponseBody};
+use ritma_api::nodes::{NodeListQuery, NodeSummary, NodeView};
+use ritma_api::params::{NoParams, OrgNodePath, OrgPath, OrgUuidPath};
+use ritma_api::routes;
 use ritma_api::tokens::{CreateToken, TokenView};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The contract's typed client, answering in the console's errors.
 #[derive(Clone, Debug)]
 pub struct Api {
-    http: reqwest::Client,
-    base: String,
-    /// The browser's address, forwarded to the controller (`X-Forwarded-For`),
-    /// which trusts it from the console's address only (`RITMA_API_TRUSTED_PROXIES`).
-    forwarded_for: Option<std::net::IpAddr>,
+    client: Client,
+}
+
+impl From<ClientError> for AppError {
+    fn from(e: ClientError) -> Self {
+        let message = e.message();
+        match e {
+            ClientError::Transport(e) => {
+                tracing::warn!(error = %e, "controller API request failed");
+                AppError::Unavailable(if e.is_timeout() {
+                    "request timed out".to_string()
+                } else {
+                    "cannot connect".to_string()
+                })
+            }
+            ClientError::Decode(e) => {
+                tracing::warn!(error = %e, "unexpected controller API response");
+                AppError::Internal(format!("unexpected API response: {e}"))
+            }
+            ClientError::Path(name) => AppError::Internal(format!("path parameter {name}")),
+            ClientError::Status { status, body, .. } => {
+                let node_unreachable = body.as_ref().is_some_and(|b| b.error == "node_unreachable");
+                let message = body
+                    .map(|b| b.message)
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or(message);
+                match status {
+                    504 if node_unreachable => AppError::NodeUnreachable(message),
+                    401 => AppError::Unauthorized,
+                    403 => AppError::Forbidden(message),
+                    404 => AppError::NotFound(message),
+                    400 | 409 | 422 => AppError::BadRequest(message),
+                    _ => AppError::Unavailable(format!("{status}: {message}")),
+                }
+            }
+        }
+    }
+}
+
+/// `{org}` and the uuid `{id}` of one of its resources; an id that is no
+/// uuid cannot exist (404).
+pub fn uuid_path(org: &str, id: &str) -> Result<OrgUuidPath, AppError> {
+    let id = id
+        .trim()
+        .parse()
+        .map_err(|_| AppError::NotFound(format!("no such item {id:?}")))?;
+    Ok(OrgUuidPath {
+        org: org.to_owned(),
+        id,
+    })
 }
 
 pub fn instant(at: DateTime<Utc>) -> Instant {
@@ -67,29 +115,22 @@ fn token_info(t: &TokenView) -> TokenInfo {
     }
 }
 
-/// Percent-encodes one path segment.
-pub fn seg(s: &str) -> String {
-    crate::model::url_encode(s)
-}
-
 impl Api {
     pub fn new(base: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(15))
-            .build()?;
         Ok(Api {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            forwarded_for: None,
+            client: Client::with_timeout(base, Duration::from_secs(15))?,
         })
     }
 
-    /// The same client, calling on behalf of the browser at `ip`.
+    /// The same client, calling on behalf of the browser at `ip`
+    /// (`X-Forwarded-For`, which the controller trusts from the console's
+    /// address only: `RITMA_API_TRUSTED_PROXIES`).
     pub fn for_client(&self, ip: Option<std::net::IpAddr>) -> Api {
-        Api {
-            forwarded_for: ip,
-            ..self.clone()
+        match ip {
+            Some(ip) => Api {
+                client: self.client.header("x-forwarded-for", ip.to_string()),
+            },
+            None => self.clone(),
         }
     }
 
@@ -100,147 +141,72 @@ impl Api {
         service_token: &str,
         public_key: &str,
     ) -> Result<ConsoleCredentialResponse, AppError> {
-        let req = self
-            .request(
-                reqwest::Method::POST,
-                service_token,
-                "/api/console/bus-credential",
-            )
-            .json(&ConsoleCredentialRequest {
-                public_key: public_key.to_owned(),
-            });
-        self.send(req).await
+        let request = ConsoleCredentialRequest {
+            public_key: public_key.to_owned(),
+        };
+        Ok(self
+            .client
+            .bearer(service_token)
+            .call::<routes::MintConsoleBusCredential>(&NoParams {}, &NoParams {}, &request)
+            .await?)
     }
 
     pub fn base(&self) -> &str {
-        &self.base
+        self.client.base()
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T, AppError> {
-        let resp = req.send().await.map_err(|e| {
-            tracing::warn!(error = %e, "controller API request failed");
-            AppError::Unavailable(if e.is_timeout() {
-                "request timed out".to_string()
-            } else {
-                "cannot connect".to_string()
-            })
-        })?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| AppError::Unavailable(format!("reading response: {e}")))?;
-        if status.is_success() {
-            if bytes.is_empty() {
-                // DELETE and friends: treat an empty body as JSON null.
-                return serde_json::from_slice(b"null")
-                    .map_err(|e| AppError::Internal(format!("empty response: {e}")));
-            }
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                tracing::warn!(error = %e, "unexpected controller API response");
-                AppError::Internal(format!("unexpected API response: {e}"))
-            });
-        }
-        let body = serde_json::from_slice::<ErrorBody>(&bytes).ok();
-        let node_unreachable = body.as_ref().is_some_and(|e| e.error == "node_unreachable");
-        let message = body
-            .map(|e| e.message)
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| status.to_string());
-        Err(match status.as_u16() {
-            504 if node_unreachable => AppError::NodeUnreachable(message),
-            401 => AppError::Unauthorized,
-            403 => AppError::Forbidden(message),
-            404 => AppError::NotFound(message),
-            400 | 409 | 422 => AppError::BadRequest(message),
-            _ => AppError::Unavailable(format!("{status}: {message}")),
-        })
-    }
-
-    fn get(&self, token: &str, path: &str) -> reqwest::RequestBuilder {
-        self.request(reqwest::Method::GET, token, path)
-    }
-
-    fn request(&self, method: reqwest::Method, token: &str, path: &str) -> reqwest::RequestBuilder {
-        let req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        match self.forwarded_for {
-            Some(ip) => req.header("x-forwarded-for", ip.to_string()),
-            None => req,
-        }
-    }
-
-    /// `GET path?query` (path segments already encoded), JSON back.
-    pub async fn get_json<T: DeserializeOwned>(
+    /// Calls `E` as the signed-in user (`token`) and reads its answer.
+    pub async fn call<E: Endpoint>(
         &self,
         token: &str,
-        path: &str,
-        query: &[(&str, String)],
+        path: &E::Path,
+        query: &E::Query,
+        body: &<E::Request as RequestBody>::Value,
+    ) -> Result<<E::Response as ResponseBody>::Value, AppError> {
+        Ok(self
+            .client
+            .bearer(token)
+            .call::<E>(path, query, body)
+            .await?)
+    }
+
+    /// Calls `E` as the signed-in user and reads its answer as the page
+    /// model `T` (`server::contract` tests that each reads the contract's JSON).
+    pub async fn call_as<E: Endpoint, T: DeserializeOwned>(
+        &self,
+        token: &str,
+        path: &E::Path,
+        query: &E::Query,
+        body: &<E::Request as RequestBody>::Value,
     ) -> Result<T, AppError> {
-        self.send(self.get(token, path).query(query)).await
+        Ok(self
+            .client
+            .bearer(token)
+            .call_as::<E, T>(path, query, body)
+            .await?)
     }
 
-    /// `GET path?query` whose body the caller streams on (exports): the
-    /// client's overall timeout would cut a long download, so this one has
-    /// an hour (the connection's own timeout still applies).
-    pub async fn stream_get(
+    /// Calls `E` whose body the caller streams on (exports): the client's
+    /// overall timeout would cut a long download, so this one has an hour
+    /// (the connection's own timeout still applies).
+    pub async fn stream<E: Endpoint>(
         &self,
         token: &str,
-        path: &str,
-        query: &[(String, String)],
-    ) -> Result<reqwest::Response, reqwest::Error> {
-        self.get(token, path)
-            .query(query)
-            .timeout(Duration::from_secs(3600))
-            .send()
+        path: &E::Path,
+        query: &E::Query,
+    ) -> Result<reqwest::Response, ClientError>
+    where
+        E::Request: RequestBody<Value = ()>,
+    {
+        self.client
+            .bearer(token)
+            .stream::<E>(path, query, Duration::from_secs(3600))
             .await
-    }
-
-    /// `method path` with a JSON body (None: no body), JSON (or nothing) back.
-    pub async fn call_json<T: DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<T, AppError> {
-        let req = self.request(method, token, path);
-        let req = match body {
-            Some(b) => req.json(b),
-            None => req,
-        };
-        self.send(req).await
-    }
-
-    /// `method path` with a typed JSON body, JSON (or nothing) back.
-    pub async fn call_typed<B: serde::Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: &B,
-    ) -> Result<T, AppError> {
-        self.send(self.request(method, token, path).json(body))
-            .await
-    }
-
-    /// `method path` when only success matters (204 and friends).
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        token: &str,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<(), AppError> {
-        let _: serde_json::Value = self.call_json(method, token, path, body).await?;
-        Ok(())
     }
 
     /// The caller's roles in `org` (every role for an operator), from `/api/me`.
     pub async fn roles(&self, token: &str, org: &str) -> Result<Vec<String>, AppError> {
-        let me: MeView = self.send(self.get(token, "/api/me")).await?;
+        let me = self.me_view(token).await?;
         Ok(me
             .orgs
             .into_iter()
@@ -249,21 +215,28 @@ impl Api {
             .unwrap_or_default())
     }
 
+    async fn me_view(&self, token: &str) -> Result<MeView, AppError> {
+        self.call::<routes::GetMe>(token, &NoParams {}, &NoParams {}, &())
+            .await
+    }
+
     pub async fn ready(&self) -> bool {
-        match self.http.get(format!("{}/readyz", self.base)).send().await {
-            Ok(r) => r.status().is_success(),
-            Err(_) => false,
-        }
+        self.client
+            .call::<routes::Readyz>(&NoParams {}, &NoParams {}, &())
+            .await
+            .is_ok_and(|r| r.ready)
     }
 
     /// How to show the caller: email, else name, else subject.
     pub async fn me(&self, token: &str) -> Result<String, AppError> {
-        let me: MeView = self.send(self.get(token, "/api/me")).await?;
+        let me = self.me_view(token).await?;
         Ok(me.email.or(me.name).unwrap_or(me.subject))
     }
 
     pub async fn orgs(&self, token: &str) -> Result<Vec<OrgInfo>, AppError> {
-        let orgs: Vec<OrgView> = self.send(self.get(token, "/api/orgs")).await?;
+        let orgs = self
+            .call::<routes::ListOrgs>(token, &NoParams {}, &NoParams {}, &())
+            .await?;
         Ok(orgs
             .into_iter()
             .map(|o| OrgInfo {
@@ -285,16 +258,23 @@ impl Api {
         q: &NodeQuery,
         limit: u32,
     ) -> Result<NodePage, AppError> {
-        let mut params: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-        for key in NodeQuery::KEYS {
-            if let Some(v) = q.get(key) {
-                params.push((key, v.to_string()));
-            }
-        }
-        let req = self
-            .get(token, &format!("/api/orgs/{}/nodes", seg(org)))
-            .query(&params);
-        let page: NodeList = self.send(req).await?;
+        let owned = |key| q.get(key).map(str::to_owned);
+        let query = NodeListQuery {
+            tenant: owned("tenant"),
+            status: owned("status"),
+            label: owned("label"),
+            version: owned("version"),
+            q: owned("q"),
+            sort: owned("sort"),
+            order: owned("order"),
+            limit: Some(i64::from(limit)),
+            cursor: owned("cursor"),
+            drifted: q.get("drifted").map(|v| v == "true"),
+            key_warning: q.get("key_warning").map(|v| v == "true"),
+        };
+        let page = self
+            .call::<routes::ListNodes>(token, &OrgPath::new(org), &query, &())
+            .await?;
         Ok(NodePage {
             items: page.items.iter().map(node_row).collect(),
             next_cursor: page.next_cursor.filter(|c| !c.is_empty()),
@@ -306,7 +286,7 @@ impl Api {
 
     /// Exact node counts by status, plus drifted nodes and key warnings.
     pub async fn node_counts(&self, token: &str, org: &str) -> Result<NodeSummary, AppError> {
-        self.send(self.get(token, &format!("/api/orgs/{}/nodes/summary", seg(org))))
+        self.call::<routes::GetNodeSummary>(token, &OrgPath::new(org), &NoParams {}, &())
             .await
     }
 
@@ -317,8 +297,9 @@ impl Api {
         id: &str,
         controller_url: &str,
     ) -> Result<NodeDetail, AppError> {
-        let detail: ritma_api::nodes::NodeDetail = self
-            .send(self.get(token, &format!("/api/orgs/{}/nodes/{}", seg(org), seg(id))))
+        let path = OrgNodePath::new(org, id);
+        let detail = self
+            .call::<routes::GetNode>(token, &path, &NoParams {}, &())
             .await?;
         let mut history: Vec<HistoryEntry> = detail
             .status_history
@@ -374,14 +355,9 @@ impl Api {
             max_uses: Some(max_uses),
             labels: labels.clone(),
         };
-        let req = self
-            .request(
-                reqwest::Method::POST,
-                token,
-                &format!("/api/orgs/{}/enrollment-tokens", seg(org)),
-            )
-            .json(&body);
-        let t: TokenView = self.send(req).await?;
+        let t = self
+            .call::<routes::CreateToken>(token, &OrgPath::new(org), &NoParams {}, &body)
+            .await?;
         let secret = t
             .token
             .clone()
@@ -390,8 +366,8 @@ impl Api {
     }
 
     pub async fn tokens(&self, token: &str, org: &str) -> Result<Vec<TokenInfo>, AppError> {
-        let list: Vec<TokenView> = self
-            .send(self.get(token, &format!("/api/orgs/{}/enrollment-tokens", seg(org))))
+        let list = self
+            .call::<routes::ListTokens>(token, &OrgPath::new(org), &NoParams {}, &())
             .await?;
         Ok(list.iter().map(token_info).collect())
     }
@@ -405,23 +381,22 @@ impl Api {
         q: &AuditQuery,
         limit: u32,
     ) -> Result<(Vec<AuditEntry>, bool), AppError> {
-        let mut params: Vec<(&str, String)> = vec![("limit", (limit + 1).to_string())];
-        for (k, v) in [
-            ("actor", &q.actor),
-            ("action", &q.action),
-            ("target", &q.target),
-        ] {
-            if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-                params.push((k, v.to_string()));
-            }
-        }
-        if let Some(b) = q.before {
-            params.push(("before_id", b.to_string()));
-        }
-        let req = self
-            .get(token, &format!("/api/orgs/{}/audit", seg(org)))
-            .query(&params);
-        let mut list: Vec<AuditEntryView> = self.send(req).await?;
+        let filter = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let query = ritma_api::access::AuditQuery {
+            actor: filter(&q.actor),
+            action: filter(&q.action),
+            target: filter(&q.target),
+            before_id: q.before,
+            limit: Some(i64::from(limit) + 1),
+        };
+        let mut list = self
+            .call::<routes::ListAudit>(token, &OrgPath::new(org), &query, &())
+            .await?;
         let more = list.len() > limit as usize;
         list.truncate(limit as usize);
         let pretty = |v: Option<serde_json::Value>| {
@@ -446,12 +421,7 @@ impl Api {
     }
 
     pub async fn revoke_token(&self, token: &str, org: &str, id: &str) -> Result<(), AppError> {
-        let req = self.request(
-            reqwest::Method::DELETE,
-            token,
-            &format!("/api/orgs/{}/enrollment-tokens/{}", seg(org), seg(id)),
-        );
-        let _: serde_json::Value = self.send(req).await?;
-        Ok(())
+        self.call::<routes::RevokeToken>(token, &uuid_path(org, id)?, &NoParams {}, &())
+            .await
     }
 }

@@ -340,4 +340,51 @@ mod tests {
         });
         assert_eq!((events.totals.allow, events.totals.deny), (5, 2));
     }
+
+    #[test]
+    fn the_billing_and_enrollment_pages_read_the_contracts_answers() {
+        use ritma_api::usage::{BillingEstimate, BillingLine, TenantBill};
+        let bill: crate::model::fleet::BillingEstimate = through_json(&BillingEstimate {
+            org_id: "acme".into(),
+            period: "2026-12".into(),
+            period_idx: 683,
+            currency: "EUR".into(),
+            source: "price_table".into(),
+            label: "Estimate; not an invoice.".into(),
+            tenants: vec![TenantBill {
+                tenant_id: "prod".into(),
+                source: "price_table".into(),
+                currency: "EUR".into(),
+                lines: vec![BillingLine {
+                    metric: "storage_bytes".into(),
+                    quantity: 47_377_864.into(),
+                    priced_quantity: Some(0.0441),
+                    per: Some(1_073_741_824.0),
+                    unit: "GiB".into(),
+                    unit_price: 0.02,
+                    amount: 0.0,
+                }],
+                total: 0.0,
+                note: None,
+            }],
+            total: 0.0,
+        });
+        let line = &bill.tenants[0].lines[0];
+        // A whole quantity stays whole (no `47377864.0` on the page).
+        assert_eq!(line.quantity.0, "47377864");
+        assert_eq!(
+            line.priced_quantity.as_ref().map(|q| q.0.as_str()),
+            Some("0.0441")
+        );
+        let template: crate::model::fleet::ConfigTemplate =
+            through_json(&ritma_api::service::ConfigTemplate {
+                org_id: "acme".into(),
+                tenant_id: "prod".into(),
+                env: [("RITMA_NODE_ORG_ID".to_owned(), "acme".to_owned())].into(),
+                env_file: "RITMA_NODE_ORG_ID=acme\n".into(),
+                systemd_unit: "[Unit]".into(),
+                install_command: "sudo tee".into(),
+            });
+        assert_eq!(template.env_file, "RITMA_NODE_ORG_ID=acme\n");
+    }
 }

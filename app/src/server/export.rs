@@ -9,6 +9,10 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use ritma_api::client::ClientError;
+use ritma_api::exports::{AuditExportQuery, NodeExportQuery, UsageExportQuery};
+use ritma_api::params::OrgPath;
+use ritma_api::routes;
 
 /// The query parameters each export takes; anything else is dropped.
 fn allowed(kind: &str) -> Option<&'static [&'static str]> {
@@ -40,6 +44,25 @@ pub fn export_query(kind: &str, pairs: Vec<(String, String)>) -> Option<Vec<(Str
     )
 }
 
+/// One export's typed query.
+enum Export {
+    Nodes(NodeExportQuery),
+    Audit(AuditExportQuery),
+    Usage(UsageExportQuery),
+}
+
+/// The filtered browser query as the export's own type (a value it cannot
+/// take, such as `format=xml`, is the browser's error: 400 with the reason).
+fn typed(kind: &str, pairs: &[(String, String)]) -> Result<Export, String> {
+    let encoded = serde_urlencoded::to_string(pairs).map_err(|e| e.to_string())?;
+    let read = |e: serde_urlencoded::de::Error| format!("export query: {e}");
+    Ok(match kind {
+        "nodes" => Export::Nodes(serde_urlencoded::from_str(&encoded).map_err(read)?),
+        "audit" => Export::Audit(serde_urlencoded::from_str(&encoded).map_err(read)?),
+        _ => Export::Usage(serde_urlencoded::from_str(&encoded).map_err(read)?),
+    })
+}
+
 pub(super) async fn download(
     State(st): State<AppState>,
     axum::Extension(ClientIp(ip)): axum::Extension<ClientIp>,
@@ -55,29 +78,28 @@ pub(super) async fn download(
         Ok(None) => return (StatusCode::UNAUTHORIZED, "sign in first").into_response(),
         Err(e) => return store_down(&e),
     };
-    let path = format!("/api/orgs/{}/exports/{kind}", super::api::seg(&session.org));
-    let resp = match st
-        .api
-        .for_client(ip)
-        .stream_get(&session.token, &path, &query)
-        .await
-    {
+    let api = st.api.for_client(ip);
+    let (token, org) = (&session.token, OrgPath::new(&session.org));
+    let answer = match typed(&kind, &query) {
+        Ok(Export::Nodes(q)) => api.stream::<routes::ExportNodes>(token, &org, &q).await,
+        Ok(Export::Audit(q)) => api.stream::<routes::ExportAudit>(token, &org, &q).await,
+        Ok(Export::Usage(q)) => api.stream::<routes::ExportUsage>(token, &org, &q).await,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let resp = match answer {
         Ok(r) => r,
+        Err(e @ ClientError::Status { .. }) => {
+            let code = e
+                .status()
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::BAD_GATEWAY);
+            return (code, e.message()).into_response();
+        }
         Err(e) => {
             tracing::warn!(error = %e, "export: controller unreachable");
             return (StatusCode::BAD_GATEWAY, "the controller is unavailable").into_response();
         }
     };
-    let status = resp.status();
-    if !status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| status.to_string());
-        let code = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-        return (code, message).into_response();
-    }
     let pass = |name: header::HeaderName| {
         resp.headers()
             .get(name.as_str())

@@ -10,8 +10,10 @@ use crate::usage::EnforcementCounts;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ActivityQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["24h", "7d", "30d"]))]
     pub range: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = crate::ID_PATTERN))]
     pub tenant_id: Option<String>,
 }
 

@@ -63,6 +63,7 @@ pub struct ChannelList {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DeliveryQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<i64>,
 }
 
@@ -201,9 +202,11 @@ pub struct SilenceList {
 pub struct AlertQuery {
     /// `pending`, `firing` or `resolved`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["pending", "firing", "resolved"]))]
     pub state: Option<String>,
     /// 1-1,000, default 200.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<i64>,
 }
 

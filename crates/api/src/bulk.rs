@@ -183,6 +183,7 @@ pub struct BulkJobView {
 pub struct BulkJobListQuery {
     /// 1-100, default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub limit: Option<i64>,
 }
 
@@ -223,12 +224,14 @@ impl BulkJobItemState {
 #[serde(deny_unknown_fields)]
 pub struct BulkJobItemQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["pending", "succeeded", "failed", "skipped"]))]
     pub state: Option<String>,
     /// The last node id of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     /// 1-1,000, default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<i64>,
 }
 

@@ -42,8 +42,10 @@ pub struct ConnectorList {
 pub struct ConnectorListQuery {
     /// host, storage, k8s, aws or gcp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["host", "storage", "k8s", "aws", "gcp"]))]
     pub kind: Option<String>,
     /// pass, fail, incomplete or never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["pass", "fail", "incomplete", "never"]))]
     pub outcome: Option<String>,
 }

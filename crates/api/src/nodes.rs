@@ -85,14 +85,18 @@ pub struct NodeListQuery {
     pub version: Option<String>,
     /// Text in the id or hostname.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub q: Option<String>,
-    /// `name`, `last_seen` or `status`.
+    /// `name`, `id`, `last_seen` or `status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["name", "id", "last_seen", "status"]))]
     pub sort: Option<String>,
     /// `asc` or `desc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["asc", "desc"]))]
     pub order: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 500))]
     pub limit: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
@@ -142,4 +146,12 @@ pub struct NodeSummary {
     pub by_status: BTreeMap<String, i64>,
     pub drifted: i64,
     pub key_warnings: i64,
+}
+
+/// `GET /api/orgs/{org}/nodes/config-template?tenant_id=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigTemplateQuery {
+    /// The tenant the new node joins (default `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
 }

@@ -1,137 +1,197 @@
-//! The OpenAPI document's component schemas, generated from the contract's
-//! types and spliced between two marker lines of
-//! `crates/controller/openapi.yaml`. `tests/openapi.rs` fails when the
-//! committed document drifts from the types; `RITMA_BLESS=1 cargo test -p
-//! ritma-api` rewrites it after an intended change.
+//! The OpenAPI document's paths and component schemas, generated from the
+//! operation table ([`crate::routes`]) and the contract's types, and spliced
+//! between marker lines of `crates/controller/openapi.yaml` (the header, the
+//! security schemes and the shared error answers around them are written by
+//! hand). `tests/openapi.rs` fails when the committed document drifts;
+//! `RITMA_BLESS=1 cargo test -p ritma-api` rewrites it.
 
-use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use crate::access::{AuditEntryView, GrantRequest, MeView, RoleGrantView};
-use crate::activity::Activity;
-use crate::alerts::{
-    AlertList, ChannelCreate, ChannelCreated, ChannelList, DeliveryList, DeliveryView, RuleCreate,
-    RuleList, RuleView, SilenceCreate, SilenceList, SilenceView,
-};
-use crate::bulk::{BulkJobItemPage, BulkJobList, BulkJobPreview, BulkJobRequest, BulkJobView};
-use crate::connectors::{
-    ConnectorAllowList, ConnectorConfig, ConnectorList, ConnectorView, DryRunReport,
-};
-use crate::console::{ConsoleCredentialRequest, ConsoleCredentialResponse};
-use crate::enrollment::{
-    CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse, RekeyRequest,
-};
+use crate::endpoint::Access;
 use crate::error::ErrorBody;
-use crate::keys::{GovernancePatch, KeyCreate, KeyList, KeySummaryView, KeyView};
-use crate::nodes::{NodeDetail, NodeList, NodeSummary};
-use crate::orgs::{CreateOrg, IntegratorRequest, IntegratorResponse, IntegratorView, OrgView};
-use crate::policies::{
-    AssignmentCreate, AssignmentList, AssignmentView, NodeAssign, NodePolicies, RulepackCreate,
-    RulepackList, RulepackRevisions,
-};
-use crate::tokens::{CreateToken, TokenView};
-use crate::usage::{NodeEventsSummary, NodeSloSummary, UsageSummary};
+use crate::routes::{Generators, Operation, operations};
 use crate::yaml;
 
 /// The document's path, from the workspace root.
 pub const DOCUMENT: &str = "crates/controller/openapi.yaml";
-pub const BEGIN: &str =
-    "    # generated from crates/api (RITMA_BLESS=1 cargo test -p ritma-api): begin";
-pub const END: &str = "    # generated from crates/api: end";
 
-/// Every schema the contract's types define, by name, in OpenAPI 3.0 form:
-/// responses as the controller writes them, requests as it reads them (so
-/// `deny_unknown_fields` shows as `additionalProperties: false`). A type in
-/// both (an enum, say) has one schema (`tests/openapi.rs` checks).
-pub fn component_schemas() -> Map<String, Value> {
-    let mut out = response_schemas();
-    out.extend(request_schemas());
-    out
+/// The marker lines around one generated block, and its indent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub begin: &'static str,
+    pub end: &'static str,
+    pub indent: usize,
 }
 
-/// The schemas of what the controller writes.
-pub fn response_schemas() -> Map<String, Value> {
-    let mut generator = SchemaGenerator::new(SchemaSettings::openapi3().for_serialize());
-    add::<ErrorBody>(&mut generator);
-    add::<OrgView>(&mut generator);
-    add::<TokenView>(&mut generator);
-    add::<NodeList>(&mut generator);
-    add::<NodeDetail>(&mut generator);
-    add::<NodeSummary>(&mut generator);
-    add::<MeView>(&mut generator);
-    add::<AuditEntryView>(&mut generator);
-    add::<ConsoleCredentialResponse>(&mut generator);
-    add::<BulkJobPreview>(&mut generator);
-    add::<BulkJobView>(&mut generator);
-    add::<BulkJobList>(&mut generator);
-    add::<BulkJobItemPage>(&mut generator);
-    add::<RulepackList>(&mut generator);
-    add::<RulepackRevisions>(&mut generator);
-    add::<AssignmentView>(&mut generator);
-    add::<AssignmentList>(&mut generator);
-    add::<NodePolicies>(&mut generator);
-    add::<KeyView>(&mut generator);
-    add::<KeyList>(&mut generator);
-    add::<KeySummaryView>(&mut generator);
-    add::<ConnectorView>(&mut generator);
-    add::<ConnectorList>(&mut generator);
-    add::<DryRunReport>(&mut generator);
-    add::<ChannelCreated>(&mut generator);
-    add::<ChannelList>(&mut generator);
-    add::<DeliveryView>(&mut generator);
-    add::<DeliveryList>(&mut generator);
-    add::<RuleView>(&mut generator);
-    add::<RuleList>(&mut generator);
-    add::<SilenceView>(&mut generator);
-    add::<SilenceList>(&mut generator);
-    add::<AlertList>(&mut generator);
-    add::<NodeSloSummary>(&mut generator);
-    add::<NodeEventsSummary>(&mut generator);
-    add::<UsageSummary>(&mut generator);
-    add::<Activity>(&mut generator);
-    add::<RoleGrantView>(&mut generator);
-    add::<IntegratorResponse>(&mut generator);
-    add::<IntegratorView>(&mut generator);
-    add::<RegisterResponse>(&mut generator);
-    add::<CredentialsResponse>(&mut generator);
-    definitions(generator)
+pub const PATHS: Block = Block {
+    begin: "  # paths generated from crates/api (RITMA_BLESS=1 cargo test -p ritma-api): begin",
+    end: "  # paths generated from crates/api: end",
+    indent: 2,
+};
+
+pub const SCHEMAS: Block = Block {
+    begin: "    # generated from crates/api (RITMA_BLESS=1 cargo test -p ritma-api): begin",
+    end: "    # generated from crates/api: end",
+    indent: 4,
+};
+
+/// What is generated: the paths and the component schemas, as written
+/// (`responses`) and as read (`requests`).
+pub struct Generated {
+    pub paths: Map<String, Value>,
+    pub requests: Map<String, Value>,
+    pub responses: Map<String, Value>,
 }
 
-/// The schemas of what the controller reads.
-pub fn request_schemas() -> Map<String, Value> {
-    let mut generator = SchemaGenerator::new(SchemaSettings::openapi3().for_deserialize());
-    add::<CreateOrg>(&mut generator);
-    add::<CreateToken>(&mut generator);
-    add::<ConsoleCredentialRequest>(&mut generator);
-    add::<BulkJobRequest>(&mut generator);
-    add::<RulepackCreate>(&mut generator);
-    add::<AssignmentCreate>(&mut generator);
-    add::<NodeAssign>(&mut generator);
-    add::<KeyCreate>(&mut generator);
-    add::<GovernancePatch>(&mut generator);
-    add::<ConnectorConfig>(&mut generator);
-    add::<ChannelCreate>(&mut generator);
-    add::<RuleCreate>(&mut generator);
-    add::<SilenceCreate>(&mut generator);
-    add::<RegisterRequest>(&mut generator);
-    add::<CredentialsRequest>(&mut generator);
-    add::<RekeyRequest>(&mut generator);
-    add::<GrantRequest>(&mut generator);
-    add::<IntegratorRequest>(&mut generator);
-    // Read and written; the request's schema (no unknown fields) holds for both.
-    add::<ConnectorAllowList>(&mut generator);
-    definitions(generator)
+impl Generated {
+    /// Every schema, by name. A type both read and written has one schema
+    /// (`tests/openapi.rs` checks); the request's form is kept.
+    pub fn schemas(&self) -> Map<String, Value> {
+        let mut out = self.responses.clone();
+        out.extend(self.requests.clone());
+        out
+    }
+}
+
+pub fn generate() -> Generated {
+    let mut generators = Generators {
+        requests: SchemaGenerator::new(SchemaSettings::openapi3().for_deserialize()),
+        responses: SchemaGenerator::new(SchemaSettings::openapi3().for_serialize()),
+    };
+    generators.responses.subschema_for::<ErrorBody>();
+    let mut paths = Map::new();
+    for op in operations() {
+        let item = paths
+            .entry(op.path)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(item) = item {
+            item.insert(op.method.key().into(), operation(&op, &mut generators));
+        }
+    }
+    let mut paths = Value::Object(paths);
+    nullable_refs(&mut paths);
+    let Value::Object(paths) = paths else {
+        unreachable!("built as an object")
+    };
+    Generated {
+        paths,
+        requests: definitions(generators.requests),
+        responses: definitions(generators.responses),
+    }
+}
+
+/// One operation object.
+fn operation(op: &Operation, generators: &mut Generators) -> Value {
+    let schemas = (op.schemas)(generators);
+    let mut out = Map::new();
+    out.insert("operationId".into(), op.operation_id.into());
+    out.insert("summary".into(), op.summary.into());
+    if let Some(text) = op.description {
+        out.insert("description".into(), text.into());
+    }
+    match op.access {
+        Access::Principal => {}
+        Access::Public => {
+            out.insert("security".into(), json!([]));
+        }
+        Access::ConsoleService => {
+            out.insert("security".into(), json!([{ "consoleService": [] }]));
+        }
+        Access::MetricsToken => {
+            out.insert("security".into(), json!([{ "metrics": [] }]));
+        }
+    }
+    let mut parameters = parameters(&schemas.path.to_value(), "path");
+    parameters.extend(parameters_in_query(&schemas.query.to_value()));
+    if !parameters.is_empty() {
+        out.insert("parameters".into(), Value::Array(parameters));
+    }
+    if let Some(schema) = schemas.request {
+        out.insert(
+            "requestBody".into(),
+            json!({ "required": true, "content": { "application/json": { "schema": schema } } }),
+        );
+    }
+    let mut responses = Map::new();
+    for (status, text) in op.ok {
+        let mut answer = Map::new();
+        answer.insert("description".into(), (*text).into());
+        if let Some(content) = &schemas.response {
+            answer.insert("content".into(), content.clone());
+        }
+        responses.insert(status.to_string(), Value::Object(answer));
+    }
+    for (status, name) in op.errors {
+        responses.insert(
+            status.to_string(),
+            json!({ "$ref": format!("#/components/responses/{name}") }),
+        );
+    }
+    out.insert("responses".into(), Value::Object(responses));
+    Value::Object(out)
+}
+
+fn parameters_in_query(schema: &Value) -> Vec<Value> {
+    parameters(schema, "query")
+}
+
+/// One parameter per property of an object schema (path parameters are
+/// always required; query ones when the type requires them).
+fn parameters(schema: &Value, location: &str) -> Vec<Value> {
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    properties
+        .iter()
+        .map(|(name, property)| {
+            let mut property = property.clone();
+            nullable_refs(&mut property);
+            let mut out = Map::new();
+            out.insert("name".into(), name.as_str().into());
+            out.insert("in".into(), location.into());
+            if location == "path" || required.contains(&name.as_str()) {
+                out.insert("required".into(), true.into());
+            }
+            if let Value::Object(p) = &mut property {
+                if let Some(text) = p.remove("description") {
+                    out.insert("description".into(), text);
+                }
+                // An absent parameter is how a query says "none".
+                p.remove("nullable");
+                if let Some(Value::Array(all)) = p.get("allOf").cloned()
+                    && let [only] = all.as_slice()
+                {
+                    p.remove("allOf");
+                    if let Value::Object(only) = only {
+                        p.extend(only.clone());
+                    }
+                }
+                if p.get("default") == Some(&Value::Null) {
+                    p.remove("default");
+                }
+                if let Some(Value::Array(types)) = p.get("type").cloned() {
+                    let one: Vec<Value> = types.into_iter().filter(|t| t != "null").collect();
+                    if let [only] = one.as_slice() {
+                        p.insert("type".into(), only.clone());
+                    }
+                }
+            }
+            out.insert("schema".into(), property);
+            Value::Object(out)
+        })
+        .collect()
 }
 
 fn definitions(mut generator: SchemaGenerator) -> Map<String, Value> {
     let mut out = generator.take_definitions(true);
     out.values_mut().for_each(nullable_refs);
     out
-}
-
-fn add<T: JsonSchema>(generator: &mut SchemaGenerator) {
-    generator.subschema_for::<T>();
 }
 
 /// OpenAPI 3.0 has no `null` type: an optional reference, which schemars
@@ -167,19 +227,29 @@ pub enum SpliceError {
     MissingMarker(&'static str),
 }
 
-/// `document` with the lines between [`BEGIN`] and [`END`] replaced by `schemas`.
-pub fn splice(document: &str, schemas: &Map<String, Value>) -> Result<String, SpliceError> {
-    let begin = find_line(document, BEGIN).ok_or(SpliceError::MissingMarker(BEGIN))?;
-    let end = find_line(&document[begin..], END)
+/// The committed `document` with both generated blocks written afresh.
+pub fn document(document: &str, generated: &Generated) -> Result<String, SpliceError> {
+    let with_paths = splice(document, PATHS, &generated.paths)?;
+    splice(&with_paths, SCHEMAS, &generated.schemas())
+}
+
+/// `document` with the lines between `block`'s markers replaced by `entries`.
+pub fn splice(
+    document: &str,
+    block: Block,
+    entries: &Map<String, Value>,
+) -> Result<String, SpliceError> {
+    let begin = find_line(document, block.begin).ok_or(SpliceError::MissingMarker(block.begin))?;
+    let end = find_line(&document[begin..], block.end)
         .map(|at| begin + at)
-        .ok_or(SpliceError::MissingMarker(END))?;
-    let head_end = begin + BEGIN.len() + 1;
+        .ok_or(SpliceError::MissingMarker(block.end))?;
+    let head_end = begin + block.begin.len() + 1;
     let mut out = String::with_capacity(document.len());
     out.push_str(&document[..head_end.min(document.len())]);
     if !out.ends_with('\n') {
         out.push('\n');
     }
-    out.push_str(&yaml::mapping(schemas, 4));
+    out.push_str(&yaml::mapping(entries, block.indent));
     out.push_str(&document[end..]);
     Ok(out)
 }

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HoursPageQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 9600))]
     pub hours: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
@@ -82,6 +84,7 @@ pub struct NodeEventsSummary {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PeriodQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}$"))]
     pub period: Option<String>,
 }
 
@@ -124,4 +127,62 @@ pub struct UsageSummary {
     pub totals: UsageTotals,
     pub tenants: Vec<TenantUsage>,
     pub daily: Vec<DailyUsage>,
+}
+
+/// `?hours=` (1-9,600, default 24).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HoursQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 9600))]
+    pub hours: Option<i64>,
+}
+
+/// One priced metric of a tenant's bill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BillingLine {
+    pub metric: String,
+    /// In the metric's own unit (decisions, bytes): an integer from the
+    /// price table, as the billing service states it otherwise.
+    pub quantity: serde_json::Number,
+    /// In the unit it is priced in (`unit`: millions of decisions, GiB);
+    /// absent where the source already states it so (the billing service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priced_quantity: Option<f64>,
+    /// How many of the metric's own unit make one priced `unit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<f64>,
+    #[serde(default)]
+    pub unit: String,
+    pub unit_price: f64,
+    pub amount: f64,
+}
+
+/// One tenant's bill: from the billing service, or estimated from the price table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TenantBill {
+    pub tenant_id: String,
+    /// `billing_daemon` or `price_table`.
+    pub source: String,
+    pub currency: String,
+    pub lines: Vec<BillingLine>,
+    pub total: f64,
+    /// Why a tenant fell back to the price table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// `GET /api/orgs/{org}/billing/estimate?period=YYYY-MM`: the billing
+/// service's drafts (cached) or a labelled estimate from the price table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BillingEstimate {
+    pub org_id: String,
+    pub period: String,
+    pub period_idx: i64,
+    pub currency: String,
+    /// `billing_daemon`, `price_table` or `mixed`.
+    pub source: String,
+    /// Shown as is ("Estimate ...; not an invoice").
+    pub label: String,
+    pub tenants: Vec<TenantBill>,
+    pub total: f64,
 }

@@ -17,6 +17,18 @@ pub fn mapping(map: &Map<String, Value>, indent: usize) -> String {
         out.push_str(&scalar_text(key));
         out.push(':');
         match inline(value) {
+            // Text of several lines as a literal block, as a person writes it.
+            _ if literal_block(value) => {
+                let text = value.as_str().unwrap_or_default();
+                out.push_str(" |\n");
+                for line in text.lines() {
+                    if !line.is_empty() {
+                        out.push_str(&" ".repeat(indent + 2));
+                        out.push_str(line);
+                    }
+                    out.push('\n');
+                }
+            }
             Some(text) => {
                 out.push(' ');
                 out.push_str(&text);
@@ -31,8 +43,26 @@ pub fn mapping(map: &Map<String, Value>, indent: usize) -> String {
     out
 }
 
+/// Text of several lines that a literal block keeps exactly: a final line
+/// break added by the block, no trailing blanks or tabs that it would lose.
+fn literal_block(value: &Value) -> bool {
+    value.as_str().is_some_and(|text| {
+        text.contains('\n')
+            && !text.ends_with('\n')
+            && !text.starts_with([' ', '\n'])
+            && !text.contains('\t')
+            && !text.contains('\r')
+            && text.lines().all(|l| !l.ends_with(' '))
+    })
+}
+
 fn rank(key: &str) -> usize {
-    const FIRST: [&str; 8] = [
+    // An operation's id and summary, a parameter's name and place, then a schema's kind.
+    const FIRST: [&str; 12] = [
+        "operationId",
+        "summary",
+        "name",
+        "in",
         "$ref",
         "type",
         "format",
@@ -87,14 +117,22 @@ fn inline(value: &Value) -> Option<String> {
     }
 }
 
-/// A plain word stays plain; anything else is JSON-quoted.
+/// Words and plain sentences stay plain; anything YAML could read another
+/// way is JSON-quoted.
 fn scalar_text(s: &str) -> String {
     let plain = s
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    '_' | '-' | '.' | '$' | '/' | ' ' | '(' | ')' | '`' | '\''
+                )
+        })
+        && !s.ends_with(' ')
+        && !s.contains("  ")
         && !matches!(
             s.to_ascii_lowercase().as_str(),
             "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"

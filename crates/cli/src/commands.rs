@@ -4,12 +4,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use futures::StreamExt;
-use ritma_api::orgs::{CreateOrg, IntegratorRequest, IntegratorResponse, OrgView};
-use ritma_api::tokens::{CreateToken, TokenView};
+use ritma_api::orgs::{CreateOrg, IntegratorRequest};
+use ritma_api::params::{NoParams, OrgPath};
+use ritma_api::routes;
+use ritma_api::tokens::CreateToken;
 use ritma_bus::{BusKeys, creds};
 use serde_json::Value;
 
-use crate::api_client::Api;
+use crate::api_client::{Api, api};
 use crate::stack_file::{DEFAULT_DATA_DIR, StackFile};
 
 /// Where to reach the controller: flags, environment, or the dev stack's file.
@@ -29,10 +31,10 @@ pub struct Target {
 impl Target {
     fn api(&self) -> anyhow::Result<Api> {
         match (&self.api_url, &self.token) {
-            (Some(url), Some(token)) => Ok(Api::new(url, token)),
+            (Some(url), Some(token)) => Ok(api(url, token)),
             _ => {
                 let stack = StackFile::load(&self.data_dir)?;
-                Ok(Api::new(
+                Ok(api(
                     self.api_url.as_deref().unwrap_or(&stack.api_url),
                     self.token.as_deref().unwrap_or(&stack.admin_token),
                 ))
@@ -144,14 +146,17 @@ pub enum OrgCommand {
 pub async fn org(cmd: OrgCommand) -> anyhow::Result<()> {
     match cmd {
         OrgCommand::Create { id, name, target } => {
-            let org: OrgView = target
+            let org = target
                 .api()?
-                .post("/api/orgs", &CreateOrg { id, name })
+                .call::<routes::CreateOrg>(&NoParams {}, &NoParams {}, &CreateOrg { id, name })
                 .await?;
             println!("{}", serde_json::to_string_pretty(&org)?);
         }
         OrgCommand::List { target } => {
-            let orgs: Vec<OrgView> = target.api()?.get("/api/orgs").await?;
+            let orgs = target
+                .api()?
+                .call::<routes::ListOrgs>(&NoParams {}, &NoParams {}, &())
+                .await?;
             println!("{}", serde_json::to_string_pretty(&orgs)?);
         }
     }
@@ -207,16 +212,16 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                 max_uses: Some(max_uses),
                 labels: map,
             };
-            let created: TokenView = target
+            let created = target
                 .api()?
-                .post(&format!("/api/orgs/{org}/enrollment-tokens"), &body)
+                .call::<routes::CreateToken>(&OrgPath { org }, &NoParams {}, &body)
                 .await?;
             println!("{}", serde_json::to_string_pretty(&created)?);
         }
         TokenCommand::List { org, target } => {
-            let tokens: Vec<TokenView> = target
+            let tokens = target
                 .api()?
-                .get(&format!("/api/orgs/{org}/enrollment-tokens"))
+                .call::<routes::ListTokens>(&OrgPath { org }, &NoParams {}, &())
                 .await?;
             println!("{}", serde_json::to_string_pretty(&tokens)?);
         }
@@ -268,8 +273,14 @@ pub async fn integrator_creds(
         subjects: subjects.to_vec(),
         ttl_secs: Some(ttl_secs),
     };
-    let reply: IntegratorResponse = api
-        .post(&format!("/api/orgs/{org}/integrator-credentials"), &request)
+    let reply = api
+        .call::<routes::MintIntegratorCredentials>(
+            &OrgPath {
+                org: org.to_owned(),
+            },
+            &NoParams {},
+            &request,
+        )
         .await?;
     creds::write_private(out, &creds::format_creds(&reply.jwt, &key.seed()?))?;
     Ok(serde_json::to_value(&reply)?)

@@ -10,14 +10,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use clap::Args;
+use ritma_api::connectors::ConnectorConfig;
+use ritma_api::keys::KeyCreate;
 use ritma_api::orgs::CreateOrg;
-use ritma_api::tokens::{CreateToken, TokenView};
+use ritma_api::params::{NoParams, NodeConnectorPath, OrgPath};
+use ritma_api::policies::{AssignmentCreate, RulepackCreate};
+use ritma_api::routes;
+use ritma_api::tokens::CreateToken;
 use ritma_bus::BusKeys;
 use ritma_devstack::ports::free_port;
 use ritma_devstack::{NatsServer, NatsServerSpec, PostgresServer};
-use serde_json::{Value, json};
+use ritma_protocol::connectors::HostConnector;
+use serde_json::json;
 
-use crate::api_client::Api;
+use crate::api_client::{Api, api, done_or_exists};
 use crate::commands::integrator_creds;
 use crate::stack_file::{DEFAULT_DATA_DIR, DemoNode, StackFile};
 
@@ -52,45 +58,61 @@ const HELD_NODE: &str = "demo-db-1";
 /// The demo org's rulepack, its org-wide assignment, and the demo nodes'
 /// signing keys; idempotent across restarts.
 async fn demo_fleet_settings(api: &Api) -> anyhow::Result<()> {
-    let _: Value = api
-        .post(
-            &format!("/api/orgs/{DEMO_ORG}/rulepacks"),
-            &json!({
-                "name": "baseline", "description": "Demo baseline",
-                "frameworks": ["cis", "soc2"],
-                "rules": { "deny": ["ptrace", "kexec_load"], "throttle": { "exec_per_sec": 50 } },
-            }),
-        )
+    let org = OrgPath {
+        org: DEMO_ORG.to_owned(),
+    };
+    let baseline = RulepackCreate {
+        name: "baseline".into(),
+        description: "Demo baseline".into(),
+        frameworks: vec!["cis".into(), "soc2".into()],
+        rules: json!({ "deny": ["ptrace", "kexec_load"], "throttle": { "exec_per_sec": 50 } }),
+    };
+    api.call::<routes::CreateRulepack>(&org, &NoParams {}, &baseline)
         .await?;
-    let assignments: Value = api
-        .get(&format!("/api/orgs/{DEMO_ORG}/policy-assignments"))
+    let assignments = api
+        .call::<routes::ListAssignments>(&org, &NoParams {}, &())
         .await?;
-    if assignments["items"].as_array().is_none_or(|a| a.is_empty()) {
-        let _: Value = api
-            .post(
-                &format!("/api/orgs/{DEMO_ORG}/policy-assignments"),
-                &json!({ "scope_kind": "org", "rulepack": "baseline", "mode": "enforce" }),
-            )
+    if assignments.items.is_empty() {
+        let org_wide = AssignmentCreate {
+            scope_kind: "org".into(),
+            scope_value: String::new(),
+            rulepack: "baseline".into(),
+            revision: None,
+            mode: "enforce".into(),
+        };
+        api.call::<routes::CreateAssignment>(&org, &NoParams {}, &org_wide)
             .await?;
     }
     for (name, _, _) in DEMO_NODES {
-        api.post_idempotent(
-            &format!("/api/orgs/{DEMO_ORG}/keys"),
-            &json!({ "key_id": format!("{name}-signing-1"), "label": format!("{name} signing key") }),
-        )
-        .await?;
+        let key = KeyCreate {
+            key_id: format!("{name}-signing-1"),
+            label: format!("{name} signing key"),
+            rotate_by: None,
+            expires_at: None,
+        };
+        done_or_exists(
+            api.call::<routes::RegisterKey>(&org, &NoParams {}, &key)
+                .await,
+        )?;
     }
     Ok(())
 }
 
 /// A host posture connector on every demo node, once it has enrolled.
 async fn demo_connectors(api: &Api) {
+    let posture = ConnectorConfig::Host(HostConnector {
+        allowed_ports: vec![22, 80, 443],
+        protected_paths: Vec::new(),
+    });
     for (name, _, _) in DEMO_NODES {
-        let path = format!("/api/nodes/{name}/connectors/posture");
-        let body = json!({ "kind": "host", "allowed_ports": [22, 80, 443] });
+        let path = NodeConnectorPath {
+            id: (*name).to_owned(),
+            cid: "posture".to_owned(),
+        };
         let mut done = false;
         for _ in 0..50 {
-            if api.put::<_, Value>(&path, &body).await.is_ok() {
+            let put = api.call::<routes::PutNodeConnector>(&path, &NoParams {}, &posture);
+            if put.await.is_ok() {
                 done = true;
                 break;
             }
@@ -247,12 +269,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         logs.display()
     );
 
-    let api = Api::new(&api_url, &admin_token);
+    let api = api(&api_url, &admin_token);
     let demo_org = CreateOrg {
         id: DEMO_ORG.to_owned(),
         name: Some("Demo Org".to_owned()),
     };
-    api.post_idempotent("/api/orgs", &demo_org).await?;
+    done_or_exists(
+        api.call::<routes::CreateOrg>(&NoParams {}, &NoParams {}, &demo_org)
+            .await,
+    )?;
 
     demo_fleet_settings(&api).await?;
 
@@ -285,8 +310,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 max_uses: Some(1),
                 labels: [("demo".to_owned(), "true".to_owned())].into(),
             };
-            let token: TokenView = api
-                .post(&format!("/api/orgs/{DEMO_ORG}/enrollment-tokens"), &body)
+            let token = api
+                .call::<routes::CreateToken>(
+                    &OrgPath {
+                        org: DEMO_ORG.to_owned(),
+                    },
+                    &NoParams {},
+                    &body,
+                )
                 .await?;
             cmd.env("RITMA_ENROLL_TOKEN", token.token.unwrap_or_default());
         }

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use ritma_api::service::ConfigTemplate;
 use ritma_protocol::{OrgId, TenantId};
-use serde_json::{Value, json};
 
 use crate::fleet::TemplateSettings;
 
@@ -33,7 +33,7 @@ pub fn node_env(t: &TemplateSettings, org: &OrgId, tenant: &TenantId) -> BTreeMa
     env
 }
 
-pub fn node_template(t: &TemplateSettings, org: &OrgId, tenant: &TenantId) -> Value {
+pub fn node_template(t: &TemplateSettings, org: &OrgId, tenant: &TenantId) -> ConfigTemplate {
     let env = node_env(t, org, tenant);
     let env_file: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     let systemd_unit = "[Unit]
@@ -60,8 +60,12 @@ WantedBy=multi-user.target
     let install_command = format!(
         "sudo install -d -m 0750 /etc/ritma && sudo tee /etc/ritma/node.env >/dev/null <<'EOF'\n{env_file}EOF\nsudo chmod 0600 /etc/ritma/node.env && sudo systemctl enable --now ritma-node"
     );
-    json!({
-        "org_id": org, "tenant_id": tenant, "env": env, "env_file": env_file,
-        "systemd_unit": systemd_unit, "install_command": install_command,
-    })
+    ConfigTemplate {
+        org_id: org.to_string(),
+        tenant_id: tenant.to_string(),
+        env,
+        env_file,
+        systemd_unit: systemd_unit.to_owned(),
+        install_command,
+    }
 }

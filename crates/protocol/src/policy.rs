@@ -203,7 +203,7 @@ impl PolicyBundle {
 }
 
 /// `POST /api/nodes/{id}/policy`: proof of possession of the node key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFetchRequest {
     pub timestamp: i64,
@@ -211,7 +211,8 @@ pub struct PolicyFetchRequest {
     pub signature: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `POST /api/nodes/{id}/policy`: the node's policy and what it needs to verify it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PolicyFetchResponse {
     /// None: nothing is assigned to this node.
     pub bundle: Option<PolicyBundle>,

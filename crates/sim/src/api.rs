@@ -7,72 +7,67 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nkeys::KeyPair;
+use ritma_api::client::{Client, ClientError};
 use ritma_api::orgs::CreateOrg;
-use ritma_api::tokens::{CreateToken, TokenView};
+use ritma_api::params::{NoParams, OrgPath};
+use ritma_api::routes;
+use ritma_api::tokens::CreateToken;
 use ritma_protocol::enrollment::{RegisterRequest, RegisterResponse};
 use ritma_protocol::{NodeId, NodeSubject, OrgId, TenantId};
 
 use crate::{SimError, SimNode};
 
-/// A thin admin client for the few calls the simulator makes.
+/// The simulator's admin client: the contract's typed client (`client`)
+/// and, for the benchmarks' other HTTP calls, its connection pool (`http`).
 #[derive(Clone)]
 pub struct Api {
     pub url: String,
     pub token: String,
     pub http: reqwest::Client,
+    pub client: Client,
+}
+
+/// A refusal or failure of `what`, as the simulator reports it.
+fn failed(what: &'static str) -> impl FnOnce(ClientError) -> SimError {
+    move |e| match e {
+        ClientError::Transport(e) => SimError::Http(e),
+        other => SimError::Api {
+            what,
+            status: other.status().unwrap_or(0),
+            body: other.message(),
+        },
+    }
 }
 
 impl Api {
     pub fn new(url: &str, token: &str) -> Result<Self, SimError> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .timeout(Duration::from_secs(30))
+            .build()?;
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(64)
-                .timeout(Duration::from_secs(30))
-                .build()?,
+            client: Client::new(http.clone(), url),
+            http,
         })
-    }
-
-    async fn post(
-        &self,
-        what: &'static str,
-        path: &str,
-        body: &impl serde::Serialize,
-        ok: &[u16],
-    ) -> Result<serde_json::Value, SimError> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        if !ok.contains(&status) {
-            return Err(SimError::Api {
-                what,
-                status,
-                body: text.chars().take(500).collect(),
-            });
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 
     /// Create the org unless it exists.
     pub async fn org_ensure(&self, org: &OrgId) -> Result<(), SimError> {
-        self.post(
-            "create org",
-            "/api/orgs",
-            &CreateOrg {
-                id: org.as_str().to_owned(),
-                name: None,
-            },
-            &[200, 201, 409],
-        )
-        .await
-        .map(|_| ())
+        let create = CreateOrg {
+            id: org.as_str().to_owned(),
+            name: None,
+        };
+        let result = self
+            .client
+            .bearer(&self.token)
+            .call::<routes::CreateOrg>(&NoParams {}, &NoParams {}, &create)
+            .await;
+        match result {
+            Err(e) if e.status() == Some(409) => Ok(()),
+            other => other.map(|_| ()).map_err(failed("create org")),
+        }
     }
 
     /// An enrollment token for `max_uses` nodes; returns its secret.
@@ -84,22 +79,21 @@ impl Api {
     ) -> Result<String, SimError> {
         let max_uses = i32::try_from(max_uses)
             .map_err(|_| SimError::Config("too many nodes for one token".into()))?;
-        let body = self
-            .post(
-                "create token",
-                &format!("/api/orgs/{org}/enrollment-tokens"),
-                &CreateToken {
-                    tenant_id: tenant.as_str().to_owned(),
-                    ttl_secs: None,
-                    max_uses: Some(max_uses),
-                    labels: [("sim".to_owned(), "true".to_owned())].into(),
-                },
-                &[200, 201],
-            )
-            .await?;
-        serde_json::from_value::<TokenView>(body)
-            .ok()
-            .and_then(|t| t.token)
+        let create = CreateToken {
+            tenant_id: tenant.as_str().to_owned(),
+            ttl_secs: None,
+            max_uses: Some(max_uses),
+            labels: [("sim".to_owned(), "true".to_owned())].into(),
+        };
+        let org = OrgPath {
+            org: org.as_str().to_owned(),
+        };
+        self.client
+            .bearer(&self.token)
+            .call::<routes::CreateToken>(&org, &NoParams {}, &create)
+            .await
+            .map_err(failed("create token"))?
+            .token
             .ok_or_else(|| SimError::Api {
                 what: "create token",
                 status: 201,
@@ -123,21 +117,12 @@ impl Api {
             agent_version: "ritma-sim".into(),
             node_id: Some(node.clone()),
         };
-        let resp = self
-            .http
-            .post(format!("{}/api/nodes/register", self.url))
-            .json(&req)
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        if status != 200 && status != 201 {
-            return Err(SimError::Api {
-                what: "register node",
-                status,
-                body: resp.text().await.unwrap_or_default(),
-            });
-        }
-        Ok((resp.json().await?, key))
+        let reply = self
+            .client
+            .call::<routes::RegisterNode>(&NoParams {}, &NoParams {}, &req)
+            .await
+            .map_err(failed("register node"))?;
+        Ok((reply, key))
     }
 }
 

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
-use ritma_api::access::{AuditEntryView, GrantRequest, MeOrg, MeView, RoleGrantView};
+use ritma_api::access::{AuditEntryView, AuditQuery, GrantRequest, MeOrg, MeView, RoleGrantView};
 use ritma_db::access::{self, RoleGrant};
 use ritma_db::audit::{AuditFilter, AuditRecord, audit_list};
 use ritma_protocol::OrgId;
@@ -54,10 +54,17 @@ pub async fn audit(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org_raw): PathParams<String>,
-    QueryParams(filter): QueryParams<AuditFilter>,
+    QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntryView>>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadAudit)?;
+    let filter = AuditFilter {
+        actor: q.actor,
+        action: q.action,
+        target: q.target,
+        before_id: q.before_id,
+        limit: q.limit,
+    };
     let records = audit_list(&state.pool, org.as_str(), &filter).await?;
     Ok(Json(records.into_iter().map(audit_view).collect()))
 }

@@ -2,7 +2,8 @@
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use serde_json::{Value, json};
+use ritma_api::service::{ControlKeyRotated, ControlKeyView};
+use serde_json::json;
 
 use super::fleet_common::org_authorized;
 use super::{AppState, PathParams};
@@ -23,14 +24,15 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ControlKeyView>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     org_exists(&state, &org).await?;
     let key = state.control.key(org.as_str()).await?;
     let rotations = state.control.chain(org.as_str()).await?;
-    Ok(Json(
-        json!({ "public_key": key.public_key(), "rotations": rotations }),
-    ))
+    Ok(Json(ControlKeyView {
+        public_key: key.public_key(),
+        rotations,
+    }))
 }
 
 /// `POST /api/orgs/{org}/control-key/rotate`: a new key, endorsed by the
@@ -39,7 +41,7 @@ pub async fn rotate(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ControlKeyRotated>, ApiError> {
     let org = org_authorized(&p, Action::ManageIntegrators, &org)?;
     org_exists(&state, &org).await?;
     let mut tx = state.pool.begin().await.map_err(ritma_db::DbError::from)?;
@@ -54,7 +56,9 @@ pub async fn rotate(
     .await?;
     tx.commit().await.map_err(ritma_db::DbError::from)?;
     tracing::info!(org = %org, from = %before, to = %public_key, "org control key rotated");
-    Ok(Json(
-        json!({ "public_key": public_key, "previous_key": before, "revisions_signed_again": resigned }),
-    ))
+    Ok(Json(ControlKeyRotated {
+        public_key,
+        previous_key: before,
+        revisions_signed_again: resigned,
+    }))
 }

@@ -10,7 +10,6 @@ use axum::response::Response;
 use futures::stream::{self, Stream, StreamExt};
 use ritma_db::audit::{AuditFilter, AuditRecord, audit_list};
 use ritma_db::nodes::{self, NodeFilter, NodeRecord};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::fleet_common::org_authorized;
@@ -18,27 +17,12 @@ use super::nodes::filter_from;
 use super::{AppState, PathParams, QueryParams};
 use crate::auth::{Action, Principal};
 use crate::error::ApiError;
+use ritma_api::exports::{
+    AuditExportQuery, ExportFormat as Format, NodeExportQuery, UsageExportQuery,
+};
 use ritma_api::nodes::NodeListQuery;
 
 const PAGE: i64 = 1_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Json,
-}
-
-impl Format {
-    fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
-        match raw.unwrap_or("csv") {
-            "csv" => Ok(Self::Csv),
-            "json" => Ok(Self::Json),
-            other => Err(ApiError::BadRequest(format!(
-                "format {other:?}: use csv or json"
-            ))),
-        }
-    }
-}
 
 /// One CSV field: quoted when needed, and a leading `=`, `+`, `-`, `@`, tab
 /// or carriage return defused with `'` (a spreadsheet would run it as a
@@ -117,19 +101,6 @@ where
     response
 }
 
-/// The node list's filters (not its paging) and the format.
-#[derive(Deserialize, Default)]
-pub struct ExportQuery {
-    pub format: Option<String>,
-    pub tenant: Option<String>,
-    pub status: Option<String>,
-    pub label: Option<String>,
-    pub version: Option<String>,
-    pub q: Option<String>,
-    pub drifted: Option<bool>,
-    pub key_warning: Option<bool>,
-}
-
 const NODE_COLUMNS: [&str; 14] = [
     "id",
     "tenant_id",
@@ -183,10 +154,10 @@ pub async fn nodes(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-    QueryParams(q): QueryParams<ExportQuery>,
+    QueryParams(q): QueryParams<NodeExportQuery>,
 ) -> Result<Response, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
-    let format = Format::parse(q.format.as_deref())?;
+    let format = q.format.unwrap_or_default();
     let mut filter = filter_from(NodeListQuery {
         tenant: q.tenant,
         status: q.status,
@@ -256,14 +227,6 @@ fn audit_row(a: &AuditRecord) -> (String, Value) {
     )
 }
 
-#[derive(Deserialize, Default)]
-pub struct AuditExportQuery {
-    pub format: Option<String>,
-    pub actor: Option<String>,
-    pub action: Option<String>,
-    pub target: Option<String>,
-}
-
 /// `GET /api/orgs/{org}/exports/audit?format=csv|json[&actor=&action=&target=]`,
 /// newest first.
 pub async fn audit(
@@ -273,7 +236,7 @@ pub async fn audit(
     QueryParams(q): QueryParams<AuditExportQuery>,
 ) -> Result<Response, ApiError> {
     let org = org_authorized(&p, Action::ReadAudit, &org)?;
-    let format = Format::parse(q.format.as_deref())?;
+    let format = q.format.unwrap_or_default();
     let filter = AuditFilter {
         actor: q.actor,
         action: q.action,
@@ -306,12 +269,6 @@ pub async fn audit(
     ))
 }
 
-#[derive(Deserialize, Default)]
-pub struct UsageExportQuery {
-    pub format: Option<String>,
-    pub period: Option<String>,
-}
-
 const USAGE_COLUMNS: [&str; 6] = [
     "day",
     "tenant_id",
@@ -330,7 +287,7 @@ pub async fn usage(
     QueryParams(q): QueryParams<UsageExportQuery>,
 ) -> Result<Response, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
-    let format = Format::parse(q.format.as_deref())?;
+    let format = q.format.unwrap_or_default();
     let period = super::usage::period_of(&ritma_api::usage::PeriodQuery { period: q.period })?;
     let days = ritma_db::telemetry::usage_daily_by_tenant(
         &state.pool,

@@ -4,24 +4,22 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::{Duration, Utc};
 use data_encoding::BASE64URL_NOPAD;
+use ritma_api::nodes::ConfigTemplateQuery;
+use ritma_api::service::{
+    BudgetsView, ConfigTemplate, IngestCounts, IngestHour, IngestStats, RateView,
+};
 use ritma_api::usage::{
-    DailyUsage, EnforcementBucket, EnforcementCounts, HoursPageQuery, NodeEventsSummary,
-    NodeSloSummary, PeriodQuery, SloBucket, SloTotal, TenantUsage, UsageSummary,
+    BillingEstimate, BillingLine, DailyUsage, EnforcementBucket, EnforcementCounts, HoursPageQuery,
+    HoursQuery, NodeEventsSummary, NodeSloSummary, PeriodQuery, SloBucket, SloTotal, TenantBill,
+    TenantUsage, UsageSummary,
 };
 use ritma_db::telemetry::{self, UsageTotals};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::fleet_common::{node_authorized, org_authorized};
 use super::{AppState, PathParams, QueryParams, path_id};
 use crate::auth::{Action, Principal};
 use crate::error::ApiError;
 use crate::fleet::{Period, PriceTable, money};
-
-#[derive(Deserialize, Default)]
-pub struct HoursQuery {
-    pub hours: Option<i64>,
-}
 
 fn since(q: &HoursQuery) -> Result<chrono::DateTime<Utc>, ApiError> {
     since_hours(q.hours)
@@ -168,7 +166,7 @@ pub async fn ingest_stats(
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
     QueryParams(q): QueryParams<HoursQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IngestStats>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let from = since(&q)?;
     let hours = ritma_db::ingest::org_counters(&state.pool, org.as_str(), from).await?;
@@ -178,19 +176,51 @@ pub async fn ingest_stats(
             .iter()
             .map(f)
             .fold(0i64, i64::saturating_add)
-            .saturating_add(i64::try_from(extra).unwrap_or(i64::MAX))
+            .try_into()
+            .unwrap_or(0u64)
+            .saturating_add(extra)
     };
-    let totals = json!({
-        "accepted": sum(|h| h.accepted, pending.accepted),
-        "throttled_node": sum(|h| h.throttled_node, pending.throttled_node),
-        "throttled_org": sum(|h| h.throttled_org, pending.throttled_org),
-        "dead_letters_kept": sum(|h| h.dead_letters_kept, pending.dead_letters_kept),
-        "dead_letters_dropped": sum(|h| h.dead_letters_dropped, pending.dead_letters_dropped),
-    });
-    Ok(Json(json!({
-        "org_id": org, "from": from, "to": Utc::now(), "budgets": state.budgets.settings(),
-        "totals": totals, "pending": pending, "hours": hours,
-    })))
+    let totals = IngestCounts {
+        accepted: sum(|h| h.accepted, pending.accepted),
+        throttled_node: sum(|h| h.throttled_node, pending.throttled_node),
+        throttled_org: sum(|h| h.throttled_org, pending.throttled_org),
+        dead_letters_kept: sum(|h| h.dead_letters_kept, pending.dead_letters_kept),
+        dead_letters_dropped: sum(|h| h.dead_letters_dropped, pending.dead_letters_dropped),
+    };
+    let rate = |r: crate::tasks::budget::Rate| RateView {
+        per_sec: r.per_sec,
+        burst: r.burst,
+    };
+    let budgets = state.budgets.settings();
+    Ok(Json(IngestStats {
+        org_id: org.to_string(),
+        from,
+        to: Utc::now(),
+        budgets: BudgetsView {
+            node: rate(budgets.node),
+            org: rate(budgets.org),
+            dead_letters: rate(budgets.dead_letters),
+        },
+        totals,
+        pending: IngestCounts {
+            accepted: pending.accepted,
+            throttled_node: pending.throttled_node,
+            throttled_org: pending.throttled_org,
+            dead_letters_kept: pending.dead_letters_kept,
+            dead_letters_dropped: pending.dead_letters_dropped,
+        },
+        hours: hours
+            .iter()
+            .map(|h| IngestHour {
+                hour: h.hour,
+                accepted: h.accepted,
+                throttled_node: h.throttled_node,
+                throttled_org: h.throttled_org,
+                dead_letters_kept: h.dead_letters_kept,
+                dead_letters_dropped: h.dead_letters_dropped,
+            })
+            .collect(),
+    }))
 }
 
 pub(super) fn period_of(q: &PeriodQuery) -> Result<Period, ApiError> {
@@ -250,7 +280,7 @@ pub async fn usage_summary(
     }))
 }
 
-fn estimate_lines(prices: &PriceTable, u: &UsageTotals) -> (Vec<Value>, f64) {
+fn estimate_lines(prices: &PriceTable, u: &UsageTotals) -> (Vec<BillingLine>, f64) {
     let quantities = [
         u.decisions,
         u.dig_files,
@@ -268,10 +298,15 @@ fn estimate_lines(prices: &PriceTable, u: &UsageTotals) -> (Vec<Value>, f64) {
             // `priced_quantity` is the quantity in the unit it is priced in
             // (bytes as GiB, decisions as millions), as an invoice shows it.
             let priced = (quantity as f64 / price.per * 10_000.0).round() / 10_000.0;
-            json!({
-                "metric": metric, "quantity": quantity, "unit": price.unit, "per": price.per,
-                "priced_quantity": priced, "unit_price": price.price, "amount": amount,
-            })
+            BillingLine {
+                metric: metric.to_owned(),
+                quantity: quantity.into(),
+                priced_quantity: Some(priced),
+                per: Some(price.per),
+                unit: price.unit.to_owned(),
+                unit_price: price.price,
+                amount,
+            }
         })
         .collect();
     (lines, money(total))
@@ -289,7 +324,7 @@ pub async fn billing_estimate(
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
     QueryParams(q): QueryParams<PeriodQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BillingEstimate>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     let period = period_of(&q)?;
     let tenants =
@@ -310,11 +345,17 @@ pub async fn billing_estimate(
             Some(Ok(d)) => {
                 sources.insert("billing_daemon");
                 total += d.total;
-                json!({
-                    "tenant_id": t.tenant_id, "source": "billing_daemon",
-                    "currency": d.currency.clone().unwrap_or_else(|| prices.currency.clone()),
-                    "lines": d.lines, "total": money(d.total),
-                })
+                TenantBill {
+                    tenant_id: t.tenant_id.clone(),
+                    source: "billing_daemon".into(),
+                    currency: d
+                        .currency
+                        .clone()
+                        .unwrap_or_else(|| prices.currency.clone()),
+                    lines: d.lines.iter().map(draft_line).collect(),
+                    total: money(d.total),
+                    note: None,
+                }
             }
             other => {
                 sources.insert("price_table");
@@ -323,10 +364,14 @@ pub async fn billing_estimate(
                 let note = other.and_then(Result::err).map(|e| {
                     format!("billing service unavailable ({e}); estimated from the price table")
                 });
-                json!({
-                    "tenant_id": t.tenant_id, "source": "price_table",
-                    "currency": prices.currency, "lines": lines, "total": sum, "note": note,
-                })
+                TenantBill {
+                    tenant_id: t.tenant_id.clone(),
+                    source: "price_table".into(),
+                    currency: prices.currency.clone(),
+                    lines,
+                    total: sum,
+                    note,
+                }
             }
         };
         out.push(entry);
@@ -344,16 +389,30 @@ pub async fn billing_estimate(
         "mixed" => format!("{BILLING_LABEL} Tenants marked price_table: {PRICE_TABLE_LABEL}"),
         _ => PRICE_TABLE_LABEL.to_owned(),
     };
-    Ok(Json(json!({
-        "org_id": org, "period": period.label(), "period_idx": period.index(),
-        "currency": prices.currency, "source": source, "label": label,
-        "tenants": out, "total": money(total),
-    })))
+    Ok(Json(BillingEstimate {
+        org_id: org.to_string(),
+        period: period.label(),
+        period_idx: period.index(),
+        currency: prices.currency.clone(),
+        source: source.to_owned(),
+        label,
+        tenants: out,
+        total: money(total),
+    }))
 }
 
-#[derive(Deserialize, Default)]
-pub struct TemplateQuery {
-    pub tenant_id: Option<String>,
+/// A billing service's line as the contract states it (its quantity is
+/// already in the priced unit).
+fn draft_line(d: &crate::upstream::billing::DraftLine) -> BillingLine {
+    BillingLine {
+        metric: d.metric.clone(),
+        quantity: serde_json::Number::from_f64(d.quantity).unwrap_or_else(|| 0.into()),
+        priced_quantity: None,
+        per: None,
+        unit: d.unit.clone(),
+        unit_price: d.unit_price,
+        amount: d.amount,
+    }
 }
 
 /// `GET /api/orgs/{org}/nodes/config-template`: what a new node needs.
@@ -361,8 +420,8 @@ pub async fn config_template(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     PathParams(org): PathParams<String>,
-    QueryParams(q): QueryParams<TemplateQuery>,
-) -> Result<Json<Value>, ApiError> {
+    QueryParams(q): QueryParams<ConfigTemplateQuery>,
+) -> Result<Json<ConfigTemplate>, ApiError> {
     let org = org_authorized(&p, Action::ReadFleet, &org)?;
     if ritma_db::orgs::org_get(&state.pool, org.as_str())
         .await?
