@@ -53,13 +53,13 @@ enum Export {
 
 /// The filtered browser query as the export's own type (a value it cannot
 /// take, such as `format=xml`, is the browser's error: 400 with the reason).
-fn typed(kind: &str, pairs: &[(String, String)]) -> Result<Export, String> {
-    let encoded = serde_urlencoded::to_string(pairs).map_err(|e| e.to_string())?;
-    let read = |e: serde_urlencoded::de::Error| format!("export query: {e}");
+fn typed(kind: &str, pairs: &[(String, String)]) -> Result<Export, serde_urlencoded::de::Error> {
+    // Pairs of strings always encode.
+    let encoded = serde_urlencoded::to_string(pairs).unwrap_or_default();
     Ok(match kind {
-        "nodes" => Export::Nodes(serde_urlencoded::from_str(&encoded).map_err(read)?),
-        "audit" => Export::Audit(serde_urlencoded::from_str(&encoded).map_err(read)?),
-        _ => Export::Usage(serde_urlencoded::from_str(&encoded).map_err(read)?),
+        "nodes" => Export::Nodes(serde_urlencoded::from_str(&encoded)?),
+        "audit" => Export::Audit(serde_urlencoded::from_str(&encoded)?),
+        _ => Export::Usage(serde_urlencoded::from_str(&encoded)?),
     })
 }
 
@@ -84,7 +84,9 @@ pub(super) async fn download(
         Ok(Export::Nodes(q)) => api.stream::<routes::ExportNodes>(token, &org, &q).await,
         Ok(Export::Audit(q)) => api.stream::<routes::ExportAudit>(token, &org, &q).await,
         Ok(Export::Usage(q)) => api.stream::<routes::ExportUsage>(token, &org, &q).await,
-        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("export query: {e}")).into_response();
+        }
     };
     let resp = match answer {
         Ok(r) => r,
@@ -175,5 +177,24 @@ mod tests {
             vec![]
         );
         assert!(export_query("secrets", vec![]).is_none());
+    }
+
+    #[test]
+    fn the_query_is_read_as_the_exports_type_and_a_bad_value_refused() {
+        let nodes = typed(
+            "nodes",
+            &pairs(&[("format", "json"), ("drifted", "true"), ("q", "web")]),
+        );
+        let Ok(Export::Nodes(q)) = nodes else {
+            panic!("a node export");
+        };
+        assert_eq!(q.format, Some(ritma_api::exports::ExportFormat::Json));
+        assert_eq!((q.drifted, q.q.as_deref()), (Some(true), Some("web")));
+        assert!(typed("nodes", &pairs(&[("format", "xml")])).is_err());
+        assert!(typed("nodes", &pairs(&[("drifted", "maybe")])).is_err());
+        assert!(matches!(
+            typed("usage", &pairs(&[("period", "2026-12")])),
+            Ok(Export::Usage(q)) if q.period.as_deref() == Some("2026-12")
+        ));
     }
 }

@@ -1,8 +1,10 @@
-//! The controller's REST contract: what each route takes and returns, and the
+//! The controller's REST contract: every operation ([`routes`], each a type
+//! implementing [`endpoint::Endpoint`]), what each takes and returns, and the
 //! error body of every refusal. The controller serialises these (never a
-//! database record), the console and the tools deserialise them, and the
-//! OpenAPI document's schemas are generated from them ([`openapi`]), so the
-//! three cannot drift apart.
+//! database record); the console, the CLI, the simulator and the node call
+//! it through one typed client (`client`, feature `client`); and the OpenAPI
+//! document's paths and schemas are generated from them ([`openapi`]), so
+//! none of them can drift apart.
 
 pub mod access;
 pub mod activity;

@@ -1,10 +1,14 @@
-//! The daemon's HTTP calls to the controller.
+//! The daemon's HTTP calls to the controller, through the contract's typed
+//! client; refusals sorted into permanent and worth retrying.
 
 use std::time::Duration;
 
 use data_encoding::BASE64URL_NOPAD;
 use nkeys::KeyPair;
-use ritma_api::ErrorBody;
+use ritma_api::client::{self as api, Client};
+use ritma_api::endpoint::{Endpoint, RequestBody, ResponseBody};
+use ritma_api::params::{NoParams, NodePath};
+use ritma_api::{ErrorBody, routes};
 use ritma_protocol::NodeId;
 use ritma_protocol::enrollment::{
     CredentialsRequest, CredentialsResponse, RegisterRequest, RegisterResponse, RekeyRequest,
@@ -31,8 +35,7 @@ impl ClientError {
 }
 
 pub struct ControllerClient {
-    base: String,
-    http: reqwest::Client,
+    client: Client,
 }
 
 impl ControllerClient {
@@ -51,45 +54,47 @@ impl ControllerClient {
             }
         }
         Ok(Self {
-            base: base.trim_end_matches('/').to_owned(),
-            http: http.build()?,
+            client: Client::new(http.build()?, base),
         })
     }
 
-    async fn post<B: serde::Serialize, R: serde::de::DeserializeOwned>(
+    /// Calls `E` (a node-facing operation: its body proves the node's key).
+    async fn call<E: Endpoint<Query = NoParams>>(
         &self,
-        path: &str,
-        body: &B,
-    ) -> Result<R, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        };
-        let resp = self
-            .http
-            .post(&url)
-            .json(body)
-            .send()
+        path: &E::Path,
+        body: &<E::Request as RequestBody>::Value,
+    ) -> Result<<E::Response as ResponseBody>::Value, ClientError> {
+        self.client
+            .call::<E>(path, &NoParams {}, body)
             .await
-            .map_err(unreachable)?;
-        let status = resp.status();
-        if status.is_success() {
-            return resp.json().await.map_err(unreachable);
+            .map_err(|e| match e {
+                api::ClientError::Status { status, body, .. } => {
+                    let body = body.unwrap_or(ErrorBody {
+                        error: "unknown".into(),
+                        message: status.to_string(),
+                    });
+                    ClientError::Refused {
+                        status,
+                        code: body.error,
+                        message: body.message,
+                    }
+                }
+                other => ClientError::Unreachable {
+                    url: self.client.base().to_owned(),
+                    message: other.to_string(),
+                },
+            })
+    }
+
+    fn unsigned(&self, e: nkeys::error::Error) -> ClientError {
+        ClientError::Unreachable {
+            url: self.client.base().to_owned(),
+            message: e.to_string(),
         }
-        let err: ErrorBody = resp.json().await.unwrap_or(ErrorBody {
-            error: "unknown".into(),
-            message: status.to_string(),
-        });
-        Err(ClientError::Refused {
-            status: status.as_u16(),
-            code: err.error,
-            message: err.message,
-        })
     }
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
-        self.post("/api/nodes/register", req).await
+        self.call::<routes::RegisterNode>(&NoParams {}, req).await
     }
 
     /// A fresh JWT, proving possession of the node key by a signature.
@@ -101,15 +106,12 @@ impl ControllerClient {
         let timestamp = chrono::Utc::now().timestamp();
         let signature = key
             .sign(credentials_challenge(node, timestamp).as_bytes())
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| self.unsigned(e))?;
         let req = CredentialsRequest {
             timestamp,
             signature: BASE64URL_NOPAD.encode(&signature),
         };
-        self.post(&format!("/api/nodes/{node}/credentials"), &req)
+        self.call::<routes::RefreshNodeCredentials>(&NodePath::new(node.as_str()), &req)
             .await
     }
 
@@ -123,15 +125,13 @@ impl ControllerClient {
         let timestamp = chrono::Utc::now().timestamp();
         let signature = key
             .sign(policy_challenge(node, timestamp).as_bytes())
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| self.unsigned(e))?;
         let req = PolicyFetchRequest {
             timestamp,
             signature: BASE64URL_NOPAD.encode(&signature),
         };
-        self.post(&format!("/api/nodes/{node}/policy"), &req).await
+        self.call::<routes::FetchNodePolicy>(&NodePath::new(node.as_str()), &req)
+            .await
     }
 
     /// Move to `new_public_key`, proven by the current key.
@@ -144,15 +144,13 @@ impl ControllerClient {
         let timestamp = chrono::Utc::now().timestamp();
         let signature = current
             .sign(rekey_challenge(node, new_public_key, timestamp).as_bytes())
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| self.unsigned(e))?;
         let req = RekeyRequest {
             new_public_key: new_public_key.to_owned(),
             timestamp,
             signature: BASE64URL_NOPAD.encode(&signature),
         };
-        self.post(&format!("/api/nodes/{node}/rekey"), &req).await
+        self.call::<routes::RekeyNode>(&NodePath::new(node.as_str()), &req)
+            .await
     }
 }

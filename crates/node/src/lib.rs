@@ -434,50 +434,21 @@ impl Daemon {
 
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut link = self.bus_connect().await?;
-        let spool = Spool::open(
-            &self.config.state_dir.join("spool"),
-            self.config.spool_max_bytes,
-        )?;
-        let (tx, rx) = mpsc::channel::<SpoolEntry>(1024);
-        let gauge = Arc::new(SpoolGauge::default());
-        let sender_stop = CancellationToken::new();
-        let sender = tokio::spawn(
-            Sender::new(
-                spool,
-                link.watch(),
-                self.identity.scope(),
-                rx,
-                gauge.clone(),
-            )
-            .run(sender_stop.clone(), Duration::from_secs(3)),
-        );
-        let emitter = Emitter {
-            tx,
-            seq: SeqCounter::open(&self.config.state_dir.join("seq"))?,
-            facts: emitter::HeartbeatFacts {
-                node_id: self.identity.node_id.clone(),
-                interval_secs: self.heartbeat_secs(),
-                key_id: self.config.key_id.clone(),
-                hostname: host::hostname(),
-                recorder: self.recorder.clone(),
-                policy: self.policy.clone(),
-                gauge: gauge.clone(),
-            },
-            compliance: self.compliance.clone(),
-        };
+        let (outbox, tx, gauge) = self.open_outbox(&link)?;
+        let emitter = self.telemetry_emitter(tx, gauge.clone())?;
+        let (refresh_now, policy_now) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
 
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(addr) = self.config.metrics_listen {
-            let m = metrics::serve(
+            let jwt = self.jwt.clone();
+            tasks.spawn(metrics::serve(
                 addr,
                 gauge,
                 link.watch(),
-                self.jwt.clone(),
+                jwt,
                 shutdown.clone(),
-            );
-            tasks.spawn(m);
+            ));
         }
-        let (refresh_now, policy_now) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
         tasks.spawn(
             self.command_handler(&link, refresh_now.clone(), policy_now.clone())
                 .run(),
@@ -488,30 +459,99 @@ impl Daemon {
             shutdown.clone(),
         ));
         if let Some(sync) = self.policy_sync() {
-            // A new policy version is reported at once, not at the next beat.
-            let (emitter, stop) = (emitter.clone(), shutdown.clone());
-            tasks.spawn(async move {
-                let beat = || {
-                    let emitter = emitter.clone();
-                    async move { emitter.emit_heartbeat(NodeHealth::Ok).await }
-                };
-                sync.run(policy_now, stop, beat).await
-            });
+            tasks.spawn(policy_sync_reporting(
+                sync,
+                emitter.clone(),
+                policy_now,
+                shutdown.clone(),
+            ));
         }
 
         self.keep_credential_and_bus(&mut link, refresh_now, &shutdown)
             .await;
 
-        // Graceful stop: last summaries and a heartbeat that says so, then flush.
         tasks.abort_all();
-        emitter.emit_summaries().await;
-        emitter.emit_heartbeat(NodeHealth::Stopping).await;
-        drop(emitter);
-        sender_stop.cancel();
-        let _ = sender.await;
-        let _ = link.client_now().flush().await;
+        stop_gracefully(emitter, outbox, &link).await;
         Ok(())
     }
+
+    /// The spool and its sender: every message goes to disk first and on
+    /// to the bus when it is there (nothing is lost while it is not).
+    fn open_outbox(
+        &self,
+        link: &BusLink,
+    ) -> anyhow::Result<(Outbox, mpsc::Sender<SpoolEntry>, Arc<SpoolGauge>)> {
+        let spool = Spool::open(
+            &self.config.state_dir.join("spool"),
+            self.config.spool_max_bytes,
+        )?;
+        let (tx, rx) = mpsc::channel::<SpoolEntry>(1024);
+        let gauge = Arc::new(SpoolGauge::default());
+        let stop = CancellationToken::new();
+        let sender = Sender::new(
+            spool,
+            link.watch(),
+            self.identity.scope(),
+            rx,
+            gauge.clone(),
+        );
+        let task = tokio::spawn(sender.run(stop.clone(), Duration::from_secs(3)));
+        Ok((Outbox { task, stop }, tx, gauge))
+    }
+
+    /// Heartbeats and summaries, numbered in order across restarts.
+    fn telemetry_emitter(
+        &self,
+        tx: mpsc::Sender<SpoolEntry>,
+        gauge: Arc<SpoolGauge>,
+    ) -> anyhow::Result<Emitter> {
+        Ok(Emitter {
+            tx,
+            seq: SeqCounter::open(&self.config.state_dir.join("seq"))?,
+            facts: emitter::HeartbeatFacts {
+                node_id: self.identity.node_id.clone(),
+                interval_secs: self.heartbeat_secs(),
+                key_id: self.config.key_id.clone(),
+                hostname: host::hostname(),
+                recorder: self.recorder.clone(),
+                policy: self.policy.clone(),
+                gauge,
+            },
+            compliance: self.compliance.clone(),
+        })
+    }
+}
+
+/// The spool's sender task and how to stop it.
+struct Outbox {
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+/// Policy sync that reports a new policy version at once (a heartbeat), not
+/// at the next beat.
+async fn policy_sync_reporting(
+    sync: policy_sync::PolicySync,
+    emitter: Emitter,
+    now: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let beat = || {
+        let emitter = emitter.clone();
+        async move { emitter.emit_heartbeat(NodeHealth::Ok).await }
+    };
+    sync.run(now, stop, beat).await
+}
+
+/// Graceful stop: the last summaries and a heartbeat that says so, then the
+/// spool sent on as far as the bus takes it.
+async fn stop_gracefully(emitter: Emitter, outbox: Outbox, link: &BusLink) {
+    emitter.emit_summaries().await;
+    emitter.emit_heartbeat(NodeHealth::Stopping).await;
+    drop(emitter);
+    outbox.stop.cancel();
+    let _ = outbox.task.await;
+    let _ = link.client_now().flush().await;
 }
 
 /// When to ask the controller where the bus is: once no server has
