@@ -122,7 +122,14 @@ fn operation(op: &Operation, generators: &mut Generators) -> Value {
         }
         responses.insert(status.to_string(), Value::Object(answer));
     }
-    for (status, name) in op.errors {
+    let mut errors = op.errors.to_vec();
+    // A parameter or a body that does not parse is refused before the
+    // handler runs, whatever the operation documents itself.
+    let takes_input = out.contains_key("parameters") || out.contains_key("requestBody");
+    if takes_input && !errors.iter().any(|(status, _)| *status == 400) {
+        errors.push((400, "BadRequest"));
+    }
+    for (status, name) in errors {
         responses.insert(
             status.to_string(),
             json!({ "$ref": format!("#/components/responses/{name}") }),

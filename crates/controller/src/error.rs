@@ -30,7 +30,7 @@ pub enum ApiError {
         retry_after_secs: u64,
     },
     #[error("the database is unavailable")]
-    Database(#[from] ritma_db::DbError),
+    Database(ritma_db::DbError),
     #[error("the message bus is unavailable: {0}")]
     Bus(String),
     /// The node did not answer a request in time (it is offline or busy).
@@ -41,6 +41,36 @@ pub enum ApiError {
     Upstream(String),
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<ritma_db::DbError> for ApiError {
+    /// What the database refuses because of the request is the client's
+    /// error, not an outage: a reference to something that does not exist
+    /// (an org that was never created) is 404, text PostgreSQL cannot store
+    /// (a NUL character) is 400 (both found by `tests/api-fuzz.sh`).
+    fn from(e: ritma_db::DbError) -> Self {
+        let code = match &e {
+            ritma_db::DbError::Sqlx(sqlx::Error::Database(db)) => db
+                .code()
+                .map(|c| (c.into_owned(), db.constraint().map(str::to_owned))),
+            _ => None,
+        };
+        match code {
+            // foreign_key_violation
+            Some((code, constraint)) if code == "23503" => {
+                let what = match constraint.as_deref() {
+                    Some(c) if c.contains("org_id") => "the org",
+                    _ => "a resource the request refers to",
+                };
+                Self::NotFound(format!("{what} does not exist"))
+            }
+            // character_not_in_repertoire, untranslatable_character
+            Some((code, _)) if code == "22021" || code == "22P05" => {
+                Self::BadRequest("text must not contain NUL characters".into())
+            }
+            _ => Self::Database(e),
+        }
+    }
 }
 
 impl ApiError {
