@@ -366,6 +366,13 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
+        // PostgreSQL cannot store or compare a NUL character: refused here,
+        // before a streamed answer (an export) has begun (API fuzzing).
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(crate::error::ApiError::BadRequest(
+                "text must not contain NUL characters".into(),
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Self(v))
