@@ -255,9 +255,11 @@ async fn cluster_survives_losing_a_server_and_a_controller() {
     assert_eq!(dead, 0);
 
     // Offline detection kept working: every node that stopped heartbeating is offline,
-    // and the watcher on another server saw the state changes.
+    // and the watcher on another server saw the state changes. The wait is
+    // generous (the cluster may still be settling on a loaded machine); the
+    // detection bound itself is tested in `presence.rs`.
     let mut offline_seen = std::collections::BTreeSet::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while offline_seen.len() < NODES {
         let Ok(Some(msg)) = tokio::time::timeout_at(deadline, states.next()).await else {
             break;
