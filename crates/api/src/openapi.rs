@@ -102,10 +102,10 @@ fn operation(op: &Operation, generators: &mut Generators) -> Value {
             out.insert("security".into(), json!([{ "metrics": [] }]));
         }
     }
-    let mut parameters = parameters(&schemas.path.to_value(), "path");
-    parameters.extend(parameters_in_query(&schemas.query.to_value()));
-    if !parameters.is_empty() {
-        out.insert("parameters".into(), Value::Array(parameters));
+    let mut params = parameters(&schemas.path.to_value(), "path");
+    params.extend(parameters(&schemas.query.to_value(), "query"));
+    if !params.is_empty() {
+        out.insert("parameters".into(), Value::Array(params));
     }
     if let Some(schema) = schemas.request {
         out.insert(
@@ -137,10 +137,6 @@ fn operation(op: &Operation, generators: &mut Generators) -> Value {
     }
     out.insert("responses".into(), Value::Object(responses));
     Value::Object(out)
-}
-
-fn parameters_in_query(schema: &Value) -> Vec<Value> {
-    parameters(schema, "query")
 }
 
 /// One parameter per property of an object schema (path parameters are

@@ -274,13 +274,7 @@ pub async fn integrator_creds(
         ttl_secs: Some(ttl_secs),
     };
     let reply = api
-        .call::<routes::MintIntegratorCredentials>(
-            &OrgPath {
-                org: org.to_owned(),
-            },
-            &NoParams {},
-            &request,
-        )
+        .call::<routes::MintIntegratorCredentials>(&OrgPath::new(org), &NoParams {}, &request)
         .await?;
     creds::write_private(out, &creds::format_creds(&reply.jwt, &key.seed()?))?;
     Ok(serde_json::to_value(&reply)?)

@@ -58,9 +58,7 @@ const HELD_NODE: &str = "demo-db-1";
 /// The demo org's rulepack, its org-wide assignment, and the demo nodes'
 /// signing keys; idempotent across restarts.
 async fn demo_fleet_settings(api: &Api) -> anyhow::Result<()> {
-    let org = OrgPath {
-        org: DEMO_ORG.to_owned(),
-    };
+    let org = OrgPath::new(DEMO_ORG);
     let baseline = RulepackCreate {
         name: "baseline".into(),
         description: "Demo baseline".into(),
@@ -105,10 +103,7 @@ async fn demo_connectors(api: &Api) {
         protected_paths: Vec::new(),
     });
     for (name, _, _) in DEMO_NODES {
-        let path = NodeConnectorPath {
-            id: (*name).to_owned(),
-            cid: "posture".to_owned(),
-        };
+        let path = NodeConnectorPath::new(name, "posture");
         let mut done = false;
         for _ in 0..50 {
             let put = api.call::<routes::PutNodeConnector>(&path, &NoParams {}, &posture);
@@ -311,13 +306,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 labels: [("demo".to_owned(), "true".to_owned())].into(),
             };
             let token = api
-                .call::<routes::CreateToken>(
-                    &OrgPath {
-                        org: DEMO_ORG.to_owned(),
-                    },
-                    &NoParams {},
-                    &body,
-                )
+                .call::<routes::CreateToken>(&OrgPath::new(DEMO_ORG), &NoParams {}, &body)
                 .await?;
             cmd.env("RITMA_ENROLL_TOKEN", token.token.unwrap_or_default());
         }

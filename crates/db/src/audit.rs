@@ -138,7 +138,7 @@ pub async fn audit_append_now(pool: &PgPool, e: &AuditEntry) -> Result<AuditReco
     Ok(r)
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,

@@ -85,9 +85,7 @@ impl Api {
             max_uses: Some(max_uses),
             labels: [("sim".to_owned(), "true".to_owned())].into(),
         };
-        let org = OrgPath {
-            org: org.as_str().to_owned(),
-        };
+        let org = OrgPath::new(org.as_str());
         self.client
             .bearer(&self.token)
             .call::<routes::CreateToken>(&org, &NoParams {}, &create)
