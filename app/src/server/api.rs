@@ -41,11 +41,8 @@ impl From<ClientError> for AppError {
             }
             ClientError::Path(name) => AppError::Internal(format!("path parameter {name}")),
             ClientError::Status { status, body, .. } => {
-                let node_unreachable = body.as_ref().is_some_and(|b| b.error == "node_unreachable");
-                let message = body
-                    .map(|b| b.message)
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or(message);
+                // `message` is already the body's sentence when it has one.
+                let node_unreachable = body.is_some_and(|b| b.error == "node_unreachable");
                 match status {
                     504 if node_unreachable => AppError::NodeUnreachable(message),
                     401 => AppError::Unauthorized,
