@@ -96,6 +96,58 @@ async fn large_lists_count_up_to_the_cap_and_summary_counts_exactly() {
         .api(Method::GET, "/api/orgs/acme/nodes/summary", None)
         .await;
     assert_eq!(summary["total"], 10_050, "exact");
+
+    // The summary is summed from the deltas each write appends: it stays
+    // exact through updates, deletes, another org's writes and the fold.
+    stack.create_org("other").await;
+    for sql in [
+        "UPDATE nodes SET status = 'online' WHERE tenant_id = 'small'",
+        "UPDATE nodes SET drifted = true WHERE id IN ('n-1', 'n-2', 'n-3')",
+        "UPDATE nodes SET key_warning = 'revoked' WHERE id IN ('n-3', 'n-4')",
+        "UPDATE nodes SET labels = '{\"a\": \"b\"}' WHERE id = 'n-5'",
+        "DELETE FROM nodes WHERE id IN ('n-4', 'n-60')",
+        "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, status)
+         SELECT 'o-' || i, 'other', 't', 'UOTHER' || i, 'h', 'online' FROM generate_series(1, 7) i",
+        "UPDATE nodes SET flapping_since = now() WHERE id = 'n-2'",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&stack.pool)
+            .await
+            .unwrap();
+    }
+    let expect = |summary: &serde_json::Value| {
+        assert_eq!(summary["total"], 10_048, "{summary}");
+        assert_eq!(summary["by_status"]["online"], 48, "{summary}");
+        assert_eq!(summary["by_status"]["flapping"], 1, "{summary}");
+        assert_eq!(summary["by_status"]["unseen"], 9_999, "{summary}");
+        assert_eq!(summary["drifted"], 3, "{summary}");
+        assert_eq!(summary["key_warnings"], 1, "{summary}");
+    };
+    let (_, summary) = stack
+        .api(Method::GET, "/api/orgs/acme/nodes/summary", None)
+        .await;
+    expect(&summary);
+    ritma_db::nodes::node_counts_fold(&stack.pool)
+        .await
+        .unwrap();
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM node_count_deltas WHERE org_id = 'acme'")
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
+    assert!(
+        rows <= 5,
+        "one row per non-zero bucket after the fold: {rows}"
+    );
+    let (_, summary) = stack
+        .api(Method::GET, "/api/orgs/acme/nodes/summary", None)
+        .await;
+    expect(&summary);
+    let (_, other) = stack
+        .api(Method::GET, "/api/orgs/other/nodes/summary", None)
+        .await;
+    assert_eq!(other["total"], 7, "{other}");
+    assert_eq!(other["by_status"]["online"], 7, "{other}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,7 +42,7 @@ async fn a_running_daemon_follows_the_bus_to_its_new_address() {
     let moved_at = Instant::now();
 
     let seq_before: u64 = stack
-        .count("SELECT COALESCE(max(last_seq), 0) FROM nodes WHERE id = 'mover-1'")
+        .count("SELECT COALESCE(max(last_seq), 0) FROM node_liveness WHERE node_id = 'mover-1'")
         .await
         .try_into()
         .unwrap();
@@ -52,7 +52,7 @@ async fn a_running_daemon_follows_the_bus_to_its_new_address() {
             Duration::from_secs(30),
             || async {
                 let seq = stack
-                    .count("SELECT COALESCE(max(last_seq), 0) FROM nodes WHERE id = 'mover-1'")
+                    .count("SELECT COALESCE(max(last_seq), 0) FROM node_liveness WHERE node_id = 'mover-1'")
                     .await;
                 (u64::try_from(seq).unwrap() > seq_before + 1).then_some(())
             },

@@ -345,7 +345,7 @@ async fn unknown_org_or_tenant_and_replayed_messages_write_nothing() {
             || async {
                 (stack.count("SELECT count(*) FROM node_usage_reports").await == 5
                     && stack
-                        .count("SELECT last_seq FROM nodes WHERE id = 'real-1'")
+                        .count("SELECT last_seq FROM node_liveness WHERE node_id = 'real-1'")
                         .await
                         == 105)
                     .then_some(())
@@ -389,7 +389,7 @@ async fn unknown_org_or_tenant_and_replayed_messages_write_nothing() {
     );
     assert_eq!(
         stack
-            .count("SELECT last_seq FROM nodes WHERE id = 'real-1'")
+            .count("SELECT last_seq FROM node_liveness WHERE node_id = 'real-1'")
             .await,
         105
     );

@@ -318,7 +318,7 @@ async fn rekeying_moves_the_node_to_a_new_key_and_revokes_the_old_one() {
             std::time::Duration::from_secs(15),
             || async {
                 let seen: Option<chrono::DateTime<chrono::Utc>> =
-                    sqlx::query_scalar("SELECT last_seen_at FROM nodes WHERE id = $1")
+                    sqlx::query_scalar("SELECT last_seen_at FROM node_liveness WHERE node_id = $1")
                         .bind(&id)
                         .fetch_one(&stack.pool)
                         .await

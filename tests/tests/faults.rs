@@ -365,13 +365,14 @@ async fn bus_down_for_a_minute_daemons_spool_and_everything_arrives_in_order() {
             "spool.dropped reported",
             Duration::from_secs(30),
             || async {
-                let reported: Option<i64> =
-                    sqlx::query_scalar("SELECT spool_dropped FROM nodes WHERE id = $1")
-                        .bind(&tiny.node_id)
-                        .fetch_one(&stack.pool)
-                        .await
-                        .ok()
-                        .flatten();
+                let reported: Option<i64> = sqlx::query_scalar(
+                    "SELECT spool_dropped FROM node_liveness WHERE node_id = $1",
+                )
+                .bind(&tiny.node_id)
+                .fetch_one(&stack.pool)
+                .await
+                .ok()
+                .flatten();
                 let on_disk = spool_dropped(&tiny.state_dir) as i64;
                 if reported != Some(on_disk) {
                     eprintln!("tiny: reported {reported:?}, on disk {on_disk}");
@@ -654,10 +655,12 @@ async fn duplicates_are_harmless_and_node_clocks_are_not_trusted() {
         .wait_status("skewed-1", "online", Duration::from_secs(10))
         .await;
     let (seen, sent): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
-        sqlx::query_as("SELECT last_seen_at, last_sent_at FROM nodes WHERE id = 'skewed-1'")
-            .fetch_one(&stack.pool)
-            .await
-            .unwrap();
+        sqlx::query_as(
+            "SELECT last_seen_at, last_sent_at FROM node_liveness WHERE node_id = 'skewed-1'",
+        )
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
     let now = chrono::Utc::now();
     assert!(
         (now - seen).num_seconds().abs() < 30,
@@ -685,7 +688,7 @@ async fn duplicates_are_harmless_and_node_clocks_are_not_trusted() {
             Duration::from_secs(10),
             || async {
                 let seq: i64 = stack
-                    .count("SELECT last_seq FROM nodes WHERE id = 'skewed-1'")
+                    .count("SELECT last_seq FROM node_liveness WHERE node_id = 'skewed-1'")
                     .await;
                 (seq == 2).then_some(())
             },

@@ -119,10 +119,11 @@ async fn a_silent_node_goes_offline_within_its_deadline_and_back_online() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM nodes WHERE id = 'quiet-1'")
-        .fetch_one(&stack.pool)
-        .await
-        .unwrap();
+    let last_seq: i64 =
+        sqlx::query_scalar("SELECT last_seq FROM node_liveness WHERE node_id = 'quiet-1'")
+            .fetch_one(&stack.pool)
+            .await
+            .unwrap();
     assert_eq!(last_seq, 2);
 }
 
@@ -161,11 +162,15 @@ async fn an_overdue_node_past_its_offline_deadline_skips_stale() {
     // As if both had heartbeats long ago that nobody reconciled yet (one
     // statement, so the reconciler never sees half of it).
     sqlx::query(
-        "UPDATE nodes SET status = 'online', status_changed_at = now() - interval '1 hour',
-                last_seen_at = now() - interval '1 hour', interval_secs = 10,
-                stale_after = now() - interval '10 seconds',
-                offline_after = CASE id WHEN 'late-1' THEN now() - interval '5 seconds'
-                                        ELSE now() + interval '1 hour' END
+        "WITH live AS (
+             UPDATE node_liveness SET last_seen_at = now() - interval '1 hour',
+                    stale_after = now() - interval '10 seconds',
+                    offline_after = CASE node_id WHEN 'late-1' THEN now() - interval '5 seconds'
+                                                 ELSE now() + interval '1 hour' END
+             WHERE node_id IN ('late-1', 'late-2')
+         )
+         UPDATE nodes SET status = 'online', status_changed_at = now() - interval '1 hour',
+                interval_secs = 10
          WHERE id IN ('late-1', 'late-2')",
     )
     .execute(&stack.pool)

@@ -181,11 +181,12 @@ async fn one_noisy_node_cannot_slow_or_starve_another_org() {
     let drained_secs = started.elapsed().as_secs_f64();
     assert_eq!(b_rows, b_usage_stored, "every B usage report, once");
     for (node, seq) in &last_heartbeat {
-        let applied: i64 = sqlx::query_scalar("SELECT last_seq FROM nodes WHERE id = $1")
-            .bind(node)
-            .fetch_one(&stack.pool)
-            .await
-            .unwrap();
+        let applied: i64 =
+            sqlx::query_scalar("SELECT last_seq FROM node_liveness WHERE node_id = $1")
+                .bind(node)
+                .fetch_one(&stack.pool)
+                .await
+                .unwrap();
         assert!(
             applied >= *seq,
             "{node}: last heartbeat {seq} applied ({applied})"

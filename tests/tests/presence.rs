@@ -462,7 +462,7 @@ async fn a_disconnect_names_a_node_only_by_its_key_in_its_own_org_and_a_later_he
             .await
             .unwrap();
     let last_seen: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT last_seen_at FROM nodes WHERE id = 'keyed-1'")
+        sqlx::query_scalar("SELECT last_seen_at FROM node_liveness WHERE node_id = 'keyed-1'")
             .fetch_one(&stack.pool)
             .await
             .unwrap();

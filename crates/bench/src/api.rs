@@ -1,8 +1,8 @@
-//! (d) `GET /api/orgs/{org}/nodes` at 100,000 nodes (inserted with SQL for
-//! setup: 10 tenants, 7 statuses, labels env/rack, 5 agent versions), timed
-//! from this process over loopback HTTP: first pages with and without
-//! filters, sorted by last seen, text search, and deep pages (walking the
-//! whole list by cursor, each page timed).
+//! (d) `GET /api/orgs/{org}/nodes` at 100,000 nodes (`--nodes`; inserted
+//! with SQL for setup: 10 tenants, 7 statuses, labels env/rack, 5 agent
+//! versions), timed from this process over loopback HTTP: first pages with
+//! and without filters, sorted by last seen, text search, the dashboard's
+//! summary, and deep pages (walking the list by cursor, each page timed).
 
 use std::time::{Duration, Instant};
 
@@ -21,10 +21,15 @@ pub struct Args {
     /// Page size when walking deep pages.
     #[arg(long, default_value_t = 100)]
     page: usize,
+    /// Stop each deep-page walk after this many seconds (a million nodes
+    /// are 10,000 pages).
+    #[arg(long, default_value_t = 300)]
+    walk_secs: u64,
 }
 
-async fn get(stack: &Stack, query: &str) -> anyhow::Result<(f64, Value)> {
-    let url = format!("{}/api/orgs/bench/nodes?{query}", stack.api_url);
+/// `path_and_query` is under `/api/orgs/bench/nodes`.
+async fn get(stack: &Stack, path_and_query: &str) -> anyhow::Result<(f64, Value)> {
+    let url = format!("{}/api/orgs/bench/nodes{path_and_query}", stack.api_url);
     let t = Instant::now();
     let resp = stack
         .api
@@ -45,20 +50,22 @@ async fn get(stack: &Stack, query: &str) -> anyhow::Result<(f64, Value)> {
 pub async fn run(args: Args) -> anyhow::Result<Value> {
     let stack = Stack::start_with_bench_fleet(args.nodes).await?;
     let queries: &[(&str, &str)] = &[
-        ("first page, no filter", "limit=50"),
-        ("status=offline", "status=offline&limit=50"),
-        ("status=online,degraded", "status=online,degraded&limit=50"),
-        ("tenant=t3", "tenant=t3&limit=50"),
-        ("label env=prod", "label=env%3Dprod&limit=50"),
-        ("version=v2", "version=v2&limit=50"),
+        ("first page, no filter", "?limit=50"),
+        ("status=offline", "?status=offline&limit=50"),
+        ("status=online,degraded", "?status=online,degraded&limit=50"),
+        ("tenant=t3", "?tenant=t3&limit=50"),
+        ("label env=prod", "?label=env%3Dprod&limit=50"),
+        ("version=v2", "?version=v2&limit=50"),
         (
             "tenant+status+label",
-            "tenant=t3&status=online&label=rack%3Dr7&limit=50",
+            "?tenant=t3&status=online&label=rack%3Dr7&limit=50",
         ),
-        ("text q=host-4242", "q=host-4242&limit=50"),
-        ("text q=9999 (rare)", "q=99999&limit=50"),
-        ("sort=last_seen desc", "sort=last_seen&order=desc&limit=50"),
-        ("sort=status", "sort=status&limit=50"),
+        ("text q=host-4242", "?q=host-4242&limit=50"),
+        ("text q=9999 (rare)", "?q=99999&limit=50"),
+        ("sort=last_seen desc", "?sort=last_seen&order=desc&limit=50"),
+        ("sort=status", "?sort=status&limit=50"),
+        // The dashboard's counts by status, drift and key warnings.
+        ("dashboard summary", "/summary"),
     ];
     let mut results = serde_json::Map::new();
     let mut all_p99: Vec<(String, f64)> = vec![];
@@ -71,6 +78,9 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         for _ in 0..args.requests {
             let (t, body) = get(&stack, q).await?;
             total = body["total"].as_i64().unwrap_or(0);
+            if total == 0 && *q == "/summary" {
+                anyhow::bail!("the summary counted no nodes: {body}");
+            }
             ms.push(t);
         }
         let s = summary_ms(ms);
@@ -86,14 +96,14 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     }
     // Deep pages: walk the list by cursor, timing every page.
     for (name, base) in [
-        ("deep pages by name", format!("limit={}", args.page)),
+        ("deep pages by name", format!("?limit={}", args.page)),
         (
             "deep pages by last_seen",
-            format!("sort=last_seen&order=desc&limit={}", args.page),
+            format!("?sort=last_seen&order=desc&limit={}", args.page),
         ),
         (
             "deep pages status=online",
-            format!("status=online&limit={}", args.page),
+            format!("?status=online&limit={}", args.page),
         ),
     ] {
         let mut ms = vec![];
@@ -107,7 +117,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             let (t, body) = get(&stack, &q).await?;
             ms.push(t);
             cursor = body["next_cursor"].as_str().map(str::to_owned);
-            if cursor.is_none() || start.elapsed() > Duration::from_secs(300) {
+            if cursor.is_none() || start.elapsed() > Duration::from_secs(args.walk_secs) {
                 break;
             }
         }

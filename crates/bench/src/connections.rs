@@ -241,7 +241,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
         }
     }
     let lag: Vec<f64> = sqlx::query_scalar(
-        "SELECT (extract(epoch FROM last_seen_at - last_sent_at) * 1000)::float8 FROM nodes
+        "SELECT (extract(epoch FROM last_seen_at - last_sent_at) * 1000)::float8 FROM node_liveness
          WHERE last_sent_at IS NOT NULL AND org_id = 'bench'",
     )
     .fetch_all(&stack.pool)

@@ -289,16 +289,14 @@ impl Stack {
             let to = (from + chunk - 1).min(n);
             sqlx::query(
                 "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, labels, status,
-                                    interval_secs, last_seen_at, last_sent_at, agent_version,
-                                    host_os, host_arch)
+                                    interval_secs, agent_version, host_os, host_arch)
                  SELECT $1 || '-' || lpad(i::text, 7, '0'), $2,
                         CASE WHEN $5 > 1 THEN 't' || (i % $5) ELSE 'load' END,
                         'UBENCH' || $1 || i, 'host-' || i || '.example.net',
                         jsonb_build_object('env', CASE WHEN i % 3 = 0 THEN 'prod' ELSE 'staging' END,
                                            'rack', 'r' || (i % 50)),
                         (ARRAY['online','online','online','degraded','stale','offline','unseen'])[1 + i % 7],
-                        10, now() - (i % 600) * interval '1 second',
-                        now() - (i % 600) * interval '1 second', 'v' || (i % 5), 'linux', 'x86_64'
+                        10, 'v' || (i % 5), 'linux', 'x86_64'
                  FROM generate_series($3::int, $4::int) i",
             )
             .bind(prefix)
@@ -308,9 +306,25 @@ impl Stack {
             .bind(i32::try_from(tenants)?)
             .execute(&self.pool)
             .await?;
+            // Their liveness rows (made by the insert's trigger): last seen
+            // within the last 10 minutes.
+            sqlx::query(
+                "UPDATE node_liveness
+                 SET last_seen_at = now() - (substr(node_id, length($1) + 2)::int % 600) * interval '1 second',
+                     last_sent_at = now() - (substr(node_id, length($1) + 2)::int % 600) * interval '1 second'
+                 WHERE node_id >= $1 || '-' || lpad($2::text, 7, '0')
+                   AND node_id <= $1 || '-' || lpad($3::text, 7, '0')",
+            )
+            .bind(prefix)
+            .bind(i32::try_from(from)?)
+            .bind(i32::try_from(to)?)
+            .execute(&self.pool)
+            .await?;
             from = to + 1;
         }
-        sqlx::query("ANALYZE nodes").execute(&self.pool).await?;
+        sqlx::query("ANALYZE nodes, node_liveness")
+            .execute(&self.pool)
+            .await?;
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT id, org_id, tenant_id FROM nodes WHERE id LIKE $1 || '-%' ORDER BY id",
         )

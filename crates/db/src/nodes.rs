@@ -51,13 +51,16 @@ pub struct NodeRecord {
 /// `status` is what the API shows: the real liveness, or `flapping` (see the
 /// migration `flapping`).
 const COLUMNS: &str =
-    "id, org_id, tenant_id, public_key, hostname, labels, capabilities, enrolled_at,
-    shown_status AS status, status_changed_at, interval_secs, last_seen_at, last_sent_at, last_seq, agent_version,
-    policy_version, last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
-    host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs, spool_depth,
-    spool_dropped, decommissioned_at, policy_assigned, policy_mode, drifted, drift_since,
-    key_warning, policy_rejected,
+    "id, nodes.org_id, tenant_id, public_key, hostname, labels, capabilities, enrolled_at,
+    shown_status AS status, status_changed_at, interval_secs, l.last_seen_at, l.last_sent_at,
+    l.last_seq, agent_version, policy_version, l.last_policy_sync_at, l.last_evidence_batch_at,
+    key_id, l.slo_counters, host_os, host_kernel, host_arch, host_cpus, host_memory_bytes,
+    l.host_uptime_secs, l.spool_depth, l.spool_dropped, decommissioned_at, policy_assigned,
+    policy_mode, drifted, drift_since, key_warning, policy_rejected,
     (SELECT count(*) FROM node_connectors c WHERE c.node_id = nodes.id) AS connector_count";
+
+/// A node's wide row and its liveness row (`migrations/*_node_liveness.sql`).
+const FROM: &str = "nodes JOIN node_liveness l ON l.node_id = nodes.id";
 
 pub async fn node_get(
     pool: &PgPool,
@@ -65,7 +68,7 @@ pub async fn node_get(
     id: &str,
 ) -> Result<Option<NodeRecord>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM nodes WHERE org_id = $1 AND id = $2"
+        "SELECT {COLUMNS} FROM {FROM} WHERE nodes.org_id = $1 AND id = $2"
     )))
     .bind(org_id)
     .bind(id)
@@ -76,7 +79,7 @@ pub async fn node_get(
 /// Any node by id, whatever its org (for node-authenticated calls).
 pub async fn node_get_any(pool: &PgPool, id: &str) -> Result<Option<NodeRecord>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM nodes WHERE id = $1"
+        "SELECT {COLUMNS} FROM {FROM} WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(pool)
@@ -88,7 +91,7 @@ pub async fn node_lock(
     id: &str,
 ) -> Result<Option<NodeRecord>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM nodes WHERE id = $1 FOR UPDATE"
+        "SELECT {COLUMNS} FROM {FROM} WHERE id = $1 FOR UPDATE OF nodes"
     )))
     .bind(id)
     .fetch_optional(&mut **tx)
@@ -100,7 +103,7 @@ pub async fn node_lock_by_public_key(
     public_key: &str,
 ) -> Result<Option<NodeRecord>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM nodes WHERE public_key = $1 FOR UPDATE"
+        "SELECT {COLUMNS} FROM {FROM} WHERE public_key = $1 FOR UPDATE OF nodes"
     )))
     .bind(public_key)
     .fetch_optional(&mut **tx)
@@ -137,11 +140,13 @@ pub async fn node_insert(
     tx: &mut Transaction<'_, Postgres>,
     n: &NewNode<'_>,
 ) -> Result<NodeRecord, DbError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    // The insert's trigger makes the liveness row, which this statement's
+    // RETURNING cannot join: the record is read back after it.
+    sqlx::query(
         "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, labels, capabilities,
                             agent_version, enrollment_token_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
-    )))
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
     .bind(n.id)
     .bind(n.org_id)
     .bind(n.tenant_id)
@@ -151,8 +156,11 @@ pub async fn node_insert(
     .bind(sqlx::types::Json(n.capabilities))
     .bind(n.agent_version)
     .bind(n.enrollment_token_id)
-    .fetch_one(&mut **tx)
-    .await?)
+    .execute(&mut **tx)
+    .await?;
+    node_lock(tx, n.id)
+        .await?
+        .ok_or_else(|| DbError::Corrupt(format!("node {} missing after its insert", n.id)))
 }
 
 /// Mark a node decommissioned; its status history and outbox rows are
@@ -163,11 +171,26 @@ pub async fn node_decommission(
 ) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE nodes SET status = 'decommissioned', status_changed_at = now(),
-                decommissioned_at = now(), offline_after = NULL, stale_after = NULL,
-                flapping_since = NULL
+                decommissioned_at = now(), flapping_since = NULL
          WHERE id = $1",
     )
     .bind(id)
+    .execute(tx.as_mut())
+    .await?;
+    liveness_deadlines_clear(tx, &[id.to_owned()]).await
+}
+
+/// Nodes that are no longer live can no longer fall due: their deadlines go
+/// (the caller holds the node rows' locks).
+pub async fn liveness_deadlines_clear(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[String],
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE node_liveness SET offline_after = NULL, stale_after = NULL
+         WHERE node_id = ANY($1) AND (offline_after IS NOT NULL OR stale_after IS NOT NULL)",
+    )
+    .bind(ids)
     .execute(tx.as_mut())
     .await?;
     Ok(())
@@ -240,7 +263,7 @@ pub struct NodePage {
 pub const NODE_LIST_COUNT_CAP: i64 = 10_000;
 
 fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a NodeFilter) {
-    q.push(" WHERE org_id = ").push_bind(org_id);
+    q.push(" WHERE nodes.org_id = ").push_bind(org_id);
     if let Some(t) = &f.tenant {
         q.push(" AND tenant_id = ").push_bind(t);
     }
@@ -280,7 +303,7 @@ fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a Node
 fn sort_column(sort: NodeSort) -> &'static str {
     match sort {
         NodeSort::Name => "id",
-        NodeSort::LastSeen => "COALESCE(last_seen_at, 'epoch'::timestamptz)",
+        NodeSort::LastSeen => "COALESCE(l.last_seen_at, 'epoch'::timestamptz)",
         NodeSort::Status => "shown_status",
     }
 }
@@ -297,9 +320,25 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
     // pattern) and scanned the whole org instead.
     let counted = count.build_query_scalar::<i64>().persistent(false);
 
-    let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM nodes"));
+    // Sorted by last seen, the page is read in order from the liveness
+    // table's (org, last seen, node) index, so its keys name that table.
+    // Otherwise the page is chosen from `nodes` alone and then joined to its
+    // liveness rows, one probe each (a join planned before the limit read
+    // the liveness table from its start on every deep page).
+    let by_last_seen = f.sort == NodeSort::LastSeen;
+    let mut q = QueryBuilder::new(if by_last_seen {
+        format!("SELECT {COLUMNS} FROM {FROM}")
+    } else {
+        format!("SELECT {COLUMNS} FROM (SELECT * FROM nodes")
+    });
     push_filters(&mut q, org_id, f);
     let col = sort_column(f.sort);
+    let tie_break = if by_last_seen {
+        q.push(" AND l.org_id = nodes.org_id");
+        "l.node_id"
+    } else {
+        "id"
+    };
     let (cmp, dir) = if f.descending {
         ("<", "DESC")
     } else {
@@ -316,7 +355,7 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
                     .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
                     .map(|d| d.with_timezone(&Utc))
                     .unwrap_or(DateTime::UNIX_EPOCH);
-                q.push(format!(" AND ({col}, id) {cmp} ("))
+                q.push(format!(" AND ({col}, {tie_break}) {cmp} ("))
                     .push_bind(ts)
                     .push(", ")
                     .push_bind(id)
@@ -331,12 +370,17 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
             }
         }
     }
-    if f.sort == NodeSort::Name {
-        q.push(format!(" ORDER BY id {dir}"));
+    let order = if f.sort == NodeSort::Name {
+        format!(" ORDER BY id {dir}")
     } else {
-        q.push(format!(" ORDER BY {col} {dir}, id {dir}"));
+        format!(" ORDER BY {col} {dir}, {tie_break} {dir}")
+    };
+    q.push(&order).push(" LIMIT ").push_bind(f.limit);
+    if !by_last_seen {
+        q.push(format!(
+            ") nodes JOIN node_liveness l ON l.node_id = nodes.id{order}"
+        ));
     }
-    q.push(" LIMIT ").push_bind(f.limit);
     let page = q.build_query_as().persistent(false);
     // On two connections at once: the count and the page are independent.
     let (matched, items) = if f.skip_count {
@@ -369,8 +413,28 @@ pub async fn node_status_counts(
     pool: &PgPool,
     org_id: &str,
 ) -> Result<BTreeMap<String, i64>, DbError> {
+    Ok(node_counts(pool, org_id)
+        .await?
+        .into_iter()
+        .filter_map(|(bucket, n)| bucket.strip_prefix("status:").map(|s| (s.to_owned(), n)))
+        .filter(|(_, n)| *n != 0)
+        .collect())
+}
+
+/// Nodes whose policy has drifted and nodes with a key warning (dashboard cards).
+pub async fn node_attention_counts(pool: &PgPool, org_id: &str) -> Result<(i64, i64), DbError> {
+    let counts = node_counts(pool, org_id).await?;
+    let of = |bucket: &str| counts.get(bucket).copied().unwrap_or(0);
+    Ok((of("drifted"), of("key_warning")))
+}
+
+/// The org's node counts by bucket, summed from the deltas every write to
+/// `nodes` appends (`migrations/*_node_counts.sql`): a few rows per org
+/// between folds, where counting the nodes themselves read a million
+/// index entries.
+async fn node_counts(pool: &PgPool, org_id: &str) -> Result<BTreeMap<String, i64>, DbError> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT shown_status, count(*) FROM nodes WHERE org_id = $1 GROUP BY shown_status",
+        "SELECT bucket, sum(delta)::bigint FROM node_count_deltas WHERE org_id = $1 GROUP BY bucket",
     )
     .bind(org_id)
     .fetch_all(pool)
@@ -378,15 +442,29 @@ pub async fn node_status_counts(
     Ok(rows.into_iter().collect())
 }
 
-/// Nodes whose policy has drifted and nodes with a key warning (dashboard cards).
-pub async fn node_attention_counts(pool: &PgPool, org_id: &str) -> Result<(i64, i64), DbError> {
-    Ok(sqlx::query_as(
-        "SELECT (SELECT count(*) FROM nodes WHERE org_id = $1 AND drifted),
-                (SELECT count(*) FROM nodes WHERE org_id = $1 AND key_warning IS NOT NULL)",
+/// Fold each org's count deltas into one row per bucket; returns the rows
+/// folded away. Idempotent, and safe beside another controller doing the
+/// same (a row is deleted, and so summed, once).
+pub async fn node_counts_fold(pool: &PgPool) -> Result<u64, DbError> {
+    let (gone,): (i64,) = sqlx::query_as(
+        "WITH many AS (
+             SELECT org_id, bucket FROM node_count_deltas
+             GROUP BY org_id, bucket HAVING count(*) > 1
+         ), gone AS (
+             DELETE FROM node_count_deltas d USING many m
+             WHERE d.org_id = m.org_id AND d.bucket = m.bucket
+             RETURNING d.org_id, d.bucket, d.delta
+         ), kept AS (
+             INSERT INTO node_count_deltas (org_id, bucket, delta)
+             SELECT org_id, bucket, sum(delta) FROM gone
+             GROUP BY org_id, bucket HAVING sum(delta) <> 0
+             RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM kept)",
     )
-    .bind(org_id)
     .fetch_one(pool)
-    .await?)
+    .await?;
+    Ok(u64::try_from(gone).unwrap_or(0))
 }
 
 /// Point the node at a new key (re-keying); the caller revokes the old one at the broker.
@@ -470,7 +548,7 @@ pub async fn nodes_among(
             .fetch_one(pool)
             .await?;
     let sample = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM nodes WHERE org_id = $1 AND id = ANY($2) ORDER BY id LIMIT $3"
+        "SELECT {COLUMNS} FROM {FROM} WHERE nodes.org_id = $1 AND id = ANY($2) ORDER BY id LIMIT $3"
     )))
     .bind(org_id)
     .bind(ids)
@@ -487,7 +565,7 @@ pub async fn nodes_lock_among(
     ids: &[String],
 ) -> Result<Vec<NodeRecord>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM nodes WHERE org_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
+        "SELECT {COLUMNS} FROM {FROM} WHERE nodes.org_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE OF nodes"
     )))
     .bind(org_id)
     .bind(ids)

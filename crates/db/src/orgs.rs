@@ -72,6 +72,21 @@ pub async fn org_revocations(
         .collect())
 }
 
+/// When `public_key` was last revoked in the org's account (None: never).
+pub async fn org_revocation_at(
+    pool: &PgPool,
+    org_id: &str,
+    public_key: &str,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT revoked_at FROM org_revocations WHERE org_id = $1 AND public_key = $2",
+    )
+    .bind(org_id)
+    .bind(public_key)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// Revoke `public_key` from now: kept in the account JWT until the latest
 /// expiry of the credentials issued to it so far (for ever when one never
 /// expires or none is on record).

@@ -63,33 +63,48 @@ pub async fn nodes_mark_disconnected(
     }
     let col = |f: fn(&BrokerDisconnect) -> &str| -> Vec<&str> { gone.iter().map(f).collect() };
     let mut tx = pool.begin().await?;
-    // The CTE locks each node row (waiting for an ingest batch that holds
-    // it) and re-reads it under the lock, so a heartbeat committed meanwhile
-    // is seen.
-    let rows: Vec<(String, String, String, String, String, String)> = sqlx::query_as(
+    // The first statement locks each node row (waiting for an ingest batch
+    // that holds it); the second reads the liveness rows with a new
+    // snapshot, so a heartbeat committed meanwhile is seen.
+    let locked: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(
         "WITH gone AS (
              SELECT DISTINCT ON (user_key) *
              FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[])
                   AS g(account, user_key, at, reason)
              ORDER BY user_key, at DESC
-         ), due AS (
-             SELECT n.id, n.status, g.reason
-             FROM gone g
-             JOIN orgs o ON o.nats_account_public_key = g.account
-             JOIN nodes n ON n.public_key = g.user_key AND n.org_id = o.id
-             WHERE n.status IN ('online','degraded','stale')
-               AND (n.last_seen_at IS NULL OR n.last_seen_at <= g.at)
-             ORDER BY n.id
-             FOR UPDATE OF n
          )
-         UPDATE nodes n SET status = 'offline', status_changed_at = now()
-         FROM due WHERE n.id = due.id
-         RETURNING n.id, n.org_id, n.tenant_id, due.status, n.status, due.reason",
+         SELECT n.id, g.reason, g.at
+         FROM gone g
+         JOIN orgs o ON o.nats_account_public_key = g.account
+         JOIN nodes n ON n.public_key = g.user_key AND n.org_id = o.id
+         WHERE n.status IN ('online','degraded','stale')
+         ORDER BY n.id
+         FOR UPDATE OF n",
     )
     .bind(col(|g| &g.account))
     .bind(col(|g| &g.user_key))
     .bind(gone.iter().map(|g| g.at).collect::<Vec<_>>())
     .bind(col(|g| &g.reason))
+    .fetch_all(tx.as_mut())
+    .await?;
+    let rows: Vec<(String, String, String, String, String, String)> = sqlx::query_as(
+        "WITH due AS (
+             SELECT c.id, c.reason
+             FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS c(id, reason, at)
+             JOIN node_liveness l ON l.node_id = c.id
+             WHERE l.last_seen_at IS NULL OR l.last_seen_at <= c.at
+         ), cleared AS (
+             UPDATE node_liveness l SET offline_after = NULL, stale_after = NULL
+             FROM due WHERE l.node_id = due.id
+         )
+         UPDATE nodes n SET status = 'offline', status_changed_at = now()
+         FROM due, nodes old
+         WHERE n.id = due.id AND old.id = n.id AND n.status IN ('online','degraded','stale')
+         RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status, due.reason",
+    )
+    .bind(locked.iter().map(|l| l.0.as_str()).collect::<Vec<_>>())
+    .bind(locked.iter().map(|l| l.1.as_str()).collect::<Vec<_>>())
+    .bind(locked.iter().map(|l| l.2).collect::<Vec<_>>())
     .fetch_all(tx.as_mut())
     .await?;
     let transitions: Vec<StatusTransition> = rows

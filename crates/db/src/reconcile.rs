@@ -1,6 +1,7 @@
-//! Offline detection. Deadlines are stored with each heartbeat
-//! (`stale_after` = 2 x interval, `offline_after` = k x interval + grace, from
-//! the controller's receive time), so one indexed scan finds the nodes due.
+//! Offline detection. Deadlines are stored with each heartbeat in the
+//! node's liveness row (`stale_after` = 2 x interval, `offline_after` = k x
+//! interval + grace, from the controller's receive time), so one indexed
+//! scan finds the nodes due.
 //! Several controllers may run this at once: rows are claimed with SKIP LOCKED.
 //!
 //! A deadline is judged against the ingest's watermark as well as the clock:
@@ -40,42 +41,68 @@ async fn overdue_claim(
     limit: i64,
     watermark: DateTime<Utc>,
 ) -> Result<Vec<Claimed>, DbError> {
-    // The CTE reads each row's status under its row lock, so it is the
-    // status this transaction replaces. Every claimed row changes liveness,
-    // so its flip time is set here, in the same row version: the flapping
-    // gate then leaves these rows alone (a second update of each row, with
-    // every index of `nodes`, made offline marking at 100,000 nodes fall
-    // seconds behind its deadlines).
-    let sql = match deadline {
-        Deadline::Offline => {
+    // First the node rows are locked (skipping those an ingest batch holds):
+    // a heartbeat's writer holds that lock while it moves the liveness row.
+    // The second statement reads the liveness rows with a new snapshot, so a
+    // heartbeat committed before the lock was taken is seen and its node
+    // left alone. Every claimed row changes liveness, so its flip time is
+    // set here, in the same row version: the flapping gate then leaves these
+    // rows alone (a second update of each row, with every index of `nodes`,
+    // made offline marking at 100,000 nodes fall seconds behind).
+    let (lock, apply) = match deadline {
+        Deadline::Offline => (
+            "SELECT n.id FROM node_liveness l JOIN nodes n ON n.id = l.node_id
+             WHERE l.offline_after <= LEAST(now(), $2)
+             ORDER BY l.offline_after
+             LIMIT $1
+             FOR UPDATE OF n SKIP LOCKED",
+            // Deadlines of nodes no longer live are cleared too, whatever
+            // left them (they can no longer fall due).
             "WITH due AS (
-                 SELECT id, status FROM nodes
-                 WHERE status IN ('online','degraded','stale') AND offline_after <= LEAST(now(), $2)
-                 ORDER BY offline_after
-                 LIMIT $1
-                 FOR UPDATE SKIP LOCKED
+                 UPDATE node_liveness l SET offline_after = NULL, stale_after = NULL
+                 FROM UNNEST($1::text[]) AS c(id)
+                 WHERE l.node_id = c.id AND l.offline_after <= LEAST(now(), $2)
+                 RETURNING l.node_id
              )
              UPDATE nodes n SET status = 'offline', status_changed_at = now(), last_flip_at = now()
-             FROM due WHERE n.id = due.id
-             RETURNING n.id, n.org_id, n.tenant_id, due.status, n.status, n.interval_secs"
-        }
-        Deadline::Stale => {
+             FROM due, nodes old
+             WHERE n.id = due.node_id AND old.id = n.id
+               AND n.status IN ('online','degraded','stale')
+             RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status, n.interval_secs",
+        ),
+        Deadline::Stale => (
+            "SELECT n.id FROM node_liveness l JOIN nodes n ON n.id = l.node_id
+             WHERE l.stale_after <= LEAST(now(), $2)
+             ORDER BY l.stale_after
+             LIMIT $1
+             FOR UPDATE OF n SKIP LOCKED",
+            // A node past its offline deadline as well goes straight there.
             "WITH due AS (
-                 SELECT id, status FROM nodes
-                 WHERE status IN ('online','degraded') AND stale_after <= LEAST(now(), $2)
-                 ORDER BY stale_after
-                 LIMIT $1
-                 FOR UPDATE SKIP LOCKED
+                 UPDATE node_liveness l SET stale_after = NULL,
+                     offline_after = CASE WHEN l.offline_after <= LEAST(now(), $2)
+                                          THEN NULL ELSE l.offline_after END
+                 FROM UNNEST($1::text[]) AS c(id)
+                 WHERE l.node_id = c.id AND l.stale_after <= LEAST(now(), $2)
+                 RETURNING l.node_id, l.offline_after IS NULL AS gone
              )
              UPDATE nodes n
-             SET status = CASE WHEN n.offline_after <= LEAST(now(), $2) THEN 'offline' ELSE 'stale' END,
+             SET status = CASE WHEN due.gone THEN 'offline' ELSE 'stale' END,
                  status_changed_at = now(), last_flip_at = now()
-             FROM due WHERE n.id = due.id
-             RETURNING n.id, n.org_id, n.tenant_id, due.status, n.status, n.interval_secs"
-        }
+             FROM due, nodes old
+             WHERE n.id = due.node_id AND old.id = n.id AND n.status IN ('online','degraded')
+             RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status, n.interval_secs",
+        ),
     };
-    Ok(sqlx::query_as(sql)
+    let locked: Vec<String> = sqlx::query_scalar(lock)
         .bind(limit)
+        .bind(watermark)
+        .fetch_all(tx.as_mut())
+        .await?;
+    if locked.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(sqlx::query_as(apply)
+        .bind(&locked)
         .bind(watermark)
         .fetch_all(tx.as_mut())
         .await?)

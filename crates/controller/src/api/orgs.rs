@@ -194,7 +194,18 @@ pub async fn integrator_credentials(
     tx.commit().await.map_err(ritma_db::DbError::from)?;
     // A JWT issued in the second of a revocation would be revoked with it
     // (the broker compares whole seconds): a re-issue waits for the next one.
-    if let Some(revoked_at) = previous.as_ref().and_then(|c| c.revoked_at) {
+    // The account's revocation entry is written after the credential's row
+    // (a later second on a loaded machine), so the later of the two counts.
+    let account_revoked_at = if previous.as_ref().is_some_and(|c| c.revoked_at.is_some()) {
+        orgs::org_revocation_at(&state.pool, org_id.as_str(), &body.public_key).await?
+    } else {
+        None
+    };
+    if let Some(revoked_at) = previous
+        .as_ref()
+        .and_then(|c| c.revoked_at)
+        .max(account_revoked_at)
+    {
         let next = revoked_at.timestamp() + 1;
         let wait_ms = (next * 1000 - Utc::now().timestamp_millis()).clamp(0, 1100);
         tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64 + 10)).await;

@@ -1,5 +1,5 @@
-//! The fleet reconciler: policy drift, key expiry, the `ritma_cloud` key
-//! sync and telemetry retention. Each pass is idempotent; several
+//! The fleet reconciler: the node counts' fold, policy drift, key expiry,
+//! the `ritma_cloud` key sync and telemetry retention. Each pass is idempotent; several
 //! controllers may run it at once.
 
 use std::sync::Arc;
@@ -26,6 +26,9 @@ pub struct FleetReconciler {
 
 impl Pass for FleetReconciler {
     async fn pass(&mut self) {
+        if let Err(e) = ritma_db::nodes::node_counts_fold(&self.pool).await {
+            tracing::warn!(error = %e, "folding the node counts failed; retrying");
+        }
         self.drift().await;
         self.expire_keys().await;
         if self.fleet.cloud.is_some()

@@ -1,7 +1,8 @@
-//! Heartbeats: the node row update, its status transitions and change
-//! events, and the signing keys' last use.
+//! Heartbeats: the node's liveness row, its wide row where something
+//! changed, its status transitions and change events, and the signing keys'
+//! last use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::{Postgres, Transaction};
 
@@ -31,87 +32,15 @@ pub(super) async fn heartbeats_apply(
     if rows.is_empty() {
         return Ok((0, vec![], vec![]));
     }
-    macro_rules! col {
-        ($e:expr) => {
-            rows.iter().map($e).collect::<Vec<_>>()
-        };
-    }
-    let updated: Vec<HeartbeatApplied> = sqlx::query_as(
-        "UPDATE nodes n SET
-             status = i.new_status,
-             status_changed_at = CASE WHEN i.new_status <> old.status THEN now() ELSE old.status_changed_at END,
-             last_seen_at = i.seen_at,
-             last_sent_at = i.sent_at,
-             last_seq = i.seq,
-             interval_secs = i.interval_secs,
-             stale_after = CASE WHEN i.health = 'stopping' THEN NULL
-                                ELSE i.seen_at + make_interval(secs => i.interval_secs * 2) END,
-             offline_after = CASE WHEN i.health = 'stopping' THEN NULL
-                                  ELSE i.seen_at + make_interval(secs => i.interval_secs * $20 + $21) END,
-             agent_version = i.agent_version,
-             policy_version = i.policy_version,
-             last_policy_sync_at = i.last_policy_sync_at,
-             last_evidence_batch_at = i.last_evidence_batch_at,
-             key_id = i.key_id,
-             key_warning = (SELECT k.status FROM signing_keys k
-                            WHERE k.key_id = i.key_id AND k.org_id = n.org_id
-                              AND k.status <> 'active'),
-             slo_counters = i.slo_counters,
-             host_os = i.host_os, host_kernel = i.host_kernel, host_arch = i.host_arch,
-             host_cpus = i.host_cpus, host_memory_bytes = i.host_memory_bytes,
-             host_uptime_secs = i.host_uptime_secs,
-             spool_depth = i.spool_depth, spool_dropped = i.spool_dropped,
-             policy_rejected = i.policy_rejected
-         FROM (
-             SELECT u.*, CASE u.health WHEN 'stopping' THEN 'offline'
-                                       WHEN 'degraded' THEN 'degraded'
-                                       ELSE 'online' END AS new_status,
-                    -- The broker's receive time, never later than now (a
-                    -- broker clock ahead of the database's gains nothing).
-                    LEAST(now(), COALESCE(u.received_at, now())) AS seen_at
-             FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[],
-                         $6::int[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[],
-                         $11::jsonb[], $12::text[], $13::text[], $14::text[], $15::int[],
-                         $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[],
-                         $22::timestamptz[], $23::text[])
-                  AS u(node_id, seq, sent_at, health, agent_version, interval_secs, policy_version,
-                       last_policy_sync_at, last_evidence_batch_at, key_id, slo_counters, host_os,
-                       host_kernel, host_arch, host_cpus, host_memory_bytes, host_uptime_secs,
-                       spool_depth, spool_dropped, received_at, policy_rejected)
-         ) i, nodes old
-         WHERE n.id = i.node_id AND old.id = n.id AND i.seq > n.last_seq
-           AND n.status <> 'decommissioned'
-         RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status AS status_new, i.health,
-                   old.policy_version, n.policy_version AS policy_version_new,
-                   old.key_warning, n.key_warning AS key_warning_new, n.key_id,
-                   old.policy_rejected, n.policy_rejected AS policy_rejected_new",
-    )
-    .bind(col!(|r| r.origin.node_id.clone()))
-    .bind(col!(|r| r.seq))
-    .bind(col!(|r| r.sent_at))
-    .bind(col!(|r| r.health.clone()))
-    .bind(col!(|r| r.agent_version.clone()))
-    .bind(col!(|r| r.interval_secs))
-    .bind(col!(|r| r.policy_version.clone()))
-    .bind(col!(|r| r.last_policy_sync_at))
-    .bind(col!(|r| r.last_evidence_batch_at))
-    .bind(col!(|r| r.key_id.clone()))
-    .bind(col!(|r| r.slo_counters.clone()))
-    .bind(col!(|r| r.host_os.clone()))
-    .bind(col!(|r| r.host_kernel.clone()))
-    .bind(col!(|r| r.host_arch.clone()))
-    .bind(col!(|r| r.host_cpus))
-    .bind(col!(|r| r.host_memory_bytes))
-    .bind(col!(|r| r.host_uptime_secs))
-    .bind(col!(|r| r.spool_depth))
-    .bind(col!(|r| r.spool_dropped))
-    .bind(policy.intervals)
-    .bind(policy.grace_secs)
-    .bind(col!(|r| r.received_at))
-    .bind(col!(|r| r.policy_rejected.clone()))
-    .fetch_all(tx.as_mut())
-    .await?;
-    let applied = updated.len() as u64;
+    let live = liveness_apply(tx, rows, policy).await?;
+    let applied = live.len() as u64;
+    let live: BTreeSet<&str> = live.iter().map(String::as_str).collect();
+    let changed: Vec<&HeartbeatRow> = rows
+        .iter()
+        .copied()
+        .filter(|r| live.contains(r.origin.node_id.as_str()))
+        .collect();
+    let updated = node_rows_apply(tx, &changed).await?;
     let mut changes = Vec::new();
     for r in &updated {
         let change = |payload| NodeChange {
@@ -160,6 +89,139 @@ pub(super) async fn heartbeats_apply(
         .collect();
     keys_touch(tx, rows).await?;
     Ok((applied, transitions, changes))
+}
+
+/// Every heartbeat newer than the last one applied moves its node's
+/// liveness row (times, sequence, deadlines, counters); returns those nodes.
+/// The ingest's admission holds the node rows' locks (the lock order of
+/// `migrations/*_node_liveness.sql`).
+async fn liveness_apply(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[&HeartbeatRow],
+    policy: OfflinePolicy,
+) -> Result<Vec<String>, DbError> {
+    macro_rules! col {
+        ($e:expr) => {
+            rows.iter().map($e).collect::<Vec<_>>()
+        };
+    }
+    Ok(sqlx::query_scalar(
+        "UPDATE node_liveness l SET
+             last_seen_at = i.seen_at,
+             last_sent_at = i.sent_at,
+             last_seq = i.seq,
+             stale_after = CASE WHEN i.health = 'stopping' THEN NULL
+                                ELSE i.seen_at + make_interval(secs => i.interval_secs * 2) END,
+             offline_after = CASE WHEN i.health = 'stopping' THEN NULL
+                                  ELSE i.seen_at + make_interval(secs => i.interval_secs * $12 + $13) END,
+             last_policy_sync_at = i.last_policy_sync_at,
+             last_evidence_batch_at = i.last_evidence_batch_at,
+             slo_counters = i.slo_counters,
+             host_uptime_secs = i.host_uptime_secs,
+             spool_depth = i.spool_depth, spool_dropped = i.spool_dropped
+         FROM (
+             SELECT u.*,
+                    -- The broker's receive time, never later than now (a
+                    -- broker clock ahead of the database's gains nothing).
+                    LEAST(now(), COALESCE(u.received_at, now())) AS seen_at
+             FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::int[],
+                         $6::timestamptz[], $7::timestamptz[], $8::jsonb[], $9::bigint[],
+                         $10::bigint[], $11::bigint[], $14::timestamptz[])
+                  AS u(node_id, seq, sent_at, health, interval_secs, last_policy_sync_at,
+                       last_evidence_batch_at, slo_counters, host_uptime_secs, spool_depth,
+                       spool_dropped, received_at)
+         ) i, nodes n
+         WHERE l.node_id = i.node_id AND n.id = l.node_id AND i.seq > l.last_seq
+           AND n.status <> 'decommissioned'
+         RETURNING l.node_id",
+    )
+    .bind(col!(|r| r.origin.node_id.clone()))
+    .bind(col!(|r| r.seq))
+    .bind(col!(|r| r.sent_at))
+    .bind(col!(|r| r.health.clone()))
+    .bind(col!(|r| r.interval_secs))
+    .bind(col!(|r| r.last_policy_sync_at))
+    .bind(col!(|r| r.last_evidence_batch_at))
+    .bind(col!(|r| r.slo_counters.clone()))
+    .bind(col!(|r| r.host_uptime_secs))
+    .bind(col!(|r| r.spool_depth))
+    .bind(col!(|r| r.spool_dropped))
+    .bind(policy.intervals)
+    .bind(policy.grace_secs)
+    .bind(col!(|r| r.received_at))
+    .fetch_all(tx.as_mut())
+    .await?)
+}
+
+/// The wide node row takes what a heartbeat reports only where it differs
+/// (status, interval, versions, key, host, policy refusal): most heartbeats
+/// leave it alone. Returns the rows that changed, old and new values.
+async fn node_rows_apply(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[&HeartbeatRow],
+) -> Result<Vec<HeartbeatApplied>, DbError> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    macro_rules! col {
+        ($e:expr) => {
+            rows.iter().map($e).collect::<Vec<_>>()
+        };
+    }
+    Ok(sqlx::query_as(
+        "UPDATE nodes n SET
+             status = i.new_status,
+             status_changed_at = CASE WHEN i.new_status <> old.status THEN now() ELSE old.status_changed_at END,
+             interval_secs = i.interval_secs,
+             agent_version = i.agent_version,
+             policy_version = i.policy_version,
+             key_id = i.key_id,
+             key_warning = i.key_warning,
+             host_os = i.host_os, host_kernel = i.host_kernel, host_arch = i.host_arch,
+             host_cpus = i.host_cpus, host_memory_bytes = i.host_memory_bytes,
+             policy_rejected = i.policy_rejected
+         FROM (
+             SELECT u.*, CASE u.health WHEN 'stopping' THEN 'offline'
+                                       WHEN 'degraded' THEN 'degraded'
+                                       ELSE 'online' END AS new_status,
+                    (SELECT k.status FROM signing_keys k
+                     WHERE k.key_id = u.key_id AND k.org_id = u.org_id
+                       AND k.status <> 'active') AS key_warning
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::text[], $11::int[],
+                         $12::bigint[], $13::text[])
+                  AS u(node_id, org_id, health, agent_version, interval_secs, policy_version,
+                       key_id, host_os, host_kernel, host_arch, host_cpus, host_memory_bytes,
+                       policy_rejected)
+         ) i, nodes old
+         WHERE n.id = i.node_id AND old.id = n.id
+           AND (old.status, old.interval_secs, old.agent_version, old.policy_version, old.key_id,
+                old.key_warning, old.host_os, old.host_kernel, old.host_arch, old.host_cpus,
+                old.host_memory_bytes, old.policy_rejected)
+               IS DISTINCT FROM
+               (i.new_status, i.interval_secs, i.agent_version, i.policy_version, i.key_id,
+                i.key_warning, i.host_os, i.host_kernel, i.host_arch, i.host_cpus,
+                i.host_memory_bytes, i.policy_rejected)
+         RETURNING n.id, n.org_id, n.tenant_id, old.status, n.status AS status_new, i.health,
+                   old.policy_version, n.policy_version AS policy_version_new,
+                   old.key_warning, n.key_warning AS key_warning_new, n.key_id,
+                   old.policy_rejected, n.policy_rejected AS policy_rejected_new",
+    )
+    .bind(col!(|r| r.origin.node_id.clone()))
+    .bind(col!(|r| r.origin.org_id.clone()))
+    .bind(col!(|r| r.health.clone()))
+    .bind(col!(|r| r.agent_version.clone()))
+    .bind(col!(|r| r.interval_secs))
+    .bind(col!(|r| r.policy_version.clone()))
+    .bind(col!(|r| r.key_id.clone()))
+    .bind(col!(|r| r.host_os.clone()))
+    .bind(col!(|r| r.host_kernel.clone()))
+    .bind(col!(|r| r.host_arch.clone()))
+    .bind(col!(|r| r.host_cpus))
+    .bind(col!(|r| r.host_memory_bytes))
+    .bind(col!(|r| r.policy_rejected.clone()))
+    .fetch_all(tx.as_mut())
+    .await?)
 }
 
 #[derive(sqlx::FromRow)]
