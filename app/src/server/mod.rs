@@ -202,7 +202,7 @@ impl Console {
         ));
         let _stop_metrics = stop_metrics.drop_guard();
         axum::serve(
-            listener,
+            ritma_runtime::listener_without_delay(listener),
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )

@@ -452,7 +452,7 @@ impl Controller {
         tracing::info!(addr = %listener.local_addr()?, "controller API listening");
         let stop = shutdown.clone();
         axum::serve(
-            listener,
+            ritma_runtime::listener_without_delay(listener),
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(async move { stop.cancelled().await })
