@@ -177,20 +177,20 @@ pub async fn node_decommission(
     .bind(id)
     .execute(tx.as_mut())
     .await?;
-    liveness_deadlines_clear(tx, &[id.to_owned()]).await
+    liveness_deadlines_clear(tx, id).await
 }
 
-/// Nodes that are no longer live can no longer fall due: their deadlines go
-/// (the caller holds the node rows' locks).
-pub async fn liveness_deadlines_clear(
+/// A node no longer live can no longer fall due: its deadlines go (the
+/// caller holds the node row's lock).
+async fn liveness_deadlines_clear(
     tx: &mut Transaction<'_, Postgres>,
-    ids: &[String],
+    id: &str,
 ) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE node_liveness SET offline_after = NULL, stale_after = NULL
-         WHERE node_id = ANY($1) AND (offline_after IS NOT NULL OR stale_after IS NOT NULL)",
+         WHERE node_id = $1 AND (offline_after IS NOT NULL OR stale_after IS NOT NULL)",
     )
-    .bind(ids)
+    .bind(id)
     .execute(tx.as_mut())
     .await?;
     Ok(())
@@ -259,7 +259,7 @@ pub struct NodePage {
 
 /// The list counts matches only this far: an exact count of a 100k-node org
 /// costs more than the page itself. Exact counts per status come from
-/// [`node_status_counts`].
+/// [`node_counts`].
 pub const NODE_LIST_COUNT_CAP: i64 = 10_000;
 
 fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a NodeFilter) {
@@ -409,30 +409,35 @@ pub fn sort_value(node: &NodeRecord, sort: NodeSort) -> Option<String> {
 }
 
 /// Counts by status for an org (dashboard cards).
-pub async fn node_status_counts(
-    pool: &PgPool,
-    org_id: &str,
-) -> Result<BTreeMap<String, i64>, DbError> {
-    Ok(node_counts(pool, org_id)
-        .await?
-        .into_iter()
-        .filter_map(|(bucket, n)| bucket.strip_prefix("status:").map(|s| (s.to_owned(), n)))
-        .filter(|(_, n)| *n != 0)
-        .collect())
+/// The dashboard's counts: nodes by shown status, drifted, with a key warning.
+#[derive(Debug, Default)]
+pub struct NodeCounts {
+    pub by_status: BTreeMap<String, i64>,
+    pub drifted: i64,
+    pub key_warnings: i64,
 }
 
-/// Nodes whose policy has drifted and nodes with a key warning (dashboard cards).
-pub async fn node_attention_counts(pool: &PgPool, org_id: &str) -> Result<(i64, i64), DbError> {
-    let counts = node_counts(pool, org_id).await?;
-    let of = |bucket: &str| counts.get(bucket).copied().unwrap_or(0);
-    Ok((of("drifted"), of("key_warning")))
+pub async fn node_counts(pool: &PgPool, org_id: &str) -> Result<NodeCounts, DbError> {
+    let mut counts = NodeCounts::default();
+    for (bucket, n) in node_count_buckets(pool, org_id).await? {
+        match bucket.as_str() {
+            "drifted" => counts.drifted = n,
+            "key_warning" => counts.key_warnings = n,
+            other => {
+                if let Some(status) = other.strip_prefix("status:").filter(|_| n != 0) {
+                    counts.by_status.insert(status.to_owned(), n);
+                }
+            }
+        }
+    }
+    Ok(counts)
 }
 
 /// The org's node counts by bucket, summed from the deltas every write to
 /// `nodes` appends (`migrations/*_node_counts.sql`): a few rows per org
 /// between folds, where counting the nodes themselves read a million
 /// index entries.
-async fn node_counts(pool: &PgPool, org_id: &str) -> Result<BTreeMap<String, i64>, DbError> {
+async fn node_count_buckets(pool: &PgPool, org_id: &str) -> Result<BTreeMap<String, i64>, DbError> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT bucket, sum(delta)::bigint FROM node_count_deltas WHERE org_id = $1 GROUP BY bucket",
     )

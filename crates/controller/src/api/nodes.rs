@@ -201,15 +201,18 @@ pub async fn summary(
 ) -> Result<Json<NodeSummary>, ApiError> {
     let org: OrgId = path_id(&org_raw, "org")?;
     p.authorize(&org, Action::ReadFleet)?;
-    let mut counts = nodes::node_status_counts(&state.pool, org.as_str()).await?;
+    let nodes::NodeCounts {
+        mut by_status,
+        drifted,
+        key_warnings,
+    } = nodes::node_counts(&state.pool, org.as_str()).await?;
     for status in NodeStatus::ALL {
-        counts.entry(status.as_str().to_owned()).or_insert(0);
+        by_status.entry(status.as_str().to_owned()).or_insert(0);
     }
-    let (drifted, key_warnings) = nodes::node_attention_counts(&state.pool, org.as_str()).await?;
-    let total: i64 = counts.values().sum();
+    let total: i64 = by_status.values().sum();
     Ok(Json(NodeSummary {
         total,
-        by_status: counts,
+        by_status,
         drifted,
         key_warnings,
     }))

@@ -35,12 +35,12 @@ pub(super) async fn heartbeats_apply(
     let live = liveness_apply(tx, rows, policy).await?;
     let applied = live.len() as u64;
     let live: BTreeSet<&str> = live.iter().map(String::as_str).collect();
-    let changed: Vec<&HeartbeatRow> = rows
+    let applied_rows: Vec<&HeartbeatRow> = rows
         .iter()
         .copied()
         .filter(|r| live.contains(r.origin.node_id.as_str()))
         .collect();
-    let updated = node_rows_apply(tx, &changed).await?;
+    let updated = node_rows_apply(tx, &applied_rows).await?;
     let mut changes = Vec::new();
     for r in &updated {
         let change = |payload| NodeChange {
@@ -100,11 +100,6 @@ async fn liveness_apply(
     rows: &[&HeartbeatRow],
     policy: OfflinePolicy,
 ) -> Result<Vec<String>, DbError> {
-    macro_rules! col {
-        ($e:expr) => {
-            rows.iter().map($e).collect::<Vec<_>>()
-        };
-    }
     Ok(sqlx::query_scalar(
         "UPDATE node_liveness l SET
              last_seen_at = i.seen_at,
@@ -135,20 +130,20 @@ async fn liveness_apply(
            AND n.status <> 'decommissioned'
          RETURNING l.node_id",
     )
-    .bind(col!(|r| r.origin.node_id.clone()))
-    .bind(col!(|r| r.seq))
-    .bind(col!(|r| r.sent_at))
-    .bind(col!(|r| r.health.clone()))
-    .bind(col!(|r| r.interval_secs))
-    .bind(col!(|r| r.last_policy_sync_at))
-    .bind(col!(|r| r.last_evidence_batch_at))
-    .bind(col!(|r| r.slo_counters.clone()))
-    .bind(col!(|r| r.host_uptime_secs))
-    .bind(col!(|r| r.spool_depth))
-    .bind(col!(|r| r.spool_dropped))
+    .bind(column(rows, |r| r.origin.node_id.clone()))
+    .bind(column(rows, |r| r.seq))
+    .bind(column(rows, |r| r.sent_at))
+    .bind(column(rows, |r| r.health.clone()))
+    .bind(column(rows, |r| r.interval_secs))
+    .bind(column(rows, |r| r.last_policy_sync_at))
+    .bind(column(rows, |r| r.last_evidence_batch_at))
+    .bind(column(rows, |r| r.slo_counters.clone()))
+    .bind(column(rows, |r| r.host_uptime_secs))
+    .bind(column(rows, |r| r.spool_depth))
+    .bind(column(rows, |r| r.spool_dropped))
     .bind(policy.intervals)
     .bind(policy.grace_secs)
-    .bind(col!(|r| r.received_at))
+    .bind(column(rows, |r| r.received_at))
     .fetch_all(tx.as_mut())
     .await?)
 }
@@ -162,11 +157,6 @@ async fn node_rows_apply(
 ) -> Result<Vec<HeartbeatApplied>, DbError> {
     if rows.is_empty() {
         return Ok(vec![]);
-    }
-    macro_rules! col {
-        ($e:expr) => {
-            rows.iter().map($e).collect::<Vec<_>>()
-        };
     }
     Ok(sqlx::query_as(
         "UPDATE nodes n SET
@@ -207,21 +197,26 @@ async fn node_rows_apply(
                    old.key_warning, n.key_warning AS key_warning_new, n.key_id,
                    old.policy_rejected, n.policy_rejected AS policy_rejected_new",
     )
-    .bind(col!(|r| r.origin.node_id.clone()))
-    .bind(col!(|r| r.origin.org_id.clone()))
-    .bind(col!(|r| r.health.clone()))
-    .bind(col!(|r| r.agent_version.clone()))
-    .bind(col!(|r| r.interval_secs))
-    .bind(col!(|r| r.policy_version.clone()))
-    .bind(col!(|r| r.key_id.clone()))
-    .bind(col!(|r| r.host_os.clone()))
-    .bind(col!(|r| r.host_kernel.clone()))
-    .bind(col!(|r| r.host_arch.clone()))
-    .bind(col!(|r| r.host_cpus))
-    .bind(col!(|r| r.host_memory_bytes))
-    .bind(col!(|r| r.policy_rejected.clone()))
+    .bind(column(rows, |r| r.origin.node_id.clone()))
+    .bind(column(rows, |r| r.origin.org_id.clone()))
+    .bind(column(rows, |r| r.health.clone()))
+    .bind(column(rows, |r| r.agent_version.clone()))
+    .bind(column(rows, |r| r.interval_secs))
+    .bind(column(rows, |r| r.policy_version.clone()))
+    .bind(column(rows, |r| r.key_id.clone()))
+    .bind(column(rows, |r| r.host_os.clone()))
+    .bind(column(rows, |r| r.host_kernel.clone()))
+    .bind(column(rows, |r| r.host_arch.clone()))
+    .bind(column(rows, |r| r.host_cpus))
+    .bind(column(rows, |r| r.host_memory_bytes))
+    .bind(column(rows, |r| r.policy_rejected.clone()))
     .fetch_all(tx.as_mut())
     .await?)
+}
+
+/// One field of every row, as a statement's array parameter.
+fn column<T>(rows: &[&HeartbeatRow], field: impl Fn(&HeartbeatRow) -> T) -> Vec<T> {
+    rows.iter().map(|r| field(r)).collect()
 }
 
 #[derive(sqlx::FromRow)]
