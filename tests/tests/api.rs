@@ -150,6 +150,157 @@ async fn large_lists_count_up_to_the_cap_and_summary_counts_exactly() {
     assert_eq!(other["by_status"]["online"], 7, "{other}");
 }
 
+/// Every page of `/api/orgs/acme/nodes?{query}`, following the cursors: the
+/// ids in order, and the totals each page reported.
+async fn node_pages(stack: &TestStack, query: &str) -> (Vec<String>, Vec<(i64, bool)>) {
+    let (mut ids, mut totals) = (Vec::new(), Vec::new());
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/orgs/acme/nodes?{query}&cursor={c}"),
+            None => format!("/api/orgs/acme/nodes?{query}"),
+        };
+        let (status, page) = stack.api(Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        for item in page["items"].as_array().unwrap() {
+            ids.push(item["id"].as_str().unwrap().to_owned());
+        }
+        totals.push((
+            page["total"].as_i64().unwrap(),
+            page["total_exact"].as_bool().unwrap(),
+        ));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return (ids, totals),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrow_filters_page_among_their_few_matches_in_every_order() {
+    // A narrowing filter with at most NODE_LIST_FEW matches takes its page
+    // from their ids; with more it walks the sort order. Both answer the
+    // same pages, with exact totals, and nothing for a combination that
+    // matches no node.
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("acme").await;
+    stack.create_org("other").await;
+    let few = ritma_db::nodes::NODE_LIST_FEW;
+    sqlx::query(
+        "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, labels, status, interval_secs)
+         SELECT 'n-' || lpad(i::text, 5, '0'), 'acme', CASE WHEN i <= $1 + 1 THEN 'edge' ELSE 'core' END,
+                'UKEY' || i, 'host-' || i, jsonb_build_object('rack', 'r' || (i % 3)),
+                CASE WHEN i % 2 = 1 THEN 'online' ELSE 'offline' END, 10
+         FROM generate_series(1, 3000) i",
+    )
+    .bind(few)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    // Last seen in runs of four equal times, so the id breaks ties.
+    sqlx::query(
+        "UPDATE node_liveness SET last_seen_at = now() - (substr(node_id, 3)::int / 4) * interval '1 second'",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    // Another org's node matching the same filters is never listed.
+    sqlx::query(
+        "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, labels, status)
+         VALUES ('o-00003', 'other', 'edge', 'UOTHER', 'h', '{\"rack\": \"r1\"}', 'online')",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+
+    let expected = |filter: &'static str, order: &'static str| {
+        let pool = stack.pool.clone();
+        async move {
+            let sql = format!(
+                "SELECT n.id FROM nodes n JOIN node_liveness l ON l.node_id = n.id
+                 WHERE n.org_id = 'acme' AND {filter} ORDER BY {order}"
+            );
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let edge_online_r1 =
+        "tenant_id = 'edge' AND status = 'online' AND labels @> '{\"rack\": \"r1\"}'";
+    for (sort, order) in [
+        ("", "n.id"),
+        ("&order=desc", "n.id DESC"),
+        ("&sort=status", "n.status, n.id"),
+        (
+            "&sort=last_seen&order=desc",
+            "l.last_seen_at DESC, n.id DESC",
+        ),
+        ("&sort=last_seen", "l.last_seen_at, n.id"),
+    ] {
+        let (ids, totals) = node_pages(
+            &stack,
+            &format!("tenant=edge&status=online&label=rack%3Dr1&limit=40{sort}"),
+        )
+        .await;
+        let want = expected(edge_online_r1, order).await;
+        assert!(
+            want.len() > 40 && (want.len() as i64) < few,
+            "{}",
+            want.len()
+        );
+        assert_eq!(ids, want, "few matches, {sort}");
+        assert!(
+            totals.iter().all(|t| *t == (want.len() as i64, true)),
+            "{sort}: {totals:?}"
+        );
+        // More matches than NODE_LIST_FEW: the same order, walked.
+        let (ids, totals) = node_pages(&stack, &format!("tenant=edge&limit=400{sort}")).await;
+        let want = expected("tenant_id = 'edge'", order).await;
+        assert_eq!(want.len() as i64, few + 1);
+        assert_eq!(ids, want, "many matches, {sort}");
+        assert!(totals.iter().all(|t| *t == (few + 1, true)), "{totals:?}");
+    }
+    // No filter, statuses alone, drift alone, key warnings alone: counted
+    // from the org's count deltas, exact, and paged in order.
+    sqlx::query(
+        "UPDATE nodes SET drifted = true, key_warning = CASE WHEN id < 'n-00100' THEN 'revoked' END
+         WHERE id < 'n-00500'",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    for (query, filter) in [
+        ("limit=500", "true"),
+        ("status=online&limit=500", "status = 'online'"),
+        ("status=offline,online&limit=500", "true"),
+        ("status=degraded&limit=500", "status = 'degraded'"),
+        ("drifted=true&limit=300", "drifted"),
+        ("key_warning=true&limit=300", "key_warning IS NOT NULL"),
+    ] {
+        let (ids, totals) = node_pages(&stack, query).await;
+        let want = expected(filter, "n.id").await;
+        assert_eq!(ids, want, "{query}");
+        assert!(
+            totals.iter().all(|t| *t == (want.len() as i64, true)),
+            "{query}: {totals:?} for {}",
+            want.len()
+        );
+    }
+    // A combination matching nothing (each filter matches many).
+    let (ids, totals) = node_pages(&stack, "tenant=core&status=online&label=rack%3Dr9").await;
+    assert!(ids.is_empty());
+    assert_eq!(totals, vec![(0, true)]);
+    // Exactly NODE_LIST_FEW matches is still the few path's exact count.
+    sqlx::query("UPDATE nodes SET tenant_id = 'core' WHERE id = 'n-00001'")
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let (ids, totals) = node_pages(&stack, "tenant=edge&limit=500").await;
+    assert_eq!(ids.len() as i64, few);
+    assert!(totals.iter().all(|t| *t == (few, true)), "{totals:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inventory_filters_sorts_and_pages() {
     let stack = TestStack::start().await.unwrap();

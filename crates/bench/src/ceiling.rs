@@ -76,7 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
     let mut rates = vec![];
     let mut rounds = vec![];
     for round in 0..args.rounds.max(1) {
-        let items = bodies(&nodes, TelemetryKind::Usage, args.load.messages, round);
+        let items = bodies(&nodes, &[TelemetryKind::Usage], args.load.messages, round);
         let run = raw_publish_consume(
             async_nats::connect(&url).await?,
             async_nats::connect(&url).await?,

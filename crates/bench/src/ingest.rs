@@ -54,8 +54,10 @@ pub struct Args {
     /// Raw and product phases run in turn this many times.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// What the nodes send: usage reports (an insert each) or heartbeats
-    /// (an update of the node's liveness each).
+    /// What the nodes send: usage reports (an insert each), heartbeats (an
+    /// update of the node's liveness each), SLO or enforcement summaries, or
+    /// `mixed`: per node two heartbeats for each of its three summaries (the
+    /// capacity model's I = 30 s, S = 60 s).
     #[arg(long, value_enum, default_value_t = BodyKind::Usage)]
     kind: BodyKind,
 }
@@ -67,40 +69,57 @@ pub(crate) enum BodyKind {
     Heartbeat,
     Slo,
     Events,
+    Mixed,
 }
 
 impl BodyKind {
-    fn telemetry(self) -> TelemetryKind {
+    /// What each node sends, in turn.
+    fn mix(self) -> &'static [TelemetryKind] {
+        use TelemetryKind::{Events, Heartbeat, Slo, Usage};
         match self {
-            Self::Usage => TelemetryKind::Usage,
-            Self::Heartbeat => TelemetryKind::Heartbeat,
-            Self::Slo => TelemetryKind::Slo,
-            Self::Events => TelemetryKind::Events,
+            Self::Usage => &[Usage],
+            Self::Heartbeat => &[Heartbeat],
+            Self::Slo => &[Slo],
+            Self::Events => &[Events],
+            Self::Mixed => &[Heartbeat, Usage, Heartbeat, Slo, Events],
         }
     }
 
-    /// The table each message of this kind ends in (a heartbeat updates its
-    /// node's row in place).
-    fn table(self) -> &'static str {
-        match self {
-            Self::Usage => "node_usage_reports",
-            Self::Heartbeat => "node_liveness",
-            Self::Slo => "node_slo_summaries",
-            Self::Events => "node_enforcement_summaries",
-        }
+    /// The tables the messages end in (a heartbeat updates its node's row
+    /// in place).
+    fn tables(self) -> Vec<&'static str> {
+        let mut tables: Vec<&'static str> = self.mix().iter().map(|k| table_of(*k)).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        tables
     }
+}
+
+fn table_of(kind: TelemetryKind) -> &'static str {
+    match kind {
+        TelemetryKind::Usage => "node_usage_reports",
+        TelemetryKind::Heartbeat => "node_liveness",
+        TelemetryKind::Slo => "node_slo_summaries",
+        TelemetryKind::Events => "node_enforcement_summaries",
+    }
+}
+
+/// Who publishes a message: the node (its index) and the kind.
+#[derive(Clone, Copy)]
+pub(crate) struct Sender {
+    pub node: usize,
+    pub kind: TelemetryKind,
 }
 
 /// Bytes on disk (heap, indexes, TOAST) per row of the kind's table and of
 /// the hourly rollups, after the run: the storage a node's messages cost.
 async fn storage(stack: &Stack, kind: BodyKind) -> anyhow::Result<Value> {
     let mut tables = serde_json::Map::new();
-    for table in [
-        kind.table(),
-        "usage_hourly",
-        "slo_hourly",
-        "enforcement_hourly",
-    ] {
+    for table in
+        kind.tables()
+            .into_iter()
+            .chain(["usage_hourly", "slo_hourly", "enforcement_hourly"])
+    {
         // Fresh statistics and a checkpoint-free size: VACUUM leaves the
         // dead versions' space for reuse, as the steady state would.
         sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
@@ -132,21 +151,23 @@ const RAW_PULL_SETTLE: Duration = Duration::from_millis(5);
 /// the product ~0.7% of a 7 s phase against the raw phase's exact clock.
 const READYZ_POLL: Duration = Duration::from_millis(20);
 
-/// Round `round`'s bodies: node sequence numbers follow the earlier
-/// rounds', so every round's summaries are new to the database.
+/// Round `round`'s bodies, each node sending the kinds of `mix` in turn:
+/// node sequence numbers follow the earlier rounds', so every round's
+/// summaries are new to the database.
 pub(crate) fn bodies(
     nodes: &[NodeId],
-    kind: TelemetryKind,
+    mix: &[TelemetryKind],
     m: usize,
     round: usize,
-) -> Vec<(usize, Bytes)> {
+) -> Vec<(Sender, Bytes)> {
     let per_node = m.div_ceil(nodes.len());
     (0..m)
         .map(|k| {
-            let i = k % nodes.len();
-            let seq = (round * per_node + k / nodes.len()) as u64 + 1;
-            let body = ritma_sim::message(&nodes[i], kind, seq, 10);
-            (i, Bytes::from(body))
+            let (node, turn) = (k % nodes.len(), k / nodes.len());
+            let kind = mix[turn % mix.len()];
+            let seq = (round * per_node + turn) as u64 + 1;
+            let body = ritma_sim::message(&nodes[node], kind, seq, 10);
+            (Sender { node, kind }, Bytes::from(body))
         })
         .collect()
 }
@@ -162,12 +183,12 @@ fn publisher(client: async_nats::Client, window: usize) -> jetstream::Context {
 /// Publish everything with `window` acks in flight; returns (seconds, failures).
 async fn publish_all<F>(
     js: &jetstream::Context,
-    items: &[(usize, Bytes)],
+    items: &[(Sender, Bytes)],
     window: usize,
     subject_of: F,
 ) -> (f64, u64)
 where
-    F: Fn(usize) -> String,
+    F: Fn(Sender) -> String,
 {
     let start = Instant::now();
     let mut inflight = FuturesUnordered::new();
@@ -223,7 +244,7 @@ pub(crate) async fn raw_publish_consume(
     publish: async_nats::Client,
     consume: async_nats::Client,
     nodes: &[NodeId],
-    items: &[(usize, Bytes)],
+    items: &[(Sender, Bytes)],
     window: usize,
     timeout: Duration,
 ) -> anyhow::Result<RawRun> {
@@ -303,7 +324,7 @@ pub(crate) async fn raw_publish_consume(
         (start.elapsed().as_secs_f64(), got.load(Ordering::Relaxed))
     });
     let (publish_secs, publish_failed) =
-        publish_all(&js, items, window, |i| raw_subjects[i].clone()).await;
+        publish_all(&js, items, window, |s| raw_subjects[s.node].clone()).await;
     let (secs, consumed) = consumer_task.await?;
     let _ = js.delete_stream(RAW_STREAM).await;
     Ok(RawRun {
@@ -317,7 +338,7 @@ pub(crate) async fn raw_publish_consume(
 async fn raw_phase(
     stack: &Stack,
     nodes: &[NodeId],
-    items: &[(usize, Bytes)],
+    items: &[(Sender, Bytes)],
     args: &Args,
 ) -> anyhow::Result<Value> {
     let (publish, consume) = (stack.controller_bus().await?, stack.controller_bus().await?);
@@ -339,7 +360,7 @@ async fn raw_phase(
 async fn product_phase(
     stack: &Stack,
     nodes: &[SimNode],
-    items: &[(usize, Bytes)],
+    items: &[(Sender, Bytes)],
     args: &Args,
 ) -> anyhow::Result<Value> {
     let client = stack.controller_bus().await?;
@@ -353,9 +374,11 @@ async fn product_phase(
         let items = items.to_vec();
         let nodes = nodes.to_vec();
         let window = args.load.window;
-        let kind = args.kind.telemetry();
         tokio::spawn(async move {
-            publish_all(&js, &items, window, |i| nodes[i].scope.telemetry(kind)).await
+            publish_all(&js, &items, window, |s| {
+                nodes[s.node].scope.telemetry(s.kind)
+            })
+            .await
         })
     };
     let timeout = Duration::from_secs(args.load.timeout_secs);
@@ -372,12 +395,14 @@ async fn product_phase(
     let secs = start.elapsed().as_secs_f64();
     let cores = cpu.cores(stack);
     let (pub_secs, failed) = publisher.await?;
-    let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM {}",
-        args.kind.table()
-    )))
-    .fetch_one(&stack.pool)
-    .await?;
+    let mut rows = 0i64;
+    for table in args.kind.tables() {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&stack.pool)
+                .await?;
+        rows += n;
+    }
     // Steady-state commit rate: between 20% and 80% of the messages.
     let at = |frac: f64| {
         samples
@@ -432,7 +457,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             args.kind,
             nodes.len()
         );
-        let items = bodies(&node_ids, args.kind.telemetry(), args.load.messages, round);
+        let items = bodies(&node_ids, args.kind.mix(), args.load.messages, round);
         let avg = items.iter().map(|x| x.1.len()).sum::<usize>() / items.len().max(1);
         eprintln!("raw JetStream publish+consume ...");
         let raw = raw_phase(&stack, &node_ids, &items, &args).await?;

@@ -308,7 +308,76 @@ fn sort_column(sort: NodeSort) -> &'static str {
     }
 }
 
+/// At most this many matches are gathered by id before the page is chosen
+/// (see [`node_list`]).
+pub const NODE_LIST_FEW: i64 = 1_000;
+
+impl NodeFilter {
+    /// Whether anything but the org narrows the list.
+    fn narrows(&self) -> bool {
+        self.tenant.is_some()
+            || !self.statuses.is_empty()
+            || !self.labels.is_empty()
+            || self.drifted
+            || self.key_warning
+            || self.agent_version.is_some()
+            || self.text.is_some()
+    }
+}
+
 pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<NodePage, DbError> {
+    // Counted already: the org's count deltas keep the matches of no
+    // filter, of statuses alone, of drift alone and of key warnings alone
+    // (a capped count of 10,001 index entries cost 15-35 ms at 1,000,000
+    // nodes). Each of these filters has its own (org, ..., id) index, so its
+    // page is read in order without skipping rows.
+    if !f.skip_count
+        && let Some(matched) = node_count_kept(pool, org_id, f).await?
+    {
+        let items = node_page(org_id, f, None)
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(pool)
+            .await?;
+        return Ok(NodePage {
+            items,
+            total: matched.min(NODE_LIST_COUNT_CAP),
+            total_exact: matched <= NODE_LIST_COUNT_CAP,
+        });
+    }
+    // A narrowing filter first gathers the ids of at most NODE_LIST_FEW + 1
+    // matches. Fewer than that and they are the whole match set: the count
+    // is exact and the page is chosen among those ids. Without this the
+    // planner, estimating the filters as independent, may walk the org in
+    // sort order for a page that matches far fewer rows than it expects
+    // (tenant + status + label matching nothing walked 100,000 rows of a
+    // 1,000,000-node org: p99 120 ms).
+    if f.narrows() && !f.skip_count {
+        let mut few = QueryBuilder::new("SELECT nodes.id FROM nodes");
+        push_filters(&mut few, org_id, f);
+        few.push(" LIMIT ").push_bind(NODE_LIST_FEW + 1);
+        let ids: Vec<String> = few
+            .build_query_scalar()
+            .persistent(false)
+            .fetch_all(pool)
+            .await?;
+        if ids.len() as i64 <= NODE_LIST_FEW {
+            let items = if ids.is_empty() {
+                vec![]
+            } else {
+                node_page(org_id, f, Some(&ids))
+                    .build_query_as()
+                    .persistent(false)
+                    .fetch_all(pool)
+                    .await?
+            };
+            return Ok(NodePage {
+                items,
+                total: ids.len() as i64,
+                total_exact: true,
+            });
+        }
+    }
     let mut count = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM nodes");
     push_filters(&mut count, org_id, f);
     count
@@ -319,7 +388,58 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
     // A cached generic plan cannot use the trigram index for `q` (unknown
     // pattern) and scanned the whole org instead.
     let counted = count.build_query_scalar::<i64>().persistent(false);
+    let mut page = node_page(org_id, f, None);
+    let page = page.build_query_as().persistent(false);
+    // On two connections at once: the count and the page are independent.
+    let (matched, items) = if f.skip_count {
+        (0, page.fetch_all(pool).await?)
+    } else {
+        futures::try_join!(counted.fetch_one(pool), page.fetch_all(pool))?
+    };
+    Ok(NodePage {
+        items,
+        total: matched.min(NODE_LIST_COUNT_CAP),
+        total_exact: matched <= NODE_LIST_COUNT_CAP,
+    })
+}
 
+/// The number of nodes `f` matches when the org's count deltas keep it.
+async fn node_count_kept(
+    pool: &PgPool,
+    org_id: &str,
+    f: &NodeFilter,
+) -> Result<Option<i64>, DbError> {
+    if f.tenant.is_some()
+        || !f.labels.is_empty()
+        || f.agent_version.is_some()
+        || f.text.is_some()
+        || usize::from(!f.statuses.is_empty()) + usize::from(f.drifted) + usize::from(f.key_warning)
+            > 1
+    {
+        return Ok(None);
+    }
+    let counts = node_counts(pool, org_id).await?;
+    Ok(Some(if f.drifted {
+        counts.drifted
+    } else if f.key_warning {
+        counts.key_warnings
+    } else {
+        counts
+            .by_status
+            .iter()
+            .filter(|(status, _)| f.statuses.is_empty() || f.statuses.contains(status))
+            .map(|(_, n)| n)
+            .sum()
+    }))
+}
+
+/// The page of `f` after its keyset position, among the nodes `among` when
+/// given.
+fn node_page<'a>(
+    org_id: &'a str,
+    f: &'a NodeFilter,
+    among: Option<&'a [String]>,
+) -> QueryBuilder<Postgres> {
     // Sorted by last seen, the page is read in order from the liveness
     // table's (org, last seen, node) index, so its keys name that table.
     // Otherwise the page is chosen from `nodes` alone and then joined to its
@@ -332,6 +452,9 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
         format!("SELECT {COLUMNS} FROM (SELECT * FROM nodes")
     });
     push_filters(&mut q, org_id, f);
+    if let Some(ids) = among {
+        q.push(" AND nodes.id = ANY(").push_bind(ids).push(")");
+    }
     let col = sort_column(f.sort);
     let tie_break = if by_last_seen {
         q.push(" AND l.org_id = nodes.org_id");
@@ -381,18 +504,7 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
             ") nodes JOIN node_liveness l ON l.node_id = nodes.id{order}"
         ));
     }
-    let page = q.build_query_as().persistent(false);
-    // On two connections at once: the count and the page are independent.
-    let (matched, items) = if f.skip_count {
-        (0, page.fetch_all(pool).await?)
-    } else {
-        futures::try_join!(counted.fetch_one(pool), page.fetch_all(pool))?
-    };
-    Ok(NodePage {
-        items,
-        total: matched.min(NODE_LIST_COUNT_CAP),
-        total_exact: matched <= NODE_LIST_COUNT_CAP,
-    })
+    q
 }
 
 /// The keyset value of a row for `sort`, for the next page's cursor.
