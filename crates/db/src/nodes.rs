@@ -257,6 +257,17 @@ pub struct NodePage {
     pub total_exact: bool,
 }
 
+impl NodePage {
+    /// A page whose filter matched `matched` nodes (reported up to the cap).
+    fn counted(items: Vec<NodeRecord>, matched: i64) -> Self {
+        Self {
+            items,
+            total: matched.min(NODE_LIST_COUNT_CAP),
+            total_exact: matched <= NODE_LIST_COUNT_CAP,
+        }
+    }
+}
+
 /// The list counts matches only this far: an exact count of a 100k-node org
 /// costs more than the page itself. Exact counts per status come from
 /// [`node_counts`].
@@ -334,16 +345,8 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
     if !f.skip_count
         && let Some(matched) = node_count_kept(pool, org_id, f).await?
     {
-        let items = node_page(org_id, f, None)
-            .build_query_as()
-            .persistent(false)
-            .fetch_all(pool)
-            .await?;
-        return Ok(NodePage {
-            items,
-            total: matched.min(NODE_LIST_COUNT_CAP),
-            total_exact: matched <= NODE_LIST_COUNT_CAP,
-        });
+        let items = node_page(org_id, f, None).fetch_all(pool).await?;
+        return Ok(NodePage::counted(items, matched));
     }
     // A narrowing filter first gathers the ids of at most NODE_LIST_FEW + 1
     // matches. Fewer than that and they are the whole match set: the count
@@ -365,17 +368,9 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
             let items = if ids.is_empty() {
                 vec![]
             } else {
-                node_page(org_id, f, Some(&ids))
-                    .build_query_as()
-                    .persistent(false)
-                    .fetch_all(pool)
-                    .await?
+                node_page(org_id, f, Some(&ids)).fetch_all(pool).await?
             };
-            return Ok(NodePage {
-                items,
-                total: ids.len() as i64,
-                total_exact: true,
-            });
+            return Ok(NodePage::counted(items, ids.len() as i64));
         }
     }
     let mut count = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM nodes");
@@ -388,19 +383,14 @@ pub async fn node_list(pool: &PgPool, org_id: &str, f: &NodeFilter) -> Result<No
     // A cached generic plan cannot use the trigram index for `q` (unknown
     // pattern) and scanned the whole org instead.
     let counted = count.build_query_scalar::<i64>().persistent(false);
-    let mut page = node_page(org_id, f, None);
-    let page = page.build_query_as().persistent(false);
+    let page = node_page(org_id, f, None);
     // On two connections at once: the count and the page are independent.
     let (matched, items) = if f.skip_count {
         (0, page.fetch_all(pool).await?)
     } else {
         futures::try_join!(counted.fetch_one(pool), page.fetch_all(pool))?
     };
-    Ok(NodePage {
-        items,
-        total: matched.min(NODE_LIST_COUNT_CAP),
-        total_exact: matched <= NODE_LIST_COUNT_CAP,
-    })
+    Ok(NodePage::counted(items, matched))
 }
 
 /// The number of nodes `f` matches when the org's count deltas keep it.
@@ -435,11 +425,7 @@ async fn node_count_kept(
 
 /// The page of `f` after its keyset position, among the nodes `among` when
 /// given.
-fn node_page<'a>(
-    org_id: &'a str,
-    f: &'a NodeFilter,
-    among: Option<&'a [String]>,
-) -> QueryBuilder<Postgres> {
+fn node_page<'a>(org_id: &'a str, f: &'a NodeFilter, among: Option<&'a [String]>) -> NodePageQuery {
     // Sorted by last seen, the page is read in order from the liveness
     // table's (org, last seen, node) index, so its keys name that table.
     // Otherwise the page is chosen from `nodes` alone and then joined to its
@@ -504,7 +490,20 @@ fn node_page<'a>(
             ") nodes JOIN node_liveness l ON l.node_id = nodes.id{order}"
         ));
     }
-    q
+    NodePageQuery(q)
+}
+
+/// A built page statement, run unnamed (see the count in [`node_list`]).
+struct NodePageQuery(QueryBuilder<Postgres>);
+
+impl NodePageQuery {
+    async fn fetch_all(mut self, pool: &PgPool) -> Result<Vec<NodeRecord>, sqlx::Error> {
+        self.0
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(pool)
+            .await
+    }
 }
 
 /// The keyset value of a row for `sort`, for the next page's cursor.
