@@ -212,3 +212,97 @@ async fn an_overdue_node_past_its_offline_deadline_skips_stale() {
     );
     assert!(!late2.iter().any(|(_, to)| to == "offline"), "{late2:?}");
 }
+
+/// A whole fleet falling due at once (more than two claim batches) is
+/// drained by claims running side by side: every node ends where its
+/// deadlines put it with exactly one transition each (none claimed twice,
+/// none left behind), and the org's counts agree with its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_fleet_falling_due_at_once_is_marked_once_per_node() {
+    let stack = TestStack::start().await.unwrap();
+    stack.create_org("fleet").await;
+    let nodes = 2 * ritma_db::reconcile::BATCH as i32 + 2_500;
+    // Odd nodes are past their offline deadline, even ones only past their
+    // stale deadline; one statement, so no pass sees half of it.
+    sqlx::query(
+        "WITH made AS (
+             INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, status, interval_secs)
+             SELECT 'due-' || lpad(i::text, 6, '0'), 'fleet', 'prod', 'UDUE' || i, 'due-' || i,
+                    CASE WHEN i % 4 = 0 THEN 'degraded' ELSE 'online' END, 10
+             FROM generate_series(1, $1) i
+             RETURNING id
+         )
+         SELECT count(*) FROM made",
+    )
+    .bind(nodes)
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE node_liveness SET last_seen_at = now() - interval '1 hour',
+                stale_after = now() - interval '10 seconds',
+                offline_after = CASE WHEN substr(node_id, 5)::int % 2 = 1
+                                     THEN now() - interval '5 seconds'
+                                     ELSE now() + interval '1 hour' END
+         WHERE org_id = 'fleet'",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    let history: Vec<(String, String, String)> = stack
+        .eventually("every node marked", Duration::from_secs(60), || async {
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT h.node_id, h.from_status, h.to_status FROM node_status_history h
+                     JOIN nodes n ON n.id = h.node_id WHERE n.org_id = 'fleet' ORDER BY h.node_id",
+            )
+            .fetch_all(&stack.pool)
+            .await
+            .unwrap();
+            (rows.len() >= nodes as usize).then_some(rows)
+        })
+        .await;
+    // Nothing more comes after a moment (a node claimed twice would).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM node_status_history h JOIN nodes n ON n.id = h.node_id
+         WHERE n.org_id = 'fleet'",
+    )
+    .fetch_one(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, i64::from(nodes));
+    assert_eq!(history.len(), nodes as usize);
+    for (i, (node, from, to)) in history.iter().enumerate() {
+        let n = i + 1;
+        assert_eq!(node, &format!("due-{n:06}"));
+        let was = if n % 4 == 0 { "degraded" } else { "online" };
+        let now = if n % 2 == 1 { "offline" } else { "stale" };
+        assert_eq!((from.as_str(), to.as_str()), (was, now), "{node}");
+    }
+    let statuses: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM nodes WHERE org_id = 'fleet' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    let half = i64::from(nodes / 2);
+    assert_eq!(
+        statuses,
+        vec![("offline".to_owned(), half), ("stale".to_owned(), half)]
+    );
+    // The dashboard's counts (per-statement deltas) agree with the rows.
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT bucket, sum(delta)::bigint FROM node_count_deltas
+         WHERE org_id = 'fleet' GROUP BY 1 HAVING sum(delta) <> 0 ORDER BY 1",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        counted,
+        vec![
+            ("status:offline".to_owned(), half),
+            ("status:stale".to_owned(), half)
+        ]
+    );
+}

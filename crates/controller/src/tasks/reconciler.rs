@@ -26,6 +26,50 @@ pub type IngestConsumer = (
     jetstream::consumer::PullConsumer,
 );
 
+/// Commit the half's overdue transitions: when many nodes fall due at once
+/// (a rack losing power, a bus outage) every claimed batch is committed at
+/// once, not one batch per tick.
+async fn drain(
+    pool: &PgPool,
+    watermark: DateTime<Utc>,
+    flapping: ritma_db::flapping::FlapPolicy,
+    half: ritma_db::reconcile::Half,
+    wake: &Notify,
+    metrics: &crate::metrics::Metrics,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        match ritma_db::reconcile::nodes_mark_overdue(pool, watermark, flapping, half).await {
+            Ok(t) if !t.is_empty() => {
+                transitions_report(&t, metrics);
+                wake.notify_one();
+                if (t.len() as i64) < ritma_db::reconcile::BATCH || shutdown.is_cancelled() {
+                    return;
+                }
+            }
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "offline reconciler failed; retrying");
+                return;
+            }
+        }
+    }
+}
+
+/// Count and log committed transitions.
+fn transitions_report(t: &[ritma_db::outbox::StatusTransition], metrics: &crate::metrics::Metrics) {
+    for x in t {
+        metrics.transition(&x.to);
+    }
+    if t.len() <= 100 {
+        for x in t {
+            tracing::info!(node = %x.node_id, from = %x.from, to = %x.to, "status change");
+        }
+    } else {
+        tracing::info!(count = t.len(), "status changes");
+    }
+}
+
 /// Up to when every telemetry message is committed, by the broker's clock.
 pub async fn watermark(
     js: &jetstream::Context,
@@ -96,33 +140,12 @@ pub async fn run(
                 behind.num_seconds()
             ));
         }
-        // Drain: when many nodes fall due at once (a rack losing power, a
-        // bus outage) every claimed batch is committed at once, not one
-        // batch per tick.
-        loop {
-            match ritma_db::reconcile::nodes_mark_overdue(&pool, watermark, flapping).await {
-                Ok(t) if !t.is_empty() => {
-                    for x in &t {
-                        metrics.transition(&x.to);
-                    }
-                    if t.len() <= 100 {
-                        for x in &t {
-                            tracing::info!(node = %x.node_id, from = %x.from, to = %x.to, "status change");
-                        }
-                    } else {
-                        tracing::info!(count = t.len(), "status changes");
-                    }
-                    wake.notify_one();
-                    if (t.len() as i64) < ritma_db::reconcile::BATCH || shutdown.is_cancelled() {
-                        break;
-                    }
-                }
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "offline reconciler failed; retrying");
-                    break;
-                }
-            }
-        }
+        // Both halves of the fleet drain at once, each on its own
+        // connection. Measured on 2 cores (`ritma-bench offline`, 100,000
+        // nodes falling due within 10 s): one claim at a time left a core
+        // idle while PostgreSQL updated one batch.
+        let halves = ritma_db::reconcile::Half::BOTH
+            .map(|half| drain(&pool, watermark, flapping, half, &wake, &metrics, &shutdown));
+        futures::future::join_all(halves).await;
     }
 }
