@@ -222,22 +222,19 @@ async fn a_whole_fleet_falling_due_at_once_is_marked_once_per_node() {
     let stack = TestStack::start().await.unwrap();
     stack.create_org("fleet").await;
     let nodes = 2 * ritma_db::reconcile::BATCH as i32 + 2_500;
-    // Odd nodes are past their offline deadline, even ones only past their
-    // stale deadline; one statement, so no pass sees half of it.
+    // Their liveness rows (made by the insert) carry no deadline yet.
     sqlx::query(
-        "WITH made AS (
-             INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, status, interval_secs)
-             SELECT 'due-' || lpad(i::text, 6, '0'), 'fleet', 'prod', 'UDUE' || i, 'due-' || i,
-                    CASE WHEN i % 4 = 0 THEN 'degraded' ELSE 'online' END, 10
-             FROM generate_series(1, $1) i
-             RETURNING id
-         )
-         SELECT count(*) FROM made",
+        "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, status, interval_secs)
+         SELECT 'due-' || lpad(i::text, 6, '0'), 'fleet', 'prod', 'UDUE' || i, 'due-' || i,
+                CASE WHEN i % 4 = 0 THEN 'degraded' ELSE 'online' END, 10
+         FROM generate_series(1, $1) i",
     )
     .bind(nodes)
     .execute(&stack.pool)
     .await
     .unwrap();
+    // Odd nodes are past their offline deadline, even ones only past their
+    // stale deadline; one statement, so no pass sees half of it.
     sqlx::query(
         "UPDATE node_liveness SET last_seen_at = now() - interval '1 hour',
                 stale_after = now() - interval '10 seconds',
@@ -249,28 +246,23 @@ async fn a_whole_fleet_falling_due_at_once_is_marked_once_per_node() {
     .execute(&stack.pool)
     .await
     .unwrap();
-    let history: Vec<(String, String, String)> = stack
+    let recorded = || async {
+        sqlx::query_as::<_, (String, String, String)>(
+            "SELECT h.node_id, h.from_status, h.to_status FROM node_status_history h
+             JOIN nodes n ON n.id = h.node_id WHERE n.org_id = 'fleet' ORDER BY h.node_id",
+        )
+        .fetch_all(&stack.pool)
+        .await
+        .unwrap()
+    };
+    stack
         .eventually("every node marked", Duration::from_secs(60), || async {
-            let rows: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT h.node_id, h.from_status, h.to_status FROM node_status_history h
-                     JOIN nodes n ON n.id = h.node_id WHERE n.org_id = 'fleet' ORDER BY h.node_id",
-            )
-            .fetch_all(&stack.pool)
-            .await
-            .unwrap();
-            (rows.len() >= nodes as usize).then_some(rows)
+            (recorded().await.len() >= nodes as usize).then_some(())
         })
         .await;
     // Nothing more comes after a moment (a node claimed twice would).
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let recorded: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM node_status_history h JOIN nodes n ON n.id = h.node_id
-         WHERE n.org_id = 'fleet'",
-    )
-    .fetch_one(&stack.pool)
-    .await
-    .unwrap();
-    assert_eq!(recorded, i64::from(nodes));
+    let history = recorded().await;
     assert_eq!(history.len(), nodes as usize);
     for (i, (node, from, to)) in history.iter().enumerate() {
         let n = i + 1;
