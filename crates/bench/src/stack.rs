@@ -322,7 +322,7 @@ impl Stack {
             .await?;
             from = to + 1;
         }
-        sqlx::query("ANALYZE nodes, node_liveness")
+        sqlx::query("ANALYZE nodes, node_liveness, node_statuses")
             .execute(&self.pool)
             .await?;
         let rows: Vec<(String, String, String)> = sqlx::query_as(

@@ -52,7 +52,7 @@ pub struct NodeRecord {
 /// migration `flapping`).
 const COLUMNS: &str =
     "id, nodes.org_id, tenant_id, public_key, hostname, labels, capabilities, enrolled_at,
-    shown_status AS status, status_changed_at, interval_secs, l.last_seen_at, l.last_sent_at,
+    nodes.shown_status AS status, status_changed_at, interval_secs, l.last_seen_at, l.last_sent_at,
     l.last_seq, agent_version, policy_version, l.last_policy_sync_at, l.last_evidence_batch_at,
     key_id, l.slo_counters, host_os, host_kernel, host_arch, host_cpus, host_memory_bytes,
     l.host_uptime_secs, l.spool_depth, l.spool_dropped, decommissioned_at, policy_assigned,
@@ -273,13 +273,18 @@ impl NodePage {
 /// [`node_counts`].
 pub const NODE_LIST_COUNT_CAP: i64 = 10_000;
 
+/// Appends the join to `node_statuses` when `f` filters or sorts by status,
+/// then the filters: what follows the `FROM nodes` of every list statement.
 fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a NodeFilter) {
+    if f.reads_statuses() {
+        q.push(" JOIN node_statuses s ON s.node_id = nodes.id AND s.org_id = nodes.org_id");
+    }
     q.push(" WHERE nodes.org_id = ").push_bind(org_id);
     if let Some(t) = &f.tenant {
         q.push(" AND tenant_id = ").push_bind(t);
     }
     if !f.statuses.is_empty() {
-        q.push(" AND shown_status = ANY(")
+        q.push(" AND s.shown_status = ANY(")
             .push_bind(&f.statuses)
             .push(")");
     }
@@ -310,12 +315,16 @@ fn push_filters<'a>(q: &mut QueryBuilder<Postgres>, org_id: &'a str, f: &'a Node
     }
 }
 
-/// The sort expression; NULL last-seen sorts as the epoch so keysets stay total.
-fn sort_column(sort: NodeSort) -> &'static str {
+/// The sort expression and its tie-break, both columns of the index the
+/// page is read from; NULL last-seen sorts as the epoch so keysets stay total.
+fn sort_columns(sort: NodeSort) -> (&'static str, &'static str) {
     match sort {
-        NodeSort::Name => "id",
-        NodeSort::LastSeen => "COALESCE(l.last_seen_at, 'epoch'::timestamptz)",
-        NodeSort::Status => "shown_status",
+        NodeSort::Name => ("id", "id"),
+        NodeSort::LastSeen => (
+            "COALESCE(l.last_seen_at, 'epoch'::timestamptz)",
+            "l.node_id",
+        ),
+        NodeSort::Status => ("s.shown_status", "s.node_id"),
     }
 }
 
@@ -324,6 +333,13 @@ fn sort_column(sort: NodeSort) -> &'static str {
 pub const NODE_LIST_FEW: i64 = 1_000;
 
 impl NodeFilter {
+    /// Whether the list reads the status from `node_statuses`: `nodes` has
+    /// no index on it, so that a status change is a heap-only update
+    /// (`migrations/*_node_statuses.sql`).
+    fn reads_statuses(&self) -> bool {
+        !self.statuses.is_empty() || self.sort == NodeSort::Status
+    }
+
     /// Whether anything but the org narrows the list.
     fn narrows(&self) -> bool {
         self.tenant.is_some()
@@ -435,19 +451,16 @@ fn node_page<'a>(org_id: &'a str, f: &'a NodeFilter, among: Option<&'a [String]>
     let mut q = QueryBuilder::new(if by_last_seen {
         format!("SELECT {COLUMNS} FROM {FROM}")
     } else {
-        format!("SELECT {COLUMNS} FROM (SELECT * FROM nodes")
+        format!("SELECT {COLUMNS} FROM (SELECT nodes.* FROM nodes")
     });
     push_filters(&mut q, org_id, f);
     if let Some(ids) = among {
         q.push(" AND nodes.id = ANY(").push_bind(ids).push(")");
     }
-    let col = sort_column(f.sort);
-    let tie_break = if by_last_seen {
+    let (col, tie_break) = sort_columns(f.sort);
+    if by_last_seen {
         q.push(" AND l.org_id = nodes.org_id");
-        "l.node_id"
-    } else {
-        "id"
-    };
+    }
     let (cmp, dir) = if f.descending {
         ("<", "DESC")
     } else {
@@ -457,6 +470,12 @@ fn node_page<'a>(org_id: &'a str, f: &'a NodeFilter, among: Option<&'a [String]>
         match f.sort {
             NodeSort::Name => {
                 q.push(format!(" AND id {cmp} ")).push_bind(id);
+                // The same bound on the joined status rows: the planner
+                // carries equalities across a join, not ranges, and a merge
+                // join read them from the first on every deep page.
+                if f.reads_statuses() {
+                    q.push(format!(" AND s.node_id {cmp} ")).push_bind(id);
+                }
             }
             NodeSort::LastSeen => {
                 let ts: DateTime<Utc> = value
@@ -471,7 +490,7 @@ fn node_page<'a>(org_id: &'a str, f: &'a NodeFilter, among: Option<&'a [String]>
                     .push(")");
             }
             NodeSort::Status => {
-                q.push(format!(" AND ({col}, id) {cmp} ("))
+                q.push(format!(" AND ({col}, {tie_break}) {cmp} ("))
                     .push_bind(value.clone().unwrap_or_default())
                     .push(", ")
                     .push_bind(id)
@@ -486,8 +505,15 @@ fn node_page<'a>(org_id: &'a str, f: &'a NodeFilter, among: Option<&'a [String]>
     };
     q.push(&order).push(" LIMIT ").push_bind(f.limit);
     if !by_last_seen {
+        // The chosen rows again in order, by the columns they carry out of
+        // the subquery.
+        let outer = if f.sort == NodeSort::Status {
+            format!(" ORDER BY nodes.shown_status {dir}, id {dir}")
+        } else {
+            order
+        };
         q.push(format!(
-            ") nodes JOIN node_liveness l ON l.node_id = nodes.id{order}"
+            ") nodes JOIN node_liveness l ON l.node_id = nodes.id{outer}"
         ));
     }
     NodePageQuery(q)

@@ -487,7 +487,7 @@ pub async fn nodes_mark_drift(pool: &PgPool, grace_secs: i32) -> Result<Vec<Node
     let mut tx = pool.begin().await?;
     sqlx::query(
         "UPDATE nodes SET drift_since = now()
-         WHERE policy_assigned IS DISTINCT FROM policy_version AND status <> 'decommissioned'
+         WHERE policy_out_of_step AND status <> 'decommissioned'
            AND drift_since IS NULL AND policy_assigned IS NOT NULL",
     )
     .execute(tx.as_mut())
