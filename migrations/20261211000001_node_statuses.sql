@@ -9,6 +9,14 @@
 -- The list's status filter and sort read `node_statuses` instead: one narrow
 -- row per node, kept equal to `nodes` by the triggers below in the same
 -- statement, indexed by (org, shown status, node).
+-- Writers of `nodes` (a controller still running the old build during a
+-- rolling update) wait until the copy and its triggers are in place: a
+-- change committed between the two would never reach `node_statuses`.
+LOCK TABLE nodes IN SHARE ROW EXCLUSIVE MODE;
+-- Room on each page for the new version of a row; set first, so the table
+-- rewrite below (the stored flag) already leaves it.
+ALTER TABLE nodes SET (fillfactor = 80);
+
 CREATE TABLE node_statuses (
     node_id      text PRIMARY KEY REFERENCES nodes (id) ON DELETE CASCADE,
     org_id       text NOT NULL,
@@ -24,7 +32,12 @@ BEGIN
     SELECT id, org_id, shown_status FROM new_rows;
     RETURN NULL;
 END $$;
-CREATE FUNCTION node_statuses_update() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Probes the primary key once per changed row, whatever the statement's
+-- size: the function's plan is cached per session, and one planned for a
+-- batch of 5,000 rows (a hash join reading every status row) would then
+-- serve single-row updates too.
+CREATE FUNCTION node_statuses_update() RETURNS trigger LANGUAGE plpgsql
+SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 BEGIN
     UPDATE node_statuses s SET org_id = n.org_id, shown_status = n.shown_status
     FROM new_rows n
@@ -54,7 +67,4 @@ ALTER TABLE nodes ADD COLUMN policy_out_of_step boolean
     GENERATED ALWAYS AS (policy_assigned IS DISTINCT FROM policy_version) STORED;
 DROP INDEX nodes_policy_unsynced;
 CREATE INDEX nodes_policy_unsynced ON nodes (id) WHERE policy_out_of_step;
--- Room on each page for the new version of a row (new pages; a row on a
--- full page moves once, then has room).
-ALTER TABLE nodes SET (fillfactor = 80);
 ANALYZE nodes, node_statuses;

@@ -533,10 +533,13 @@ pub async fn alerts_seed_status(
         "INSERT INTO alerts (id, org_id, rule_id, subject, tenant_id, node_id, state, detail,
              opened_at, fired_at)
          SELECT gen_random_uuid(), n.org_id, $2, n.id, n.tenant_id, n.id, $5,
-                'already ' || n.status || ' when the rule was made', now(),
+                'already ' || s.shown_status || ' when the rule was made', now(),
                 CASE WHEN $6 THEN now() END
          FROM nodes n
-         WHERE n.org_id = $1 AND n.status = $3
+         -- The status the console shows (a flapping node is `flapping`
+         -- whatever its liveness), read by its index.
+         JOIN node_statuses s ON s.node_id = n.id AND s.org_id = n.org_id
+         WHERE n.org_id = $1 AND s.shown_status = $3
            AND ($4::text IS NULL OR n.tenant_id = $4) AND n.labels @> $7
          ON CONFLICT (rule_id, subject) WHERE state <> 'resolved' DO NOTHING",
     )

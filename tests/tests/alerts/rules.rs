@@ -82,3 +82,58 @@ async fn rules_keep_to_their_tenant_new_nodes_fire_once_and_the_control_plane_is
         "{open}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_rule_tells_about_nodes_already_shown_in_its_status_in_its_org_only() {
+    // A rule made while nodes are down or flapping opens an alert for each
+    // node the console shows in that status, in the rule's org only: a
+    // flapping node (offline underneath) is seeded by the flapping rule,
+    // not the offline one.
+    let stack = TestStack::start_with(allow_loopback).await.unwrap();
+    stack.create_org("acme").await;
+    stack.create_org("other").await;
+    let hook = WebhookReceiver::start().await;
+    let channel = webhook_channel(&stack, "acme", &hook.url("h")).await;
+    sqlx::query(
+        "INSERT INTO nodes (id, org_id, tenant_id, public_key, hostname, status, flapping_since)
+         VALUES ('a-down', 'acme', 'prod', 'UA1', 'h1', 'offline', NULL),
+                ('a-flap', 'acme', 'prod', 'UA2', 'h2', 'offline', now()),
+                ('a-up', 'acme', 'prod', 'UA3', 'h3', 'online', NULL),
+                ('o-flap', 'other', 'prod', 'UO1', 'h4', 'offline', now())",
+    )
+    .execute(&stack.pool)
+    .await
+    .unwrap();
+    let seeded = |rule_id: String| {
+        let pool = stack.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT node_id, detail FROM alerts WHERE rule_id::text = $1 ORDER BY node_id",
+            )
+            .bind(rule_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    for (event, node, shown) in [
+        ("node_flapping", "a-flap", "flapping"),
+        ("node_offline", "a-down", "offline"),
+    ] {
+        let made = rule(
+            &stack,
+            "acme",
+            json!({ "name": event, "event": event, "channels": [channel] }),
+        )
+        .await;
+        let id = made["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            seeded(id).await,
+            [(
+                node.to_owned(),
+                format!("already {shown} when the rule was made")
+            )],
+            "{event}"
+        );
+    }
+}
