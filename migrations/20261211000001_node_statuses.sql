@@ -32,17 +32,16 @@ BEGIN
     SELECT id, org_id, shown_status FROM new_rows;
     RETURN NULL;
 END $$;
--- Probes the primary key once per changed row, whatever the statement's
--- size: the function's plan is cached per session, and one planned for a
--- batch of 5,000 rows (a hash join reading every status row) would then
--- serve single-row updates too.
-CREATE FUNCTION node_statuses_update() RETURNS trigger LANGUAGE plpgsql
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+-- Planned at each run (EXECUTE), for the statement's own number of rows: a
+-- PL/pgSQL statement without parameters keeps its first plan for the
+-- session, and one made for a whole-org update (a hash join reading every
+-- status row) would then serve every single-row update after it.
+CREATE FUNCTION node_statuses_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE node_statuses s SET org_id = n.org_id, shown_status = n.shown_status
-    FROM new_rows n
-    WHERE s.node_id = n.id
-      AND (s.org_id, s.shown_status) IS DISTINCT FROM (n.org_id, n.shown_status);
+    EXECUTE 'UPDATE node_statuses s SET org_id = n.org_id, shown_status = n.shown_status
+             FROM new_rows n
+             WHERE s.node_id = n.id
+               AND (s.org_id, s.shown_status) IS DISTINCT FROM (n.org_id, n.shown_status)';
     RETURN NULL;
 END $$;
 CREATE TRIGGER nodes_statuses_inserted AFTER INSERT ON nodes
