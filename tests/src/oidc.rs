@@ -13,6 +13,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 pub const AUDIENCE: &str = "https://api.ritma.test";
 pub const REDIRECT_URI: &str = "http://127.0.0.1:1/callback";
 
+/// The provider binds a port the kernel picks: choosing one here and passing
+/// it on races other processes for it (CI saw EADDRINUSE).
+const ANY_PORT: u16 = 0;
+
 pub struct OidcProvider {
     pub issuer: String,
     port: u16,
@@ -30,8 +34,7 @@ impl OidcProvider {
 
     /// A provider whose one client (`ritma-console`) redirects to `redirect_uri`.
     pub async fn start_for(accounts: Value, kid: &str, redirect_uri: &str) -> anyhow::Result<Self> {
-        let port = ritma_devstack::ports::free_port()?;
-        Self::start_on(port, accounts, kid, redirect_uri).await
+        Self::start_on(ANY_PORT, accounts, kid, redirect_uri).await
     }
 
     /// Like [`Self::start_for`], with access tokens valid `ttl_secs` only.
@@ -40,8 +43,7 @@ impl OidcProvider {
         redirect_uri: &str,
         ttl_secs: u32,
     ) -> anyhow::Result<Self> {
-        let port = ritma_devstack::ports::free_port()?;
-        Self::spawn(port, accounts, "k1", redirect_uri, ttl_secs).await
+        Self::spawn(ANY_PORT, accounts, "k1", redirect_uri, ttl_secs).await
     }
 
     async fn start_on(
@@ -97,6 +99,9 @@ impl OidcProvider {
         .await??;
         let issuer =
             ready.ok_or_else(|| anyhow::anyhow!("OIDC provider exited before it was ready"))?;
+        let port = reqwest::Url::parse(&issuer)?
+            .port()
+            .ok_or_else(|| anyhow::anyhow!("provider issuer {issuer} names no port"))?;
         // Keep draining its output: a closed pipe would kill it at its next log line.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self {
@@ -108,13 +113,23 @@ impl OidcProvider {
         })
     }
 
-    /// Replace the provider by one with a new signing key, same issuer.
+    /// Replace the provider by one with a new signing key, same issuer
+    /// (so the same port: retried while the old process lets go of it).
     pub async fn rotate_key(self, kid: &str) -> anyhow::Result<Self> {
         let (port, accounts, redirect) =
             (self.port, self.accounts.clone(), self.redirect_uri.clone());
         drop(self);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        Self::start_on(port, accounts, kid, &redirect).await
+        let mut attempt = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            match Self::start_on(port, accounts.clone(), kid, &redirect).await {
+                Err(e) if attempt < 10 => {
+                    attempt += 1;
+                    eprintln!("oidc provider restart on port {port}: {e}; retrying");
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Sign `account` in: authorization code with PKCE, then the token
