@@ -139,10 +139,7 @@ async fn record(
 
 /// A free loopback port (nothing listens on it once this returns).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    ritma_devstack::ports::free_port().unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 /// A self-signed CA and a server certificate for `localhost`/127.0.0.1

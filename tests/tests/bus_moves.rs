@@ -222,3 +222,49 @@ impl Drop for UpProcess {
         }
     }
 }
+
+/// A bus asked to start on a port another process already listens on
+/// fails with the server's own reason, instead of taking that listener for
+/// the started server (a port picked free can be taken before the server
+/// binds it; on a picked port the start tries other ports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_whose_port_is_taken_fails_instead_of_answering_for_another_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = ritma_bus::BusKeys::load_or_create(&dir.path().join("keys")).unwrap();
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    let started = ritma_devstack::NatsServer::start(ritma_devstack::NatsServerSpec {
+        data_dir: &dir.path().join("nats"),
+        keys: &keys,
+        port: taken,
+        name: "squatted",
+        cluster: None,
+        tls: None,
+    })
+    .await;
+    let err = match started {
+        Ok(server) => panic!(
+            "started on a taken port: pid {:?}, url {}",
+            server.pid(),
+            server.url
+        ),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("exited at start"), "{err}");
+    assert!(err.contains("address already in use"), "{err}");
+
+    // On a port left to the start, it runs and answers.
+    let server = ritma_devstack::NatsServer::start(ritma_devstack::NatsServerSpec {
+        data_dir: &dir.path().join("nats2"),
+        keys: &keys,
+        port: 0,
+        name: "picked",
+        cluster: None,
+        tls: None,
+    })
+    .await
+    .unwrap();
+    assert_ne!(server.port, taken);
+    assert!(server.pid().is_some());
+    drop(squatter);
+}

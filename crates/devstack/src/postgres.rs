@@ -63,16 +63,31 @@ impl PostgresServer {
                 ])
                 .arg(&data_dir))?;
         }
-        let port = free_port()?;
-        let server = Self {
-            port,
-            url: format!("postgres://postgres@127.0.0.1:{port}/{database}"),
-            data_dir,
-            dir: dir.to_owned(),
-            pg_ctl,
-            run_as,
+        // A port picked free can be taken before the server binds it; the
+        // start then fails (pg_ctl -w) and another port is picked.
+        let mut attempt = 0;
+        let server = loop {
+            let port = free_port()?;
+            let server = Self {
+                port,
+                url: format!("postgres://postgres@127.0.0.1:{port}/{database}"),
+                data_dir: data_dir.clone(),
+                dir: dir.to_owned(),
+                pg_ctl: pg_ctl.clone(),
+                run_as: run_as.clone(),
+            };
+            match server.spawn().await {
+                Ok(()) => break server,
+                Err(e) if attempt < 2 => {
+                    attempt += 1;
+                    tracing::warn!(port, error = %e, "postgres did not start; trying another port");
+                    // Dropped: stops whatever started (the data folder stays).
+                    drop(server);
+                }
+                Err(e) => return Err(e),
+            }
         };
-        server.spawn().await?;
+        let port = server.port;
         let psql = bin.join("psql");
         let exists = Command::new(&psql)
             .args([
