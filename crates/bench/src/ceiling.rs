@@ -82,8 +82,7 @@ pub async fn run(args: Args) -> anyhow::Result<Value> {
             async_nats::connect(&url).await?,
             &nodes,
             &items,
-            args.load.window,
-            Duration::from_secs(args.load.timeout_secs),
+            &args.load,
         )
         .await?;
         let rate = run.rate();

@@ -42,6 +42,18 @@ pub(crate) struct Load {
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
+    /// How the raw phase's consumer acks: each message, as the controller
+    /// does, or once per pulled batch (ack policy `all`): what acks cost the
+    /// bus.
+    #[arg(long, value_enum, default_value_t = RawAck::Each)]
+    pub raw_ack: RawAck,
+}
+
+/// The raw consumer's acks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RawAck {
+    Each,
+    Batch,
 }
 
 #[derive(clap::Args)]
@@ -237,17 +249,19 @@ impl RawRun {
 }
 
 /// Publish `items` to the raw stream, each on its node's subject (acks
-/// awaited with `window` in flight) on one connection while a pull consumer
-/// (batch 1000, explicit ack) drains the stream on another, as the controller
-/// has its own. The stream is created for the run and deleted after it.
+/// awaited with the load's window in flight) on one connection while a pull
+/// consumer (batch 1000, each message acked unless the load says per batch)
+/// drains the stream on another, as the controller has its own. The stream
+/// is created for the run and deleted after it.
 pub(crate) async fn raw_publish_consume(
     publish: async_nats::Client,
     consume: async_nats::Client,
     nodes: &[NodeId],
     items: &[(Sender, Bytes)],
-    window: usize,
-    timeout: Duration,
+    load: &Load,
 ) -> anyhow::Result<RawRun> {
+    let (window, timeout) = (load.window, Duration::from_secs(load.timeout_secs));
+    let ack_each = load.raw_ack == RawAck::Each;
     let raw_subjects: Vec<String> = nodes.iter().map(subjects::bench_raw).collect();
     let js = publisher(publish, window);
     let raw = js
@@ -263,7 +277,11 @@ pub(crate) async fn raw_publish_consume(
         "bench",
         consumer::pull::Config {
             durable_name: Some("bench".into()),
-            ack_policy: consumer::AckPolicy::Explicit,
+            ack_policy: if ack_each {
+                consumer::AckPolicy::Explicit
+            } else {
+                consumer::AckPolicy::All
+            },
             max_ack_pending: 20_000,
             ..Default::default()
         },
@@ -297,28 +315,47 @@ pub(crate) async fn raw_publish_consume(
             // more for one (a run once read 40k msg/s with a core idle). The
             // next request goes out just after this one expired; what this
             // one still delivers is acked in the background.
+            // With ack policy `all`, acking a request's last delivery acks
+            // every earlier one.
             let expired = tokio::time::Instant::now() + RAW_PULL_EXPIRY;
+            let mut unacked = None;
             loop {
                 match tokio::time::timeout_at(expired + RAW_PULL_SETTLE, batch.next()).await {
                     Ok(Some(Ok(msg))) => {
-                        let _ = msg.ack().await;
+                        if ack_each {
+                            let _ = msg.ack().await;
+                        } else {
+                            unacked = Some(msg);
+                        }
                         got.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(_) => break,
                     Err(_) => {
                         let got = got.clone();
+                        let earlier = unacked.take();
                         tokio::spawn(async move {
                             let late = expired + Duration::from_secs(1);
+                            let mut last = earlier;
                             while let Ok(Some(Ok(msg))) =
                                 tokio::time::timeout_at(late, batch.next()).await
                             {
-                                let _ = msg.ack().await;
+                                if ack_each {
+                                    let _ = msg.ack().await;
+                                } else {
+                                    last = Some(msg);
+                                }
                                 got.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if let Some(msg) = last {
+                                let _ = msg.ack().await;
                             }
                         });
                         break;
                     }
                 }
+            }
+            if let Some(msg) = unacked {
+                let _ = msg.ack().await;
             }
         }
         (start.elapsed().as_secs_f64(), got.load(Ordering::Relaxed))
@@ -343,17 +380,10 @@ async fn raw_phase(
 ) -> anyhow::Result<Value> {
     let (publish, consume) = (stack.controller_bus().await?, stack.controller_bus().await?);
     let cpu = CpuMeter::start(stack);
-    let run = raw_publish_consume(
-        publish,
-        consume,
-        nodes,
-        items,
-        args.load.window,
-        Duration::from_secs(args.load.timeout_secs),
-    )
-    .await?;
+    let run = raw_publish_consume(publish, consume, nodes, items, &args.load).await?;
     let mut figures = run.figures(items.len());
     figures["cores"] = cpu.cores(stack);
+    figures["ack"] = json!(format!("{:?}", args.load.raw_ack).to_lowercase());
     Ok(figures)
 }
 
