@@ -41,9 +41,10 @@ if [ "$do_wasm" = 1 ]; then
   esac
   log "wasm: cargo build (hydrate, profile wasm-release, relocations kept for splitting)"
   # --emit-relocs: the splitter needs the linker's relocations to cut the
-  # module at the lazy routes' split points.
+  # module at the lazy routes' split points. These target flags replace the
+  # workspace's (.cargo/config.toml), so its erase_components is repeated.
   (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" \
-      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Clink-args=--emit-relocs ${CONSOLE_WASM_RUSTFLAGS:-}" \
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Clink-args=--emit-relocs --cfg erase_components ${CONSOLE_WASM_RUSTFLAGS:-}" \
       cargo build -p ritma-console --lib \
       --target wasm32-unknown-unknown --profile wasm-release --no-default-features --features hydrate)
   log "wasm: cargo build -p ritma-wasm-split (the splitter)"

@@ -137,7 +137,9 @@ pub fn hydrate() {
 }
 EOF
 echo "[islands-floor] cargo build (wasm32, opt-level z, LTO) in $DIR"
-(cd "$DIR" && CARGO_TARGET_DIR="$DIR/target" cargo build -q --release --target wasm32-unknown-unknown --lib)
+# RUSTFLAGS="": the workspace's .cargo/config.toml (erase_components) would
+# reach this crate too (it sits under target/); the floor is Leptos' default.
+(cd "$DIR" && RUSTFLAGS="" CARGO_TARGET_DIR="$DIR/target" cargo build -q --release --target wasm32-unknown-unknown --lib)
 OUT="$DIR/out"
 rm -rf "$OUT"
 wasm-bindgen --target web --no-typescript --out-dir "$OUT" "$DIR/target/wasm32-unknown-unknown/release/islands_floor.wasm"

@@ -7,6 +7,13 @@
 
 #![recursion_limit = "256"]
 
+// Server and browser must agree on Leptos' view types, or hydration breaks.
+#[cfg(not(erase_components))]
+compile_error!(
+    "build the console with `--cfg erase_components` (set by .cargo/config.toml; \
+     a RUSTFLAGS variable in the environment replaces it: add the flag to it)"
+);
+
 pub mod app;
 pub mod fns;
 pub mod live;
