@@ -56,6 +56,45 @@ pub(crate) enum RawAck {
     Batch,
 }
 
+impl RawAck {
+    /// The flag's own spelling, for the figures.
+    fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Acks a pull request's deliveries as `mode` says: each at once, or only
+/// the last one when the request is done (with ack policy `all`, that acks
+/// every earlier one).
+struct Acker {
+    mode: RawAck,
+    last: Option<jetstream::Message>,
+}
+
+impl Acker {
+    fn new(mode: RawAck) -> Self {
+        Self { mode, last: None }
+    }
+
+    async fn delivered(&mut self, msg: jetstream::Message) {
+        match self.mode {
+            RawAck::Each => {
+                let _ = msg.ack().await;
+            }
+            RawAck::Batch => self.last = Some(msg),
+        }
+    }
+
+    async fn finish(self) {
+        if let Some(msg) = self.last {
+            let _ = msg.ack().await;
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -261,7 +300,7 @@ pub(crate) async fn raw_publish_consume(
     load: &Load,
 ) -> anyhow::Result<RawRun> {
     let (window, timeout) = (load.window, Duration::from_secs(load.timeout_secs));
-    let ack_each = load.raw_ack == RawAck::Each;
+    let mode = load.raw_ack;
     let raw_subjects: Vec<String> = nodes.iter().map(subjects::bench_raw).collect();
     let js = publisher(publish, window);
     let raw = js
@@ -277,10 +316,9 @@ pub(crate) async fn raw_publish_consume(
         "bench",
         consumer::pull::Config {
             durable_name: Some("bench".into()),
-            ack_policy: if ack_each {
-                consumer::AckPolicy::Explicit
-            } else {
-                consumer::AckPolicy::All
+            ack_policy: match mode {
+                RawAck::Each => consumer::AckPolicy::Explicit,
+                RawAck::Batch => consumer::AckPolicy::All,
             },
             max_ack_pending: 20_000,
             ..Default::default()
@@ -315,48 +353,33 @@ pub(crate) async fn raw_publish_consume(
             // more for one (a run once read 40k msg/s with a core idle). The
             // next request goes out just after this one expired; what this
             // one still delivers is acked in the background.
-            // With ack policy `all`, acking a request's last delivery acks
-            // every earlier one.
             let expired = tokio::time::Instant::now() + RAW_PULL_EXPIRY;
-            let mut unacked = None;
+            let mut acker = Acker::new(mode);
             loop {
                 match tokio::time::timeout_at(expired + RAW_PULL_SETTLE, batch.next()).await {
                     Ok(Some(Ok(msg))) => {
-                        if ack_each {
-                            let _ = msg.ack().await;
-                        } else {
-                            unacked = Some(msg);
-                        }
+                        acker.delivered(msg).await;
                         got.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(_) => break,
                     Err(_) => {
                         let got = got.clone();
-                        let earlier = unacked.take();
+                        let mut late_acker = std::mem::replace(&mut acker, Acker::new(mode));
                         tokio::spawn(async move {
                             let late = expired + Duration::from_secs(1);
-                            let mut last = earlier;
                             while let Ok(Some(Ok(msg))) =
                                 tokio::time::timeout_at(late, batch.next()).await
                             {
-                                if ack_each {
-                                    let _ = msg.ack().await;
-                                } else {
-                                    last = Some(msg);
-                                }
+                                late_acker.delivered(msg).await;
                                 got.fetch_add(1, Ordering::Relaxed);
                             }
-                            if let Some(msg) = last {
-                                let _ = msg.ack().await;
-                            }
+                            late_acker.finish().await;
                         });
                         break;
                     }
                 }
             }
-            if let Some(msg) = unacked {
-                let _ = msg.ack().await;
-            }
+            acker.finish().await;
         }
         (start.elapsed().as_secs_f64(), got.load(Ordering::Relaxed))
     });
@@ -383,7 +406,7 @@ async fn raw_phase(
     let run = raw_publish_consume(publish, consume, nodes, items, &args.load).await?;
     let mut figures = run.figures(items.len());
     figures["cores"] = cpu.cores(stack);
-    figures["ack"] = json!(format!("{:?}", args.load.raw_ack).to_lowercase());
+    figures["ack"] = json!(args.load.raw_ack.name());
     Ok(figures)
 }
 

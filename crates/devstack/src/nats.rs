@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ritma_bus::BusKeys;
 
 use crate::nats_binary::{self, NatsBinary};
-use crate::ports::free_port;
+use crate::ports::{PORT_PICK_ATTEMPTS, free_port};
 
 /// The server configuration template, compiled in so the binary works from any folder.
 pub const SERVER_CONF_TEMPLATE: &str = include_str!("../../../nats/server.conf");
@@ -81,7 +81,7 @@ impl NatsServer {
                 // A port that was free when picked can be taken before the
                 // server binds it (another process's listener or outgoing
                 // connection): the server exits, and new ports are picked.
-                Err(SpawnError::Exited(why)) if attempt < PICK_ATTEMPTS => {
+                Err(SpawnError::Exited(why)) if attempt < PORT_PICK_ATTEMPTS => {
                     attempt += 1;
                     tracing::warn!(port, %why, "nats-server did not start; trying other ports");
                 }
@@ -97,7 +97,7 @@ impl NatsServer {
             .ok_or_else(|| anyhow::anyhow!("{} has no folder", self.config_path.display()))?
             .to_owned();
         let log_path = dir.join("nats-server.log");
-        let log = std::fs::File::create(&log_path).map_err(anyhow::Error::from)?;
+        let log = std::fs::File::create(&log_path)?;
         // The server writes `<exe>_<pid>.ports` once it listens: proof that
         // this child listens, where a TCP connect would also be answered by
         // another process holding the port.
@@ -108,13 +108,12 @@ impl NatsServer {
             .arg(&dir)
             .stdout(Stdio::null())
             .stderr(log)
-            .spawn()
-            .map_err(anyhow::Error::from)?;
+            .spawn()?;
         let ports_file = format!("_{}.ports", child.id());
         let child = self.child.insert(child);
         let start = Instant::now();
         loop {
-            if let Some(status) = child.try_wait().map_err(anyhow::Error::from)? {
+            if let Some(status) = child.try_wait()? {
                 self.child = None;
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(3).collect();
@@ -178,8 +177,6 @@ impl NatsServer {
     }
 }
 
-/// Times new ports are picked when the server exits at start.
-const PICK_ATTEMPTS: u32 = 3;
 /// How long a started server may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -187,6 +184,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 enum SpawnError {
     #[error("nats-server exited at start ({0})")]
     Exited(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }

@@ -17,6 +17,10 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 const PICK_TRIES: usize = 200;
+
+/// Times a server that could not bind its picked port is started again on
+/// newly picked ones (a picked port can still be taken before the bind).
+pub const PORT_PICK_ATTEMPTS: u32 = 3;
 /// The lowest port picked: above the well-known and most registered
 /// services' ports.
 const PICK_FLOOR: u16 = 10_000;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::ports::{free_port, wait_for_port};
+use crate::ports::{PORT_PICK_ATTEMPTS, free_port, wait_for_port};
 use crate::tools;
 
 pub struct PostgresServer {
@@ -78,7 +78,7 @@ impl PostgresServer {
             };
             match server.spawn().await {
                 Ok(()) => break server,
-                Err(e) if attempt < 2 => {
+                Err(e) if attempt < PORT_PICK_ATTEMPTS => {
                     attempt += 1;
                     tracing::warn!(port, error = %e, "postgres did not start; trying another port");
                     // Dropped: stops whatever started (the data folder stays).
