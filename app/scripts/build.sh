@@ -7,6 +7,7 @@
 #   app/scripts/build.sh --server-only # just the server binary
 #   app/scripts/build.sh --dev         # server in the dev profile (target/debug), e.g. next
 #                                      # to the debug `ritma` that `cargo test` built
+#   app/scripts/build.sh --islands     # islands mode (feature `islands`, not the default yet)
 #   CONSOLE_WASM_RUSTFLAGS="--cfg leptos_debuginfo" app/scripts/build.sh --wasm-only
 #                                      # hydration errors name the element (bigger bundle)
 #
@@ -21,15 +22,20 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 OUTDIR=release
 export PATH="$APP/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
-do_wasm=1; do_server=1
+do_wasm=1; do_server=1; islands=0
 for a in "$@"; do
   case "$a" in
     --wasm-only) do_server=0 ;;
     --server-only) do_wasm=0 ;;
     --dev) OUTDIR=debug ;;
+    --islands) islands=1 ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
+WASM_FEATURES=hydrate; SERVER_FEATURES=()
+if [ "$islands" = 1 ]; then
+  WASM_FEATURES=hydrate,islands; SERVER_FEATURES=(--features islands)
+fi
 log() { echo "[console-build] $*"; }
 SITE="$TARGET/$OUTDIR/site"
 
@@ -46,7 +52,7 @@ if [ "$do_wasm" = 1 ]; then
   (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" \
       CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Clink-args=--emit-relocs --cfg erase_components ${CONSOLE_WASM_RUSTFLAGS:-}" \
       cargo build -p ritma-console --lib \
-      --target wasm32-unknown-unknown --profile wasm-release --no-default-features --features hydrate)
+      --target wasm32-unknown-unknown --profile wasm-release --no-default-features --features "$WASM_FEATURES")
   log "wasm: cargo build -p ritma-wasm-split (the splitter)"
   (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build -q -p ritma-wasm-split)
   SPLITTER="$TARGET/debug/ritma-wasm-split"
@@ -92,7 +98,8 @@ if [ "$do_wasm" = 1 ]; then
   ls -1t "$SITE/pkg" | grep -v -e '^BUILD$' -e '^SOURCE$' | tail -n +3 | while read -r old; do rm -rf "${SITE:?}/pkg/$old"; done
   raw=$(stat -c %s "$DEST/ritma_console_bg.wasm"); gz=$(stat -c %s "$DEST/ritma_console_bg.wasm.gz")
   all_gz=$(cat "$DEST"/*.wasm.gz | wc -c)
-  log "wasm: $DEST (main module $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip; all chunks together $((all_gz / 1024)) KiB gzip)"
+  br=$(stat -c %s "$DEST/ritma_console_bg.wasm.br" 2>/dev/null || echo 0)
+  log "wasm: $DEST (main module $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip, $((br / 1024)) KiB brotli; all chunks together $((all_gz / 1024)) KiB gzip)"
   # What a first load of each page fetches: the main module, the page's chunk
   # and the chunks the manifest preloads with it.
   node -e '
@@ -112,6 +119,6 @@ fi
 if [ "$do_server" = 1 ]; then
   if [ "$OUTDIR" = release ]; then prof=(--release); else prof=(); fi
   log "server: cargo build ${prof[*]} --bin ritma-console"
-  (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build -p ritma-console --bin ritma-console "${prof[@]}")
+  (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build -p ritma-console --bin ritma-console "${prof[@]}" "${SERVER_FEATURES[@]}")
   log "server: $TARGET/$OUTDIR/ritma-console (assets: $SITE)"
 fi

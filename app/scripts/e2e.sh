@@ -5,6 +5,7 @@
 #
 #   app/scripts/e2e.sh            # dev-profile binaries (reuses what `cargo test` built)
 #   RITMA_E2E_PROFILE=release app/scripts/e2e.sh
+#   RITMA_E2E_ISLANDS=1 app/scripts/e2e.sh   # the console in islands mode (build.sh --islands)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 APP="$(cd "$HERE/.." && pwd)"
@@ -16,11 +17,13 @@ BIN="$CARGO_TARGET_DIR/$PROFILE"
 log() { echo "[console-e2e] $*"; }
 
 "$HERE/install-toolchain.sh"
+MODE=()
+[ "${RITMA_E2E_ISLANDS:-0}" = 1 ] && MODE=(--islands)
 if [ "$PROFILE" = release ]; then
-  "$HERE/build.sh"
+  "$HERE/build.sh" "${MODE[@]}"
   (cd "$ROOT" && cargo build --release --bin ritma)
 else
-  "$HERE/build.sh" --dev
+  "$HERE/build.sh" --dev "${MODE[@]}"
   (cd "$ROOT" && cargo build --bin ritma)
 fi
 

@@ -4,13 +4,13 @@
 //! is a module of its own below, and widgets shared by pages are in `ui`.
 
 use crate::fns::get_session;
-use crate::live::{self, Clock, Conn, Live};
+use crate::live::{self, Conn};
 use crate::model::SessionInfo;
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Outlet, ParentRoute, Route, Router, Routes};
-use leptos_router::{Lazy, LazyRoute, lazy_route, path};
+use leptos_router::{Lazy, LazyRoute, path};
 
 mod alert_channels;
 mod alert_rules;
@@ -66,11 +66,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="data:,"/>
                 <link rel="stylesheet" href=css/>
-                {hydrate.then(|| view! { <HydrationScripts options=options.clone()/> })}
+                {hydrate.then(|| view! { <HydrationScripts options=options.clone() islands=cfg!(feature = "islands")/> })}
                 <MetaTags/>
             </head>
             <body>
                 <App/>
+                <HydratedMark/>
             </body>
         </html>
     }
@@ -114,14 +115,44 @@ fn mark_hydrated() {
     Effect::new(move |_| live::mark_body("data-hydrated", "true"));
 }
 
+/// Islands mode: the last island of every page, so it hydrates after the
+/// others (they hydrate in document order, each waiting for its chunk). It
+/// marks the page as the lazy routes do when the whole page hydrates, and
+/// only then starts the live feed and the clock: an island still loading its
+/// chunk must hydrate against what the server rendered, not against pushed
+/// changes. When the whole page hydrates, this renders nothing.
+#[cfg_attr(feature = "islands", island)]
+#[cfg_attr(not(feature = "islands"), component)]
+fn HydratedMark() -> impl IntoView {
+    if cfg!(feature = "islands") {
+        mark_hydrated();
+        Effect::new(move |_| live::start_if_requested());
+    }
+}
+
 /// Each page is a lazy route: its code is a WASM chunk of its own, loaded
 /// when the page is first shown (`app/scripts/build.sh` splits the bundle),
 /// so the first load carries the shell and one page, not every page.
+/// In islands mode only the server renders pages: no page is a split point
+/// (an exported split point would keep the whole page in the bundle), and
+/// each page's islands are chunks of their own instead.
 macro_rules! lazy_pages {
     ($($route:ident => $module:ident :: $page:ident,)*) => {$(
         struct $route;
 
-        #[lazy_route]
+        #[cfg(feature = "islands")]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            async fn view(_this: Self) -> AnyView {
+                view! { <$module::$page/> }.into_any()
+            }
+        }
+
+        #[cfg(not(feature = "islands"))]
+        #[leptos_router::lazy_route]
         impl LazyRoute for $route {
             fn data() -> Self {
                 $route
@@ -174,11 +205,7 @@ fn NotFound() -> impl IntoView {
 
 #[component]
 fn Shell() -> impl IntoView {
-    let live = Live::new();
-    let clock = Clock(RwSignal::new(None));
-    provide_context(live);
-    provide_context(clock);
-    Effect::new(move |_| live::start(live, clock));
+    live::provide_for_render();
     let session = Resource::new(|| (), |_| get_session());
     view! {
         <a class="skip" href="#main">"Skip to content"</a>
@@ -259,9 +286,18 @@ fn OrgSwitcher(session: SessionInfo) -> impl IntoView {
     })
 }
 
-#[component]
+/// On every signed-in page. When the whole page hydrates it starts the
+/// page's live feed (in islands mode it asks for it, and `HydratedMark`
+/// starts it after the last island).
+#[cfg_attr(feature = "islands", island)]
+#[cfg_attr(not(feature = "islands"), component)]
 fn LiveIndicator() -> impl IntoView {
-    let live = expect_context::<Live>();
+    let live = live::use_live();
+    if cfg!(feature = "islands") {
+        live::request();
+    } else {
+        Effect::new(move |_| live::start());
+    }
     let state = move || {
         let bus_ok = live.bus.with(|b| b.as_ref().map(|b| b.connected));
         match (live.conn.get(), bus_ok) {

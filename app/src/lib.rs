@@ -26,6 +26,11 @@ pub mod server;
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
+    // Islands mode: each island hydrates on its own; the shell and the pages
+    // stay the server's HTML.
+    #[cfg(feature = "islands")]
+    leptos::mount::hydrate_islands();
     // The pages are lazy routes: hydration waits for the shown page's chunk.
+    #[cfg(not(feature = "islands"))]
     leptos::mount::hydrate_lazy(app::App);
 }

@@ -205,16 +205,62 @@ impl Clock {
     }
 }
 
-/// Starts the clock and the live stream (browser only).
-pub fn start(live: Live, clock: Clock) {
+/// The page's live feed. In the browser there is one per page load, shared by
+/// every component without context (an island sees none of the shell's), and
+/// owned by no component, so none disposes it. On the server, the one the
+/// shell provided for this response, or an idle one.
+pub fn use_live() -> Live {
     #[cfg(feature = "hydrate")]
     {
-        client::start_clock(clock);
-        client::connect(live, 1000);
+        client::SHARED.with(|s| s.1)
     }
     #[cfg(not(feature = "hydrate"))]
     {
-        let _ = (live, clock);
+        use_context::<Live>().unwrap_or_default()
+    }
+}
+
+/// The page's clock for relative times (see [`use_live`]).
+pub fn use_clock() -> Clock {
+    #[cfg(feature = "hydrate")]
+    {
+        client::SHARED.with(|s| s.2)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        use_context::<Clock>().unwrap_or_else(|| Clock(RwSignal::new(None)))
+    }
+}
+
+/// Gives a server render its live feed and clock: every component of the
+/// response reads the same ones (they show the state before the stream opens).
+pub fn provide_for_render() {
+    #[cfg(not(feature = "hydrate"))]
+    {
+        provide_context(Live::new());
+        provide_context(Clock(RwSignal::new(None)));
+    }
+}
+
+/// Starts the clock and the live stream once per page load (browser only;
+/// call from an effect, so hydration has read the state the server rendered).
+pub fn start() {
+    #[cfg(feature = "hydrate")]
+    client::start_once();
+}
+
+/// Asks for the live feed to start once the page has hydrated
+/// ([`start_if_requested`]); pages without a live part (sign-in) never ask.
+pub fn request() {
+    #[cfg(feature = "hydrate")]
+    client::REQUESTED.with(|r| r.set(true));
+}
+
+/// Starts the live feed if a part of the page asked for it.
+pub fn start_if_requested() {
+    #[cfg(feature = "hydrate")]
+    if client::REQUESTED.with(std::cell::Cell::get) {
+        client::start_once();
     }
 }
 
@@ -263,7 +309,32 @@ mod client {
     use wasm_bindgen::prelude::Closure;
     use web_sys::{Event, EventSource, MessageEvent};
 
-    pub fn start_clock(clock: Clock) {
+    thread_local! {
+        /// The page's live feed and clock, under an owner of their own.
+        pub(super) static SHARED: (Owner, Live, Clock) = {
+            // A root owner makes itself the current one: made inside `with`,
+            // which puts back the caller's owner (and its contexts) after.
+            let outer = Owner::current().unwrap_or_default();
+            outer.with(|| {
+                let owner = Owner::new_root(None);
+                let (live, clock) = owner.with(|| (Live::new(), Clock(RwSignal::new(None))));
+                (owner, live, clock)
+            })
+        };
+        static STARTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        pub(super) static REQUESTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    pub fn start_once() {
+        if STARTED.with(|s| s.replace(true)) {
+            return;
+        }
+        let (live, clock) = SHARED.with(|s| (s.1, s.2));
+        start_clock(clock);
+        connect(live, 1000);
+    }
+
+    fn start_clock(clock: Clock) {
         clock.0.set(Some(js_sys::Date::now() as i64));
         set_interval(
             move || clock.0.set(Some(js_sys::Date::now() as i64)),
@@ -278,7 +349,7 @@ mod client {
     }
 
     /// Opens `/live`; on a refused or closed stream retries after `delay_ms` (backing off).
-    pub fn connect(live: Live, delay_ms: u32) {
+    fn connect(live: Live, delay_ms: u32) {
         let es = match EventSource::new("/live") {
             Ok(es) => es,
             Err(_) => {

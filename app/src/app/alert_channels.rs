@@ -4,7 +4,7 @@
 
 use super::ui::{AlertsNav, Badge, CopyBlock, alerts_version, fetched, outcome, when};
 use crate::fns::{CreateChannel, DeleteChannel, TestChannel, get_channels};
-use crate::live::{Clock, Live};
+use crate::live;
 use crate::model::alerts::{CHANNEL_KINDS, ChannelCreated, ChannelWithLog, Delivery};
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
@@ -18,7 +18,23 @@ struct Actions {
 
 #[component]
 pub fn ChannelsPage() -> impl IntoView {
-    let live = expect_context::<Live>();
+    view! {
+        <Title text="Notification channels · Ritma"/>
+        <div class="page-head">
+            <h1>"Notification channels"</h1>
+            <p class="muted small">"Where alerts are sent. Webhooks are signed: " <code>"X-Ritma-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>"</code> ". Failed deliveries are retried with back-off."</p>
+        </div>
+        <AlertsNav/>
+        <ChannelsBody/>
+    }
+}
+
+/// The channels with their delivery logs and the form for a new one, read
+/// again after each change and on pushed alerts.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn ChannelsBody() -> impl IntoView {
+    let live = live::use_live();
     let create = ServerAction::<CreateChannel>::new();
     let actions = Actions {
         test: ServerAction::<TestChannel>::new(),
@@ -38,12 +54,6 @@ pub fn ChannelsPage() -> impl IntoView {
         |_| get_channels(),
     );
     view! {
-        <Title text="Notification channels · Ritma"/>
-        <div class="page-head">
-            <h1>"Notification channels"</h1>
-            <p class="muted small">"Where alerts are sent. Webhooks are signed: " <code>"X-Ritma-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>"</code> ". Failed deliveries are retried with back-off."</p>
-        </div>
-        <AlertsNav/>
         {outcome(*actions.test, "channel-test-result", test_text)}
         {outcome(*actions.delete, "channel-delete-result", |_| "Channel deleted.".to_string())}
         {fetched(list, move |items| view! { <ChannelList items=items actions=actions/> })}
@@ -71,7 +81,7 @@ fn test_text(d: &Delivery) -> String {
 
 #[component]
 fn ChannelList(items: Vec<ChannelWithLog>, actions: Actions) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(view! {
             <div class="card empty" data-testid="channels-empty"><p>"No channels yet: add the first below."</p></div>
@@ -117,7 +127,7 @@ fn ChannelList(items: Vec<ChannelWithLog>, actions: Actions) -> impl IntoView {
 
 #[component]
 fn DeliveryLog(items: Vec<Delivery>) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(
             view! { <p class="muted small" data-testid="deliveries-empty">"Nothing sent yet."</p> },

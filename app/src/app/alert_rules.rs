@@ -2,7 +2,7 @@
 
 use super::ui::{AlertsNav, fetched, outcome, when};
 use crate::fns::{CreateRule, DeleteRule, get_rules};
-use crate::live::Clock;
+use crate::live;
 use crate::model::alerts::{ALERT_EVENTS, Channel, Rule, RulesView, short_duration};
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -11,6 +11,21 @@ use std::collections::BTreeSet;
 
 #[component]
 pub fn RulesPage() -> impl IntoView {
+    view! {
+        <Title text="Alert rules · Ritma"/>
+        <div class="page-head">
+            <h1>"Alert rules"</h1>
+            <p class="muted small">"A rule watches one event for the org's nodes (optionally one tenant and matching labels), fires after its condition held for the `for` duration, repeats while it fires, and notifies its channels when it fires and resolves."</p>
+        </div>
+        <AlertsNav/>
+        <RulesBody/>
+    }
+}
+
+/// The rules and the form for a new one, read again after each change.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn RulesBody() -> impl IntoView {
     let create = ServerAction::<CreateRule>::new();
     let delete = ServerAction::<DeleteRule>::new();
     let list = Resource::new(
@@ -20,12 +35,6 @@ pub fn RulesPage() -> impl IntoView {
     // The form's channel choices, fetched once: a refused rule keeps what was typed.
     let choices = Resource::new(|| (), |_| get_rules());
     view! {
-        <Title text="Alert rules · Ritma"/>
-        <div class="page-head">
-            <h1>"Alert rules"</h1>
-            <p class="muted small">"A rule watches one event for the org's nodes (optionally one tenant and matching labels), fires after its condition held for the `for` duration, repeats while it fires, and notifies its channels when it fires and resolves."</p>
-        </div>
-        <AlertsNav/>
         <section class="card" aria-labelledby="rules-h">
             <h2 id="rules-h">"Rules"</h2>
             {fetched(list, move |v| view! { <RulesList v=v delete=delete/> })}
@@ -54,7 +63,7 @@ fn RuleTable(
     channels: Vec<(String, String)>,
     delete: ServerAction<DeleteRule>,
 ) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(
             view! { <p class="muted" data-testid="rules-empty">"No rules yet: add the first below."</p> },

@@ -3,7 +3,7 @@
 
 use super::ui::{AlertsNav, Badge, alerts_version, fetched, outcome, when};
 use crate::fns::{CreateSilence, get_alerts, get_firing_alerts};
-use crate::live::{Clock, Live};
+use crate::live;
 use crate::model::alerts::{Alert, AlertsView};
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -49,9 +49,10 @@ fn firing_now(
 
 /// "N alerts firing" with the newest headline, on every page: seeded from the API,
 /// then kept up to date by the live stream (firing adds, resolved removes).
-#[component]
+#[cfg_attr(feature = "islands", island)]
+#[cfg_attr(not(feature = "islands"), component)]
 pub fn AlertBanner() -> impl IntoView {
-    let live = expect_context::<Live>();
+    let live = live::use_live();
     let seed = Resource::new(move || live.sync.get(), |_| get_firing_alerts());
     view! {
         <Transition fallback=|| ()>
@@ -78,13 +79,6 @@ pub fn AlertBanner() -> impl IntoView {
 
 #[component]
 pub fn AlertsPage() -> impl IntoView {
-    let live = expect_context::<Live>();
-    let silence = ServerAction::<CreateSilence>::new();
-    let pushed = alerts_version(live);
-    let alerts = Resource::new(
-        move || (live.sync.get(), pushed.get(), silence.version().get()),
-        |_| get_alerts(),
-    );
     view! {
         <Title text="Alerts · Ritma"/>
         <div class="page-head">
@@ -92,6 +86,23 @@ pub fn AlertsPage() -> impl IntoView {
             <p class="muted small">"Open alerts of this org, updated live, and those resolved in the last day. Rules decide what alerts; silences hold notifications back."</p>
         </div>
         <AlertsNav/>
+        <AlertLists/>
+    }
+}
+
+/// Open and resolved alerts, read again on pushed alerts, re-syncs and
+/// silences made here.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn AlertLists() -> impl IntoView {
+    let live = live::use_live();
+    let silence = ServerAction::<CreateSilence>::new();
+    let pushed = alerts_version(live);
+    let alerts = Resource::new(
+        move || (live.sync.get(), pushed.get(), silence.version().get()),
+        |_| get_alerts(),
+    );
+    view! {
         {outcome(*silence, "alert-silence-result", |s| format!("Silenced until {}.", s.ends_at.text))}
         {fetched(alerts, move |v| view! { <AlertsBody v=v silence=silence/> })}
     }
@@ -118,7 +129,7 @@ fn AlertTable(
     silence: Option<ServerAction<CreateSilence>>,
     empty: &'static str,
 ) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(
             view! { <p class="muted" data-testid=format!("{testid}-empty")>{empty}</p> },

@@ -5,7 +5,7 @@
 
 use super::ui::ErrorBox;
 use crate::fns::{PreviewBulkJob, StartBulkJob, get_bulk_job};
-use crate::live::Live;
+use crate::live;
 use crate::model::NodeQuery;
 use crate::model::bulk::{ACTIONS, BulkPreview, LiveJob};
 use leptos::either::Either;
@@ -41,8 +41,8 @@ fn filter_json(q: &NodeQuery) -> String {
 }
 
 #[component]
-pub fn BulkPanel(query: Memo<NodeQuery>) -> impl IntoView {
-    let live = expect_context::<Live>();
+pub fn BulkPanel(query: Signal<NodeQuery>) -> impl IntoView {
+    let live = live::use_live();
     let Ticked(ticked) = expect_context::<Ticked>();
     let preview = ServerAction::<PreviewBulkJob>::new();
     let start = ServerAction::<StartBulkJob>::new();

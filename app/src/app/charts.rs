@@ -2,7 +2,7 @@
 //! with its table view, the range links, and the throttled live refresh. The charts
 //! are made on the server (`server::charts`); here they are only inserted.
 
-use crate::live::Live;
+use crate::live;
 use crate::model::chart::{Chart, RANGES};
 use leptos::prelude::*;
 use std::time::Duration;
@@ -15,7 +15,7 @@ pub const LIVE_REFRESH: Duration = Duration::from_secs(20);
 /// (the org's rollups grew, or a status, policy or key change), and at once
 /// when the stream re-syncs: chart resources depend on it.
 pub fn live_refresh() -> Signal<(u64, u64)> {
-    let live = expect_context::<Live>();
+    let live = live::use_live();
     let bumped = RwSignal::new(0u64);
     let pending = StoredValue::new(false);
     Effect::new(move |prev: Option<(u64, u64)>| {

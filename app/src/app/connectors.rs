@@ -3,7 +3,7 @@
 
 use super::ui::{StatusBadge, fetched, last_outcome, when};
 use crate::fns::list_connectors;
-use crate::live::{Clock, Live};
+use crate::live;
 use crate::model::fleet::{CONNECTOR_KINDS, Connector, OUTCOMES};
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -13,13 +13,8 @@ use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn ConnectorsPage() -> impl IntoView {
-    let live = expect_context::<Live>();
     let query = use_query_map();
     let filter = move |k: &'static str| query.with(|q| q.get(k)).filter(|v| !v.is_empty());
-    let list = Resource::new(
-        move || (filter("kind"), filter("outcome"), live.sync.get()),
-        |(kind, outcome, _)| list_connectors(kind, outcome),
-    );
     view! {
         <Title text="Connectors · Ritma"/>
         <div class="page-head">
@@ -34,8 +29,20 @@ pub fn ConnectorsPage() -> impl IntoView {
                 <a href="/connectors" class="button">"Reset"</a>
             </div>
         </Form>
-        {fetched(list, |items| view! { <ConnectorTable items=items/> })}
+        <ConnectorList kind=Signal::derive(move || filter("kind")) outcome=Signal::derive(move || filter("outcome"))/>
     }
+}
+
+/// The filtered list, read again whenever the live stream re-syncs.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn ConnectorList(kind: Signal<Option<String>>, outcome: Signal<Option<String>>) -> impl IntoView {
+    let live = live::use_live();
+    let list = Resource::new(
+        move || (kind.get(), outcome.get(), live.sync.get()),
+        |(kind, outcome, _)| list_connectors(kind, outcome),
+    );
+    fetched(list, |items| view! { <ConnectorTable items=items/> })
 }
 
 /// A `<select>` of a GET filter form ("Any" plus `options`).
@@ -62,7 +69,7 @@ pub fn FilterSelect(
 
 #[component]
 fn ConnectorTable(items: Vec<Connector>) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(
             view! { <div class="card empty" data-testid="connectors-empty"><p>"No connectors match."</p></div> },

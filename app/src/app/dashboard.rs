@@ -4,7 +4,7 @@
 use super::charts::{ChartFigure, live_refresh};
 use super::ui::{ErrorBox, fetched, rel_time};
 use crate::fns::{get_activity_charts, get_dashboard};
-use crate::live::{Clock, Live};
+use crate::live::{self, Clock};
 use crate::model::chart::{ChartSet, RANGES, range_or_default};
 use crate::model::{Dashboard, LiveEvent, Status};
 use leptos::either::Either;
@@ -16,7 +16,23 @@ use std::time::Duration;
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let live = expect_context::<Live>();
+    view! {
+        <Title text="Dashboard · Ritma"/>
+        <div class="page-head">
+            <h1>"Dashboard"</h1>
+        </div>
+        <FleetSummary/>
+        <ActivityPanel/>
+        <LiveFeed/>
+    }
+}
+
+/// The fleet's counts, fetched again (debounced) after status changes and
+/// whenever the stream re-syncs.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn FleetSummary() -> impl IntoView {
+    let live = live::use_live();
     // Counts re-fetch after status changes (debounced), and whenever the stream re-syncs.
     let refresh = RwSignal::new(0u64);
     let pending = StoredValue::new(false);
@@ -39,18 +55,12 @@ pub fn DashboardPage() -> impl IntoView {
         |_| get_dashboard(),
     );
     view! {
-        <Title text="Dashboard · Ritma"/>
-        <div class="page-head">
-            <h1>"Dashboard"</h1>
-        </div>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || data.get().map(|r| match r {
                 Ok(d) => Either::Left(view! { <DashboardBody d=d/> }),
                 Err(e) => Either::Right(view! { <ErrorBox err=e retry=Callback::new(move |_| refresh.update(|n| *n += 1))/> }),
             })}
         </Transition>
-        <ActivityPanel/>
-        <LiveFeed/>
     }
 }
 
@@ -63,11 +73,6 @@ fn ActivityPanel() -> impl IntoView {
     let asked = Memo::new(move |_| query.with(|q| q.get("range")).unwrap_or_default());
     let range = Memo::new(move |_| range_or_default(Some(asked.get().as_str())).to_owned());
     let tenant = Memo::new(move |_| query.with(|q| q.get("tenant")).unwrap_or_default());
-    let refresh = live_refresh();
-    let data = Resource::new(
-        move || (asked.get(), tenant.get(), refresh.get()),
-        |(range, tenant, _)| get_activity_charts(range, tenant),
-    );
     view! {
         <section class="card" aria-labelledby="activity-h" data-testid="activity">
             <h2 id="activity-h">"Activity"</h2>
@@ -83,12 +88,28 @@ fn ActivityPanel() -> impl IntoView {
                 <div class="field">
                     <label for="a-tenant">"Tenant"</label>
                     <input id="a-tenant" name="tenant" placeholder="all tenants" maxlength="63"
-                        data-testid="activity-tenant" prop:value=move || tenant.get()/>
+                        data-testid="activity-tenant" value=move || tenant.get() prop:value=move || tenant.get()/>
                 </div>
                 <div class="field actions">
                     <button type="submit" class="primary">"Show"</button>
                 </div>
             </Form>
+            <ActivityCharts range=asked.into() tenant=tenant.into()/>
+        </section>
+    }
+}
+
+/// The charts of `range` and `tenant` (as asked: the server refuses a bad
+/// one), re-fetched (throttled) as live events arrive.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn ActivityCharts(range: Signal<String>, tenant: Signal<String>) -> impl IntoView {
+    let refresh = live_refresh();
+    let data = Resource::new(
+        move || (range.get(), tenant.get(), refresh.get()),
+        |(range, tenant, _)| get_activity_charts(range, tenant),
+    );
+    view! {
             {fetched(data, |a: ChartSet| view! {
                 <p class="muted small" data-testid="activity-scope" data-range=a.range.clone()
                     data-tenant=a.tenant.clone().unwrap_or_default()>
@@ -99,7 +120,6 @@ fn ActivityPanel() -> impl IntoView {
                     {a.charts.into_iter().map(|c| view! { <ChartFigure chart=c/> }).collect_view()}
                 </div>
             })}
-        </section>
     }
 }
 
@@ -190,10 +210,12 @@ fn StatusBar(d: Dashboard) -> impl IntoView {
     }
 }
 
-#[component]
+/// The state changes pushed since the page opened.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
 fn LiveFeed() -> impl IntoView {
-    let live = expect_context::<Live>();
-    let clock = expect_context::<Clock>();
+    let live = live::use_live();
+    let clock = live::use_clock();
     view! {
         <section class="card">
             <h2>"Live activity"</h2>

@@ -3,7 +3,7 @@
 
 use super::ui::{self, CopyBlock, ErrorBox, rel_time};
 use crate::fns::{CreateToken, RevokeToken, get_config_template, list_tenants, list_tokens};
-use crate::live::Clock;
+use crate::live;
 use crate::model::{CreatedToken, TokenInfo, env_template};
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
@@ -13,13 +13,7 @@ use leptos_router::hooks::use_query_map;
 #[component]
 pub fn EnrollPage() -> impl IntoView {
     let query = use_query_map();
-    let create = ServerAction::<CreateToken>::new();
-    let revoke = ServerAction::<RevokeToken>::new();
-    let tenants = Resource::new(|| (), |_| list_tenants());
-    let tokens = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        |_| list_tokens(),
-    );
+    // "Enroll more like this" links fill the form from the URL.
     let initial_tenant = query
         .with_untracked(|q| q.get("tenant"))
         .unwrap_or_default();
@@ -27,10 +21,27 @@ pub fn EnrollPage() -> impl IntoView {
         .with_untracked(|q| q.get("labels"))
         .map(|l| l.replace(',', "\n"))
         .unwrap_or_default();
-    let result = create.value();
     view! {
         <Title text="Enroll a node · Ritma"/>
         <div class="page-head"><h1>"Enroll a node"</h1></div>
+        <EnrollBody initial_tenant=initial_tenant initial_labels=initial_labels/>
+    }
+}
+
+/// The token form, what a new token installs, and the token list (read
+/// again after each creation or revocation).
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn EnrollBody(initial_tenant: String, initial_labels: String) -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let tenants = Resource::new(|| (), |_| list_tenants());
+    let tokens = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| list_tokens(),
+    );
+    let result = create.value();
+    view! {
         <div class="grid2">
             <section class="card">
                 <h2>"1. Create an enrollment token"</h2>
@@ -138,7 +149,7 @@ fn ConfigTemplateView(tenant: String, secret: String) -> impl IntoView {
 
 #[component]
 fn TokenList(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     if list.is_empty() {
         return Either::Left(view! { <p class="muted">"No enrollment tokens."</p> });
     }

@@ -2,7 +2,7 @@
 
 use super::ui::{Badge, Stat, alert_class, fetched, outcome, when};
 use crate::fns::{GovernKey, RegisterKey, get_keys};
-use crate::live::{Clock, Live};
+use crate::live;
 use crate::model::fleet::{CloudSync, Key, KeySummary, KeysView};
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -13,7 +13,22 @@ type Pending = RwSignal<Option<(String, &'static str)>>;
 
 #[component]
 pub fn KeysPage() -> impl IntoView {
-    let live = expect_context::<Live>();
+    view! {
+        <Title text="Keys · Ritma"/>
+        <div class="page-head">
+            <h1>"Signing keys"</h1>
+            <p class="muted small">"Nodes sign their evidence with these keys. A node still signing with a revoked, compromised or expired key raises a key warning."</p>
+        </div>
+        <KeysPageBody/>
+    }
+}
+
+/// The registry and the registration form, read again after each change
+/// and whenever the live stream re-syncs.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn KeysPageBody() -> impl IntoView {
+    let live = live::use_live();
     let govern = ServerAction::<GovernKey>::new();
     let register = ServerAction::<RegisterKey>::new();
     let keys = Resource::new(
@@ -34,11 +49,6 @@ pub fn KeysPage() -> impl IntoView {
         }
     });
     view! {
-        <Title text="Keys · Ritma"/>
-        <div class="page-head">
-            <h1>"Signing keys"</h1>
-            <p class="muted small">"Nodes sign their evidence with these keys. A node still signing with a revoked, compromised or expired key raises a key warning."</p>
-        </div>
         {fetched(keys, move |v| view! { <KeysBody v=v govern=govern pending=pending/> })}
         <section class="card" aria-labelledby="register-h">
             <h2 id="register-h">"Register a key"</h2>
@@ -75,7 +85,7 @@ fn Summary(s: KeySummary) -> impl IntoView {
 
 #[component]
 fn CloudLine(c: CloudSync) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     view! {
         <p class="muted small" data-testid="keys-cloud">
             "Synchronised with Ritma Cloud: last "
@@ -104,7 +114,7 @@ fn actions_for(status: &str) -> Vec<(&'static str, &'static str)> {
 
 #[component]
 fn KeyTable(items: Vec<Key>, can_govern: bool, pending: Pending) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(
             view! { <p class="card muted" data-testid="keys-empty">"No keys registered."</p> },

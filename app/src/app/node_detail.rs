@@ -6,7 +6,7 @@ use super::charts::{ChartFigure, RangeLinks, live_refresh};
 use super::node_ops;
 use super::ui::{self, CopyButton, ErrorBox, StatusBadge, fetched, rel_time};
 use crate::fns::{get_node, get_node_events_chart};
-use crate::live::{Clock, Live};
+use crate::live;
 use crate::model::chart::range_or_default;
 use crate::model::{NodeDetail, env_template, human_bytes, human_duration};
 use leptos::either::Either;
@@ -16,9 +16,26 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn NodeDetailPage() -> impl IntoView {
-    let live = expect_context::<Live>();
     let params = use_params_map();
+    let query = use_query_map();
     let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
+    // The events timeline's range as asked (a bad one is refused, not swapped
+    // for another).
+    let range = Memo::new(move |_| query.with(|q| q.get("range")).unwrap_or_default());
+    view! {
+        <Title text=move || format!("{} · Ritma", id.get())/>
+        <p class="crumbs"><a href="/nodes">"← Nodes"</a></p>
+        {move || view! { <NodeView node_id=id.get() range=range.into()/> }}
+    }
+}
+
+/// The node, its events timeline and its operations, read again when it
+/// changes on the stream.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn NodeView(node_id: String, range: Signal<String>) -> impl IntoView {
+    let live = live::use_live();
+    let id = Memo::new(move |_| node_id.clone());
     let refresh = RwSignal::new(0u64);
     // A state change of this node re-fetches it (the timeline grows in place).
     Effect::new(move |prev: Option<(Option<i64>, Option<i64>)>| {
@@ -35,15 +52,13 @@ pub fn NodeDetailPage() -> impl IntoView {
         |(id, _, _)| get_node(id),
     );
     view! {
-        <Title text="Node · Ritma"/>
-        <p class="crumbs"><a href="/nodes">"← Nodes"</a></p>
         <Transition fallback=|| view! { <p class="muted">"Loading node…"</p> }>
             {move || detail.get().map(|r| match r {
                 Ok(d) => Either::Left(view! { <NodeDetailBody d=d/> }),
                 Err(e) => Either::Right(view! { <ErrorBox err=e retry=Callback::new(move |_| refresh.update(|n| *n += 1))/> }),
             })}
         </Transition>
-        {move || view! { <EventsTimeline id=id.get()/> }}
+        {move || view! { <EventsTimeline id=id.get() asked=range/> }}
         // Outside the transition: live re-fetches of the node keep forms and dry-run results.
         {move || view! { <node_ops::NodeOps id=id.get() refresh=refresh/> }}
     }
@@ -51,10 +66,8 @@ pub fn NodeDetailPage() -> impl IntoView {
 
 /// The node's enforcement decisions by type over the chosen range.
 #[component]
-fn EventsTimeline(id: String) -> impl IntoView {
-    let query = use_query_map();
-    // As asked (a bad one is refused, not swapped for another), and as shown.
-    let asked = Memo::new(move |_| query.with(|q| q.get("range")).unwrap_or_default());
+fn EventsTimeline(id: String, asked: Signal<String>) -> impl IntoView {
+    // As shown.
     let range = Memo::new(move |_| range_or_default(Some(asked.get().as_str())).to_owned());
     let refresh = live_refresh();
     let path = format!("/nodes/{}", crate::model::url_encode(&id));
@@ -75,8 +88,8 @@ fn EventsTimeline(id: String) -> impl IntoView {
 
 #[component]
 fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
-    let live = expect_context::<Live>();
-    let clock = expect_context::<Clock>();
+    let live = live::use_live();
+    let clock = live::use_clock();
     let n = d.node.clone();
     let (base, base_at) = (n.status, n.status_changed.ms);
     let status = Signal::derive({
@@ -113,7 +126,6 @@ fn NodeDetailBody(d: NodeDetail) -> impl IntoView {
     });
     let facts = ui::NodeFactsView::new(live, &n);
     view! {
-        <Title text=format!("{name} · Ritma")/>
         <div class="page-head">
             <h1 data-testid="node-name">{name.clone()}</h1>
             <span data-testid="node-status" data-status=move || status.get().as_str()><StatusBadge status=status/></span>

@@ -8,7 +8,7 @@ use crate::fns::{
     AssignNodePolicy, DeleteConnector, DryRunConnector, PutConnector, get_node_policy,
     get_node_telemetry, list_node_connectors,
 };
-use crate::live::{Clock, Live};
+use crate::live;
 use crate::model::AppError;
 use crate::model::fleet::{
     CONNECTOR_KINDS, Connector, DryRunReport, EnforcementSummary, NodePolicy, NodeTelemetry,
@@ -32,7 +32,7 @@ pub fn NodeOps(id: String, refresh: RwSignal<u64>) -> impl IntoView {
 
 #[component]
 fn PolicyPanel(id: String, refresh: RwSignal<u64>) -> impl IntoView {
-    let live = expect_context::<Live>();
+    let live = live::use_live();
     let assign = ServerAction::<AssignNodePolicy>::new();
     let policy = Resource::new(
         {
@@ -60,8 +60,8 @@ fn PolicyPanel(id: String, refresh: RwSignal<u64>) -> impl IntoView {
 
 #[component]
 fn PolicyState(p: NodePolicy) -> impl IntoView {
-    let live = expect_context::<Live>();
-    let clock = expect_context::<Clock>();
+    let live = live::use_live();
+    let clock = live::use_clock();
     let assigned = p.assigned.clone();
     let facts = NodeFactsView::from_base(
         live,
@@ -230,7 +230,7 @@ fn ConnectorRow(
     dry_run: ServerAction<DryRunConnector>,
     form: ConnectorForm,
 ) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     let run = c.last_run.clone();
     let outcome_badge = last_outcome(run.as_ref());
     let edit = c.clone();
@@ -349,7 +349,7 @@ fn DryRunFindings(report: DryRunReport) -> impl IntoView {
 
 #[component]
 fn TelemetryPanel(id: String) -> impl IntoView {
-    let live = expect_context::<Live>();
+    let live = live::use_live();
     let data = Resource::new(
         move || (id.clone(), live.sync.get()),
         |(id, _)| get_node_telemetry(id),

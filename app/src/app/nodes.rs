@@ -5,7 +5,7 @@
 use super::bulk_panel::{BulkPanel, Ticked};
 use super::ui::{self, ErrorBox, ExportLinks, StatusBadge, rel_time};
 use crate::fns::{list_nodes, list_tenants};
-use crate::live::{Clock, Live};
+use crate::live;
 use crate::model::{AppError, NodePage, NodeQuery, NodeRow, Status};
 use leptos::either::{Either, EitherOf4};
 use leptos::prelude::*;
@@ -23,9 +23,27 @@ fn query_from_map(map: &leptos_router::params::ParamsMap) -> NodeQuery {
 
 #[component]
 pub fn NodesPage() -> impl IntoView {
-    let live = expect_context::<Live>();
     let query_map = use_query_map();
     let query = Memo::new(move |_| query_map.with(query_from_map));
+    let tenants = Resource::new(|| (), |_| list_tenants());
+    let export_query = Signal::derive(move || query.with(|q| q.to_query_string()));
+    view! {
+        <Title text="Nodes · Ritma"/>
+        <div class="page-head">
+            <h1>"Nodes"</h1>
+            <ExportLinks kind="nodes" query=export_query/>
+        </div>
+        <Filters query=query tenants=tenants/>
+        <Inventory query=query.into()/>
+    }
+}
+
+/// The matching nodes' page with their live status, and the bulk actions on
+/// ticked rows or on every match: read again when the stream re-syncs.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn Inventory(query: Signal<NodeQuery>) -> impl IntoView {
+    let live = live::use_live();
     let retry = RwSignal::new(0u64);
     let page = Resource::new(
         move || (query.get(), live.sync.get(), retry.get()),
@@ -44,22 +62,14 @@ pub fn NodesPage() -> impl IntoView {
             )
         },
     );
-    let tenants = Resource::new(|| (), |_| list_tenants());
     let ticked = RwSignal::new(std::collections::BTreeSet::<String>::new());
     provide_context(Ticked(ticked));
-    let export_query = Signal::derive(move || query.with(|q| q.to_query_string()));
     view! {
-        <Title text="Nodes · Ritma"/>
-        <div class="page-head">
-            <h1>"Nodes"</h1>
-            <Transition fallback=|| ()>
-                {move || page.get().and_then(|r| r.ok()).map(|p| view! {
-                    <span class="muted" data-testid="total">{format!("{} total", p.total_text())}</span>
-                })}
-            </Transition>
-            <ExportLinks kind="nodes" query=export_query/>
-        </div>
-        <Filters query=query tenants=tenants/>
+        <Transition fallback=|| ()>
+            {move || page.get().and_then(|r| r.ok()).map(|p| view! {
+                <p class="muted" data-testid="total">{format!("{} total", p.total_text())}</p>
+            })}
+        </Transition>
         <BulkPanel query=query/>
         <Transition fallback=|| view! { <p class="muted">"Loading nodes…"</p> }>
             {move || page.get().map(|r| match r {
@@ -261,9 +271,9 @@ fn TickPage(ids: Vec<String>) -> impl IntoView {
 
 #[component]
 fn NodeRowView(n: NodeRow, fetched: i64) -> impl IntoView {
-    let live = expect_context::<Live>();
+    let live = live::use_live();
     let Ticked(ticked) = expect_context::<Ticked>();
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     let id = n.id.clone();
     let (base, base_at) = (n.status, n.status_changed.ms);
     let status = Signal::derive({

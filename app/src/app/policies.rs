@@ -4,7 +4,7 @@ use super::ui::{AssignmentRows, JsonArea, RulepackFields, fetched, outcome, when
 use crate::fns::{
     CreateAssignment, CreateRulepack, DeleteAssignment, list_assignments, list_rulepacks,
 };
-use crate::live::Clock;
+use crate::live;
 use crate::model::fleet::Rulepack;
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -12,6 +12,20 @@ use leptos_meta::Title;
 
 #[component]
 pub fn PoliciesPage() -> impl IntoView {
+    view! {
+        <Title text="Policies · Ritma"/>
+        <div class="page-head">
+            <h1>"Policies"</h1>
+            <p class="muted small">"Rulepacks are versioned (" <code>"name@revision"</code> "); assignments decide which one each node runs. Precedence: node › label › tenant › org, newest first within a scope."</p>
+        </div>
+        <PoliciesBody/>
+    }
+}
+
+/// Rulepacks, assignments and their forms, read again after each change.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn PoliciesBody() -> impl IntoView {
     let create = ServerAction::<CreateRulepack>::new();
     let assign = ServerAction::<CreateAssignment>::new();
     let delete = ServerAction::<DeleteAssignment>::new();
@@ -27,11 +41,6 @@ pub fn PoliciesPage() -> impl IntoView {
         |_| list_assignments(),
     );
     view! {
-        <Title text="Policies · Ritma"/>
-        <div class="page-head">
-            <h1>"Policies"</h1>
-            <p class="muted small">"Rulepacks are versioned (" <code>"name@revision"</code> "); assignments decide which one each node runs. Precedence: node › label › tenant › org, newest first within a scope."</p>
-        </div>
         <section class="card" aria-labelledby="rulepacks-h">
             <h2 id="rulepacks-h">"Rulepacks"</h2>
             {fetched(packs, |list| view! { <RulepackTable list=list/> })}
@@ -56,7 +65,7 @@ pub fn PoliciesPage() -> impl IntoView {
 
 #[component]
 fn RulepackTable(list: Vec<Rulepack>) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     if list.is_empty() {
         return Either::Left(
             view! { <p class="muted" data-testid="rulepacks-empty">"No rulepacks yet: create the first revision below."</p> },

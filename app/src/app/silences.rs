@@ -3,7 +3,7 @@
 
 use super::ui::{AlertsNav, fetched, outcome, when};
 use crate::fns::{CreateSilence, EndSilence, get_silences};
-use crate::live::Clock;
+use crate::live;
 use crate::model::alerts::{ALERT_EVENTS, Silence};
 use leptos::either::Either;
 use leptos::prelude::*;
@@ -11,12 +11,6 @@ use leptos_meta::Title;
 
 #[component]
 pub fn SilencesPage() -> impl IntoView {
-    let create = ServerAction::<CreateSilence>::new();
-    let end = ServerAction::<EndSilence>::new();
-    let list = Resource::new(
-        move || (create.version().get(), end.version().get()),
-        |_| get_silences(),
-    );
     view! {
         <Title text="Silences · Ritma"/>
         <div class="page-head">
@@ -24,6 +18,21 @@ pub fn SilencesPage() -> impl IntoView {
             <p class="muted small">"A silence holds back the notifications of the alerts it matches until it ends; alerts still open and show as silenced. Matchers left empty match everything."</p>
         </div>
         <AlertsNav/>
+        <SilencesBody/>
+    }
+}
+
+/// The silences and the form for a new one, read again after either action.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn SilencesBody() -> impl IntoView {
+    let create = ServerAction::<CreateSilence>::new();
+    let end = ServerAction::<EndSilence>::new();
+    let list = Resource::new(
+        move || (create.version().get(), end.version().get()),
+        |_| get_silences(),
+    );
+    view! {
         <section class="card" aria-labelledby="silences-h">
             <h2 id="silences-h">"Active and recent"</h2>
             {fetched(list, move |items| view! { <SilenceTable items=items end=end/> })}
@@ -38,7 +47,7 @@ pub fn SilencesPage() -> impl IntoView {
 
 #[component]
 fn SilenceTable(items: Vec<Silence>, end: ServerAction<EndSilence>) -> impl IntoView {
-    let clock = expect_context::<Clock>();
+    let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(
             view! { <p class="muted" data-testid="silences-empty">"No silences in the last 7 days."</p> },

@@ -9,19 +9,12 @@ use crate::model::{date_of, decimal_text, human_bytes, human_count, money_text, 
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn UsagePage() -> impl IntoView {
     let query = use_query_map();
     let period = Memo::new(move |_| query.with(|q| q.get("period")).filter(|p| !p.is_empty()));
-    // The month's rollups grow while nodes report: re-fetched (throttled) on live events.
-    let refresh = live_refresh();
-    let data = Resource::new(
-        move || (period.get(), refresh.get()),
-        |(period, _)| get_usage(period),
-    );
     view! {
         <Title text="Usage · Ritma"/>
         <div class="page-head">
@@ -30,8 +23,21 @@ pub fn UsagePage() -> impl IntoView {
                 period.get().map(|p| format!("period={}", crate::model::url_encode(&p))).unwrap_or_default()
             })/>
         </div>
-        {fetched(data, |v| view! { <UsageBody v=v/> })}
+        <UsageData period=period.into()/>
     }
+}
+
+/// The month's figures. Its rollups grow while nodes report: re-fetched
+/// (throttled) on live events.
+#[cfg_attr(feature = "islands", island(lazy))]
+#[cfg_attr(not(feature = "islands"), component)]
+fn UsageData(period: Signal<Option<String>>) -> impl IntoView {
+    let refresh = live_refresh();
+    let data = Resource::new(
+        move || (period.get(), refresh.get()),
+        |(period, _)| get_usage(period),
+    );
+    fetched(data, |v| view! { <UsageBody v=v/> })
 }
 
 /// The month picker, showing the month on screen (the current one when the
@@ -39,7 +45,9 @@ pub fn UsagePage() -> impl IntoView {
 #[component]
 fn PeriodPicker(shown: String) -> impl IntoView {
     view! {
-        <Form method="GET" action="/usage" attr:class="filters card" attr:aria-label="Choose the period">
+        // A plain form (a page load): it is drawn inside an island, where
+        // the client router is not.
+        <form method="get" action="/usage" class="filters card" aria-label="Choose the period">
             <div class="field">
                 <label for="u-period">"Month"</label>
                 <input id="u-period" name="period" type="month" pattern="[0-9]{4}-[0-9]{2}" placeholder="YYYY-MM"
@@ -49,7 +57,7 @@ fn PeriodPicker(shown: String) -> impl IntoView {
                 <button type="submit" class="primary">"Show"</button>
                 <a href="/usage" class="button">"Current month"</a>
             </div>
-        </Form>
+        </form>
     }
 }
 
