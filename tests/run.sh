@@ -72,8 +72,8 @@ fi
 say "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The console's islands mode (opt-in, app/README.md) keeps compiling.
-cargo clippy --locked -p ritma-console --all-targets --features islands -- -D warnings
+# The console without islands (build.sh --full-hydration, app/README.md) keeps compiling.
+cargo clippy --locked -p ritma-console --all-targets --no-default-features --features ssr -- -D warnings
 
 say "unit and integration tests"
 # The fault tests run the controller as a real process: build the binary first

@@ -105,9 +105,9 @@ test('a page loads only its own code; the next page brings its own', async () =>
         .map((e) => e.name.split('/').pop())
         .filter((n) => n.endsWith('.wasm')),
     );
-  // A page's chunk: its lazy route's, or in islands mode (RITMA_E2E_ISLANDS=1) its
-  // island's (the audit page has none: the server renders all of it).
-  const islands = process.env.RITMA_E2E_ISLANDS === '1';
+  // A page's chunk: its island's (the audit page has none: the server renders all
+  // of it), or its lazy route's when the whole page hydrates (RITMA_E2E_FULL_HYDRATION=1).
+  const islands = process.env.RITMA_E2E_FULL_HYDRATION !== '1';
   const chunkOf = {
     audit: islands ? null : 'split___audit_route_view',
     nodes: islands ? 'split_inventory_loader' : 'split___nodes_route_view',

@@ -7,7 +7,8 @@
 #   app/scripts/build.sh --server-only # just the server binary
 #   app/scripts/build.sh --dev         # server in the dev profile (target/debug), e.g. next
 #                                      # to the debug `ritma` that `cargo test` built
-#   app/scripts/build.sh --islands     # islands mode (feature `islands`, not the default yet)
+#   app/scripts/build.sh --full-hydration  # the whole page hydrates, client-side routing
+#                                      # (default: islands mode, feature `islands`)
 #   CONSOLE_WASM_RUSTFLAGS="--cfg leptos_debuginfo" app/scripts/build.sh --wasm-only
 #                                      # hydration errors name the element (bigger bundle)
 #
@@ -22,19 +23,19 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 OUTDIR=release
 export PATH="$APP/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
-do_wasm=1; do_server=1; islands=0
+do_wasm=1; do_server=1; islands=1
 for a in "$@"; do
   case "$a" in
     --wasm-only) do_server=0 ;;
     --server-only) do_wasm=0 ;;
     --dev) OUTDIR=debug ;;
-    --islands) islands=1 ;;
+    --full-hydration) islands=0 ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
-WASM_FEATURES=hydrate; SERVER_FEATURES=()
-if [ "$islands" = 1 ]; then
-  WASM_FEATURES=hydrate,islands; SERVER_FEATURES=(--features islands)
+WASM_FEATURES=hydrate,islands; SERVER_FEATURES=()
+if [ "$islands" = 0 ]; then
+  WASM_FEATURES=hydrate; SERVER_FEATURES=(--no-default-features --features ssr)
 fi
 log() { echo "[console-build] $*"; }
 SITE="$TARGET/$OUTDIR/site"
@@ -45,7 +46,7 @@ if [ "$do_wasm" = 1 ]; then
   case "$(command -v wasm-opt)" in
     /usr/bin/*) echo "refusing Debian's wasm-opt (breaks hydration); run app/scripts/install-toolchain.sh" >&2; exit 1 ;;
   esac
-  log "wasm: cargo build (hydrate, profile wasm-release, relocations kept for splitting)"
+  log "wasm: cargo build (features $WASM_FEATURES, profile wasm-release, relocations kept for splitting)"
   # --emit-relocs: the splitter needs the linker's relocations to cut the
   # module at the lazy routes' split points. These target flags replace the
   # workspace's (.cargo/config.toml), so its erase_components is repeated.
@@ -66,7 +67,7 @@ if [ "$do_wasm" = 1 ]; then
   trap 'rm -rf "$OUT"' EXIT
   # Each lazy route becomes a chunk of its own; the main module keeps the
   # shell, the router and the live feed.
-  log "wasm: split at the lazy routes"
+  log "wasm: split at the lazy islands (the lazy routes without islands)"
   "$SPLITTER" "$RAW" "$OUT/split" --out-name ritma_console >/dev/null
   log "wasm: wasm-bindgen"
   wasm-bindgen --target web --no-typescript --keep-lld-exports --no-demangle \
@@ -118,7 +119,7 @@ fi
 
 if [ "$do_server" = 1 ]; then
   if [ "$OUTDIR" = release ]; then prof=(--release); else prof=(); fi
-  log "server: cargo build ${prof[*]} --bin ritma-console"
+  log "server: cargo build ${prof[*]} --bin ritma-console ${SERVER_FEATURES[*]}"
   (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build -p ritma-console --bin ritma-console "${prof[@]}" "${SERVER_FEATURES[@]}")
   log "server: $TARGET/$OUTDIR/ritma-console (assets: $SITE)"
 fi

@@ -5,7 +5,7 @@
 #
 #   app/scripts/e2e.sh            # dev-profile binaries (reuses what `cargo test` built)
 #   RITMA_E2E_PROFILE=release app/scripts/e2e.sh
-#   RITMA_E2E_ISLANDS=1 app/scripts/e2e.sh   # the console in islands mode (build.sh --islands)
+#   RITMA_E2E_FULL_HYDRATION=1 app/scripts/e2e.sh   # the console without islands (build.sh --full-hydration)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 APP="$(cd "$HERE/.." && pwd)"
@@ -18,7 +18,7 @@ log() { echo "[console-e2e] $*"; }
 
 "$HERE/install-toolchain.sh"
 MODE=()
-[ "${RITMA_E2E_ISLANDS:-0}" = 1 ] && MODE=(--islands)
+[ "${RITMA_E2E_FULL_HYDRATION:-0}" = 1 ] && MODE=(--full-hydration)
 if [ "$PROFILE" = release ]; then
   "$HERE/build.sh" "${MODE[@]}"
   (cd "$ROOT" && cargo build --release --bin ritma)

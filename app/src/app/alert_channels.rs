@@ -2,13 +2,12 @@
 //! delivery log and a test send; a form to add one that shows a webhook's signing
 //! secret once.
 
-use super::ui::{AlertsNav, Badge, CopyBlock, alerts_version, fetched, outcome, when};
+use super::ui::{AlertsNav, Badge, CopyBlock, PageHead, alerts_version, fetched, outcome, when};
 use crate::fns::{CreateChannel, DeleteChannel, TestChannel, get_channels};
 use crate::live;
 use crate::model::alerts::{CHANNEL_KINDS, ChannelCreated, ChannelWithLog, Delivery};
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 #[derive(Clone, Copy)]
 struct Actions {
@@ -19,11 +18,9 @@ struct Actions {
 #[component]
 pub fn ChannelsPage() -> impl IntoView {
     view! {
-        <Title text="Notification channels · Ritma"/>
-        <div class="page-head">
-            <h1>"Notification channels"</h1>
+        <PageHead heading="Notification channels">
             <p class="muted small">"Where alerts are sent. Webhooks are signed: " <code>"X-Ritma-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>"</code> ". Failed deliveries are retried with back-off."</p>
-        </div>
+        </PageHead>
         <AlertsNav/>
         <ChannelsBody/>
     }

@@ -1,22 +1,19 @@
 //! `/alerts/rules`: alert rules of the org, a form to add one, and deletion.
 
-use super::ui::{AlertsNav, fetched, outcome, when};
+use super::ui::{AlertsNav, PageHead, fetched, outcome, when};
 use crate::fns::{CreateRule, DeleteRule, get_rules};
 use crate::live;
 use crate::model::alerts::{ALERT_EVENTS, Channel, Rule, RulesView, short_duration};
 use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use std::collections::BTreeSet;
 
 #[component]
 pub fn RulesPage() -> impl IntoView {
     view! {
-        <Title text="Alert rules · Ritma"/>
-        <div class="page-head">
-            <h1>"Alert rules"</h1>
+        <PageHead heading="Alert rules">
             <p class="muted small">"A rule watches one event for the org's nodes (optionally one tenant and matching labels), fires after its condition held for the `for` duration, repeats while it fires, and notifies its channels when it fires and resolves."</p>
-        </div>
+        </PageHead>
         <AlertsNav/>
         <RulesBody/>
     }

@@ -1,13 +1,12 @@
 //! `/alerts`: open and recently resolved alerts with a silence shortcut, and the live
 //! banner of firing alerts shown on every page (the section's navigation is in `ui`).
 
-use super::ui::{AlertsNav, Badge, alerts_version, fetched, outcome, when};
+use super::ui::{AlertsNav, Badge, PageHead, alerts_version, fetched, outcome, when};
 use crate::fns::{CreateSilence, get_alerts, get_firing_alerts};
 use crate::live;
 use crate::model::alerts::{Alert, AlertsView};
 use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 /// One firing alert as the banner counts it: id, headline, since (ms).
 #[derive(Clone, Debug, PartialEq)]
@@ -80,11 +79,9 @@ pub fn AlertBanner() -> impl IntoView {
 #[component]
 pub fn AlertsPage() -> impl IntoView {
     view! {
-        <Title text="Alerts · Ritma"/>
-        <div class="page-head">
-            <h1>"Alerts"</h1>
+        <PageHead heading="Alerts">
             <p class="muted small">"Open alerts of this org, updated live, and those resolved in the last day. Rules decide what alerts; silences hold notifications back."</p>
-        </div>
+        </PageHead>
         <AlertsNav/>
         <AlertLists/>
     }

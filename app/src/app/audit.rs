@@ -1,12 +1,11 @@
 //! `/audit`: the hash-chained audit trail, filtered by actor, action and target, in
 //! pages.
 
-use super::ui::{ErrorBox, ExportLinks};
+use super::ui::{ErrorBox, ExportLinks, PageHead};
 use crate::fns::get_audit;
 use crate::model::{AuditEntry, AuditPage as AuditList, AuditQuery};
 use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
@@ -27,9 +26,7 @@ pub fn AuditPage() -> impl IntoView {
     let page = Resource::new(move || current.get(), get_audit);
     let value = move |k: &'static str| move || query.with(|q| q.get(k)).unwrap_or_default();
     view! {
-        <Title text="Audit · Ritma"/>
-        <div class="page-head">
-            <h1>"Audit trail"</h1>
+        <PageHead heading="Audit trail" title="Audit">
             <p class="muted small">
                 "Every change, hash-chained: each entry carries the hash of the one before. "
                 <code>"ritma audit verify"</code>" detects an edited or deleted entry."
@@ -38,7 +35,7 @@ pub fn AuditPage() -> impl IntoView {
                 let href = AuditQuery { before: None, ..current.get() }.href();
                 href.trim_start_matches("/audit").to_string()
             })/>
-        </div>
+        </PageHead>
         <Form method="GET" action="/audit" attr:class="filters card" attr:data-testid="audit-filters">
             <div class="field">
                 <label for="a-actor">"Actor"</label>

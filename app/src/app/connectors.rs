@@ -1,13 +1,12 @@
 //! `/connectors`: every node's connectors and their last dry run, filtered by kind and
 //! outcome in the URL.
 
-use super::ui::{StatusBadge, fetched, last_outcome, when};
+use super::ui::{PageHead, StatusBadge, fetched, last_outcome, when};
 use crate::fns::list_connectors;
 use crate::live;
 use crate::model::fleet::{CONNECTOR_KINDS, Connector, OUTCOMES};
 use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
@@ -16,11 +15,9 @@ pub fn ConnectorsPage() -> impl IntoView {
     let query = use_query_map();
     let filter = move |k: &'static str| query.with(|q| q.get(k)).filter(|v| !v.is_empty());
     view! {
-        <Title text="Connectors · Ritma"/>
-        <div class="page-head">
-            <h1>"Connectors"</h1>
+        <PageHead heading="Connectors">
             <p class="muted small">"Checks each node runs against its host, storage and cloud accounts. Add or dry-run a connector on its node's page."</p>
-        </div>
+        </PageHead>
         <Form method="GET" action="/connectors" attr:class="filters card" attr:role="search" attr:aria-label="Filter connectors">
             <FilterSelect id="cf-kind" name="kind" label="Kind" options=&CONNECTOR_KINDS current=Signal::derive(move || filter("kind"))/>
             <FilterSelect id="cf-outcome" name="outcome" label="Last outcome" options=&OUTCOMES current=Signal::derive(move || filter("outcome"))/>

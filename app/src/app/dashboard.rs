@@ -2,14 +2,13 @@
 //! charts (`?range=24h|7d|30d&tenant=…`) and the live activity feed.
 
 use super::charts::{ChartFigure, live_refresh};
-use super::ui::{ErrorBox, fetched, rel_time};
+use super::ui::{ErrorBox, PageHead, fetched, rel_time};
 use crate::fns::{get_activity_charts, get_dashboard};
 use crate::live::{self, Clock};
 use crate::model::chart::{ChartSet, RANGES, range_or_default};
 use crate::model::{Dashboard, LiveEvent, Status};
 use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 use std::time::Duration;
@@ -17,10 +16,7 @@ use std::time::Duration;
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     view! {
-        <Title text="Dashboard · Ritma"/>
-        <div class="page-head">
-            <h1>"Dashboard"</h1>
-        </div>
+        <PageHead heading="Dashboard"/>
         <FleetSummary/>
         <ActivityPanel/>
         <LiveFeed/>

@@ -1,13 +1,12 @@
 //! `/enroll`: the enrollment wizard. Create a token, copy the install command and node
 //! configuration, and manage the existing tokens.
 
-use super::ui::{self, CopyBlock, ErrorBox, rel_time};
+use super::ui::{self, CopyBlock, ErrorBox, PageHead, rel_time};
 use crate::fns::{CreateToken, RevokeToken, get_config_template, list_tenants, list_tokens};
 use crate::live;
 use crate::model::{CreatedToken, TokenInfo, env_template};
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 #[component]
@@ -22,8 +21,7 @@ pub fn EnrollPage() -> impl IntoView {
         .map(|l| l.replace(',', "\n"))
         .unwrap_or_default();
     view! {
-        <Title text="Enroll a node · Ritma"/>
-        <div class="page-head"><h1>"Enroll a node"</h1></div>
+        <PageHead heading="Enroll a node"/>
         <EnrollBody initial_tenant=initial_tenant initial_labels=initial_labels/>
     }
 }

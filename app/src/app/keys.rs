@@ -1,12 +1,11 @@
 //! `/keys`: the signing-key registry, its governance (admins) and key registration.
 
-use super::ui::{Badge, Stat, alert_class, fetched, outcome, when};
+use super::ui::{Badge, PageHead, Stat, alert_class, fetched, outcome, when};
 use crate::fns::{GovernKey, RegisterKey, get_keys};
 use crate::live;
 use crate::model::fleet::{CloudSync, Key, KeySummary, KeysView};
 use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 /// A governance change waiting for confirmation: key and target status.
 type Pending = RwSignal<Option<(String, &'static str)>>;
@@ -14,11 +13,9 @@ type Pending = RwSignal<Option<(String, &'static str)>>;
 #[component]
 pub fn KeysPage() -> impl IntoView {
     view! {
-        <Title text="Keys · Ritma"/>
-        <div class="page-head">
-            <h1>"Signing keys"</h1>
+        <PageHead heading="Signing keys" title="Keys">
             <p class="muted small">"Nodes sign their evidence with these keys. A node still signing with a revoked, compromised or expired key raises a key warning."</p>
-        </div>
+        </PageHead>
         <KeysPageBody/>
     }
 }

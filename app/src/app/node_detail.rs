@@ -35,20 +35,25 @@ pub fn NodeDetailPage() -> impl IntoView {
 #[cfg_attr(not(feature = "islands"), component)]
 fn NodeView(node_id: String, range: Signal<String>) -> impl IntoView {
     let live = live::use_live();
-    let id = Memo::new(move |_| node_id.clone());
     let refresh = RwSignal::new(0u64);
     // A state change of this node re-fetches it (the timeline grows in place).
-    Effect::new(move |prev: Option<(Option<i64>, Option<i64>)>| {
-        let cur = live.changed_at(&id.get());
-        if let Some(p) = prev
-            && p != cur
-        {
-            refresh.update(|n| *n += 1);
+    Effect::new({
+        let id = node_id.clone();
+        move |prev: Option<(Option<i64>, Option<i64>)>| {
+            let cur = live.changed_at(&id);
+            if let Some(p) = prev
+                && p != cur
+            {
+                refresh.update(|n| *n += 1);
+            }
+            cur
         }
-        cur
     });
     let detail = Resource::new(
-        move || (id.get(), live.sync.get(), refresh.get()),
+        {
+            let id = node_id.clone();
+            move || (id.clone(), live.sync.get(), refresh.get())
+        },
         |(id, _, _)| get_node(id),
     );
     view! {
@@ -58,9 +63,9 @@ fn NodeView(node_id: String, range: Signal<String>) -> impl IntoView {
                 Err(e) => Either::Right(view! { <ErrorBox err=e retry=Callback::new(move |_| refresh.update(|n| *n += 1))/> }),
             })}
         </Transition>
-        {move || view! { <EventsTimeline id=id.get() asked=range/> }}
+        <EventsTimeline id=node_id.clone() asked=range/>
         // Outside the transition: live re-fetches of the node keep forms and dry-run results.
-        {move || view! { <node_ops::NodeOps id=id.get() refresh=refresh/> }}
+        <node_ops::NodeOps id=node_id refresh=refresh/>
     }
 }
 

@@ -3,13 +3,12 @@
 //! matching nodes.
 
 use super::bulk_panel::{BulkPanel, Ticked};
-use super::ui::{self, ErrorBox, ExportLinks, StatusBadge, rel_time};
+use super::ui::{self, ErrorBox, ExportLinks, PageHead, StatusBadge, rel_time};
 use crate::fns::{list_nodes, list_tenants};
 use crate::live;
 use crate::model::{AppError, NodePage, NodeQuery, NodeRow, Status};
 use leptos::either::{Either, EitherOf4};
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 
@@ -28,11 +27,9 @@ pub fn NodesPage() -> impl IntoView {
     let tenants = Resource::new(|| (), |_| list_tenants());
     let export_query = Signal::derive(move || query.with(|q| q.to_query_string()));
     view! {
-        <Title text="Nodes · Ritma"/>
-        <div class="page-head">
-            <h1>"Nodes"</h1>
+        <PageHead heading="Nodes">
             <ExportLinks kind="nodes" query=export_query/>
-        </div>
+        </PageHead>
         <Filters query=query tenants=tenants/>
         <Inventory query=query.into()/>
     }

@@ -1,6 +1,6 @@
 //! `/policies`: rulepacks and their revisions, and policy assignments.
 
-use super::ui::{AssignmentRows, JsonArea, RulepackFields, fetched, outcome, when};
+use super::ui::{AssignmentRows, JsonArea, PageHead, RulepackFields, fetched, outcome, when};
 use crate::fns::{
     CreateAssignment, CreateRulepack, DeleteAssignment, list_assignments, list_rulepacks,
 };
@@ -8,16 +8,13 @@ use crate::live;
 use crate::model::fleet::Rulepack;
 use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 #[component]
 pub fn PoliciesPage() -> impl IntoView {
     view! {
-        <Title text="Policies · Ritma"/>
-        <div class="page-head">
-            <h1>"Policies"</h1>
+        <PageHead heading="Policies">
             <p class="muted small">"Rulepacks are versioned (" <code>"name@revision"</code> "); assignments decide which one each node runs. Precedence: node › label › tenant › org, newest first within a scope."</p>
-        </div>
+        </PageHead>
         <PoliciesBody/>
     }
 }

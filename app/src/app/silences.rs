@@ -1,22 +1,19 @@
 //! `/alerts/silences`: maintenance windows. Active and recently ended silences, a form
 //! for a new one (matchers, duration, comment) and "end now".
 
-use super::ui::{AlertsNav, fetched, outcome, when};
+use super::ui::{AlertsNav, PageHead, fetched, outcome, when};
 use crate::fns::{CreateSilence, EndSilence, get_silences};
 use crate::live;
 use crate::model::alerts::{ALERT_EVENTS, Silence};
 use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 #[component]
 pub fn SilencesPage() -> impl IntoView {
     view! {
-        <Title text="Silences · Ritma"/>
-        <div class="page-head">
-            <h1>"Silences"</h1>
+        <PageHead heading="Silences">
             <p class="muted small">"A silence holds back the notifications of the alerts it matches until it ends; alerts still open and show as silenced. Matchers left empty match everything."</p>
-        </div>
+        </PageHead>
         <AlertsNav/>
         <SilencesBody/>
     }

@@ -16,6 +16,23 @@ use std::time::Duration;
 
 // ---------------------------------------------------------------- page basics
 
+/// A page's document title (`{title} · Ritma`, the heading unless given) and its
+/// heading row; `children` follow the heading (a description, export links).
+#[component]
+pub fn PageHead(
+    heading: &'static str,
+    #[prop(optional)] title: Option<&'static str>,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <leptos_meta::Title text=format!("{} · Ritma", title.unwrap_or(heading))/>
+        <div class="page-head">
+            <h1>{heading}</h1>
+            {children.map(|c| c())}
+        </div>
+    }
+}
+
 #[component]
 pub fn StatusBadge(#[prop(into)] status: Signal<Status>) -> impl IntoView {
     view! {

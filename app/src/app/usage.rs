@@ -2,13 +2,12 @@
 //! its cost estimate.
 
 use super::charts::{ChartFigure, live_refresh};
-use super::ui::{Badge, ExportLinks, Stat, fetched, section_or_error};
+use super::ui::{Badge, ExportLinks, PageHead, Stat, fetched, section_or_error};
 use crate::fns::get_usage;
 use crate::model::fleet::{BillingEstimate, TenantBill, UsageMetrics, UsageSummary, UsageView};
 use crate::model::{date_of, decimal_text, human_bytes, human_count, money_text, quantity_in};
 use leptos::either::Either;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 #[component]
@@ -16,13 +15,11 @@ pub fn UsagePage() -> impl IntoView {
     let query = use_query_map();
     let period = Memo::new(move |_| query.with(|q| q.get("period")).filter(|p| !p.is_empty()));
     view! {
-        <Title text="Usage · Ritma"/>
-        <div class="page-head">
-            <h1>"Usage and cost"</h1>
+        <PageHead heading="Usage and cost" title="Usage">
             <ExportLinks kind="usage" query=Signal::derive(move || {
                 period.get().map(|p| format!("period={}", crate::model::url_encode(&p))).unwrap_or_default()
             })/>
-        </div>
+        </PageHead>
         <UsageData period=period.into()/>
     }
 }
