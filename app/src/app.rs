@@ -111,6 +111,41 @@ pub fn App() -> impl IntoView {
 /// effects, and a lazy page's effects run once its own code has loaded and
 /// taken over the server's HTML, not when the shell has (a form clicked
 /// earlier would submit as a plain POST). Tests wait for this marker.
+/// Has the page's HTML preload a lazy island's WASM chunks (`name`: the island's
+/// name in snake case), as Leptos does for lazy routes but not for islands: the
+/// browser then fetches them beside the main module instead of after it.
+/// Called at the top of each lazy island; a no-op in the browser and without a
+/// split bundle.
+pub(crate) fn preload_island(name: &str) {
+    #[cfg(all(feature = "ssr", feature = "islands"))]
+    {
+        use std::sync::OnceLock;
+        // The manifest's loader names, fixed for the server's lifetime (one per island).
+        static LOADERS: OnceLock<Vec<&'static str>> = OnceLock::new();
+        let Some(manifest) = use_context::<leptos::WasmSplitManifest>() else {
+            return;
+        };
+        let loaders = LOADERS.get_or_init(|| {
+            manifest.0.with_value(|(_, loaders, _)| {
+                loaders
+                    .keys()
+                    .map(|k| &*Box::leak(k.clone().into_boxed_str()))
+                    .collect()
+            })
+        });
+        // `<name>_loader_<hash of where the island is declared>`
+        let prefix = format!("{name}_loader_");
+        if let Some(loader) = loaders.iter().find(|l| {
+            l.strip_prefix(prefix.as_str())
+                .is_some_and(|hash| hash.bytes().all(|b| b.is_ascii_digit()))
+        }) {
+            leptos::prefetch_lazy_fn_on_server(loader);
+        }
+    }
+    #[cfg(not(all(feature = "ssr", feature = "islands")))]
+    let _ = name;
+}
+
 fn mark_hydrated() {
     Effect::new(move |_| live::mark_body("data-hydrated", "true"));
 }

@@ -31,6 +31,7 @@ pub fn ChannelsPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn ChannelsBody() -> impl IntoView {
+    crate::app::preload_island("channels_body");
     let live = live::use_live();
     let create = ServerAction::<CreateChannel>::new();
     let actions = Actions {

@@ -23,6 +23,7 @@ pub fn RulesPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn RulesBody() -> impl IntoView {
+    crate::app::preload_island("rules_body");
     let create = ServerAction::<CreateRule>::new();
     let delete = ServerAction::<DeleteRule>::new();
     let list = Resource::new(

@@ -92,6 +92,7 @@ pub fn AlertsPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn AlertLists() -> impl IntoView {
+    crate::app::preload_island("alert_lists");
     let live = live::use_live();
     let silence = ServerAction::<CreateSilence>::new();
     let pushed = alerts_version(live);

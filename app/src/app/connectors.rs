@@ -34,6 +34,7 @@ pub fn ConnectorsPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn ConnectorList(kind: Signal<Option<String>>, outcome: Signal<Option<String>>) -> impl IntoView {
+    crate::app::preload_island("connector_list");
     let live = live::use_live();
     let list = Resource::new(
         move || (kind.get(), outcome.get(), live.sync.get()),

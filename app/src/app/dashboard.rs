@@ -28,6 +28,7 @@ pub fn DashboardPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn FleetSummary() -> impl IntoView {
+    crate::app::preload_island("fleet_summary");
     let live = live::use_live();
     // Counts re-fetch after status changes (debounced), and whenever the stream re-syncs.
     let refresh = RwSignal::new(0u64);
@@ -100,6 +101,7 @@ fn ActivityPanel() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn ActivityCharts(range: Signal<String>, tenant: Signal<String>) -> impl IntoView {
+    crate::app::preload_island("activity_charts");
     let refresh = live_refresh();
     let data = Resource::new(
         move || (range.get(), tenant.get(), refresh.get()),
@@ -210,6 +212,7 @@ fn StatusBar(d: Dashboard) -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn LiveFeed() -> impl IntoView {
+    crate::app::preload_island("live_feed");
     let live = live::use_live();
     let clock = live::use_clock();
     view! {

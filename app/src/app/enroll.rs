@@ -31,6 +31,7 @@ pub fn EnrollPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn EnrollBody(initial_tenant: String, initial_labels: String) -> impl IntoView {
+    crate::app::preload_island("enroll_body");
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
     let tenants = Resource::new(|| (), |_| list_tenants());

@@ -25,6 +25,7 @@ pub fn KeysPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn KeysPageBody() -> impl IntoView {
+    crate::app::preload_island("keys_page_body");
     let live = live::use_live();
     let govern = ServerAction::<GovernKey>::new();
     let register = ServerAction::<RegisterKey>::new();

@@ -34,6 +34,7 @@ pub fn NodeDetailPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn NodeView(node_id: String, range: Signal<String>) -> impl IntoView {
+    crate::app::preload_island("node_view");
     let live = live::use_live();
     let refresh = RwSignal::new(0u64);
     // A state change of this node re-fetches it (the timeline grows in place).

@@ -40,6 +40,7 @@ pub fn NodesPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn Inventory(query: Signal<NodeQuery>) -> impl IntoView {
+    crate::app::preload_island("inventory");
     let live = live::use_live();
     let retry = RwSignal::new(0u64);
     let page = Resource::new(

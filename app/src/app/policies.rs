@@ -23,6 +23,7 @@ pub fn PoliciesPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn PoliciesBody() -> impl IntoView {
+    crate::app::preload_island("policies_body");
     let create = ServerAction::<CreateRulepack>::new();
     let assign = ServerAction::<CreateAssignment>::new();
     let delete = ServerAction::<DeleteAssignment>::new();

@@ -23,6 +23,7 @@ pub fn SilencesPage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn SilencesBody() -> impl IntoView {
+    crate::app::preload_island("silences_body");
     let create = ServerAction::<CreateSilence>::new();
     let end = ServerAction::<EndSilence>::new();
     let list = Resource::new(

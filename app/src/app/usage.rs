@@ -29,6 +29,7 @@ pub fn UsagePage() -> impl IntoView {
 #[cfg_attr(feature = "islands", island(lazy))]
 #[cfg_attr(not(feature = "islands"), component)]
 fn UsageData(period: Signal<Option<String>>) -> impl IntoView {
+    crate::app::preload_island("usage_data");
     let refresh = live_refresh();
     let data = Resource::new(
         move || (period.get(), refresh.get()),
