@@ -48,8 +48,9 @@ if [ "$do_wasm" = 1 ]; then
   esac
   log "wasm: cargo build (features $WASM_FEATURES, profile wasm-release, relocations kept for splitting)"
   # --emit-relocs: the splitter needs the linker's relocations to cut the
-  # module at the lazy routes' split points. These target flags replace the
-  # workspace's (.cargo/config.toml), so its erase_components is repeated.
+  # module at the lazy islands' (or lazy routes') split points. These target
+  # flags replace the workspace's (.cargo/config.toml), so its
+  # erase_components is repeated.
   (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" \
       CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Clink-args=--emit-relocs --cfg erase_components ${CONSOLE_WASM_RUSTFLAGS:-}" \
       cargo build -p ritma-console --lib \
@@ -65,8 +66,8 @@ if [ "$do_wasm" = 1 ]; then
   else
   OUT="$(mktemp -d)"
   trap 'rm -rf "$OUT"' EXIT
-  # Each lazy route becomes a chunk of its own; the main module keeps the
-  # shell, the router and the live feed.
+  # Each lazy island (each lazy route without islands) becomes a chunk of its
+  # own; the main module keeps the eager islands and the live feed.
   log "wasm: split at the lazy islands (the lazy routes without islands)"
   "$SPLITTER" "$RAW" "$OUT/split" --out-name ritma_console >/dev/null
   log "wasm: wasm-bindgen"

@@ -111,6 +111,10 @@ pub fn App() -> impl IntoView {
 /// effects, and a lazy page's effects run once its own code has loaded and
 /// taken over the server's HTML, not when the shell has (a form clicked
 /// earlier would submit as a plain POST). Tests wait for this marker.
+fn mark_hydrated() {
+    Effect::new(move |_| live::mark_body("data-hydrated", "true"));
+}
+
 /// Has the page's HTML preload a lazy island's WASM chunks (`name`: the island's
 /// name in snake case), as Leptos does for lazy routes but not for islands: the
 /// browser then fetches them beside the main module instead of after it.
@@ -144,10 +148,6 @@ pub(crate) fn preload_island(name: &str) {
     }
     #[cfg(not(all(feature = "ssr", feature = "islands")))]
     let _ = name;
-}
-
-fn mark_hydrated() {
-    Effect::new(move |_| live::mark_body("data-hydrated", "true"));
 }
 
 /// Islands mode: the last island of every page, so it hydrates after the
