@@ -89,8 +89,9 @@ test('alerting: a webhook channel, a node_offline rule, a killed node: live bann
   await page.fill('#c-name', `${channelName}-bad`);
   await page.fill('#c-target', 'http://10.1.2.3/hook');
   await page.click('[data-testid=channel-create]');
-  await page.waitForSelector('[data-testid=channel-create-error]', { timeout: 15000 });
-  assert.match(await page.textContent('[data-testid=channel-create-error]'), /Invalid request: url:/);
+  await page.waitForSelector('[data-testid=channel-create-result] [data-state=error]', { timeout: 15000 });
+  assert.match(await page.textContent('[data-testid=channel-create-result]'), /Invalid request: url:/);
+  assert.equal(await page.isVisible('[data-testid=channel-secret]'), false, 'no secret shown after a refusal');
 
   // 2. "Send test": delivered, logged, and signed.
   await page.click(`${card} [data-testid=channel-test]`);
@@ -194,6 +195,30 @@ test('alerting: a webhook channel, a node_offline rule, a killed node: live bann
   await shot('alert-silences');
   await srow.locator('[data-testid=silence-end]').click();
   await waitFor(async () => (await srow.getAttribute('data-state')) === 'ended', 15000, 'the silence to end');
+});
+
+test('a form posted after the session ended is refused clearly, creates nothing, and the page stays', async () => {
+  await page.goto(`${base}/alerts/silences`);
+  await hydrated();
+  const context = page.context();
+  const saved = await context.cookies();
+  const comment = `e2e signed out ${Date.now().toString(36)}`;
+  try {
+    await context.clearCookies();
+    await page.fill('#s-duration', '1h');
+    await page.fill('#s-comment', comment);
+    await page.click('[data-testid=silence-create]');
+    await page.waitForSelector('[data-testid=silence-create-result] [data-state=error]', { timeout: 15000 });
+    assert.match(await page.textContent('[data-testid=silence-create-result]'), /session has ended/);
+    assert.match(page.url(), /\/alerts\/silences$/, 'still on the page');
+    assert.equal(await page.inputValue('#s-comment'), comment, 'what was typed is kept');
+  } finally {
+    await context.addCookies(saved);
+  }
+  const r = await api(`/api/orgs/${stack.org}/silences`);
+  assert.equal(r.status, 200);
+  const comments = (await r.json()).items.map((s) => s.comment);
+  assert.ok(!comments.includes(comment), `a silence was created signed out: ${comments}`);
 });
 
 test('a stopped node turns offline (red) live, without a reload', async () => {

@@ -10,7 +10,7 @@ use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Outlet, ParentRoute, Route, Router, Routes};
-use leptos_router::{Lazy, LazyRoute, path};
+use leptos_router::{Lazy, LazyRoute, SsrMode, path};
 
 mod alert_channels;
 mod alert_rules;
@@ -87,7 +87,9 @@ pub fn App() -> impl IntoView {
                 view! { <NotFound/> }
             }>
                 <Route path=path!("/login") view={Lazy::<LoginRoute>::new()}/>
-                <ParentRoute path=path!("") view=Shell>
+                // Whole pages (not streamed out of order): the live regions'
+                // re-reads take the parts they swap from the HTML as sent.
+                <ParentRoute path=path!("") view=Shell ssr=SsrMode::Async>
                     <Route path=path!("/") view={Lazy::<DashboardRoute>::new()}/>
                     <Route path=path!("/nodes") view={Lazy::<NodesRoute>::new()}/>
                     <Route path=path!("/nodes/:id") view={Lazy::<NodeDetailRoute>::new()}/>

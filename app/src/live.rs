@@ -9,6 +9,11 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+#[cfg(feature = "hydrate")]
+mod forms;
+#[cfg(all(feature = "hydrate", feature = "islands"))]
+mod regions;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Conn {
     /// Server render, or before the stream first opens.
@@ -329,8 +334,13 @@ mod client {
         if STARTED.with(|s| s.replace(true)) {
             return;
         }
-        let (live, clock) = SHARED.with(|s| (s.1, s.2));
+        let (owner, live, clock) = SHARED.with(|s| (s.0.clone(), s.1, s.2));
         start_clock(clock);
+        super::forms::install();
+        #[cfg(feature = "islands")]
+        owner.with(|| super::regions::watch(live));
+        #[cfg(not(feature = "islands"))]
+        let _ = owner;
         connect(live, 1000);
     }
 

@@ -1,19 +1,16 @@
 //! `/alerts/channels`: notification channels (webhook, Slack, e-mail), each with its
 //! delivery log and a test send; a form to add one that shows a webhook's signing
-//! secret once.
+//! secret once. No island: the forms post through `live::forms`.
 
-use super::ui::{AlertsNav, Badge, CopyBlock, PageHead, alerts_version, fetched, outcome, when};
+use super::ui::{
+    AlertsNav, Badge, LiveRegion, OutcomeSlot, PageHead, PostForm, alerts_version, fetched, when,
+};
 use crate::fns::{CreateChannel, DeleteChannel, TestChannel, get_channels};
 use crate::live;
-use crate::model::alerts::{CHANNEL_KINDS, ChannelCreated, ChannelWithLog, Delivery};
-use leptos::either::{Either, EitherOf3};
+use crate::model::alerts::{CHANNEL_KINDS, ChannelWithLog, Delivery};
+use leptos::either::Either;
 use leptos::prelude::*;
-
-#[derive(Clone, Copy)]
-struct Actions {
-    test: ServerAction<TestChannel>,
-    delete: ServerAction<DeleteChannel>,
-}
+use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn ChannelsPage() -> impl IntoView {
@@ -22,63 +19,30 @@ pub fn ChannelsPage() -> impl IntoView {
             <p class="muted small">"Where alerts are sent. Webhooks are signed: " <code>"X-Ritma-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>"</code> ". Failed deliveries are retried with back-off."</p>
         </PageHead>
         <AlertsNav/>
-        <ChannelsBody/>
-    }
-}
-
-/// The channels with their delivery logs and the form for a new one, read
-/// again after each change and on pushed alerts.
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
-fn ChannelsBody() -> impl IntoView {
-    crate::app::preload_island("channels_body");
-    let live = live::use_live();
-    let create = ServerAction::<CreateChannel>::new();
-    let actions = Actions {
-        test: ServerAction::<TestChannel>::new(),
-        delete: ServerAction::<DeleteChannel>::new(),
-    };
-    let pushed = alerts_version(live);
-    let list = Resource::new(
-        move || {
-            (
-                create.version().get(),
-                actions.test.version().get(),
-                actions.delete.version().get(),
-                pushed.get(),
-                live.sync.get(),
-            )
-        },
-        |_| get_channels(),
-    );
-    view! {
-        {outcome(*actions.test, "channel-test-result", test_text)}
-        {outcome(*actions.delete, "channel-delete-result", |_| "Channel deleted.".to_string())}
-        {fetched(list, move |items| view! { <ChannelList items=items actions=actions/> })}
+        <OutcomeSlot testid="channel-test-result" id="channel-test-outcome"/>
+        <OutcomeSlot testid="channel-delete-result" id="channel-delete-outcome"/>
+        <LiveRegion id="channels" follows="sync alerts">
+            <ChannelCards/>
+        </LiveRegion>
         <section class="card" aria-labelledby="new-channel-h">
             <h2 id="new-channel-h">"New channel"</h2>
-            <ChannelForm create=create/>
+            <ChannelForm/>
         </section>
     }
 }
 
-/// How a test send went, in one line.
-fn test_text(d: &Delivery) -> String {
-    let status = d
-        .response_status
-        .map(|s| format!(" (HTTP {s})"))
-        .unwrap_or_default();
-    match d.state.as_str() {
-        "delivered" => format!("Test delivered{status}."),
-        other => format!(
-            "Test {other}{status}: {}",
-            d.last_error.as_deref().unwrap_or("no error reported")
-        ),
-    }
+/// The channels with their delivery logs, read again on pushed alerts and when
+/// the page re-syncs (after a form's action).
+#[component]
+fn ChannelCards() -> impl IntoView {
+    let live = live::use_live();
+    let pushed = alerts_version(live);
+    let list = Resource::new(move || (pushed.get(), live.sync.get()), |_| get_channels());
+    fetched(list, |items| view! { <ChannelList items=items/> })
 }
 
 #[component]
-fn ChannelList(items: Vec<ChannelWithLog>, actions: Actions) -> impl IntoView {
+fn ChannelList(items: Vec<ChannelWithLog>) -> impl IntoView {
     let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(view! {
@@ -97,14 +61,14 @@ fn ChannelList(items: Vec<ChannelWithLog>, actions: Actions) -> impl IntoView {
                         <div class="section-head">
                             <h2>{ch.name.clone()} " " <span class="badge tone-idle">{ch.kind.clone()}</span></h2>
                             <div class="row-inline">
-                                <ActionForm action=actions.test attr:class="inline">
+                                <PostForm action=TestChannel::PATH ok="Test sent." class="inline" outcome="channel-test-outcome">
                                     <input type="hidden" name="id" value=test_id/>
-                                    <button type="submit" class="small" aria-label=test_aria data-testid="channel-test" disabled=move || actions.test.pending().get()>"Send test"</button>
-                                </ActionForm>
-                                <ActionForm action=actions.delete attr:class="inline">
+                                    <button type="submit" class="small" aria-label=test_aria data-testid="channel-test">"Send test"</button>
+                                </PostForm>
+                                <PostForm action=DeleteChannel::PATH ok="Channel deleted." class="inline" outcome="channel-delete-outcome">
                                     <input type="hidden" name="id" value=delete_id/>
                                     <button type="submit" class="small danger" aria-label=delete_aria data-testid="channel-delete">"Delete"</button>
-                                </ActionForm>
+                                </PostForm>
                             </div>
                         </div>
                         <p class="muted small">
@@ -171,16 +135,11 @@ fn DeliveryLog(items: Vec<Delivery>) -> impl IntoView {
     })
 }
 
+/// The form for a new channel; a webhook's signing secret is shown once, below it.
 #[component]
-fn ChannelForm(create: ServerAction<CreateChannel>) -> impl IntoView {
-    let kind = RwSignal::new("webhook".to_string());
-    let target_label = move || match kind.get().as_str() {
-        "email" => "E-mail address",
-        "slack" => "Slack incoming-webhook URL",
-        _ => "Webhook URL",
-    };
+fn ChannelForm() -> impl IntoView {
     view! {
-        <ActionForm action=create attr:class="stack" attr:data-testid="channel-form">
+        <PostForm action=CreateChannel::PATH ok="Channel added." class="stack" testid="channel-form">
             <div class="row">
                 <div class="field">
                     <label for="c-name">"Name"</label>
@@ -188,41 +147,31 @@ fn ChannelForm(create: ServerAction<CreateChannel>) -> impl IntoView {
                 </div>
                 <div class="field">
                     <label for="c-kind">"Kind"</label>
-                    <select id="c-kind" name="kind" on:change=move |ev| kind.set(event_target_value(&ev))>
+                    <select id="c-kind" name="kind">
                         {CHANNEL_KINDS.iter().map(|k| view! { <option value=*k>{*k}</option> }).collect_view()}
                     </select>
                 </div>
             </div>
             <div class="field">
-                <label for="c-target">{target_label}</label>
+                <label for="c-target">"Webhook or Slack incoming-webhook URL, or e-mail address"</label>
                 <input id="c-target" name="target" required maxlength="2048" placeholder="https://…"/>
             </div>
-            <div class="field" hidden=move || kind.get() != "webhook">
-                <label for="c-secret">"Signing secret (16 to 256 characters; empty: one is generated)"</label>
+            <div class="field">
+                <label for="c-secret">"Signing secret of a webhook (16 to 256 characters; empty: one is generated)"</label>
                 <input id="c-secret" name="secret" autocomplete="off" maxlength="256"/>
             </div>
             <div>
-                <button type="submit" class="primary" data-testid="channel-create" disabled=move || create.pending().get()>"Add channel"</button>
+                <button type="submit" class="primary" data-testid="channel-create">"Add channel"</button>
             </div>
-            {move || create.value().get().map(|r| match r {
-                Ok(c) => EitherOf3::A(view! { <Created c=c/> }),
-                Err(e) => EitherOf3::B(view! { <p class="error" role="alert" data-testid="channel-create-error">{e.to_string()}</p> }),
-            }).unwrap_or(EitherOf3::C(()))}
-        </ActionForm>
-    }
-}
-
-/// A new channel; a webhook's secret, shown this once.
-#[component]
-fn Created(c: ChannelCreated) -> impl IntoView {
-    let name = c.channel.name.clone();
-    view! {
-        <div class="created" data-testid="channel-created" aria-live="polite">
-            <p class="ok-msg">{format!("Channel {name} added.")}</p>
-            {c.secret.map(|s| view! {
+            <OutcomeSlot testid="channel-create-result"/>
+            <div class="created" data-secret="" hidden data-testid="channel-created">
                 <p class="notice">"Copy the signing secret now: it is shown only once and cannot be retrieved later."</p>
-                <CopyBlock title="Signing secret" text=s class="secret" testid="channel-secret"/>
-            })}
-        </div>
+                <div class="section-head">
+                    <h3>"Signing secret"</h3>
+                    <button type="button" class="small copy" data-copy="channel-secret-text">"Copy signing secret"</button>
+                </div>
+                <pre class="snippet secret" id="channel-secret-text" data-secret-text="" data-testid="channel-secret" tabindex="0"></pre>
+            </div>
+        </PostForm>
     }
 }

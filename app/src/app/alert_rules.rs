@@ -1,12 +1,12 @@
 //! `/alerts/rules`: alert rules of the org, a form to add one, and deletion.
 
-use super::ui::{AlertsNav, PageHead, fetched, outcome, when};
+use super::ui::{AlertsNav, LiveRegion, OutcomeSlot, PageHead, PostForm, fetched, synced, when};
 use crate::fns::{CreateRule, DeleteRule, get_rules};
 use crate::live;
 use crate::model::alerts::{ALERT_EVENTS, Channel, Rule, RulesView, short_duration};
 use leptos::either::Either;
 use leptos::prelude::*;
-use std::collections::BTreeSet;
+use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn RulesPage() -> impl IntoView {
@@ -15,52 +15,46 @@ pub fn RulesPage() -> impl IntoView {
             <p class="muted small">"A rule watches one event for the org's nodes (optionally one tenant and matching labels), fires after its condition held for the `for` duration, repeats while it fires, and notifies its channels when it fires and resolves."</p>
         </PageHead>
         <AlertsNav/>
-        <RulesBody/>
-    }
-}
-
-/// The rules and the form for a new one, read again after each change.
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
-fn RulesBody() -> impl IntoView {
-    crate::app::preload_island("rules_body");
-    let create = ServerAction::<CreateRule>::new();
-    let delete = ServerAction::<DeleteRule>::new();
-    let list = Resource::new(
-        move || (create.version().get(), delete.version().get()),
-        |_| get_rules(),
-    );
-    // The form's channel choices, fetched once: a refused rule keeps what was typed.
-    let choices = Resource::new(|| (), |_| get_rules());
-    view! {
         <section class="card" aria-labelledby="rules-h">
             <h2 id="rules-h">"Rules"</h2>
-            {fetched(list, move |v| view! { <RulesList v=v delete=delete/> })}
-            {outcome(*delete, "rule-delete-result", |_| "Rule deleted.".to_string())}
+            <LiveRegion id="rules" follows="sync">
+                <RuleList/>
+            </LiveRegion>
+            <OutcomeSlot testid="rule-delete-result" id="rule-delete-outcome"/>
         </section>
         <section class="card" aria-labelledby="new-rule-h">
             <h2 id="new-rule-h">"New rule"</h2>
-            {fetched(choices, move |v| view! { <RuleForm create=create channels=v.channels/> })}
+            <NewRule/>
         </section>
     }
 }
 
+/// The rules, read again when the page re-syncs (after a form's action).
 #[component]
-fn RulesList(v: RulesView, delete: ServerAction<DeleteRule>) -> impl IntoView {
+fn RuleList() -> impl IntoView {
+    synced(get_rules, |v| view! { <RulesList v=v/> })
+}
+
+/// The form with the org's channels to choose from, read once: a refused rule
+/// keeps what was typed.
+#[component]
+fn NewRule() -> impl IntoView {
+    let choices = Resource::new(|| (), |_| get_rules());
+    fetched(choices, |v| view! { <RuleForm channels=v.channels/> })
+}
+
+#[component]
+fn RulesList(v: RulesView) -> impl IntoView {
     let names: Vec<(String, String)> = v
         .channels
         .iter()
         .map(|c| (c.id.clone(), c.name.clone()))
         .collect();
-    view! { <RuleTable items=v.rules channels=names delete=delete/> }
+    view! { <RuleTable items=v.rules channels=names/> }
 }
 
 #[component]
-fn RuleTable(
-    items: Vec<Rule>,
-    channels: Vec<(String, String)>,
-    delete: ServerAction<DeleteRule>,
-) -> impl IntoView {
+fn RuleTable(items: Vec<Rule>, channels: Vec<(String, String)>) -> impl IntoView {
     let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(
@@ -112,10 +106,10 @@ fn RuleTable(
                                 <td class="labels">{chans}</td>
                                 <td>{when(clock, Some(r.created_at.clone()))}<div class="muted small">{r.created_by.clone()}</div></td>
                                 <td>
-                                    <ActionForm action=delete attr:class="inline">
+                                    <PostForm action=DeleteRule::PATH ok="Rule deleted." class="inline" outcome="rule-delete-outcome">
                                         <input type="hidden" name="id" value=delete_id/>
                                         <button type="submit" class="small danger" aria-label=aria data-testid="rule-delete">"Delete"</button>
-                                    </ActionForm>
+                                    </PostForm>
                                 </td>
                             </tr>
                         }
@@ -127,9 +121,7 @@ fn RuleTable(
 }
 
 #[component]
-fn RuleForm(create: ServerAction<CreateRule>, channels: Vec<Channel>) -> impl IntoView {
-    let chosen = RwSignal::new(BTreeSet::<String>::new());
-    let joined = move || chosen.with(|c| c.iter().cloned().collect::<Vec<_>>().join(","));
+fn RuleForm(channels: Vec<Channel>) -> impl IntoView {
     let boxes = if channels.is_empty() {
         Either::Left(view! {
             <p class="muted small" data-testid="rule-no-channels">"No channels yet: " <a href="/alerts/channels">"add one"</a> " to be notified."</p>
@@ -139,18 +131,12 @@ fn RuleForm(create: ServerAction<CreateRule>, channels: Vec<Channel>) -> impl In
             channels
                 .into_iter()
                 .map(|c| {
-                    let id = c.id.clone();
                     let input_id = format!("rc-{}", c.id);
                     let label_for = input_id.clone();
                     let value = c.id.clone();
                     view! {
                         <label class="check" for=label_for>
-                            <input type="checkbox" id=input_id value=value
-                                on:change=move |ev| {
-                                    let on = event_target_checked(&ev);
-                                    let id = id.clone();
-                                    chosen.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
-                                }/>
+                            <input type="checkbox" id=input_id name="channels" value=value/>
                             {format!(" {} ({})", c.name, c.kind)}
                         </label>
                     }
@@ -159,7 +145,7 @@ fn RuleForm(create: ServerAction<CreateRule>, channels: Vec<Channel>) -> impl In
         )
     };
     view! {
-        <ActionForm action=create attr:class="stack" attr:data-testid="rule-form">
+        <PostForm action=CreateRule::PATH ok="Rule added." class="stack" testid="rule-form" join="channels">
             <div class="row">
                 <div class="field">
                     <label for="r-name">"Name"</label>
@@ -199,12 +185,13 @@ fn RuleForm(create: ServerAction<CreateRule>, channels: Vec<Channel>) -> impl In
             <fieldset class="field">
                 <legend>"Notify"</legend>
                 {boxes}
-                <input type="hidden" name="channels" prop:value=joined value=""/>
+                // Sent even when nothing is ticked; ticked ones join it.
+                <input type="hidden" name="channels" value=""/>
             </fieldset>
             <div>
-                <button type="submit" class="primary" data-testid="rule-create" disabled=move || create.pending().get()>"Add rule"</button>
+                <button type="submit" class="primary" data-testid="rule-create">"Add rule"</button>
             </div>
-            {outcome(*create, "rule-create-result", |r| format!("Rule {} added.", r.name))}
-        </ActionForm>
+            <OutcomeSlot testid="rule-create-result"/>
+        </PostForm>
     }
 }

@@ -1,12 +1,15 @@
 //! `/alerts`: open and recently resolved alerts with a silence shortcut, and the live
 //! banner of firing alerts shown on every page (the section's navigation is in `ui`).
 
-use super::ui::{AlertsNav, Badge, PageHead, alerts_version, fetched, outcome, when};
+use super::ui::{
+    AlertsNav, Badge, LiveRegion, OutcomeSlot, PageHead, PostForm, alerts_version, fetched, when,
+};
 use crate::fns::{CreateSilence, get_alerts, get_firing_alerts};
 use crate::live;
 use crate::model::alerts::{Alert, AlertsView};
 use leptos::either::Either;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 /// One firing alert as the banner counts it: id, headline, since (ms).
 #[derive(Clone, Debug, PartialEq)]
@@ -83,39 +86,33 @@ pub fn AlertsPage() -> impl IntoView {
             <p class="muted small">"Open alerts of this org, updated live, and those resolved in the last day. Rules decide what alerts; silences hold notifications back."</p>
         </PageHead>
         <AlertsNav/>
-        <AlertLists/>
+        <OutcomeSlot testid="alert-silence-result" id="alert-silence-outcome"/>
+        <LiveRegion id="alerts" follows="sync alerts">
+            <AlertLists/>
+        </LiveRegion>
     }
 }
 
-/// Open and resolved alerts, read again on pushed alerts, re-syncs and
-/// silences made here.
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
+/// Open and resolved alerts, read again on pushed alerts and re-syncs (a
+/// silence made here re-syncs the page).
+#[component]
 fn AlertLists() -> impl IntoView {
-    crate::app::preload_island("alert_lists");
     let live = live::use_live();
-    let silence = ServerAction::<CreateSilence>::new();
     let pushed = alerts_version(live);
-    let alerts = Resource::new(
-        move || (live.sync.get(), pushed.get(), silence.version().get()),
-        |_| get_alerts(),
-    );
-    view! {
-        {outcome(*silence, "alert-silence-result", |s| format!("Silenced until {}.", s.ends_at.text))}
-        {fetched(alerts, move |v| view! { <AlertsBody v=v silence=silence/> })}
-    }
+    let alerts = Resource::new(move || (live.sync.get(), pushed.get()), |_| get_alerts());
+    fetched(alerts, move |v| view! { <AlertsBody v=v/> })
 }
 
 #[component]
-fn AlertsBody(v: AlertsView, silence: ServerAction<CreateSilence>) -> impl IntoView {
+fn AlertsBody(v: AlertsView) -> impl IntoView {
     view! {
         <section class="card" aria-labelledby="open-alerts-h">
             <h2 id="open-alerts-h">"Firing and pending"</h2>
-            <AlertTable items=v.open testid="alerts-open" silence=Some(silence) empty="No open alerts."/>
+            <AlertTable items=v.open testid="alerts-open" silence=true empty="No open alerts."/>
         </section>
         <section class="card" aria-labelledby="resolved-alerts-h">
             <h2 id="resolved-alerts-h">"Resolved in the last day"</h2>
-            <AlertTable items=v.resolved testid="alerts-resolved" silence=None empty="None resolved in the last day."/>
+            <AlertTable items=v.resolved testid="alerts-resolved" silence=false empty="None resolved in the last day."/>
         </section>
     }
 }
@@ -124,7 +121,7 @@ fn AlertsBody(v: AlertsView, silence: ServerAction<CreateSilence>) -> impl IntoV
 fn AlertTable(
     items: Vec<Alert>,
     testid: &'static str,
-    silence: Option<ServerAction<CreateSilence>>,
+    silence: bool,
     empty: &'static str,
 ) -> impl IntoView {
     let clock = live::use_clock();
@@ -145,13 +142,13 @@ fn AlertTable(
                         <th scope="col">"Detail"</th>
                         <th scope="col">"Since"</th>
                         <th scope="col">"Resolved"</th>
-                        {silence.is_some().then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
+                        {silence.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
                     </tr>
                 </thead>
                 <tbody>
                     {items.into_iter().map(|a| {
                         let since = a.fired_at.clone().unwrap_or_else(|| a.opened_at.clone());
-                        let actions = silence.map(|s| silence_shortcut(&a, s));
+                        let actions = silence.then(|| silence_shortcut(&a));
                         view! {
                             <tr data-alert-id=a.id.clone() data-state=a.state.clone() data-event=a.event.clone()>
                                 <td>
@@ -175,7 +172,7 @@ fn AlertTable(
 }
 
 /// "Silence 1 h / 4 h" for the alert's rule and node.
-fn silence_shortcut(a: &Alert, silence: ServerAction<CreateSilence>) -> impl IntoView + use<> {
+fn silence_shortcut(a: &Alert) -> impl IntoView + use<> {
     let node = a.node_id.clone().unwrap_or_default();
     let (rule_id, rule_name) = (a.rule_id.clone(), a.rule_name.clone());
     let forms = [("1h", "Silence 1 h"), ("4h", "Silence 4 h")]
@@ -185,7 +182,7 @@ fn silence_shortcut(a: &Alert, silence: ServerAction<CreateSilence>) -> impl Int
             let (rule_id, node) = (rule_id.clone(), node.clone());
             let comment = format!("silenced from the alerts page ({rule_name})");
             view! {
-                <ActionForm action=silence attr:class="inline">
+                <PostForm action=CreateSilence::PATH ok="Silenced." class="inline" outcome="alert-silence-outcome">
                     <input type="hidden" name="rule_id" value=rule_id/>
                     <input type="hidden" name="event" value=""/>
                     <input type="hidden" name="tenant" value=""/>
@@ -194,7 +191,7 @@ fn silence_shortcut(a: &Alert, silence: ServerAction<CreateSilence>) -> impl Int
                     <input type="hidden" name="duration" value=duration/>
                     <input type="hidden" name="comment" value=comment/>
                     <button type="submit" class="small" aria-label=aria data-testid="alert-silence">{label}</button>
-                </ActionForm>
+                </PostForm>
             }
         })
         .collect_view();

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 /// Charts re-fetch at most this often when live events arrive: rollups change by
 /// the minute, and a busy fleet must not turn every state change into a fetch.
-pub const LIVE_REFRESH: Duration = Duration::from_secs(20);
+pub const LIVE_REFRESH: Duration = Duration::from_millis(LIVE_REFRESH_MS);
+pub const LIVE_REFRESH_MS: u64 = 20_000;
 
 /// A counter bumped at most every [`LIVE_REFRESH`] while live events arrive
 /// (the org's rollups grew, or a status, policy or key change), and at once

@@ -1,7 +1,7 @@
 //! `/connectors`: every node's connectors and their last dry run, filtered by kind and
 //! outcome in the URL.
 
-use super::ui::{PageHead, StatusBadge, fetched, last_outcome, when};
+use super::ui::{LiveRegion, PageHead, StatusBadge, fetched, last_outcome, when};
 use crate::fns::list_connectors;
 use crate::live;
 use crate::model::fleet::{CONNECTOR_KINDS, Connector, OUTCOMES};
@@ -26,15 +26,15 @@ pub fn ConnectorsPage() -> impl IntoView {
                 <a href="/connectors" class="button">"Reset"</a>
             </div>
         </Form>
-        <ConnectorList kind=Signal::derive(move || filter("kind")) outcome=Signal::derive(move || filter("outcome"))/>
+        <LiveRegion id="connectors" follows="sync">
+            <ConnectorList kind=Signal::derive(move || filter("kind")) outcome=Signal::derive(move || filter("outcome"))/>
+        </LiveRegion>
     }
 }
 
 /// The filtered list, read again whenever the live stream re-syncs.
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
+#[component]
 fn ConnectorList(kind: Signal<Option<String>>, outcome: Signal<Option<String>>) -> impl IntoView {
-    crate::app::preload_island("connector_list");
     let live = live::use_live();
     let list = Resource::new(
         move || (kind.get(), outcome.get(), live.sync.get()),

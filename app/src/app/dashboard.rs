@@ -1,8 +1,8 @@
 //! `/`: the dashboard. Fleet summary cards, the status distribution bar, the activity
 //! charts (`?range=24h|7d|30d&tenant=…`) and the live activity feed.
 
-use super::charts::{ChartFigure, live_refresh};
-use super::ui::{ErrorBox, PageHead, fetched, rel_time};
+use super::charts::{ChartFigure, LIVE_REFRESH_MS, live_refresh};
+use super::ui::{ErrorBox, LiveRegion, PageHead, fetched, rel_time};
 use crate::fns::{get_activity_charts, get_dashboard};
 use crate::live::{self, Clock};
 use crate::model::chart::{ChartSet, RANGES, range_or_default};
@@ -17,7 +17,9 @@ use std::time::Duration;
 pub fn DashboardPage() -> impl IntoView {
     view! {
         <PageHead heading="Dashboard"/>
-        <FleetSummary/>
+        <LiveRegion id="fleet-summary" follows="sync status">
+            <FleetSummary/>
+        </LiveRegion>
         <ActivityPanel/>
         <LiveFeed/>
     }
@@ -25,10 +27,8 @@ pub fn DashboardPage() -> impl IntoView {
 
 /// The fleet's counts, fetched again (debounced) after status changes and
 /// whenever the stream re-syncs.
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
+#[component]
 fn FleetSummary() -> impl IntoView {
-    crate::app::preload_island("fleet_summary");
     let live = live::use_live();
     // Counts re-fetch after status changes (debounced), and whenever the stream re-syncs.
     let refresh = RwSignal::new(0u64);
@@ -91,17 +91,17 @@ fn ActivityPanel() -> impl IntoView {
                     <button type="submit" class="primary">"Show"</button>
                 </div>
             </Form>
-            <ActivityCharts range=asked.into() tenant=tenant.into()/>
+            <LiveRegion id="activity-charts" follows="sync status rollups" every_ms=LIVE_REFRESH_MS>
+                <ActivityCharts range=asked.into() tenant=tenant.into()/>
+            </LiveRegion>
         </section>
     }
 }
 
 /// The charts of `range` and `tenant` (as asked: the server refuses a bad
 /// one), re-fetched (throttled) as live events arrive.
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
+#[component]
 fn ActivityCharts(range: Signal<String>, tenant: Signal<String>) -> impl IntoView {
-    crate::app::preload_island("activity_charts");
     let refresh = live_refresh();
     let data = Resource::new(
         move || (range.get(), tenant.get(), refresh.get()),

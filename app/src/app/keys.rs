@@ -1,14 +1,15 @@
 //! `/keys`: the signing-key registry, its governance (admins) and key registration.
+//! No island: the registry is a live region and the forms post through `live::forms`.
 
-use super::ui::{Badge, PageHead, Stat, alert_class, fetched, outcome, when};
+use super::ui::{
+    Badge, LiveRegion, OutcomeSlot, PageHead, PostForm, Stat, alert_class, synced, when,
+};
 use crate::fns::{GovernKey, RegisterKey, get_keys};
 use crate::live;
 use crate::model::fleet::{CloudSync, Key, KeySummary, KeysView};
 use leptos::either::Either;
 use leptos::prelude::*;
-
-/// A governance change waiting for confirmation: key and target status.
-type Pending = RwSignal<Option<(String, &'static str)>>;
+use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn KeysPage() -> impl IntoView {
@@ -16,54 +17,30 @@ pub fn KeysPage() -> impl IntoView {
         <PageHead heading="Signing keys" title="Keys">
             <p class="muted small">"Nodes sign their evidence with these keys. A node still signing with a revoked, compromised or expired key raises a key warning."</p>
         </PageHead>
-        <KeysPageBody/>
-    }
-}
-
-/// The registry and the registration form, read again after each change
-/// and whenever the live stream re-syncs.
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
-fn KeysPageBody() -> impl IntoView {
-    crate::app::preload_island("keys_page_body");
-    let live = live::use_live();
-    let govern = ServerAction::<GovernKey>::new();
-    let register = ServerAction::<RegisterKey>::new();
-    let keys = Resource::new(
-        move || {
-            (
-                govern.version().get(),
-                register.version().get(),
-                live.sync.get(),
-            )
-        },
-        |_| get_keys(),
-    );
-    let pending: Pending = RwSignal::new(None);
-    // A finished change closes the confirmation.
-    Effect::new(move |_| {
-        if govern.version().get() > 0 {
-            pending.set(None);
-        }
-    });
-    view! {
-        {fetched(keys, move |v| view! { <KeysBody v=v govern=govern pending=pending/> })}
+        <OutcomeSlot testid="key-govern-result" id="key-govern-outcome"/>
+        <LiveRegion id="keys" follows="sync">
+            <Registry/>
+        </LiveRegion>
         <section class="card" aria-labelledby="register-h">
             <h2 id="register-h">"Register a key"</h2>
-            <RegisterForm register=register/>
+            <RegisterForm/>
         </section>
     }
 }
 
+/// The registry, read again whenever the page re-syncs (after a form's action).
 #[component]
-fn KeysBody(v: KeysView, govern: ServerAction<GovernKey>, pending: Pending) -> impl IntoView {
+fn Registry() -> impl IntoView {
+    synced(get_keys, |v| view! { <KeysBody v=v/> })
+}
+
+#[component]
+fn KeysBody(v: KeysView) -> impl IntoView {
     let can = v.can_govern;
     view! {
         <Summary s=v.summary.clone()/>
         {v.list.cloud.clone().filter(|c| c.configured).map(|c| view! { <CloudLine c=c/> })}
-        {can.then(|| view! { <Confirm govern=govern pending=pending/> })}
-        {outcome(*govern, "key-govern-result", |k| format!("Key {} is now {}.", k.key_id, k.status))}
-        <KeyTable items=v.list.items can_govern=can pending=pending/>
+        <KeyTable items=v.list.items can_govern=can/>
     }
 }
 
@@ -111,7 +88,7 @@ fn actions_for(status: &str) -> Vec<(&'static str, &'static str)> {
 }
 
 #[component]
-fn KeyTable(items: Vec<Key>, can_govern: bool, pending: Pending) -> impl IntoView {
+fn KeyTable(items: Vec<Key>, can_govern: bool) -> impl IntoView {
     let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(
@@ -136,7 +113,7 @@ fn KeyTable(items: Vec<Key>, can_govern: bool, pending: Pending) -> impl IntoVie
                 </thead>
                 <tbody>
                     {items.into_iter().map(|k| {
-                        let actions = can_govern.then(|| key_actions(&k, pending));
+                        let actions = can_govern.then(|| key_actions(&k));
                         view! {
                             <tr data-key-id=k.key_id.clone() data-status=k.status.clone()>
                                 <td>
@@ -159,59 +136,36 @@ fn KeyTable(items: Vec<Key>, can_govern: bool, pending: Pending) -> impl IntoVie
     })
 }
 
-fn key_actions(k: &Key, pending: Pending) -> impl IntoView + use<> {
-    let buttons = actions_for(&k.status)
+/// The key's governance: each change behind a disclosure that explains it and
+/// asks for a reason (audited) before it is confirmed.
+fn key_actions(k: &Key) -> impl IntoView + use<> {
+    let forms = actions_for(&k.status)
         .into_iter()
         .map(|(target, label)| {
             let id = k.key_id.clone();
-            let aria = format!("{label} key {id}");
+            let reason_id = format!("gov-reason-{id}-{target}");
             let class = if target == "active" {
-                "small"
+                "button small"
             } else {
-                "small danger"
+                "button small danger"
             };
             view! {
-                <button type="button" class=class aria-label=aria data-action=target
-                    on:click=move |_| pending.set(Some((id.clone(), target)))>{label}</button>
+                <details class="govern" data-action=target>
+                    <summary class=class aria-label=format!("{label} key {id}")>{label}</summary>
+                    <PostForm action=GovernKey::PATH ok=format!("Key {id} is now {target}.") class="stack confirm"
+                        outcome="key-govern-outcome" testid="key-confirm">
+                        <p class="muted small">{confirm_text(target)}</p>
+                        <input type="hidden" name="key_id" value=id.clone()/>
+                        <input type="hidden" name="status" value=target/>
+                        <label for=reason_id.clone()>"Reason (recorded in the audit trail)"</label>
+                        <input id=reason_id name="reason" placeholder="e.g. laptop lost"/>
+                        <button type="submit" class="primary small" data-testid="key-confirm-submit">{format!("Confirm: {label}")}</button>
+                    </PostForm>
+                </details>
             }
         })
         .collect_view();
-    view! { <td class="actions">{buttons}</td> }
-}
-
-/// The confirmation of a governance change, with an optional reason (audited).
-#[component]
-fn Confirm(govern: ServerAction<GovernKey>, pending: Pending) -> impl IntoView {
-    let reason_ref = NodeRef::<leptos::html::Input>::new();
-    Effect::new(move |_| {
-        if pending.with(Option::is_some)
-            && let Some(input) = reason_ref.get()
-        {
-            let _ = input.focus();
-        }
-    });
-    move || {
-        pending.get().map(|(key, target)| {
-            view! {
-                <section class="card confirm" role="group" aria-labelledby="confirm-h" data-testid="key-confirm">
-                    <h2 id="confirm-h">{format!("Set key {key} to {target}?")}</h2>
-                    <p class="muted">{confirm_text(target)}</p>
-                    <ActionForm action=govern attr:class="stack">
-                        <input type="hidden" name="key_id" value=key.clone()/>
-                        <input type="hidden" name="status" value=target/>
-                        <div class="field">
-                            <label for="gov-reason">"Reason (recorded in the audit trail)"</label>
-                            <input id="gov-reason" name="reason" node_ref=reason_ref placeholder="e.g. laptop lost"/>
-                        </div>
-                        <div class="row-inline">
-                            <button type="submit" class="primary" data-testid="key-confirm-submit" disabled=move || govern.pending().get()>"Confirm"</button>
-                            <button type="button" on:click=move |_| pending.set(None)>"Cancel"</button>
-                        </div>
-                    </ActionForm>
-                </section>
-            }
-        })
-    }
+    view! { <td class="actions">{forms}</td> }
 }
 
 fn confirm_text(target: &str) -> &'static str {
@@ -225,9 +179,9 @@ fn confirm_text(target: &str) -> &'static str {
 }
 
 #[component]
-fn RegisterForm(register: ServerAction<RegisterKey>) -> impl IntoView {
+fn RegisterForm() -> impl IntoView {
     view! {
-        <ActionForm action=register attr:class="stack" attr:data-testid="register-key-form">
+        <PostForm action=RegisterKey::PATH ok="Key registered." class="stack" testid="register-key-form">
             <div class="row">
                 <div class="field">
                     <label for="k-id">"Key ID"</label>
@@ -249,9 +203,9 @@ fn RegisterForm(register: ServerAction<RegisterKey>) -> impl IntoView {
                 </div>
             </div>
             <div>
-                <button type="submit" class="primary" disabled=move || register.pending().get()>"Register key"</button>
+                <button type="submit" class="primary">"Register key"</button>
             </div>
-            {outcome(*register, "register-key-result", |k| format!("Registered key {}.", k.key_id))}
-        </ActionForm>
+            <OutcomeSlot testid="register-key-result"/>
+        </PostForm>
     }
 }

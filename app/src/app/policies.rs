@@ -1,13 +1,15 @@
 //! `/policies`: rulepacks and their revisions, and policy assignments.
 
-use super::ui::{AssignmentRows, JsonArea, PageHead, RulepackFields, fetched, outcome, when};
-use crate::fns::{
-    CreateAssignment, CreateRulepack, DeleteAssignment, list_assignments, list_rulepacks,
+use super::ui::{
+    AssignmentRows, JsonField, LiveRegion, OutcomeSlot, PageHead, PostForm, RulepackFields, synced,
+    when,
 };
+use crate::fns::{CreateAssignment, CreateRulepack, list_assignments, list_rulepacks};
 use crate::live;
 use crate::model::fleet::Rulepack;
 use leptos::either::Either;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn PoliciesPage() -> impl IntoView {
@@ -15,50 +17,45 @@ pub fn PoliciesPage() -> impl IntoView {
         <PageHead heading="Policies">
             <p class="muted small">"Rulepacks are versioned (" <code>"name@revision"</code> "); assignments decide which one each node runs. Precedence: node › label › tenant › org, newest first within a scope."</p>
         </PageHead>
-        <PoliciesBody/>
-    }
-}
-
-/// Rulepacks, assignments and their forms, read again after each change.
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
-fn PoliciesBody() -> impl IntoView {
-    crate::app::preload_island("policies_body");
-    let create = ServerAction::<CreateRulepack>::new();
-    let assign = ServerAction::<CreateAssignment>::new();
-    let delete = ServerAction::<DeleteAssignment>::new();
-    let packs = Resource::new(move || create.version().get(), |_| list_rulepacks());
-    let assignments = Resource::new(
-        move || {
-            (
-                assign.version().get(),
-                delete.version().get(),
-                create.version().get(),
-            )
-        },
-        |_| list_assignments(),
-    );
-    view! {
         <section class="card" aria-labelledby="rulepacks-h">
             <h2 id="rulepacks-h">"Rulepacks"</h2>
-            {fetched(packs, |list| view! { <RulepackTable list=list/> })}
+            <LiveRegion id="rulepacks" follows="sync">
+                <Rulepacks/>
+            </LiveRegion>
         </section>
         <div class="grid2">
             <section class="card" aria-labelledby="revision-h">
                 <h2 id="revision-h">"New rulepack revision"</h2>
-                <RevisionForm create=create/>
+                <RevisionForm/>
             </section>
             <section class="card" aria-labelledby="assign-h">
                 <h2 id="assign-h">"Add an assignment"</h2>
-                <AssignmentForm assign=assign/>
+                <AssignmentForm/>
             </section>
         </div>
         <section class="card" aria-labelledby="assignments-h">
             <h2 id="assignments-h">"Assignments"</h2>
-            {fetched(assignments, move |list| view! { <AssignmentRows list=list show_delete=true delete=delete/> })}
-            {outcome(*delete, "assignment-delete-result", |_| "Assignment deleted.".to_string())}
+            <LiveRegion id="assignments" follows="sync">
+                <Assignments/>
+            </LiveRegion>
+            <OutcomeSlot testid="assignment-delete-result" id="assignment-delete-outcome"/>
         </section>
     }
+}
+
+/// The rulepacks, read again when the page re-syncs (after a form's action).
+#[component]
+fn Rulepacks() -> impl IntoView {
+    synced(list_rulepacks, |list| view! { <RulepackTable list=list/> })
+}
+
+/// The assignments, read again when the page re-syncs.
+#[component]
+fn Assignments() -> impl IntoView {
+    synced(
+        list_assignments,
+        |list| view! { <AssignmentRows list=list show_delete=true/> },
+    )
 }
 
 #[component]
@@ -108,10 +105,10 @@ fn short_hash(h: &str) -> String {
 const RULES_EXAMPLE: &str = "{\n  \"rules\": []\n}";
 
 #[component]
-fn RevisionForm(create: ServerAction<CreateRulepack>) -> impl IntoView {
-    let rules = RwSignal::new(RULES_EXAMPLE.to_string());
+fn RevisionForm() -> impl IntoView {
     view! {
-        <ActionForm action=create attr:class="stack" attr:data-testid="policy-form">
+        <PostForm action=CreateRulepack::PATH ok="Revision created. Same content as the latest revision keeps its number."
+            class="stack" testid="policy-form">
             <div class="row">
                 <div class="field">
                     <label for="rp-name">"Name"</label>
@@ -127,43 +124,38 @@ fn RevisionForm(create: ServerAction<CreateRulepack>) -> impl IntoView {
                 <label for="rp-description">"Description"</label>
                 <input id="rp-description" name="description" placeholder="optional"/>
             </div>
-            <JsonArea id="rp-rules" name="rules" label="rules" text=rules rows=10 testid="policy-rules"/>
+            <JsonField id="rp-rules" name="rules" label="rules" text=RULES_EXAMPLE rows=10 testid="policy-rules"/>
             <div>
-                <button type="submit" class="primary" disabled=move || create.pending().get()>"Create revision"</button>
+                <button type="submit" class="primary">"Create revision"</button>
             </div>
-            {outcome(*create, "policy-result", |r| format!("Created {} (sha256 {}). Same content as the latest revision keeps its number.", r.version, short_hash(&r.sha256)))}
-        </ActionForm>
+            <OutcomeSlot testid="policy-result"/>
+        </PostForm>
     }
 }
 
 #[component]
-fn AssignmentForm(assign: ServerAction<CreateAssignment>) -> impl IntoView {
-    let kind = RwSignal::new("org".to_string());
-    let hint = move || match kind.get().as_str() {
-        "tenant" => "tenant id",
-        "label" => "key=value",
-        "node" => "node id",
-        _ => "not needed for the whole org",
-    };
+fn AssignmentForm() -> impl IntoView {
     view! {
-        <ActionForm action=assign attr:class="stack" attr:data-testid="assignment-form">
+        <PostForm action=CreateAssignment::PATH ok="Assignment added." class="stack" testid="assignment-form">
             <div class="row">
                 <div class="field">
                     <label for="as-kind">"Scope"</label>
-                    <select id="as-kind" name="scope_kind" on:change=move |ev| kind.set(event_target_value(&ev))>
+                    <select id="as-kind" name="scope_kind">
                         {["org", "tenant", "label", "node"].map(|k| view! { <option value=k>{k}</option> }).collect_view()}
                     </select>
                 </div>
                 <div class="field">
                     <label for="as-value">"Scope value"</label>
-                    <input id="as-value" name="scope_value" placeholder=hint readonly=move || kind.with(|k| k == "org")/>
+                    <input id="as-value" name="scope_value" placeholder="tenant id, key=value or node id"
+                        aria-describedby="as-value-hint"/>
+                    <span id="as-value-hint" class="muted small">"empty for the whole org"</span>
                 </div>
             </div>
             <RulepackFields prefix="as"/>
             <div>
-                <button type="submit" class="primary" disabled=move || assign.pending().get()>"Add assignment"</button>
+                <button type="submit" class="primary">"Add assignment"</button>
             </div>
-            {outcome(*assign, "assignment-result", |a| format!("Assigned {} to {} ({} node(s)).", a.rulepack, a.scope_text(), a.nodes))}
-        </ActionForm>
+            <OutcomeSlot testid="assignment-result"/>
+        </PostForm>
     }
 }

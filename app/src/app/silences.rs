@@ -1,12 +1,13 @@
 //! `/alerts/silences`: maintenance windows. Active and recently ended silences, a form
 //! for a new one (matchers, duration, comment) and "end now".
 
-use super::ui::{AlertsNav, PageHead, fetched, outcome, when};
+use super::ui::{AlertsNav, LiveRegion, OutcomeSlot, PageHead, PostForm, synced, when};
 use crate::fns::{CreateSilence, EndSilence, get_silences};
 use crate::live;
 use crate::model::alerts::{ALERT_EVENTS, Silence};
 use leptos::either::Either;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 
 #[component]
 pub fn SilencesPage() -> impl IntoView {
@@ -15,36 +16,28 @@ pub fn SilencesPage() -> impl IntoView {
             <p class="muted small">"A silence holds back the notifications of the alerts it matches until it ends; alerts still open and show as silenced. Matchers left empty match everything."</p>
         </PageHead>
         <AlertsNav/>
-        <SilencesBody/>
-    }
-}
-
-/// The silences and the form for a new one, read again after either action.
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
-fn SilencesBody() -> impl IntoView {
-    crate::app::preload_island("silences_body");
-    let create = ServerAction::<CreateSilence>::new();
-    let end = ServerAction::<EndSilence>::new();
-    let list = Resource::new(
-        move || (create.version().get(), end.version().get()),
-        |_| get_silences(),
-    );
-    view! {
         <section class="card" aria-labelledby="silences-h">
             <h2 id="silences-h">"Active and recent"</h2>
-            {fetched(list, move |items| view! { <SilenceTable items=items end=end/> })}
-            {outcome(*end, "silence-end-result", |_| "Silence ended.".to_string())}
+            <LiveRegion id="silences" follows="sync">
+                <SilenceList/>
+            </LiveRegion>
+            <OutcomeSlot testid="silence-end-result" id="silence-end-outcome"/>
         </section>
         <section class="card" aria-labelledby="new-silence-h">
             <h2 id="new-silence-h">"New maintenance window"</h2>
-            <SilenceForm create=create/>
+            <SilenceForm/>
         </section>
     }
 }
 
+/// The silences, read again when the page re-syncs (after either form's action).
 #[component]
-fn SilenceTable(items: Vec<Silence>, end: ServerAction<EndSilence>) -> impl IntoView {
+fn SilenceList() -> impl IntoView {
+    synced(get_silences, |items| view! { <SilenceTable items=items/> })
+}
+
+#[component]
+fn SilenceTable(items: Vec<Silence>) -> impl IntoView {
     let clock = live::use_clock();
     if items.is_empty() {
         return Either::Left(
@@ -71,10 +64,10 @@ fn SilenceTable(items: Vec<Silence>, end: ServerAction<EndSilence>) -> impl Into
                         let aria = format!("End silence {}", s.comment);
                         let end_id = s.id.clone();
                         let action = s.active.then(|| view! {
-                            <ActionForm action=end attr:class="inline">
+                            <PostForm action=EndSilence::PATH ok="Silence ended." class="inline" outcome="silence-end-outcome">
                                 <input type="hidden" name="id" value=end_id/>
                                 <button type="submit" class="small danger" aria-label=aria data-testid="silence-end">"End now"</button>
-                            </ActionForm>
+                            </PostForm>
                         });
                         view! {
                             <tr data-silence-id=s.id.clone() data-state=state>
@@ -95,9 +88,9 @@ fn SilenceTable(items: Vec<Silence>, end: ServerAction<EndSilence>) -> impl Into
 }
 
 #[component]
-fn SilenceForm(create: ServerAction<CreateSilence>) -> impl IntoView {
+fn SilenceForm() -> impl IntoView {
     view! {
-        <ActionForm action=create attr:class="stack" attr:data-testid="silence-form">
+        <PostForm action=CreateSilence::PATH ok="Silence added." class="stack" testid="silence-form">
             <input type="hidden" name="rule_id" value=""/>
             <div class="row">
                 <div class="field">
@@ -133,9 +126,9 @@ fn SilenceForm(create: ServerAction<CreateSilence>) -> impl IntoView {
                 </div>
             </div>
             <div>
-                <button type="submit" class="primary" data-testid="silence-create" disabled=move || create.pending().get()>"Add silence"</button>
+                <button type="submit" class="primary" data-testid="silence-create">"Add silence"</button>
             </div>
-            {outcome(*create, "silence-create-result", |s| format!("Silenced until {}.", s.ends_at.text))}
-        </ActionForm>
+            <OutcomeSlot testid="silence-create-result"/>
+        </PostForm>
     }
 }

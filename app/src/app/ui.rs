@@ -3,18 +3,39 @@
 //! facts of a node, JSON text areas, policy assignment pieces, the alerts section's
 //! navigation and export links. Pages import from here, never from each other.
 
-use crate::fns::list_rulepacks;
+use crate::fns::{DeleteAssignment, list_rulepacks};
 use crate::live::{self, Clock, Live};
 use crate::model::fleet::Assignment;
 use crate::model::{AppError, Instant, NodeRow, Status, relative};
 use leptos::either::Either;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::components::A;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 // ---------------------------------------------------------------- page basics
+
+/// A server-rendered part of a page that follows the live feed. In islands mode
+/// the browser swaps in the server's fresh render of it when a change it `follows`
+/// arrives (`sync`, `status`, `rollups`, `alerts`, `jobs`; at most every
+/// `every_ms`): see `live::regions`. It must hold no island. When the whole page
+/// hydrates, its content is reactive itself and this is a plain wrapper.
+#[component]
+pub fn LiveRegion(
+    id: &'static str,
+    follows: &'static str,
+    #[prop(optional)] every_ms: Option<u64>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div class="live-region" data-live-region=id data-live-on=follows
+            data-live-every=every_ms.map(|ms| ms.to_string())>
+            {children()}
+        </div>
+    }
+}
 
 /// A page's document title (`{title} · Ritma`, the heading unless given) and its
 /// heading row; `children` follow the heading (a description, export links).
@@ -122,6 +143,39 @@ pub fn CopyBlock(
 
 // ---------------------------------------------------------------- loading and outcomes
 
+/// A form posting its fields to the server function at `action` (its `PATH`),
+/// needing no island: in the browser `live::forms` posts it without leaving the
+/// page, writes the outcome (`ok`, or the error) into its `.outcome` element or
+/// the element whose id is `outcome`, and re-syncs the page; the fields named in
+/// `join` go as one comma-separated value. Before that code runs it is a plain
+/// POST, which the server function answers by coming back.
+#[component]
+pub fn PostForm(
+    action: &'static str,
+    #[prop(into)] ok: String,
+    #[prop(optional)] class: &'static str,
+    #[prop(optional)] testid: Option<&'static str>,
+    #[prop(optional)] outcome: Option<&'static str>,
+    #[prop(optional)] join: Option<&'static str>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <form method="post" action=action class=class data-enhance="" data-ok=ok
+            data-testid=testid data-outcome=outcome data-join=join>
+            {children()}
+        </form>
+    }
+}
+
+/// Where a [`PostForm`] writes its outcome (server-rendered empty).
+#[component]
+pub fn OutcomeSlot(
+    testid: &'static str,
+    #[prop(optional)] id: Option<&'static str>,
+) -> impl IntoView {
+    view! { <div class="outcome" aria-live="polite" data-testid=testid id=id></div> }
+}
+
 /// A resource's value rendered by `render`, or its error; keeps the old content while
 /// re-fetching.
 pub fn fetched<T, V>(
@@ -140,6 +194,24 @@ where
             })}
         </Transition>
     }
+}
+
+/// What `fetch` reads, rendered by `render`, read again whenever the page
+/// re-syncs (the stream opening, a post form's action): a live region's list.
+pub fn synced<T, Fut, V>(
+    fetch: fn() -> Fut,
+    render: impl Fn(T) -> V + Send + Sync + 'static,
+) -> impl IntoView
+where
+    Fut: std::future::Future<Output = Result<T, AppError>> + Send + 'static,
+    T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: IntoView + 'static,
+{
+    let live = live::use_live();
+    fetched(
+        Resource::new(move || live.sync.get(), move |_| fetch()),
+        render,
+    )
 }
 
 /// The result of a form's action: a confirmation, or the error (announced).
@@ -361,6 +433,31 @@ pub fn KeyWarningBanner(facts: NodeFactsView, key_id: Option<String>) -> impl In
 
 // ---------------------------------------------------------------- JSON text areas
 
+/// A labelled JSON text area rendered by the server: `live::forms` says at once
+/// when the text is not valid JSON (the server function says it again on submit).
+#[component]
+pub fn JsonField(
+    id: &'static str,
+    name: &'static str,
+    label: &'static str,
+    text: &'static str,
+    #[prop(optional)] rows: Option<u32>,
+    #[prop(optional)] testid: &'static str,
+) -> impl IntoView {
+    let err_id = format!("{id}-error");
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <textarea id=id name=name class="code" rows=rows.unwrap_or(8) spellcheck="false"
+                data-testid=testid data-json=label data-json-error=err_id.clone()
+                aria-invalid="false" aria-describedby=err_id.clone()>
+                {text}
+            </textarea>
+            <p id=err_id class="error small" aria-live="polite" data-testid=format!("{name}-json-error")></p>
+        </div>
+    }
+}
+
 /// A labelled JSON text area that says at once (and again on submit, server side)
 /// when the text is not valid JSON.
 #[component]
@@ -408,11 +505,7 @@ pub fn JsonArea(
 
 /// Assignments as a table (the first one wins on a node page).
 #[component]
-pub fn AssignmentRows(
-    list: Vec<Assignment>,
-    show_delete: bool,
-    #[prop(optional)] delete: Option<ServerAction<crate::fns::DeleteAssignment>>,
-) -> impl IntoView {
+pub fn AssignmentRows(list: Vec<Assignment>, show_delete: bool) -> impl IntoView {
     if list.is_empty() {
         return Either::Left(
             view! { <p class="muted" data-testid="assignments-empty">"No assignments."</p> },
@@ -435,12 +528,13 @@ pub fn AssignmentRows(
                 <tbody>
                     {list.into_iter().map(|a| {
                         let (aid, aria) = (a.id.clone(), format!("Delete assignment {} of {}", a.scope_text(), a.rulepack));
-                        let del = delete.filter(|_| show_delete).map(|d| view! {
+                        let del = show_delete.then(|| view! {
                             <td>
-                                <ActionForm action=d attr:class="inline">
+                                <PostForm action=DeleteAssignment::PATH
+                                    ok="Assignment deleted." class="inline" outcome="assignment-delete-outcome">
                                     <input type="hidden" name="id" value=aid/>
                                     <button type="submit" class="small danger" aria-label=aria>"Delete"</button>
-                                </ActionForm>
+                                </PostForm>
                             </td>
                         });
                         view! {

@@ -1,8 +1,8 @@
 //! `/usage`: metering of a month (`?period=YYYY-MM`), each metric charted by day, and
 //! its cost estimate.
 
-use super::charts::{ChartFigure, live_refresh};
-use super::ui::{Badge, ExportLinks, PageHead, Stat, fetched, section_or_error};
+use super::charts::{ChartFigure, LIVE_REFRESH_MS, live_refresh};
+use super::ui::{Badge, ExportLinks, LiveRegion, PageHead, Stat, fetched, section_or_error};
 use crate::fns::get_usage;
 use crate::model::fleet::{BillingEstimate, TenantBill, UsageMetrics, UsageSummary, UsageView};
 use crate::model::{date_of, decimal_text, human_bytes, human_count, money_text, quantity_in};
@@ -20,16 +20,16 @@ pub fn UsagePage() -> impl IntoView {
                 period.get().map(|p| format!("period={}", crate::model::url_encode(&p))).unwrap_or_default()
             })/>
         </PageHead>
-        <UsageData period=period.into()/>
+        <LiveRegion id="usage" follows="sync status rollups" every_ms=LIVE_REFRESH_MS>
+            <UsageData period=period.into()/>
+        </LiveRegion>
     }
 }
 
 /// The month's figures. Its rollups grow while nodes report: re-fetched
 /// (throttled) on live events.
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
+#[component]
 fn UsageData(period: Signal<Option<String>>) -> impl IntoView {
-    crate::app::preload_island("usage_data");
     let refresh = live_refresh();
     let data = Resource::new(
         move || (period.get(), refresh.get()),
@@ -43,8 +43,8 @@ fn UsageData(period: Signal<Option<String>>) -> impl IntoView {
 #[component]
 fn PeriodPicker(shown: String) -> impl IntoView {
     view! {
-        // A plain form (a page load): it is drawn inside an island, where
-        // the client router is not.
+        // A plain form (a page load): it is drawn inside a live region, which
+        // the browser swaps without the client router.
         <form method="get" action="/usage" class="filters card" aria-label="Choose the period">
             <div class="field">
                 <label for="u-period">"Month"</label>

@@ -3,11 +3,11 @@
 //! `crate::model::alerts`; the controller's refusals come back as its message.
 
 use crate::model::AppError;
-#[cfg(feature = "ssr")]
-use crate::model::alerts::Channel;
 use crate::model::alerts::{
-    Alert, AlertsView, ChannelCreated, ChannelWithLog, Delivery, RulesView, Silence,
+    Alert, AlertsView, ChannelCreated, ChannelWithLog, RulesView, Silence, TestSent,
 };
+#[cfg(feature = "ssr")]
+use crate::model::alerts::{Channel, Delivery};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -146,9 +146,12 @@ pub async fn create_channel(
         url,
         address,
     };
-    st.api
+    let mut created: ChannelCreated = st
+        .api
         .call_as::<routes::CreateChannel, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &body)
-        .await
+        .await?;
+    created.message = Some(format!("Channel {} added.", created.channel.name));
+    Ok(created)
 }
 
 #[server]
@@ -162,12 +165,17 @@ pub async fn delete_channel(id: String) -> Result<(), AppError> {
 
 /// Sends a test notification now; the delivery says how it went.
 #[server]
-pub async fn test_channel(id: String) -> Result<Delivery, AppError> {
+pub async fn test_channel(id: String) -> Result<TestSent, AppError> {
     let (st, s) = super::ctx::current().await?;
     let path = uuid_path(&s.org, &id)?;
-    st.api
+    let delivery: Delivery = st
+        .api
         .call_as::<routes::TestChannel, _>(&s.token, &path, &NoParams {}, &())
-        .await
+        .await?;
+    Ok(TestSent {
+        message: delivery.test_text(),
+        delivery,
+    })
 }
 
 // ---------------------------------------------------------------- rules

@@ -45,6 +45,33 @@ pub struct ChannelCreated {
     pub channel: Channel,
     #[serde(default)]
     pub secret: Option<String>,
+    /// What the console's form says (not from the API).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// A test send, with how it went in one line (shown by the form that sent it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestSent {
+    pub message: String,
+    pub delivery: Delivery,
+}
+
+impl Delivery {
+    /// How a test send went, in one line.
+    pub fn test_text(&self) -> String {
+        let status = self
+            .response_status
+            .map(|s| format!(" (HTTP {s})"))
+            .unwrap_or_default();
+        match self.state.as_str() {
+            "delivered" => format!("Test delivered{status}."),
+            other => format!(
+                "Test {other}{status}: {}",
+                self.last_error.as_deref().unwrap_or("no error reported")
+            ),
+        }
+    }
 }
 
 /// One notification to one channel (the delivery log), or a test send.

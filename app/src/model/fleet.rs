@@ -459,6 +459,17 @@ impl ConfigTemplate {
 // ---------------------------------------------------------------- form input
 
 /// Parses a JSON text field: the message names the field, line and column.
+/// Whether `text` is valid JSON, with [`parse_json_field`]'s message (no value
+/// built: the browser's check).
+pub fn check_json_field(field: &str, text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err(format!("{field} is empty: enter a JSON value"));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|e| format!("{field} is not valid JSON: {e}"))
+}
+
 pub fn parse_json_field(field: &str, text: &str) -> Result<serde_json::Value, String> {
     if text.trim().is_empty() {
         return Err(format!("{field} is empty: enter a JSON value"));
