@@ -32,6 +32,9 @@ mod silences;
 mod ui;
 mod usage;
 
+#[cfg(feature = "ssr")]
+pub use enroll::token_created_html;
+
 /// Asset URLs the server resolved at start-up (provided as context during SSR).
 #[derive(Clone, Debug)]
 pub struct Assets {

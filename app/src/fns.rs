@@ -6,9 +6,11 @@
 #![allow(clippy::too_many_arguments)]
 
 #[cfg(feature = "ssr")]
+use crate::model::CreatedToken;
+#[cfg(feature = "ssr")]
 use crate::model::NodeQuery;
 use crate::model::{
-    AppError, AuditPage, AuditQuery, CreatedToken, Dashboard, NodeDetail, NodePage, SessionInfo,
+    AppError, AuditPage, AuditQuery, Dashboard, FormReply, NodeDetail, NodePage, SessionInfo,
     SignInOptions, TokenInfo,
 };
 use leptos::prelude::*;
@@ -182,7 +184,7 @@ pub async fn create_token(
     ttl_secs: i64,
     max_uses: i64,
     labels: String,
-) -> Result<CreatedToken, AppError> {
+) -> Result<FormReply, AppError> {
     let (st, s) = ctx::current().await?;
     let tenant = tenant.trim().to_string();
     if tenant.is_empty() {
@@ -203,11 +205,18 @@ pub async fn create_token(
         .api
         .create_token(&s.token, &s.org, &tenant, ttl_secs, max_uses, &labels)
         .await?;
-    Ok(CreatedToken {
+    let created = CreatedToken {
         info,
         secret,
         controller_url: st.config.node_controller_url.clone(),
-        org_id: s.org,
+        org_id: s.org.clone(),
+    };
+    // The controller's node configuration for the tenant; its failure is shown
+    // in the panel, the token stands.
+    let template = get_config_template(tenant).await;
+    Ok(FormReply {
+        message: Some("Token created: copy it now, it is shown only once.".into()),
+        html: Some(crate::app::token_created_html(created, template)),
     })
 }
 

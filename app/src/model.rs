@@ -544,6 +544,14 @@ pub fn env_template(
     )
 }
 
+/// What a post form's server function replies for the page to show
+/// (`live::forms`): a line of text, and a panel the server rendered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormReply {
+    pub message: Option<String>,
+    pub html: Option<String>,
+}
+
 /// Errors a server function reports to the page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AppError {

@@ -1,14 +1,24 @@
 //! `/enroll`: the enrollment wizard. Create a token, copy the install command and node
 //! configuration, and manage the existing tokens.
 
-use super::ui::{self, CopyBlock, ErrorBox, PageHead, rel_time};
-use crate::fns::{CreateToken, RevokeToken, get_config_template, list_tenants, list_tokens};
+#[cfg(feature = "ssr")]
+use super::ui::{CopyBlock, ErrorBox};
+use super::ui::{LiveRegion, OutcomeSlot, PageHead, PostForm, rel_time, synced};
+use crate::fns::{CreateToken, RevokeToken, list_tenants, list_tokens};
 use crate::live;
-use crate::model::{CreatedToken, TokenInfo, env_template};
-use leptos::either::{Either, EitherOf3};
+use crate::model::TokenInfo;
+#[cfg(feature = "ssr")]
+use crate::model::fleet::ConfigTemplate;
+#[cfg(feature = "ssr")]
+use crate::model::{AppError, CreatedToken, env_template};
+use leptos::either::Either;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::hooks::use_query_map;
 
+/// The enrollment wizard: no island. The token form is a post form whose reply
+/// carries the new token's panel as the server rendered it (shown once, never
+/// stored in the page's HTML), and the token list is a live region.
 #[component]
 pub fn EnrollPage() -> impl IntoView {
     let query = use_query_map();
@@ -20,31 +30,13 @@ pub fn EnrollPage() -> impl IntoView {
         .with_untracked(|q| q.get("labels"))
         .map(|l| l.replace(',', "\n"))
         .unwrap_or_default();
+    let tenants = Resource::new(|| (), |_| list_tenants());
     view! {
         <PageHead heading="Enroll a node"/>
-        <EnrollBody initial_tenant=initial_tenant initial_labels=initial_labels/>
-    }
-}
-
-/// The token form, what a new token installs, and the token list (read
-/// again after each creation or revocation).
-#[cfg_attr(feature = "islands", island(lazy))]
-#[cfg_attr(not(feature = "islands"), component)]
-fn EnrollBody(initial_tenant: String, initial_labels: String) -> impl IntoView {
-    crate::app::preload_island("enroll_body");
-    let create = ServerAction::<CreateToken>::new();
-    let revoke = ServerAction::<RevokeToken>::new();
-    let tenants = Resource::new(|| (), |_| list_tenants());
-    let tokens = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
-        |_| list_tokens(),
-    );
-    let result = create.value();
-    view! {
         <div class="grid2">
             <section class="card">
                 <h2>"1. Create an enrollment token"</h2>
-                <ActionForm action=create attr:class="stack" attr:data-testid="enroll-form">
+                <PostForm action=CreateToken::PATH ok="Token created." class="stack" testid="enroll-form" result="token-result">
                     <div class="field">
                         <label for="e-tenant">"Tenant"</label>
                         <input id="e-tenant" name="tenant" list="e-tenant-list" required value=initial_tenant placeholder="tenant id"/>
@@ -73,34 +65,36 @@ fn EnrollBody(initial_tenant: String, initial_labels: String) -> impl IntoView {
                         <label for="e-labels">"Labels for enrolled nodes"</label>
                         <textarea id="e-labels" name="labels" rows="3" placeholder="env=prod\nrole=web">{initial_labels}</textarea>
                     </div>
-                    <button type="submit" class="primary" disabled=move || create.pending().get()>
-                        {move || if create.pending().get() { "Creating…" } else { "Create token" }}
-                    </button>
-                </ActionForm>
+                    <button type="submit" class="primary">"Create token"</button>
+                    <OutcomeSlot testid="enroll-result"/>
+                </PostForm>
             </section>
             <section class="card" aria-live="polite">
                 <h2>"2. Install and start the node"</h2>
-                {move || match result.get() {
-                    None => EitherOf3::A(view! { <p class="muted">"Create a token first; the install command appears here. The token secret is shown only once."</p> }),
-                    Some(Err(e)) => EitherOf3::B(view! { <ErrorBox err=e/> }),
-                    Some(Ok(t)) => EitherOf3::C(view! { <TokenCreated t=t/> }),
-                }}
+                <div id="token-result" data-testid="token-result">
+                    <p class="muted">"Create a token first; the install command appears here. The token secret is shown only once."</p>
+                </div>
             </section>
         </div>
         <section class="card">
             <h2>"Enrollment tokens"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || tokens.get().map(|r| match r {
-                    Ok(list) => Either::Left(view! { <TokenList list=list revoke=revoke/> }),
-                    Err(e) => Either::Right(view! { <ErrorBox err=e/> }),
-                })}
-            </Transition>
+            <LiveRegion id="tokens" follows="sync">
+                {synced(list_tokens, |list| view! { <TokenList list=list/> })}
+            </LiveRegion>
+            <OutcomeSlot testid="token-revoke-result" id="token-revoke-outcome"/>
         </section>
     }
 }
 
+/// The new token's panel as HTML, for the enrollment form's reply.
+#[cfg(feature = "ssr")]
+pub fn token_created_html(t: CreatedToken, template: Result<ConfigTemplate, AppError>) -> String {
+    Owner::new().with(|| view! { <TokenCreated t=t template=template/> }.to_html())
+}
+
+#[cfg(feature = "ssr")]
 #[component]
-fn TokenCreated(t: CreatedToken) -> impl IntoView {
+fn TokenCreated(t: CreatedToken, template: Result<ConfigTemplate, AppError>) -> impl IntoView {
     let cmd = t.install_command();
     let env = env_template(
         &t.controller_url,
@@ -121,34 +115,55 @@ fn TokenCreated(t: CreatedToken) -> impl IntoView {
             </p>
             <CopyBlock title="Install command" text=cmd testid="install-command"/>
             <CopyBlock title="Or as an environment file" text=env testid="env-file"/>
-            <ConfigTemplateView tenant=t.info.tenant_id.clone() secret=t.secret.clone()/>
+            <ConfigTemplateView template=template secret=t.secret.clone()/>
         </div>
     }
 }
 
 /// The controller's node configuration for the tenant (env file, systemd unit, install
 /// command), with the new token filled in.
+#[cfg(feature = "ssr")]
 #[component]
-fn ConfigTemplateView(tenant: String, secret: String) -> impl IntoView {
-    let template = Resource::new(move || tenant.clone(), get_config_template);
+fn ConfigTemplateView(template: Result<ConfigTemplate, AppError>, secret: String) -> impl IntoView {
     view! {
         <section class="template" aria-labelledby="template-h" data-testid="config-template">
             <h3 id="template-h">"Node configuration"</h3>
-            {ui::fetched(template, move |c| {
-                let c = c.with_token(&secret);
-                view! {
-                    <CopyBlock title="Environment file" text=c.env_file testid="config-template-env"/>
-                    <CopyBlock title="systemd unit" text=c.systemd_unit testid="config-template-systemd"/>
-                    <CopyBlock title="Install" text=c.install_command testid="config-template-install"/>
+            {match template {
+                Ok(c) => {
+                    let c = c.with_token(&secret);
+                    Either::Left(view! {
+                        <CopyBlock title="Environment file" text=c.env_file testid="config-template-env"/>
+                        <CopyBlock title="systemd unit" text=c.systemd_unit testid="config-template-systemd"/>
+                        <CopyBlock title="Install" text=c.install_command testid="config-template-install"/>
+                    })
                 }
-            })}
+                Err(e) => Either::Right(view! { <ErrorBox err=e/> }),
+            }}
         </section>
     }
 }
 
+/// Now, in ms, when the server renders the list for islands mode (a live region,
+/// never hydrated); `None` otherwise, where the page's clock tells (and the server
+/// render must match what hydration computes).
+fn server_now_ms() -> Option<i64> {
+    #[cfg(all(feature = "ssr", feature = "islands"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+    }
+    #[cfg(not(all(feature = "ssr", feature = "islands")))]
+    {
+        None
+    }
+}
+
 #[component]
-fn TokenList(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+fn TokenList(list: Vec<TokenInfo>) -> impl IntoView {
     let clock = live::use_clock();
+    let server_now = server_now_ms();
     if list.is_empty() {
         return Either::Left(view! { <p class="muted">"No enrollment tokens."</p> });
     }
@@ -172,7 +187,7 @@ fn TokenList(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl In
                         let expires_ms = t.expires.ms;
                         let expires_text = t.expires.text.clone();
                         let token_id = t.id.clone();
-                        let expired = move || clock.now_or(created) > expires_ms;
+                        let expired = move || clock.0.get().or(server_now).unwrap_or(created) > expires_ms;
                         view! {
                             <tr data-token-id=t.id.clone()>
                                 <td class="mono small">{t.id.clone()}</td>
@@ -184,10 +199,10 @@ fn TokenList(list: Vec<TokenInfo>, revoke: ServerAction<RevokeToken>) -> impl In
                                 <td>{move || rel_time(clock, created, created)}</td>
                                 <td class="labels">{t.labels.iter().map(|(k, v)| view! { <span class="chip">{format!("{k}={v}")}</span> }).collect_view()}</td>
                                 <td>
-                                    <ActionForm action=revoke attr:class="inline">
+                                    <PostForm action=RevokeToken::PATH ok="Token revoked." class="inline" outcome="token-revoke-outcome">
                                         <input type="hidden" name="id" value=token_id.clone()/>
                                         <button type="submit" class="small danger">"Revoke"</button>
-                                    </ActionForm>
+                                    </PostForm>
                                 </td>
                             </tr>
                         }

@@ -123,7 +123,9 @@ pub fn rel_time(clock: Clock, fallback_ms: i64, then_ms: i64) -> String {
     relative(clock.now_or(fallback_ms), then_ms)
 }
 
-/// A titled `<pre>` with a copy button.
+/// A titled `<pre>` with a copy button (`live::forms` copies it: no island),
+/// in panels only the server renders.
+#[cfg(feature = "ssr")]
 #[component]
 pub fn CopyBlock(
     title: &'static str,
@@ -131,13 +133,13 @@ pub fn CopyBlock(
     #[prop(optional)] class: &'static str,
     testid: &'static str,
 ) -> impl IntoView {
-    let copy = text.clone();
+    let id = format!("copy-{testid}");
     view! {
         <div class="section-head">
             <h3>{title}</h3>
-            <CopyButton text=Signal::derive(move || copy.clone()) label=format!("Copy {}", title.to_lowercase())/>
+            <button type="button" class="small copy" data-copy=id.clone()>{format!("Copy {}", title.to_lowercase())}</button>
         </div>
-        <pre class=format!("snippet {class}") data-testid=testid tabindex="0">{text}</pre>
+        <pre class=format!("snippet {class}") id=id data-testid=testid tabindex="0">{text}</pre>
     }
 }
 
@@ -146,7 +148,8 @@ pub fn CopyBlock(
 /// A form posting its fields to the server function at `action` (its `PATH`),
 /// needing no island: in the browser `live::forms` posts it without leaving the
 /// page, writes the outcome (`ok`, or the error) into its `.outcome` element or
-/// the element whose id is `outcome`, and re-syncs the page; the fields named in
+/// the element whose id is `outcome`, puts a panel the reply carries (`html`) into
+/// the element whose id is `result`, and re-syncs the page; the fields named in
 /// `join` go as one comma-separated value. Before that code runs it is a plain
 /// POST, which the server function answers by coming back.
 #[component]
@@ -157,11 +160,12 @@ pub fn PostForm(
     #[prop(optional)] testid: Option<&'static str>,
     #[prop(optional)] outcome: Option<&'static str>,
     #[prop(optional)] join: Option<&'static str>,
+    #[prop(optional)] result: Option<&'static str>,
     children: Children,
 ) -> impl IntoView {
     view! {
         <form method="post" action=action class=class data-enhance="" data-ok=ok
-            data-testid=testid data-outcome=outcome data-join=join>
+            data-testid=testid data-outcome=outcome data-join=join data-result=result>
             {children()}
         </form>
     }

@@ -3,7 +3,8 @@
 //! takes every `<form data-enhance>` submitted, also those inside swapped live
 //! regions; it posts the fields, shows the outcome in the form's `.outcome`
 //! element or the one its `data-outcome` names (the reply's `message`, else
-//! `data-ok`; an error: the server's message) and re-syncs the page, so lists read again.
+//! `data-ok`; an error: the server's message), puts a panel the reply carries
+//! (`html`, rendered by the server) where its `data-result` says and re-syncs the page, so lists read again.
 //! Fields named in `data-join` go as one comma-separated value. A reply's
 //! `secret` (shown once) goes into the form's `[data-secret]` block, unhidden.
 //! A `button[data-copy]` copies the text of the element whose id it names; a
@@ -104,6 +105,11 @@ async fn submit(form: HtmlFormElement) {
     });
     reveal(&form, None);
     let result = post(&form).await;
+    if let Ok(reply) = &result
+        && let Some(html) = &reply.html
+    {
+        show_panel(&form, html);
+    }
     each_button(&|b| {
         let _ = b.remove_attribute("disabled");
     });
@@ -114,6 +120,17 @@ async fn submit(form: HtmlFormElement) {
     show(&form, result.map(|r| r.message));
     if ok {
         super::use_live().resync();
+    }
+}
+
+/// Puts the server-rendered `html` into the element whose id the form's
+/// `data-result` names.
+fn show_panel(form: &HtmlFormElement, html: &str) {
+    if let Some(target) = form
+        .get_attribute("data-result")
+        .and_then(|id| form.owner_document()?.get_element_by_id(&id))
+    {
+        target.set_inner_html(html);
     }
 }
 
@@ -139,6 +156,8 @@ fn reveal(form: &HtmlFormElement, secret: Option<&str>) {
 struct Reply {
     message: Option<String>,
     secret: Option<String>,
+    /// A panel the server rendered (`crate::model::FormReply`).
+    html: Option<String>,
 }
 
 /// Posts the form's fields to its action, as the browser would, but asking for
