@@ -4,7 +4,8 @@
 //! regions; it posts the fields, shows the outcome in the form's `.outcome`
 //! element or the one its `data-outcome` names (the reply's `message`, else
 //! `data-ok`; an error: the server's message), puts a panel the reply carries
-//! (`html`, rendered by the server) where its `data-result` says and re-syncs the page, so lists read again.
+//! (`html`, rendered by the server) where its `data-result` says, and re-syncs
+//! the page, so lists read again.
 //! Fields named in `data-join` go as one comma-separated value. A reply's
 //! `secret` (shown once) goes into the form's `[data-secret]` block, unhidden.
 //! A `button[data-copy]` copies the text of the element whose id it names; a
@@ -50,8 +51,14 @@ pub(crate) fn install() {
             .and_then(|d| d.get_element_by_id(&source))
             .and_then(|e| e.text_content())
             .unwrap_or_default();
-        if super::copy_text(&text) {
+        let label = button.text_content();
+        // Copied again within the 2 s: the label to restore is already waiting.
+        if super::copy_text(&text) && label.as_deref() != Some("Copied") {
             button.set_text_content(Some("Copied"));
+            leptos::prelude::set_timeout(
+                move || button.set_text_content(label.as_deref()),
+                std::time::Duration::from_secs(2),
+            );
         }
     });
     let _ = doc.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref());
