@@ -173,8 +173,13 @@ async fn malformed_requests_get_clear_errors() {
         assert!(!err["message"].as_str().unwrap().is_empty());
     }
     let huge = "x".repeat(200_000);
-    let r = stack
-        .http
+    // A client of its own: the server answers 413 without reading the body and
+    // closes the connection, which a pooled client could pick for the next request.
+    let once = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let r = once
         .post(&url)
         .header("content-type", "application/json")
         .body(format!("{{\"token\":\"{huge}\"}}"))
