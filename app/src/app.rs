@@ -33,6 +33,8 @@ mod ui;
 mod usage;
 
 #[cfg(feature = "ssr")]
+pub use alert_channels::channel_secret_html;
+#[cfg(feature = "ssr")]
 pub use enroll::token_created_html;
 
 /// Asset URLs the server resolved at start-up (provided as context during SSR).

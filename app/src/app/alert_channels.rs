@@ -139,7 +139,7 @@ fn DeliveryLog(items: Vec<Delivery>) -> impl IntoView {
 #[component]
 fn ChannelForm() -> impl IntoView {
     view! {
-        <PostForm action=CreateChannel::PATH ok="Channel added." class="stack" testid="channel-form">
+        <PostForm action=CreateChannel::PATH ok="Channel added." class="stack" testid="channel-form" result="channel-created">
             <div class="row">
                 <div class="field">
                     <label for="c-name">"Name"</label>
@@ -164,14 +164,20 @@ fn ChannelForm() -> impl IntoView {
                 <button type="submit" class="primary" data-testid="channel-create">"Add channel"</button>
             </div>
             <OutcomeSlot testid="channel-create-result"/>
-            <div class="created" data-secret="" hidden data-testid="channel-created">
-                <p class="notice">"Copy the signing secret now: it is shown only once and cannot be retrieved later."</p>
-                <div class="section-head">
-                    <h3>"Signing secret"</h3>
-                    <button type="button" class="small copy" data-copy="channel-secret-text">"Copy signing secret"</button>
-                </div>
-                <pre class="snippet secret" id="channel-secret-text" data-secret-text="" data-testid="channel-secret" tabindex="0"></pre>
-            </div>
+            <div id="channel-created"></div>
         </PostForm>
     }
+}
+
+/// A new webhook's signing secret, shown this once: the create form's reply panel.
+#[cfg(feature = "ssr")]
+pub fn channel_secret_html(secret: String) -> String {
+    super::ui::reply_html(|| {
+        view! {
+            <div class="created" data-testid="channel-created">
+                <p class="notice">"Copy the signing secret now: it is shown only once and cannot be retrieved later."</p>
+                <super::ui::CopyBlock title="Signing secret" text=secret class="secret" testid="channel-secret"/>
+            </div>
+        }
+    })
 }

@@ -89,7 +89,7 @@ pub fn EnrollPage() -> impl IntoView {
 /// The new token's panel as HTML, for the enrollment form's reply.
 #[cfg(feature = "ssr")]
 pub fn token_created_html(t: CreatedToken, template: Result<ConfigTemplate, AppError>) -> String {
-    Owner::new().with(|| view! { <TokenCreated t=t template=template/> }.to_html())
+    super::ui::reply_html(|| view! { <TokenCreated t=t template=template/> })
 }
 
 #[cfg(feature = "ssr")]

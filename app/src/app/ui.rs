@@ -123,6 +123,12 @@ pub fn rel_time(clock: Clock, fallback_ms: i64, then_ms: i64) -> String {
     relative(clock.now_or(fallback_ms), then_ms)
 }
 
+/// `view` as HTML, for a post form's reply panel (`model::FormReply::html`).
+#[cfg(feature = "ssr")]
+pub fn reply_html<V: IntoView + 'static>(view: impl FnOnce() -> V) -> String {
+    Owner::new().with(|| view().to_html())
+}
+
 /// A titled `<pre>` with a copy button (`live::forms` copies it: no island),
 /// in panels only the server renders.
 #[cfg(feature = "ssr")]

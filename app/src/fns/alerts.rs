@@ -2,12 +2,10 @@
 //! delivery log and test sends) and silences. Request bodies are the typed models of
 //! `crate::model::alerts`; the controller's refusals come back as its message.
 
-use crate::model::AppError;
-use crate::model::alerts::{
-    Alert, AlertsView, ChannelCreated, ChannelWithLog, RulesView, Silence, TestSent,
-};
+use crate::model::alerts::{Alert, AlertsView, ChannelWithLog, RulesView, Silence};
 #[cfg(feature = "ssr")]
-use crate::model::alerts::{Channel, Delivery};
+use crate::model::alerts::{Channel, ChannelCreated, Delivery};
+use crate::model::{AppError, FormReply};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -120,13 +118,14 @@ pub async fn get_channels() -> Result<Vec<ChannelWithLog>, AppError> {
 }
 
 /// A new channel; `target` is the URL (webhook, Slack) or the address (e-mail).
+/// The reply's panel shows a webhook's signing secret, this once.
 #[server]
 pub async fn create_channel(
     name: String,
     kind: String,
     target: String,
     secret: String,
-) -> Result<ChannelCreated, AppError> {
+) -> Result<FormReply, AppError> {
     use crate::model::alerts::CHANNEL_KINDS;
     use crate::model::fleet::one_of;
     use ritma_api::alerts::ChannelCreate;
@@ -146,12 +145,14 @@ pub async fn create_channel(
         url,
         address,
     };
-    let mut created: ChannelCreated = st
+    let created: ChannelCreated = st
         .api
         .call_as::<routes::CreateChannel, _>(&s.token, &OrgPath::new(&s.org), &NoParams {}, &body)
         .await?;
-    created.message = Some(format!("Channel {} added.", created.channel.name));
-    Ok(created)
+    Ok(FormReply {
+        message: Some(format!("Channel {} added.", created.channel.name)),
+        html: created.secret.map(crate::app::channel_secret_html),
+    })
 }
 
 #[server]
@@ -163,18 +164,18 @@ pub async fn delete_channel(id: String) -> Result<(), AppError> {
         .await
 }
 
-/// Sends a test notification now; the delivery says how it went.
+/// Sends a test notification now; the reply says how it went, in one line.
 #[server]
-pub async fn test_channel(id: String) -> Result<TestSent, AppError> {
+pub async fn test_channel(id: String) -> Result<FormReply, AppError> {
     let (st, s) = super::ctx::current().await?;
     let path = uuid_path(&s.org, &id)?;
     let delivery: Delivery = st
         .api
         .call_as::<routes::TestChannel, _>(&s.token, &path, &NoParams {}, &())
         .await?;
-    Ok(TestSent {
-        message: delivery.test_text(),
-        delivery,
+    Ok(FormReply {
+        message: Some(delivery.test_text()),
+        html: None,
     })
 }
 

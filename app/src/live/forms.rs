@@ -4,10 +4,9 @@
 //! regions; it posts the fields, shows the outcome in the form's `.outcome`
 //! element or the one its `data-outcome` names (the reply's `message`, else
 //! `data-ok`; an error: the server's message), puts a panel the reply carries
-//! (`html`, rendered by the server) where its `data-result` says, and re-syncs
-//! the page, so lists read again.
-//! Fields named in `data-join` go as one comma-separated value. A reply's
-//! `secret` (shown once) goes into the form's `[data-secret]` block, unhidden.
+//! (`html`, rendered by the server: a secret shown once) where its `data-result`
+//! says, emptied when the form is posted again, and re-syncs the page, so lists
+//! read again. Fields named in `data-join` go as one comma-separated value.
 //! A `button[data-copy]` copies the text of the element whose id it names; a
 //! `textarea[data-json]` says as it is typed when it is not valid JSON.
 //! Before this code runs, the form is a plain POST: the server function
@@ -110,10 +109,11 @@ async fn submit(form: HtmlFormElement) {
     each_button(&|b| {
         let _ = b.set_attribute("disabled", "");
     });
-    reveal(&form, None);
+    show_panel(&form, "");
     let result = post(&form).await;
-    if let Ok(reply) = &result
-        && let Some(html) = &reply.html
+    if let Ok(Reply {
+        html: Some(html), ..
+    }) = &result
     {
         show_panel(&form, html);
     }
@@ -121,9 +121,6 @@ async fn submit(form: HtmlFormElement) {
         let _ = b.remove_attribute("disabled");
     });
     let ok = result.is_ok();
-    if let Ok(reply) = &result {
-        reveal(&form, reply.secret.as_deref());
-    }
     show(&form, result.map(|r| r.message));
     if ok {
         super::use_live().resync();
@@ -141,29 +138,11 @@ fn show_panel(form: &HtmlFormElement, html: &str) {
     }
 }
 
-/// Shows `secret` in the form's `[data-secret]` block (its `[data-secret-text]`),
-/// or hides and empties the block.
-fn reveal(form: &HtmlFormElement, secret: Option<&str>) {
-    let Ok(Some(block)) = form.query_selector("[data-secret]") else {
-        return;
-    };
-    if let Ok(Some(text)) = block.query_selector("[data-secret-text]") {
-        text.set_text_content(secret);
-    }
-    if secret.is_some() {
-        let _ = block.remove_attribute("hidden");
-    } else {
-        let _ = block.set_attribute("hidden", "");
-    }
-}
-
-/// What a server function may reply for its form to show: its own message,
-/// and a secret shown this once.
+/// What a server function may reply for its form to show
+/// (`crate::model::FormReply`): its own message, and a panel it rendered.
 #[derive(Default, serde::Deserialize)]
 struct Reply {
     message: Option<String>,
-    secret: Option<String>,
-    /// A panel the server rendered (`crate::model::FormReply`).
     html: Option<String>,
 }
 

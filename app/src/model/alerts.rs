@@ -45,16 +45,6 @@ pub struct ChannelCreated {
     pub channel: Channel,
     #[serde(default)]
     pub secret: Option<String>,
-    /// What the console's form says (not from the API).
-    #[serde(default)]
-    pub message: Option<String>,
-}
-
-/// A test send, with how it went in one line (shown by the form that sent it).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TestSent {
-    pub message: String,
-    pub delivery: Delivery,
 }
 
 impl Delivery {
