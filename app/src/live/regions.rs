@@ -147,12 +147,6 @@ async fn swap(ids: &BTreeSet<String>) -> Option<()> {
         let selector = format!("[data-live-region=\"{id}\"]");
         if let Ok(Some(new)) = fresh.query_selector(&selector) {
             region.set_inner_html(&new.inner_html());
-            // How many swaps the region has had: a test hook.
-            let swaps = region
-                .get_attribute("data-live-swaps")
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0);
-            let _ = region.set_attribute("data-live-swaps", &(swaps + 1).to_string());
         }
     }
     Some(())
